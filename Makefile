@@ -1,0 +1,2 @@
+# Plain `make`, `make test`, `make demo` work too.
+include apxs.mk

@@ -1,0 +1,99 @@
+# mod_mcp_auth build. apxs supplies httpd's compiler flags and install
+# location; the engine in src/ is compiled once per flavour into build/ and
+# linked into the module, the mcp-auth-token CLI and the unit tests.
+#
+#   make -f apxs.mk            module + CLI
+#   make -f apxs.mk test       install test dependencies, build, unit + integration tests
+#   make -f apxs.mk demo       start a protected demo endpoint on 127.0.0.1:8080
+#   make -f apxs.mk install    install the module (apxs -i) and conf/mcp_auth.load
+
+APXS      ?= $(shell command -v apxs 2>/dev/null || command -v apxs2 2>/dev/null || echo apxs)
+CC        ?= cc
+PYTHON    ?= /usr/bin/python3
+BUILD     ?= build
+HTTPD_INC := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
+APR_INC   := $(shell apr-1-config --includes 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
+APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --link-ld 2>/dev/null)
+LIBS      := -ljansson -lcurl -lcrypto -lm
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS    ?= -O2 -g
+SAN       ?=
+ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
+
+ENGINE    := b64url mcp_fail jose_alg json_util jwk jws_verify jwt claim_rules http_fetch keyring \
+             verifier bearer challenge
+HTTPD_GLUE:= mcp_directives mcp_authn
+ENGINE_O  := $(ENGINE:%=$(BUILD)/obj/%.o)
+MODULE_O  := $(BUILD)/obj/mod_mcp_auth.o $(ENGINE_O) $(HTTPD_GLUE:%=$(BUILD)/obj/%.o)
+CLI_O     := $(BUILD)/obj/mcp_auth_token.o $(BUILD)/obj/jws_sign.o $(ENGINE_O)
+UNIT_SRC  := $(wildcard test/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
+
+.PHONY: all module cli unit integration test deps test-deps demo demo-stop install clean format
+
+all: module cli
+module: $(BUILD)/mod_mcp_auth.so
+cli: $(BUILD)/mcp-auth-token
+
+$(BUILD)/obj/%.o: src/%.c src/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/mod_mcp_auth.o: mod_mcp_auth.c src/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/mod_mcp_auth.so: $(MODULE_O)
+	$(CC) -shared $(SAN) -o $@ $(MODULE_O) $(LIBS)
+
+$(BUILD)/mcp-auth-token: $(CLI_O)
+	$(CC) $(SAN) -o $@ $(CLI_O) $(APR_LIBS) $(LIBS)
+
+$(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(BUILD)/obj/jws_sign.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(BUILD)/obj/jws_sign.o \
+	  $(APR_LIBS) $(LIBS) -lcmocka
+
+# ---- dependencies --------------------------------------------------------
+BUILD_PKGS := apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev pkg-config
+TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev python3-pytest python3-jwt python3-cryptography python3-requests \
+              curl openssl
+
+deps:
+	@sh test/install-deps.sh $(BUILD_PKGS)
+
+test-deps:
+	@sh test/install-deps.sh $(TEST_PKGS)
+
+# ---- tests ---------------------------------------------------------------
+unit: $(UNIT_BIN)
+	@sh test/run-unit.sh $(UNIT_BIN)
+
+integration: all
+	$(PYTHON) -m pytest -q -p no:cacheprovider test/integration
+
+test: test-deps
+	@$(MAKE) -f apxs.mk --no-print-directory all $(UNIT_BIN)
+	@sh test/run-all.sh "$(PYTHON)" $(UNIT_BIN)
+
+# ---- demo ----------------------------------------------------------------
+demo: deps
+	@$(MAKE) -f apxs.mk --no-print-directory all
+	@sh conf/demo.sh start
+
+demo-stop:
+	@sh conf/demo.sh stop
+
+# ---- install -------------------------------------------------------------
+install: module
+	$(APXS) -i -S LIBEXECDIR="$(shell $(APXS) -q LIBEXECDIR)" -n mcp_auth $(BUILD)/mod_mcp_auth.so
+	@if [ -d /etc/apache2/mods-available ]; then \
+	  install -m 644 conf/mcp_auth.load /etc/apache2/mods-available/mcp_auth.load; \
+	  echo "installed /etc/apache2/mods-available/mcp_auth.load (enable with: a2enmod mcp_auth)"; fi
+	install -m 755 $(BUILD)/mcp-auth-token /usr/local/bin/mcp-auth-token
+
+format:
+	clang-format -i mod_mcp_auth.c src/*.c src/*.h test/unit/*.c test/unit/*.h
+
+clean:
+	rm -rf $(BUILD)

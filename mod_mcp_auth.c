@@ -1,0 +1,183 @@
+/* mod_mcp_auth: Apache httpd as the OAuth resource server in front of MCP
+ * servers. This file is the table of contents: directives, per-directory
+ * configuration, and the hooks that hand each request to src/. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <mod_auth.h>
+#include <apr_strings.h>
+#include <curl/curl.h>
+
+#include "src/jose_alg.h"
+#include "src/mcp_authn.h"
+#include "src/mcp_conf.h"
+
+/* ---- per-directory configuration ------------------------------------ */
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    mcp_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    (void)dir;
+    c->skew = -1;
+    c->max_token_size = -1;
+    return c;
+}
+
+#define MERGE(field, unset) (add->field != (unset) ? add->field : base->field)
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const mcp_dir_conf_t *base = basev, *add = addv;
+    mcp_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->issuers = MERGE(issuers, NULL);
+    c->audiences = MERGE(audiences, NULL);
+    c->resource = MERGE(resource, NULL);
+    c->alg_set = add->alg_set || base->alg_set;
+    c->alg_mask = add->alg_set ? add->alg_mask : base->alg_mask;
+    c->hmac_key = MERGE(hmac_key, NULL);
+    c->skew = MERGE(skew, -1);
+    c->required_claims = MERGE(required_claims, NULL);
+    c->token_type = MERGE(token_type, NULL);
+    c->token_header = MERGE(token_header, NULL);
+    c->remote_user_claim = MERGE(remote_user_claim, NULL);
+    c->max_token_size = MERGE(max_token_size, -1);
+    c->location = MERGE(location, NULL);
+    return c;
+}
+
+/* ---- directives ------------------------------------------------------ */
+
+#define DIR_CMD(kind, name, fn, help) kind(name, fn, NULL, OR_AUTHCFG, help)
+#define SRV_CMD(kind, name, fn, info, help) kind(name, fn, (void *)(info), RSRC_CONF, help)
+
+static const command_rec mcp_cmds[] = {
+    DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthIssuer", mcp_cmd_issuer,
+            "a trusted issuer URL [jwks_uri=URL] [jwks_file=PATH] [introspection_endpoint=URL]; repeat for several"),
+    DIR_CMD(AP_INIT_ITERATE, "MCPAuthAudience", mcp_cmd_audience,
+            "accepted audiences (default: the MCPAuthResource value)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthResource", mcp_cmd_resource,
+            "the canonical resource URI (default: scheme://host[:port]<location>)"),
+    DIR_CMD(AP_INIT_ITERATE, "MCPAuthAlgorithms", mcp_cmd_algorithms,
+            "allowed JWS algorithms (default: all RS*, PS*, ES*, EdDSA; HS* needs MCPAuthHMACSecret)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthHMACSecret", mcp_cmd_hmac_secret,
+            "shared key for HS256/384/512 (at least 32/48/64 bytes)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthClockSkew", mcp_cmd_clock_skew, "seconds of leeway for exp, nbf, iat (default 30)"),
+    DIR_CMD(AP_INIT_ITERATE, "MCPAuthRequiredClaims", mcp_cmd_required_claims,
+            "claims that must be present (default: sub; exp always; \"none\" for nothing more)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthTokenType", mcp_cmd_token_type,
+            "required JWS typ header, e.g. at+jwt (default: not checked)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthTokenHeader", mcp_cmd_token_header,
+            "also accept the raw token in this request header"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthRemoteUserClaim", mcp_cmd_remote_user_claim,
+            "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
+            "larger tokens are rejected without parsing (default 16384 bytes)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
+            "largest JWKS or discovery document accepted (default 65536 bytes)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),
+            "seconds fetched JWKS and discovery documents stay fresh (default 86400)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSRefreshCooldown", mcp_cmd_server_seconds,
+            APR_OFFSETOF(mcp_fetch_settings_t, cooldown),
+            "at most one unscheduled JWKS fetch per issuer in this many seconds (default 30)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxStale", mcp_cmd_server_seconds,
+            APR_OFFSETOF(mcp_fetch_settings_t, max_stale),
+            "seconds the last good JWKS is used past its TTL while the IdP is down (default 604800)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthHTTPTimeout", mcp_cmd_server_seconds, 0,
+            "connect+total timeout in seconds for calls to the IdP (default 5)"),
+    SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, 0, "verify IdP TLS certificates (default On)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, 0, "CA bundle for IdP TLS (default: system store)"),
+    {NULL},
+};
+
+/* ---- hooks ----------------------------------------------------------- */
+
+static int is_ours(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+    return type && strcasecmp(type, MCP_AUTH_TYPE) == 0;
+}
+
+static const mcp_dir_conf_t *dir_conf(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &mcp_auth_module);
+}
+
+static int check_authn(request_rec *r)
+{
+    if (!is_ours(r))
+        return DECLINED;
+    return mcp_authenticate(r, dir_conf(r));
+}
+
+/* access_checker_ex: OK skips authn and authz for a CORS preflight. */
+static int preflight(request_rec *r)
+{
+    if (!is_ours(r) || !mcp_is_preflight(r, dir_conf(r)))
+        return DECLINED;
+    return OK;
+}
+
+static int note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (strcasecmp(auth_type, MCP_AUTH_TYPE) != 0)
+        return DECLINED;
+    mcp_set_challenge(r, dir_conf(r));
+    return OK;
+}
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    mcp_global_reset(pconf);
+    return OK;
+}
+
+/* Runs for configtest and for every start: checks across sections. */
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    const char *err = mcp_config_check(pconf);
+    (void)plog;
+    (void)ptemp;
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
+        return !OK;
+    }
+    mcp_config_warnings(s);
+    return OK;
+}
+
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    static int libraries_ready;
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    (void)s;
+    /* Once, in the parent, before any thread exists. */
+    if (!libraries_ready) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        mcp_jose_init();
+        libraries_ready = 1;
+    }
+    return OK;
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_access_ex(preflight, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(mcp_auth) = {
+    STANDARD20_MODULE_STUFF, create_dir_conf, merge_dir_conf, NULL, NULL, mcp_cmds, register_hooks,
+    AP_MODULE_FLAG_NONE};

@@ -1,0 +1,410 @@
+/* mcp-auth-token: the module's engine on the command line. `verify` tells
+ * an administrator why a token is (not) accepted, in the module's words;
+ * `keygen` and `sign` make keys and tokens for local tests and the demo. */
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_tables.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+#include <curl/curl.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64url.h"
+#include "http_fetch.h"
+#include "json_util.h"
+#include "jws_sign.h"
+#include "keyring.h"
+#include "verifier.h"
+
+static void usage(void)
+{
+    fputs("usage:\n"
+          "  mcp-auth-token verify [--jwks FILE|URL] [--jwk FILE] [--hmac-secret S] [--issuer ISS]\n"
+          "                        [--audience AUD] [--alg ALG]... [--skew S] [--require CLAIM]...\n"
+          "                        [--ca-file PEM] [--jws-only] TOKEN|-\n"
+          "  mcp-auth-token keygen --alg ALG --kid KID --out DIR [--bits N]\n"
+          "  mcp-auth-token sign --key PEM|SECRETFILE --kid KID --alg ALG [--claim k=v]... [--header k=v]...\n"
+          "                      [--ttl S]\n",
+          stderr);
+    exit(2);
+}
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "%s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    exit(1);
+}
+
+static const char *need_arg(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc)
+        usage();
+    return argv[++*i];
+}
+
+static char *read_all(apr_pool_t *p, const char *path, size_t max)
+{
+    mcp_http_resp_t r;
+    const char *err;
+    if (mcp_file_read(p, path, max, &r, &err))
+        die(apr_psprintf(p, "cannot read %s", path), err);
+    return r.body;
+}
+
+/* A secret file's bytes without a trailing newline. */
+static char *read_secret(apr_pool_t *p, const char *path)
+{
+    char *s = read_all(p, path, 4096);
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static char *read_token(apr_pool_t *p, const char *arg)
+{
+    char buf[65536];
+    size_t n;
+    char *t;
+    if (strcmp(arg, "-") != 0)
+        return apr_pstrdup(p, arg);
+    n = fread(buf, 1, sizeof(buf) - 1, stdin);
+    buf[n] = '\0';
+    t = apr_pstrdup(p, buf);
+    t += strspn(t, " \t\r\n");
+    t[strcspn(t, " \t\r\n")] = '\0';
+    return t;
+}
+
+static int cmd_verify(apr_pool_t *p, int argc, char **argv)
+{
+    static mcp_fetch_settings_t settings;
+    mcp_trusted_issuer_t ti = {NULL, NULL, NULL};
+    mcp_verify_policy_t pol;
+    mcp_verified_t v;
+    mcp_fail_t fail;
+    apr_array_header_t *req = apr_array_make(p, 2, sizeof(char *));
+    apr_array_header_t *aud = apr_array_make(p, 2, sizeof(char *));
+    const char *token = NULL, *jwks = NULL, *jwk = NULL, *secret = NULL, *ca_file = NULL, *why;
+    json_t *out;
+    int i, jws_only = 0, any_alg = 0;
+    long skew = 30;
+    unsigned mask = 0;
+
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--jwks"))
+            jwks = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--jwk"))
+            jwk = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--hmac-secret"))
+            secret = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--issuer"))
+            ti.issuer = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--audience"))
+            *(const char **)apr_array_push(aud) = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--require"))
+            *(const char **)apr_array_push(req) = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--ca-file"))
+            ca_file = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--skew"))
+            skew = atol(need_arg(argc, argv, &i));
+        else if (!strcmp(a, "--jws-only"))
+            jws_only = 1;
+        else if (!strcmp(a, "--alg")) {
+            const char *name = need_arg(argc, argv, &i);
+            mcp_alg alg = mcp_alg_from_name(name);
+            if (alg == MCP_ALG_UNKNOWN)
+                die("unknown algorithm", name);
+            mask |= MCP_ALG_BIT(alg);
+            any_alg = 1;
+        }
+        else if (a[0] == '-' && a[1] == '-')
+            usage();
+        else if (!token)
+            token = read_token(p, a);
+        else
+            usage();
+    }
+    if (!token || (!jwks && !jwk && !secret))
+        usage();
+
+    memset(&pol, 0, sizeof(pol));
+    if (jwk) {
+        char *text = read_all(p, jwk, 1 << 20);
+        json_t *obj = mcp_json_parse(p, text, strlen(text));
+        mcp_jwks_t *set = apr_pcalloc(p, sizeof(*set));
+        set->keys = apr_pcalloc(p, sizeof(mcp_jwk_t *));
+        if (mcp_jwk_from_json(p, obj, 1, &set->keys[0], &why))
+            die("unusable JWK", why);
+        set->nkeys = 1;
+        /* An oct JWK is an HMAC secret: the module takes it only from MCPAuthHMACSecret. */
+        if (set->keys[0]->kty == MCP_KTY_OCT)
+            pol.hmac_key = set->keys[0];
+        else
+            ti.keys = set;
+    }
+    else if (jwks && (!strncmp(jwks, "https://", 8) || !strncmp(jwks, "http://", 7))) {
+        settings.ttl = apr_time_from_sec(3600);
+        settings.cooldown = 0;
+        settings.max_stale = 0;
+        settings.http.timeout_s = 5;
+        settings.http.ssl_verify = 1;
+        settings.http.ca_file = ca_file;
+        settings.http.max_size = 1 << 20;
+        ti.ring = mcp_keyring_create(p, NULL, jwks, NULL, &settings);
+    }
+    else if (jwks) {
+        char *text = read_all(p, jwks, 1 << 20);
+        mcp_jwks_t *set;
+        if (mcp_jwks_parse(p, text, strlen(text), &set, &why))
+            die("unusable JWKS", why);
+        ti.keys = set;
+    }
+    if (secret)
+        pol.hmac_key = mcp_jwk_from_secret(p, (const unsigned char *)secret, strlen(secret));
+    if (jws_only)
+        ti.issuer = NULL;
+
+    pol.issuers = &ti;
+    pol.n_issuers = 1;
+    pol.alg_mask = any_alg ? mask : MCP_ALG_MASK_DEFAULT | (pol.hmac_key ? MCP_ALG_MASK_HMAC : 0);
+    pol.max_token_size = 1 << 20;
+    pol.jws_only = jws_only;
+    pol.claims.skew = skew;
+    pol.claims.now = (long long)apr_time_sec(apr_time_now());
+    pol.claims.audiences = (const char *const *)aud->elts;
+    pol.claims.n_audiences = aud->nelts;
+    if (req->nelts == 0)
+        *(const char **)apr_array_push(req) = "sub";
+    pol.claims.required = (const char *const *)req->elts;
+    pol.claims.n_required = req->nelts;
+
+    if (mcp_verify_jwt(p, token, strlen(token), &pol, NULL, &v, &fail))
+        die(fail.reason, fail.detail);
+    out = json_pack("{s:O,s:O}", "header", v.header, "claims", v.claims ? v.claims : json_null());
+    if (jws_only) {
+        mcp_jws_t jws;
+        mcp_jws_parse(p, token, strlen(token), &jws, &fail);
+        json_object_set_new(out, "payload", json_stringn((const char *)jws.payload, jws.payload_len));
+    }
+    json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+    fputc('\n', stdout);
+    json_decref(out);
+    return 0;
+}
+
+static int write_file(const char *path, const char *data, int private_mode)
+{
+    FILE *f;
+    if (private_mode) {
+        /* Create with 0600 from the start: a private key never exists world-readable. */
+        apr_pool_t *tp;
+        apr_file_t *af;
+        apr_size_t n = strlen(data);
+        int rc;
+        apr_pool_create(&tp, NULL);
+        rc = apr_file_open(&af, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, tp) == APR_SUCCESS &&
+                     apr_file_write_full(af, data, n, NULL) == APR_SUCCESS && apr_file_close(af) == APR_SUCCESS
+                 ? 0
+                 : -1;
+        apr_pool_destroy(tp);
+        return rc;
+    }
+    f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(data, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
+{
+    const char *alg_name = NULL, *kid = NULL, *dir = NULL, *jwks_path;
+    int i, bits = 0;
+    mcp_alg alg;
+    EVP_PKEY *pkey;
+    json_t *jwks = NULL, *keys, *member;
+    size_t idx;
+
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--alg"))
+            alg_name = need_arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--kid"))
+            kid = need_arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--out"))
+            dir = need_arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--bits"))
+            bits = atoi(need_arg(argc, argv, &i));
+        else
+            usage();
+    }
+    if (!alg_name || !kid || !dir)
+        usage();
+    alg = mcp_alg_from_name(alg_name);
+    if (alg == MCP_ALG_UNKNOWN)
+        die("unknown algorithm", alg_name);
+    apr_dir_make_recursive(dir, APR_OS_DEFAULT, p);
+
+    if (mcp_alg_kty(alg) == MCP_KTY_OCT) {
+        unsigned char raw[64];
+        const char *path = apr_psprintf(p, "%s/%s.key", dir, kid);
+        if (RAND_bytes(raw, sizeof(raw)) != 1)
+            die("no randomness", NULL);
+        if (write_file(path, apr_pstrcat(p, mcp_b64url_encode(p, raw, sizeof(raw)), "\n", NULL), 1))
+            die("cannot write", path);
+        printf("%s\n", path);
+        return 0;
+    }
+
+    pkey = mcp_keygen(alg, bits);
+    if (!pkey)
+        die("key generation failed", alg_name);
+    {
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *pem;
+        long n;
+        const char *path = apr_psprintf(p, "%s/%s.pem", dir, kid);
+        PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL);
+        n = BIO_get_mem_data(bio, &pem);
+        if (write_file(path, apr_pstrmemdup(p, pem, (apr_size_t)n), 1))
+            die("cannot write", path);
+        BIO_free(bio);
+        printf("%s\n", path);
+    }
+    /* Add to (or start) DIR/jwks.json, replacing a key with the same kid. */
+    jwks_path = apr_psprintf(p, "%s/jwks.json", dir);
+    {
+        mcp_http_resp_t r;
+        const char *err;
+        if (mcp_file_read(p, jwks_path, 1 << 20, &r, &err) == 0)
+            jwks = json_incref(mcp_json_parse(p, r.body, r.len));
+    }
+    if (!json_is_object(jwks) || !json_is_array(json_object_get(jwks, "keys"))) {
+        json_decref(jwks);
+        jwks = json_pack("{s:[]}", "keys");
+    }
+    keys = json_object_get(jwks, "keys");
+    for (idx = json_array_size(keys); idx-- > 0;) {
+        member = json_array_get(keys, idx);
+        if (json_is_string(json_object_get(member, "kid")) && !strcmp(mcp_json_str(member, "kid"), kid))
+            json_array_remove(keys, idx);
+    }
+    json_array_append_new(keys, mcp_jwk_public(pkey, kid, alg));
+    if (json_dump_file(jwks, jwks_path, JSON_INDENT(2)))
+        die("cannot write", jwks_path);
+    printf("%s\n", jwks_path);
+    json_decref(jwks);
+    EVP_PKEY_free(pkey);
+    return 0;
+}
+
+/* k=v: v as JSON when it parses as a JSON value, else as a string. */
+static void set_kv(apr_pool_t *p, json_t *obj, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    json_t *val;
+    if (!eq || eq == kv)
+        die("expected k=v", kv);
+    val = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    if (!val)
+        val = json_string(eq + 1);
+    json_object_set_new(obj, apr_pstrmemdup(p, kv, (apr_size_t)(eq - kv)), val);
+}
+
+static int cmd_sign(apr_pool_t *p, int argc, char **argv)
+{
+    const char *key = NULL, *kid = NULL, *alg_name = NULL, *err;
+    json_t *claims = json_object(), *header = json_object();
+    long ttl = 3600;
+    long long now = (long long)apr_time_sec(apr_time_now());
+    mcp_alg alg;
+    EVP_PKEY *pkey = NULL;
+    char *payload, *jwt;
+    const char *secret = NULL;
+    int i;
+
+    json_object_set_new(claims, "iat", json_integer(now));
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--key"))
+            key = need_arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--kid"))
+            kid = need_arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--alg"))
+            alg_name = need_arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--ttl"))
+            ttl = atol(need_arg(argc, argv, &i));
+        else if (!strcmp(argv[i], "--claim"))
+            set_kv(p, claims, need_arg(argc, argv, &i));
+        else if (!strcmp(argv[i], "--header"))
+            set_kv(p, header, need_arg(argc, argv, &i));
+        else
+            usage();
+    }
+    if (!key || !alg_name)
+        usage();
+    alg = mcp_alg_from_name(alg_name);
+    if (alg == MCP_ALG_UNKNOWN)
+        die("unknown algorithm", alg_name);
+    if (!json_object_get(claims, "exp"))
+        json_object_set_new(claims, "exp", json_integer(now + ttl));
+    json_object_set_new(header, "alg", json_string(mcp_alg_name(alg)));
+    if (kid)
+        json_object_set_new(header, "kid", json_string(kid));
+    if (!json_object_get(header, "typ"))
+        json_object_set_new(header, "typ", json_string("JWT"));
+
+    if (mcp_alg_kty(alg) == MCP_KTY_OCT) {
+        secret = read_secret(p, key);
+    }
+    else {
+        FILE *f = fopen(key, "r");
+        if (!f)
+            die("cannot read", key);
+        pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        fclose(f);
+        if (!pkey)
+            die("not a PEM private key", key);
+    }
+    payload = json_dumps(claims, JSON_COMPACT);
+    jwt = mcp_jws_sign(p, alg, pkey, (const unsigned char *)secret, secret ? strlen(secret) : 0, header, payload,
+                       strlen(payload), &err);
+    free(payload);
+    EVP_PKEY_free(pkey);
+    json_decref(claims);
+    json_decref(header);
+    if (!jwt)
+        die("signing failed", err);
+    printf("%s\n", jwt);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    apr_pool_t *p;
+    int rc;
+
+    if (argc < 2)
+        usage();
+    apr_app_initialize(&argc, (const char *const **)&argv, NULL);
+    apr_pool_create(&p, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    mcp_jose_init();
+    if (!strcmp(argv[1], "verify"))
+        rc = cmd_verify(p, argc - 2, argv + 2);
+    else if (!strcmp(argv[1], "keygen"))
+        rc = cmd_keygen(p, argc - 2, argv + 2);
+    else if (!strcmp(argv[1], "sign"))
+        rc = cmd_sign(p, argc - 2, argv + 2);
+    else
+        usage();
+    apr_pool_destroy(p);
+    curl_global_cleanup();
+    apr_terminate();
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* The authentication step of one request: take the bearer token, verify
+ * it under the location's policy, name the user, or answer the refusal
+ * (status, one Bearer challenge, JSON body, one log line). */
+#ifndef MCP_AUTHN_H
+#define MCP_AUTHN_H
+
+#include <httpd.h>
+
+#include "mcp_conf.h"
+
+/* check_authn for AuthType mcp-jwt: OK, or DONE after answering, or the
+ * error status in subrequests. */
+int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* A token-less OPTIONS request (CORS preflight) passes untouched. */
+int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* WWW-Authenticate for a refusal noted on this request (note_auth_failure). */
+void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf);
+
+#endif

@@ -1,0 +1,83 @@
+/* The module's configuration as httpd holds it: per-directory settings,
+ * the server-wide fetch settings and the registry of trusted issuers.
+ * Shared by the glue (mod_mcp_auth.c), the directive handlers and authn. */
+#ifndef MCP_CONF_H
+#define MCP_CONF_H
+
+#include <apr_tables.h>
+#include <httpd.h>
+#include <http_config.h>
+
+#include "jwk.h"
+#include "keyring.h"
+#include "verifier.h"
+
+#define MCP_AUTH_TYPE "mcp-jwt"
+#define MCP_DEFAULT_SKEW 30
+#define MCP_DEFAULT_MAX_TOKEN 16384
+
+/* Per-directory configuration; "unset" is NULL, -1 or a *_set flag so a
+ * nested section inherits what it does not override. */
+typedef struct {
+    apr_array_header_t *issuers;         /* mcp_trusted_issuer_t */
+    apr_array_header_t *audiences;       /* const char * */
+    const char *resource;
+    unsigned alg_mask;
+    int alg_set;
+    const mcp_jwk_t *hmac_key;
+    int skew;
+    apr_array_header_t *required_claims; /* const char * */
+    const char *token_type;
+    const char *token_header;
+    const char *remote_user_claim;
+    long max_token_size;
+    const char *location;                /* <Location> path the directives were written in */
+} mcp_dir_conf_t;
+
+/* Module-wide state for one configuration generation (reset by pre_config). */
+typedef struct {
+    mcp_fetch_settings_t fetch;
+    apr_array_header_t *issuer_defs;     /* mcp_issuer_def_t, one per distinct issuer + key source */
+    int any_hmac_secret;                 /* some section has MCPAuthHMACSecret */
+    const char *hmac_without_secret;     /* "file:line" of a section allowing HS* without a secret */
+    apr_pool_t *pconf;
+} mcp_global_t;
+
+typedef struct {
+    const char *issuer;
+    const char *jwks_uri;
+    const char *jwks_file;
+    const char *introspection_endpoint;
+    mcp_keyring_t *ring;
+} mcp_issuer_def_t;
+
+extern module AP_MODULE_DECLARE_DATA mcp_auth_module;
+extern mcp_global_t mcp_global;
+
+/* Fresh defaults for a configuration generation (pre_config). */
+void mcp_global_reset(apr_pool_t *pconf);
+
+/* Directive handlers (mcp_directives.c). */
+const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args);
+const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_resource(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_algorithms(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_hmac_secret(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_clock_skew(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_required_claims(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_token_type(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_token_header(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_server_seconds(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_jwks_max_size(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
+const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
+
+/* Checks that need the whole configuration (test_config, post_config). */
+const char *mcp_config_check(apr_pool_t *p);
+
+/* Startup warnings (plain http IdP URLs). */
+void mcp_config_warnings(server_rec *s);
+
+#endif

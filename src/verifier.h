@@ -1,0 +1,43 @@
+/* One call verifies a compact JWT: size, JOSE header, allowed algorithm,
+ * token type, issuer, key selection (kid, type, curve), signature, then the
+ * claims. Shared by the module and mcp-auth-token so both judge alike. */
+#ifndef MCP_VERIFIER_H
+#define MCP_VERIFIER_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+#include "claim_rules.h"
+#include "jwk.h"
+#include "jwt.h"
+#include "keyring.h"
+#include "mcp_fail.h"
+
+typedef struct {
+    const char *issuer;          /* exact "iss"; NULL accepts any (CLI without --issuer) */
+    mcp_keyring_t *ring;         /* fetched keys, or */
+    const mcp_jwks_t *keys;      /* a fixed key set (CLI --jwk / --jwks FILE) */
+} mcp_trusted_issuer_t;
+
+typedef struct {
+    const mcp_trusted_issuer_t *issuers;
+    int n_issuers;
+    unsigned alg_mask;           /* MCP_ALG_BIT(...) of allowed algorithms */
+    const mcp_jwk_t *hmac_key;   /* MCPAuthHMACSecret; HS* needs it */
+    const char *token_type;      /* required "typ", or NULL */
+    size_t max_token_size;
+    mcp_claim_policy_t claims;
+    int jws_only;                /* signature and header only (CLI --jws-only) */
+} mcp_verify_policy_t;
+
+typedef struct {
+    json_t *header;
+    json_t *claims;              /* NULL with jws_only */
+    mcp_alg alg;
+    int issuer_index;
+} mcp_verified_t;
+
+int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol,
+                   const mcp_log_t *log, mcp_verified_t *out, mcp_fail_t *fail);
+
+#endif

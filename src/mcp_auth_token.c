@@ -186,11 +186,25 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
 
     if (mcp_verify_jwt(p, token, strlen(token), &pol, NULL, &v, &fail))
         die(fail.reason, fail.detail);
-    out = json_pack("{s:O,s:O}", "header", v.header, "claims", v.claims ? v.claims : json_null());
+    out = json_pack("{s:O}", "header", v.header);
     if (jws_only) {
+        /* The payload need not be claims: show it as text when it is UTF-8,
+         * as base64url otherwise, and as claims when it is a JSON object. */
         mcp_jws_t jws;
+        json_t *text, *claims;
         mcp_jws_parse(p, token, strlen(token), &jws, &fail);
-        json_object_set_new(out, "payload", json_stringn((const char *)jws.payload, jws.payload_len));
+        text = json_stringn((const char *)jws.payload, jws.payload_len);
+        if (text)
+            json_object_set_new(out, "payload", text);
+        else
+            json_object_set_new(out, "payload_b64url",
+                                json_string(mcp_b64url_encode(p, jws.payload, jws.payload_len)));
+        claims = mcp_json_parse(p, (const char *)jws.payload, jws.payload_len);
+        if (json_is_object(claims))
+            json_object_set(out, "claims", claims);
+    }
+    else {
+        json_object_set(out, "claims", v.claims);
     }
     json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
     fputc('\n', stdout);

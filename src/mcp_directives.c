@@ -114,7 +114,13 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
         const char *eq = strchr(word, '=');
         const char *key = eq ? apr_pstrmemdup(cmd->temp_pool, word, (apr_size_t)(eq - word)) : word;
-        const char *val = eq ? apr_pstrdup(cmd->pool, eq + 1) : NULL;
+        char *val = eq ? apr_pstrdup(cmd->pool, eq + 1) : NULL;
+        size_t vlen = val ? strlen(val) : 0;
+        /* key="value with spaces" arrives with its quotes: drop them. */
+        if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
+            val[vlen - 1] = '\0';
+            val++;
+        }
         if (!val || !*val)
             return apr_psprintf(cmd->pool, "MCPAuthIssuer: option %s needs a value (key=value)", key);
         if (strcmp(key, "jwks_uri") == 0) {

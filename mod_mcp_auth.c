@@ -154,10 +154,19 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     static int libraries_ready;
-    (void)pconf;
     (void)plog;
     (void)ptemp;
     (void)s;
+    {
+        /* Interim: a process-private store per keyring until the shared one exists. */
+        mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+        int i;
+        for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
+            mcp_keyring_attach(defs[i].ring,
+                               mcp_store_create_local(pconf, 0, 0, 2,
+                                                      MCP_DOC_HEADER + mcp_global.fetch.http.max_size),
+                               0, 1);
+    }
     /* Once, in the parent, before any thread exists. */
     if (!libraries_ready) {
         curl_global_init(CURL_GLOBAL_DEFAULT);

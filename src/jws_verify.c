@@ -40,7 +40,8 @@ size_t mcp_ecdsa_raw_to_der(const unsigned char *raw, size_t coord_len, unsigned
         return 0;
     blen = der_integer(raw, coord_len, body);
     blen += der_integer(raw + coord_len, coord_len, body + blen);
-    if (blen + 3 > outsize)
+    /* SEQUENCE header: tag + short length, or tag + 0x81 + length. */
+    if (blen + (blen >= 0x80 ? 3 : 2) > outsize)
         return 0;
     out[o++] = 0x30;
     if (blen >= 0x80) {

@@ -1,8 +1,8 @@
 #include "keyring.h"
 
 #include <apr_strings.h>
-#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 #include "json_util.h"
@@ -10,6 +10,7 @@
 struct mcp_keyset {
     apr_pool_t *pool; /* owns jwks and every EVP_PKEY in it */
     mcp_jwks_t *jwks;
+    uint64_t generation;
     int refs;         /* guarded by the keyring's lock */
 };
 
@@ -18,21 +19,33 @@ struct mcp_keyring {
     const char *jwks_uri;  /* configured; NULL means discover */
     const char *jwks_file;
     const mcp_fetch_settings_t *settings;
-    apr_thread_mutex_t *lock;
-    apr_thread_cond_t *fetched;
-    /* Everything below is guarded by lock. */
+    unsigned char jwks_key[32], disc_key[32]; /* names of our document slots */
+    mcp_store_t *store;
+    int jwks_doc, disc_doc;
+    apr_thread_mutex_t *lock; /* guards current */
     mcp_keyset_t *current;
-    apr_time_t fetched_at;    /* last successful fetch */
-    apr_time_t attempted_at;  /* last fetch attempt, successful or not */
-    int fetching;
-    apr_pool_t *discovery_pool; /* holds discovered_uri */
-    const char *discovered_uri;
-    apr_time_t discovered_at;
 };
 
 const mcp_jwks_t *mcp_keyset_jwks(const mcp_keyset_t *ks)
 {
     return ks->jwks;
+}
+
+uint64_t mcp_keyset_generation(const mcp_keyset_t *ks)
+{
+    return ks->generation;
+}
+
+static void slot_name(unsigned char out[32], const char *what, const char *issuer, const char *source)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int n;
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestUpdate(c, what, strlen(what) + 1);
+    EVP_DigestUpdate(c, issuer ? issuer : "", strlen(issuer ? issuer : "") + 1);
+    EVP_DigestUpdate(c, source ? source : "", strlen(source ? source : "") + 1);
+    EVP_DigestFinal_ex(c, out, &n);
+    EVP_MD_CTX_free(c);
 }
 
 mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri,
@@ -43,19 +56,23 @@ mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const c
     kr->jwks_uri = jwks_uri;
     kr->jwks_file = jwks_file;
     kr->settings = settings;
+    kr->jwks_doc = kr->disc_doc = -1;
+    slot_name(kr->jwks_key, "jwks", issuer, jwks_file ? jwks_file : jwks_uri);
+    slot_name(kr->disc_key, "discovery", issuer, NULL);
     apr_thread_mutex_create(&kr->lock, APR_THREAD_MUTEX_DEFAULT, pconf);
-    apr_thread_cond_create(&kr->fetched, pconf);
     return kr;
 }
 
-/* Caller holds the lock (the discovered URI can be replaced). */
-static const char *keyring_source(const mcp_keyring_t *kr)
+void mcp_keyring_attach(mcp_keyring_t *kr, mcp_store_t *store, int jwks_doc, int discovery_doc)
 {
-    if (kr->jwks_file)
-        return kr->jwks_file;
-    if (kr->jwks_uri)
-        return kr->jwks_uri;
-    return kr->discovered_uri ? kr->discovered_uri : "discovery";
+    kr->store = store;
+    kr->jwks_doc = jwks_doc;
+    kr->disc_doc = discovery_doc;
+}
+
+int mcp_keyring_jwks_doc(const mcp_keyring_t *kr)
+{
+    return kr->jwks_doc;
 }
 
 void mcp_discovery_urls(apr_pool_t *p, const char *issuer, const char **oidc, const char **rfc8414)
@@ -76,18 +93,35 @@ void mcp_discovery_urls(apr_pool_t *p, const char *issuer, const char **oidc, co
                                 issuer, (int)(len - (size_t)(path - issuer)), path);
 }
 
-static void keyset_unref_locked(mcp_keyset_t *ks)
+static mcp_doc_policy_t doc_policy(const mcp_fetch_settings_t *s)
 {
-    if (ks && --ks->refs == 0)
-        apr_pool_destroy(ks->pool);
+    mcp_doc_policy_t pol;
+    pol.ttl = s->ttl;
+    pol.cooldown = s->cooldown;
+    /* The fetcher's lease outlives the slowest fetch it can make (discovery
+     * with two URLs, then the JWKS); a crashed fetcher blocks no one longer. */
+    pol.lease = apr_time_from_sec(s->http.timeout_s * 3 + 2);
+    return pol;
 }
 
-/* One discovery document: must name this issuer exactly and a jwks_uri. */
-static const char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, const char **err)
+/* Another process holds the lease and nothing is cached yet: wait for its
+ * result instead of asking the IdP a second time. */
+static void wait_for_fetch(mcp_store_t *st, int doc, const unsigned char *key, mcp_doc_meta_t *meta)
+{
+    apr_time_t until = meta->lease_until;
+    while (apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(20));
+        if (mcp_store_doc_meta(st, doc, key, meta) != 0 || meta->generation != 0 || meta->lease_until == 0)
+            return;
+    }
+}
+
+/* One discovery document: must name this issuer exactly. */
+static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, size_t *len, const char **err)
 {
     mcp_http_resp_t resp;
     json_t *doc;
-    const char *iss, *jwks;
+    const char *iss;
 
     if (mcp_http_get(p, url, &kr->settings->http, &resp, err))
         return NULL;
@@ -106,63 +140,60 @@ static const char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *u
                             mcp_printable(p, iss, 200));
         return NULL;
     }
-    jwks = mcp_json_str(doc, "jwks_uri");
-    if (!jwks || (strncasecmp(jwks, "https://", 8) != 0 && strncasecmp(jwks, "http://", 7) != 0)) {
-        *err = "document has no http(s) jwks_uri";
-        return NULL;
-    }
-    return jwks;
+    *len = resp.len;
+    return resp.body;
 }
 
-/* The JWKS URL, discovering it when not configured (cached for the TTL). */
-static const char *jwks_location(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **err)
+const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member)
 {
-    const char *oidc, *rfc8414, *found, *err2 = NULL;
-    apr_time_t now = apr_time_now();
+    mcp_doc_policy_t pol = doc_policy(kr->settings);
+    mcp_doc_meta_t meta;
+    mcp_doc_decision d;
+    char *text = NULL;
+    size_t len = 0;
+    json_t *doc;
 
-    if (kr->jwks_uri)
-        return kr->jwks_uri;
-    apr_thread_mutex_lock(kr->lock);
-    found = (kr->discovered_uri && now - kr->discovered_at < kr->settings->ttl)
-                ? apr_pstrdup(p, kr->discovered_uri)
-                : NULL;
-    apr_thread_mutex_unlock(kr->lock);
-    if (found)
-        return found;
-
-    mcp_discovery_urls(p, kr->issuer, &oidc, &rfc8414);
-    found = try_discovery(kr, p, oidc, err);
-    if (!found)
-        found = try_discovery(kr, p, rfc8414, &err2);
-    if (!found) {
-        *err = apr_psprintf(p, "discovery failed: %s: %s; %s: %s", oidc, *err, rfc8414, err2);
-        apr_thread_mutex_lock(kr->lock);
-        found = kr->discovered_uri ? apr_pstrdup(p, kr->discovered_uri) : NULL;
-        apr_thread_mutex_unlock(kr->lock);
-        return found; /* a stale location is better than none */
+    if (!kr->issuer)
+        return NULL;
+    d = mcp_store_doc_begin(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), &pol, 0, &meta);
+    if (d == MCP_DOC_FETCH) {
+        const char *oidc, *rfc8414, *err1 = NULL, *err2 = NULL;
+        mcp_discovery_urls(p, kr->issuer, &oidc, &rfc8414);
+        text = try_discovery(kr, p, oidc, &len, &err1);
+        if (!text)
+            text = try_discovery(kr, p, rfc8414, &len, &err2);
+        if (mcp_store_doc_finish(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), text, len)) {
+            mcp_logf(log, p, MCP_LOG_ERR, "Discovery document of %s is larger than MCPAuthJWKSMaxSize", kr->issuer);
+        }
+        if (!text)
+            mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed for issuer %s: %s: %s; %s: %s",
+                     mcp_printable(p, kr->issuer, 256), oidc, mcp_printable(p, err1, 256), rfc8414,
+                     mcp_printable(p, err2, 256));
     }
-    mcp_logf(log, p, MCP_LOG_DEBUG, "discovered jwks_uri %s for issuer %s", mcp_printable(p, found, 512),
-             kr->issuer);
-    apr_thread_mutex_lock(kr->lock);
-    if (kr->discovery_pool)
-        apr_pool_clear(kr->discovery_pool);
-    else
-        apr_pool_create(&kr->discovery_pool, NULL);
-    kr->discovered_uri = apr_pstrdup(kr->discovery_pool, found);
-    kr->discovered_at = now;
-    apr_thread_mutex_unlock(kr->lock);
-    return found;
+    else if (d == MCP_DOC_WAIT) {
+        wait_for_fetch(kr->store, kr->disc_doc, kr->disc_key, &meta);
+    }
+    if (!text) {
+        /* The shared copy: ours just now, another process's, or a stale one. */
+        if (mcp_store_doc_meta(kr->store, kr->disc_doc, kr->disc_key, &meta) || meta.generation == 0 ||
+            mcp_store_doc_copy(kr->store, kr->disc_doc, kr->disc_key, meta.generation, p, &text, &len))
+            return NULL;
+    }
+    doc = mcp_json_parse(p, text, len);
+    return mcp_json_str(doc, member);
 }
 
-/* Fetches and parses a new key set without holding the lock. */
-static mcp_keyset_t *fetch_keyset(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where,
-                                  const char **err)
+/* Fetches the JWKS text and checks it holds usable keys before it may
+ * replace the shared copy (a broken answer never evicts good keys). */
+static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where,
+                        size_t *len, const char **err)
 {
     mcp_http_resp_t resp;
-    mcp_keyset_t *ks;
-    apr_pool_t *pool;
+    mcp_jwks_t *set;
     const char *why = NULL;
+    apr_pool_t *scratch;
     size_t max = kr->settings->http.max_size;
+    int bad;
 
     if (kr->jwks_file) {
         *where = kr->jwks_file;
@@ -170,9 +201,14 @@ static mcp_keyset_t *fetch_keyset(mcp_keyring_t *kr, apr_pool_t *p, const mcp_lo
             return NULL;
     }
     else {
-        *where = jwks_location(kr, p, log, err);
+        *where = kr->jwks_uri ? kr->jwks_uri : mcp_keyring_discovered(kr, p, log, "jwks_uri");
         if (!*where) {
-            *where = kr->issuer;
+            *where = apr_psprintf(p, "discovery for %s", kr->issuer);
+            *err = "no jwks_uri discovered";
+            return NULL;
+        }
+        if (strncasecmp(*where, "https://", 8) != 0 && strncasecmp(*where, "http://", 7) != 0) {
+            *err = "discovered jwks_uri is not an http(s) URL";
             return NULL;
         }
         if (mcp_http_get(p, *where, &kr->settings->http, &resp, err))
@@ -182,86 +218,115 @@ static mcp_keyset_t *fetch_keyset(mcp_keyring_t *kr, apr_pool_t *p, const mcp_lo
             return NULL;
         }
     }
-    /* Unmanaged by the request: a key set outlives the request that fetched it. */
+    apr_pool_create(&scratch, p);
+    bad = mcp_jwks_parse(scratch, resp.body, resp.len, &set, &why);
+    apr_pool_destroy(scratch);
+    if (bad) {
+        *err = apr_pstrdup(p, why);
+        return NULL;
+    }
+    *len = resp.len;
+    return resp.body;
+}
+
+static void keyset_unref_locked(mcp_keyset_t *ks)
+{
+    if (ks && --ks->refs == 0)
+        apr_pool_destroy(ks->pool);
+}
+
+/* This process's parsed keys for the shared generation, parsing on change. */
+static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, const mcp_log_t *log,
+                      mcp_keyset_t **out)
+{
+    mcp_keyset_t *ks;
+    apr_pool_t *pool;
+    char *text;
+    size_t len;
+    const char *why = NULL;
+
+    apr_thread_mutex_lock(kr->lock);
+    if (kr->current && kr->current->generation == generation) {
+        kr->current->refs++;
+        *out = kr->current;
+        apr_thread_mutex_unlock(kr->lock);
+        return 0;
+    }
+    apr_thread_mutex_unlock(kr->lock);
+
+    if (mcp_store_doc_copy(kr->store, kr->jwks_doc, kr->jwks_key, generation, p, &text, &len))
+        return -1;
+    /* Unmanaged by the request: a key set outlives the request that parsed it. */
     apr_pool_create(&pool, NULL);
     ks = apr_pcalloc(pool, sizeof(*ks));
     ks->pool = pool;
+    ks->generation = generation;
     ks->refs = 1;
-    if (mcp_jwks_parse(pool, resp.body, resp.len, &ks->jwks, &why)) {
-        *err = apr_pstrdup(p, why);
+    if (mcp_jwks_parse(pool, text, len, &ks->jwks, &why)) {
         apr_pool_destroy(pool);
-        return NULL;
+        return -1;
     }
     if (ks->jwks->skipped)
-        mcp_logf(log, p, MCP_LOG_DEBUG, "JWKS %s: %d key(s) skipped, first because: %s", *where, ks->jwks->skipped,
-                 ks->jwks->skip_reason);
-    return ks;
-}
-
-static int usable(const mcp_keyring_t *kr, apr_time_t now)
-{
-    return kr->current && now - kr->fetched_at <= kr->settings->ttl + kr->settings->max_stale;
+        mcp_logf(log, p, MCP_LOG_DEBUG, "JWKS of %s: %d key(s) skipped, the first because: %s",
+                 kr->issuer ? kr->issuer : "(any issuer)", ks->jwks->skipped, ks->jwks->skip_reason);
+    apr_thread_mutex_lock(kr->lock);
+    if (!kr->current || kr->current->generation < generation) {
+        keyset_unref_locked(kr->current);
+        kr->current = ks;
+        ks->refs++;
+    }
+    *out = ks;
+    apr_thread_mutex_unlock(kr->lock);
+    return 0;
 }
 
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
                         mcp_keyset_t **out, mcp_fail_t *fail)
 {
     const mcp_fetch_settings_t *s = kr->settings;
+    mcp_doc_policy_t pol = doc_policy(s);
+    mcp_doc_meta_t meta;
     apr_time_t now = apr_time_now();
-    const char *where, *err = NULL;
-    int waited = 0;
+    const char *where = kr->jwks_file ? kr->jwks_file : kr->jwks_uri, *err = NULL;
+    int tries;
 
-    apr_thread_mutex_lock(kr->lock);
-    /* Copied under the lock: a rediscovery may replace the discovered URI. */
-    where = apr_pstrdup(p, keyring_source(kr));
-    for (;;) {
-        int due = !kr->current || now - kr->fetched_at >= s->ttl;
-        /* A failed or forced attempt is not repeated within the cooldown, so
-         * forged kids or a dead IdP cost at most one request per interval. */
-        int allowed = kr->attempted_at == 0 || now - kr->attempted_at >= s->cooldown;
-
-        if ((due || refresh) && allowed && !kr->fetching) {
-            mcp_keyset_t *ks;
-            kr->fetching = 1;
-            kr->attempted_at = now;
-            apr_thread_mutex_unlock(kr->lock);
-            ks = fetch_keyset(kr, p, log, &where, &err);
-            apr_thread_mutex_lock(kr->lock);
-            kr->fetching = 0;
-            if (ks) {
-                keyset_unref_locked(kr->current);
-                kr->current = ks;
-                kr->fetched_at = apr_time_now();
-            }
-            else {
-                mcp_logf(log, p, MCP_LOG_ERR, "JWKS fetch failed: %s: %s%s", mcp_printable(p, where, 512),
-                         mcp_printable(p, err, 512),
-                         usable(kr, now) ? " (still using the last good keys)" : "");
-            }
-            apr_thread_cond_broadcast(kr->fetched);
-            break;
+    switch (mcp_store_doc_begin(kr->store, kr->jwks_doc, kr->jwks_key, now, &pol, refresh, &meta)) {
+    case MCP_DOC_FETCH: {
+        size_t len = 0;
+        char *text = fetch_jwks(kr, p, log, &where, &len, &err);
+        if (mcp_store_doc_finish(kr->store, kr->jwks_doc, kr->jwks_key, apr_time_now(), text, len)) {
+            err = "larger than MCPAuthJWKSMaxSize";
+            text = NULL;
         }
-        /* Nothing to serve yet and another thread is fetching: wait for it. */
-        if (!kr->current && kr->fetching && !waited) {
-            waited = 1;
-            apr_thread_cond_timedwait(kr->fetched, kr->lock, apr_time_from_sec(s->http.timeout_s * 3 + 1));
-            now = apr_time_now();
-            continue;
-        }
+        if (!text)
+            mcp_logf(log, p, MCP_LOG_ERR, "JWKS fetch failed: %s: %s%s", mcp_printable(p, where, 512),
+                     mcp_printable(p, err, 512),
+                     meta.generation && now - meta.fetched_at <= s->ttl + s->max_stale
+                         ? " (still using the last good keys)"
+                         : "");
         break;
     }
-    if (!usable(kr, now)) {
-        apr_thread_mutex_unlock(kr->lock);
-        return mcp_fail(fail, MCP_FAIL_UNAVAILABLE, "JWKS fetch failed",
-                        apr_psprintf(p, "no usable keys for %s from %s%s%s",
-                                     kr->issuer ? mcp_printable(p, kr->issuer, 256) : "(any issuer)",
-                                     mcp_printable(p, where, 512), err ? ": " : "",
-                                     err ? mcp_printable(p, err, 256) : ""));
+    case MCP_DOC_WAIT:
+        wait_for_fetch(kr->store, kr->jwks_doc, kr->jwks_key, &meta);
+        break;
+    default:
+        break;
     }
-    kr->current->refs++;
-    *out = kr->current;
-    apr_thread_mutex_unlock(kr->lock);
-    return 0;
+
+    /* A generation may be replaced between reading it and copying it. */
+    for (tries = 0; tries < 3; tries++) {
+        now = apr_time_now();
+        if (mcp_store_doc_meta(kr->store, kr->jwks_doc, kr->jwks_key, &meta) || meta.generation == 0 ||
+            now - meta.fetched_at > s->ttl + s->max_stale)
+            break;
+        if (local_keys(kr, meta.generation, p, log, out) == 0)
+            return 0;
+    }
+    return mcp_fail(fail, MCP_FAIL_UNAVAILABLE, "JWKS fetch failed",
+                    apr_psprintf(p, "no usable keys for %s from %s%s%s",
+                                 kr->issuer ? mcp_printable(p, kr->issuer, 256) : "(any issuer)",
+                                 where ? mcp_printable(p, where, 512) : "discovery", err ? ": " : "",
+                                 err ? mcp_printable(p, err, 256) : ""));
 }
 
 void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks)

@@ -1,6 +1,8 @@
 /* Per-issuer signing keys: where they come from (jwks_file, jwks_uri, or
  * OIDC / RFC 8414 discovery), when to refetch (TTL, unknown-kid cooldown),
- * and the last good set kept while the IdP is down. Thread-safe. */
+ * the last good set kept while the IdP is down. The fetched documents live
+ * in the shared store (one copy for all processes); each process keeps the
+ * parsed keys and re-parses only when the shared generation changes. */
 #ifndef MCP_KEYRING_H
 #define MCP_KEYRING_H
 
@@ -10,31 +12,45 @@
 #include "http_fetch.h"
 #include "jwk.h"
 #include "mcp_fail.h"
+#include "shm_cache.h"
 
 typedef struct {
     apr_interval_time_t ttl;       /* fresh for this long after a fetch */
-    apr_interval_time_t cooldown;  /* at most one fetch attempt per interval when not due */
+    apr_interval_time_t cooldown;  /* at most one unscheduled fetch per interval */
     apr_interval_time_t max_stale; /* last good set usable this long past its TTL */
     mcp_http_opts_t http;
 } mcp_fetch_settings_t;
 
 typedef struct mcp_keyring mcp_keyring_t;
 
-/* A reference-counted key set; hold it for as long as keys are used. */
+/* A reference-counted parsed key set; hold it while its keys are used. */
 typedef struct mcp_keyset mcp_keyset_t;
 const mcp_jwks_t *mcp_keyset_jwks(const mcp_keyset_t *ks);
+/* The shared document generation these keys were parsed from. */
+uint64_t mcp_keyset_generation(const mcp_keyset_t *ks);
 
 /* issuer may be NULL for a bare jwks_uri/jwks_file (CLI). settings is read
  * when keys are fetched, so it may be completed after creation. */
 mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri,
                                   const char *jwks_file, const mcp_fetch_settings_t *settings);
 
+/* Where the documents live: two document slots of the store (JWKS and
+ * discovery). Call before the first acquire. */
+void mcp_keyring_attach(mcp_keyring_t *kr, mcp_store_t *store, int jwks_doc, int discovery_doc);
+
+/* The JWKS document slot (for entries whose validity depends on the keys). */
+int mcp_keyring_jwks_doc(const mcp_keyring_t *kr);
+
 /* Current keys, fetched if due. refresh != 0: the caller saw an unknown
- * kid, refetch unless a fetch was attempted within the cooldown.
+ * kid; refetch unless an attempt was made within the cooldown.
  * Fails with MCP_FAIL_UNAVAILABLE when no usable keys exist. */
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
                         mcp_keyset_t **out, mcp_fail_t *fail);
 void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks);
+
+/* The discovery document (OIDC / RFC 8414) of the issuer, fetched if due;
+ * NULL when not available. Other engine parts (introspection) use it. */
+const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member);
 
 /* Discovery URLs for an issuer, in the order they are tried: OIDC
  * (issuer + /.well-known/openid-configuration) then RFC 8414 with the

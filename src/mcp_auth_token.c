@@ -157,6 +157,8 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
         settings.http.ca_file = ca_file;
         settings.http.max_size = 1 << 20;
         ti.ring = mcp_keyring_create(p, NULL, jwks, NULL, &settings);
+        mcp_keyring_attach(ti.ring, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + settings.http.max_size), 0,
+                           1);
     }
     else if (jwks) {
         char *text = read_all(p, jwks, 1 << 20);

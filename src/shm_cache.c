@@ -1,0 +1,343 @@
+#include "shm_cache.h"
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+/* Slot layouts. Only fixed-size integers and bytes: the same bytes are
+ * read by processes of different generations after a graceful restart. */
+typedef struct {
+    unsigned char key[32];
+    uint32_t kind; /* 0: empty */
+    uint32_t len;
+    int64_t expires;
+    int64_t last_used;
+    uint64_t dep_generation;
+    int32_t dep_doc;
+    unsigned char pad[12];
+} entry_hdr;
+
+typedef struct {
+    unsigned char key[32];
+    unsigned char content_hash[32];
+    int64_t fetched_at;
+    int64_t attempted_at;
+    int64_t lease_until;
+    uint64_t generation; /* read without the lock: naturally aligned */
+    uint32_t len;
+    unsigned char pad[28];
+} doc_hdr;
+
+_Static_assert(sizeof(entry_hdr) == MCP_ENTRY_HEADER, "entry header size");
+_Static_assert(sizeof(doc_hdr) == MCP_DOC_HEADER, "document header size");
+
+struct mcp_store {
+    void **entries;
+    unsigned n_entries;
+    size_t entry_size;
+    void **docs;
+    unsigned n_docs;
+    size_t doc_size;
+    mcp_store_lock_t lock;
+};
+
+mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size,
+                              void **doc_ptrs, unsigned n_docs, size_t doc_size, mcp_store_lock_t lock)
+{
+    mcp_store_t *st = apr_pcalloc(p, sizeof(*st));
+    st->entries = entry_ptrs;
+    st->n_entries = entry_size > MCP_ENTRY_HEADER ? n_entries : 0;
+    st->entry_size = entry_size;
+    st->docs = doc_ptrs;
+    st->n_docs = doc_size > MCP_DOC_HEADER ? n_docs : 0;
+    st->doc_size = doc_size;
+    st->lock = lock;
+    return st;
+}
+
+static int thread_lock(void *ctx)
+{
+    return apr_thread_mutex_lock(ctx) == APR_SUCCESS ? 0 : -1;
+}
+
+static void thread_unlock(void *ctx)
+{
+    apr_thread_mutex_unlock(ctx);
+}
+
+mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t entry_size, unsigned n_docs,
+                                    size_t doc_size)
+{
+    void **e = apr_pcalloc(p, (n_entries + 1) * sizeof(void *));
+    void **d = apr_pcalloc(p, (n_docs + 1) * sizeof(void *));
+    char *emem = apr_pcalloc(p, n_entries * entry_size + 1), *dmem = apr_pcalloc(p, n_docs * doc_size + 1);
+    apr_thread_mutex_t *m;
+    mcp_store_lock_t lock;
+    unsigned i;
+
+    for (i = 0; i < n_entries; i++)
+        e[i] = emem + i * entry_size;
+    for (i = 0; i < n_docs; i++)
+        d[i] = dmem + i * doc_size;
+    apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p);
+    lock.lock = thread_lock;
+    lock.unlock = thread_unlock;
+    lock.ctx = m;
+    return mcp_store_create(p, e, n_entries, entry_size, d, n_docs, doc_size, lock);
+}
+
+size_t mcp_store_entry_capacity(const mcp_store_t *st)
+{
+    return st->n_entries ? st->entry_size - MCP_ENTRY_HEADER : 0;
+}
+
+size_t mcp_store_doc_capacity(const mcp_store_t *st)
+{
+    return st->n_docs ? st->doc_size - MCP_DOC_HEADER : 0;
+}
+
+static int lock(mcp_store_t *st)
+{
+    return st->lock.lock(st->lock.ctx);
+}
+
+static void unlock(mcp_store_t *st)
+{
+    st->lock.unlock(st->lock.ctx);
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+static unsigned first_slot(const mcp_store_t *st, const unsigned char *key)
+{
+    uint32_t h = (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
+    return h % st->n_entries;
+}
+
+static entry_hdr *entry_at(const mcp_store_t *st, unsigned start, unsigned way)
+{
+    return (entry_hdr *)st->entries[(start + way) % st->n_entries];
+}
+
+static unsigned ways(const mcp_store_t *st)
+{
+    return st->n_entries < MCP_STORE_WAYS ? st->n_entries : MCP_STORE_WAYS;
+}
+
+static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
+{
+    if (e->dep_doc < 0)
+        return 1;
+    if ((unsigned)e->dep_doc >= st->n_docs)
+        return 0;
+    return ((const doc_hdr *)st->docs[e->dep_doc])->generation == e->dep_generation;
+}
+
+int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
+                  size_t *len)
+{
+    unsigned start, w;
+    int rc = -1;
+
+    if (!st || !st->n_entries || lock(st))
+        return -1;
+    start = first_slot(st, k->key);
+    for (w = 0; w < ways(st); w++) {
+        entry_hdr *e = entry_at(st, start, w);
+        if (e->kind != k->kind || memcmp(e->key, k->key, 32) != 0)
+            continue;
+        if (e->expires <= now || !dependency_holds(st, e) || e->len > st->entry_size - MCP_ENTRY_HEADER) {
+            e->kind = 0; /* dead: free the slot */
+            break;
+        }
+        *value = apr_palloc(p, e->len + 1);
+        memcpy(*value, (char *)e + MCP_ENTRY_HEADER, e->len);
+        (*value)[e->len] = '\0';
+        *len = e->len;
+        e->last_used = now;
+        rc = 0;
+        break;
+    }
+    unlock(st);
+    return rc;
+}
+
+int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                  int *evicted)
+{
+    unsigned start, w;
+    entry_hdr *slot = NULL, *oldest = NULL;
+
+    *evicted = 0;
+    if (!st || !st->n_entries || len > st->entry_size - MCP_ENTRY_HEADER || lock(st))
+        return -1;
+    start = first_slot(st, k->key);
+    for (w = 0; w < ways(st); w++) {
+        entry_hdr *e = entry_at(st, start, w);
+        if (e->kind && memcmp(e->key, k->key, 32) == 0) {
+            slot = e; /* replace our own entry */
+            break;
+        }
+        if (!slot && (e->kind == 0 || e->expires <= now || !dependency_holds(st, e)))
+            slot = e;
+        if (!oldest || e->last_used < oldest->last_used)
+            oldest = e;
+    }
+    if (!slot) {
+        /* Full set: the least recently used entry makes room. */
+        slot = oldest;
+        *evicted = 1;
+    }
+    memcpy(slot->key, k->key, 32);
+    slot->kind = k->kind;
+    slot->len = (uint32_t)len;
+    slot->expires = k->expires;
+    slot->last_used = now;
+    slot->dep_doc = k->dep_doc;
+    slot->dep_generation = k->dep_generation;
+    memcpy((char *)slot + MCP_ENTRY_HEADER, value, len);
+    unlock(st);
+    return 0;
+}
+
+void mcp_store_remove(mcp_store_t *st, const unsigned char *key)
+{
+    unsigned start, w;
+    if (!st || !st->n_entries || lock(st))
+        return;
+    start = first_slot(st, key);
+    for (w = 0; w < ways(st); w++) {
+        entry_hdr *e = entry_at(st, start, w);
+        if (e->kind && memcmp(e->key, key, 32) == 0)
+            e->kind = 0;
+    }
+    unlock(st);
+}
+
+/* ---- documents ---------------------------------------------------------- */
+
+static doc_hdr *doc_at(const mcp_store_t *st, int doc)
+{
+    if (doc < 0 || (unsigned)doc >= st->n_docs)
+        return NULL;
+    return (doc_hdr *)st->docs[doc];
+}
+
+/* A slot left by another configuration (graceful restart) is reset. */
+static void claim_doc(doc_hdr *d, const unsigned char *key)
+{
+    if (memcmp(d->key, key, 32) == 0)
+        return;
+    memset(d, 0, sizeof(*d));
+    memcpy(d->key, key, 32);
+}
+
+static void meta_of(const doc_hdr *d, mcp_doc_meta_t *meta)
+{
+    meta->fetched_at = d->fetched_at;
+    meta->attempted_at = d->attempted_at;
+    meta->lease_until = d->lease_until;
+    meta->generation = d->generation;
+    meta->len = d->len;
+}
+
+mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now,
+                                     const mcp_doc_policy_t *pol, int refresh, mcp_doc_meta_t *meta)
+{
+    doc_hdr *d = doc_at(st, doc);
+    mcp_doc_decision decision = MCP_DOC_USE;
+    int due, allowed, leased;
+
+    memset(meta, 0, sizeof(*meta));
+    if (!d || lock(st))
+        return MCP_DOC_FETCH; /* no shared slot: every caller fends for itself */
+    claim_doc(d, key);
+    due = d->generation == 0 || now - d->fetched_at >= pol->ttl;
+    /* Unscheduled attempts (forced, or retries after a failure) are spaced
+     * by the cooldown; a copy past its TTL is always due once. */
+    allowed = d->attempted_at == 0 || now - d->attempted_at >= pol->cooldown ||
+              (due && d->generation != 0 && d->attempted_at <= d->fetched_at);
+    leased = d->lease_until > now;
+    if ((due || refresh) && allowed && !leased) {
+        d->lease_until = now + pol->lease;
+        d->attempted_at = now;
+        decision = MCP_DOC_FETCH;
+    }
+    else if (d->generation == 0 && leased) {
+        decision = MCP_DOC_WAIT;
+    }
+    meta_of(d, meta);
+    unlock(st);
+    return decision;
+}
+
+int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now, const char *data,
+                         size_t len)
+{
+    doc_hdr *d = doc_at(st, doc);
+    unsigned char hash[32];
+    unsigned int hlen = 0;
+    int rc = 0;
+
+    if (!d)
+        return data ? -1 : 0;
+    if (data && len > st->doc_size - MCP_DOC_HEADER)
+        data = NULL, rc = -1;
+    if (data)
+        EVP_Digest(data, len, hash, &hlen, EVP_sha256(), NULL);
+    if (lock(st))
+        return -1;
+    claim_doc(d, key);
+    d->lease_until = 0;
+    if (data) {
+        if (d->generation == 0 || d->len != len || memcmp(d->content_hash, hash, 32) != 0) {
+            memcpy((char *)d + MCP_DOC_HEADER, data, len);
+            memcpy(d->content_hash, hash, 32);
+            d->len = (uint32_t)len;
+            __atomic_store_n(&d->generation, d->generation + 1, __ATOMIC_RELEASE);
+        }
+        d->fetched_at = now;
+    }
+    unlock(st);
+    return rc;
+}
+
+int mcp_store_doc_meta(mcp_store_t *st, int doc, const unsigned char *key, mcp_doc_meta_t *meta)
+{
+    doc_hdr *d = doc_at(st, doc);
+    int rc = -1;
+    if (!d || lock(st))
+        return -1;
+    if (memcmp(d->key, key, 32) == 0) {
+        meta_of(d, meta);
+        rc = 0;
+    }
+    unlock(st);
+    return rc;
+}
+
+int mcp_store_doc_copy(mcp_store_t *st, int doc, const unsigned char *key, uint64_t generation, apr_pool_t *p,
+                       char **data, size_t *len)
+{
+    doc_hdr *d = doc_at(st, doc);
+    int rc = -1;
+    if (!d || lock(st))
+        return -1;
+    if (memcmp(d->key, key, 32) == 0 && d->generation == generation && generation != 0 &&
+        d->len <= st->doc_size - MCP_DOC_HEADER) {
+        *data = apr_palloc(p, d->len + 1);
+        memcpy(*data, (char *)d + MCP_DOC_HEADER, d->len);
+        (*data)[d->len] = '\0';
+        *len = d->len;
+        rc = 0;
+    }
+    unlock(st);
+    return rc;
+}
+
+uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc)
+{
+    doc_hdr *d = doc_at(st, doc);
+    return d ? __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE) : 0;
+}

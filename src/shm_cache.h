@@ -1,0 +1,99 @@
+/* The shared store: a fixed layout in shared memory (no pointers inside)
+ * with small entries (verified tokens, introspection results) in a
+ * set-associative LRU table and large document slots (JWKS, discovery). */
+#ifndef MCP_SHM_CACHE_H
+#define MCP_SHM_CACHE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The lock every access takes (a global mutex in httpd). lock returns 0 on
+ * success; a store whose lock fails behaves as empty and never blocks. */
+typedef struct {
+    int (*lock)(void *ctx);
+    void (*unlock)(void *ctx);
+    void *ctx;
+} mcp_store_lock_t;
+
+typedef struct mcp_store mcp_store_t;
+
+#define MCP_ENTRY_HEADER 80 /* bytes of bookkeeping in each entry slot */
+#define MCP_DOC_HEADER 128  /* bytes of bookkeeping in each document slot */
+#define MCP_STORE_WAYS 8    /* an entry lives in one of 8 consecutive slots */
+
+/* entry_ptrs[i] / doc_ptrs[i]: where slot i is mapped in this process. */
+mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size,
+                              void **doc_ptrs, unsigned n_docs, size_t doc_size, mcp_store_lock_t lock);
+
+/* A private store in plain memory (CLI, unit tests): thread lock only. */
+mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t entry_size, unsigned n_docs,
+                                    size_t doc_size);
+
+size_t mcp_store_entry_capacity(const mcp_store_t *st); /* largest value an entry holds */
+size_t mcp_store_doc_capacity(const mcp_store_t *st);
+
+/* ---- entries ------------------------------------------------------------ */
+
+typedef struct {
+    const unsigned char *key; /* 32 bytes (SHA-256) */
+    uint32_t kind;            /* caller's tag, never 0 */
+    apr_time_t expires;
+    /* Validity tied to a document: the entry is ignored once that document's
+     * generation differs from dep_generation. dep_doc < 0: no dependency. */
+    int dep_doc;
+    uint64_t dep_generation;
+} mcp_entry_key_t;
+
+/* Copies the value into a pool buffer. 0 on a live hit, -1 otherwise. */
+int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
+                  size_t *len);
+
+/* Stores a value; 0 ok, -1 when it does not fit or the lock failed.
+ * *evicted is set when a live entry had to make room (the store is full). */
+int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                  int *evicted);
+
+void mcp_store_remove(mcp_store_t *st, const unsigned char *key);
+
+/* ---- documents ---------------------------------------------------------- */
+
+typedef struct {
+    apr_time_t fetched_at;   /* last successful fetch (0: never) */
+    apr_time_t attempted_at; /* last attempt */
+    apr_time_t lease_until;  /* a process is fetching until then */
+    uint64_t generation;     /* bumped when the content changes (0: empty) */
+    uint32_t len;
+} mcp_doc_meta_t;
+
+typedef enum { MCP_DOC_USE, MCP_DOC_FETCH, MCP_DOC_WAIT } mcp_doc_decision;
+
+typedef struct {
+    apr_interval_time_t ttl, cooldown, lease;
+} mcp_doc_policy_t;
+
+/* Under the lock: reads the slot's meta (a slot owned by another key is
+ * reset to empty for this key) and decides who fetches. FETCH takes the
+ * lease: the caller must call mcp_store_doc_finish. refresh: the caller
+ * wants a fetch even though the copy is fresh (rate-limited by cooldown). */
+mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now,
+                                     const mcp_doc_policy_t *pol, int refresh, mcp_doc_meta_t *meta);
+
+/* Ends a fetch: data != NULL stores it (generation bumps only when the bytes
+ * differ); data == NULL records a failure. Releases the lease. Returns -1
+ * when data is larger than the slot. */
+int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now, const char *data,
+                         size_t len);
+
+/* Meta only: 0 when the slot is this key's (generation 0: nothing stored yet). */
+int mcp_store_doc_meta(mcp_store_t *st, int doc, const unsigned char *key, mcp_doc_meta_t *meta);
+
+/* Copies the document when its generation is still `generation`. */
+int mcp_store_doc_copy(mcp_store_t *st, int doc, const unsigned char *key, uint64_t generation, apr_pool_t *p,
+                       char **data, size_t *len);
+
+/* Current generation of a document slot (0 when empty), lock-free read. */
+uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc);
+
+#endif

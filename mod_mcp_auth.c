@@ -14,6 +14,7 @@
 #include "src/jose_alg.h"
 #include "src/mcp_authn.h"
 #include "src/mcp_conf.h"
+#include "src/mcp_shm.h"
 
 /* ---- per-directory configuration ------------------------------------ */
 
@@ -86,6 +87,12 @@ static const command_rec mcp_cmds[] = {
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxStale", mcp_cmd_server_seconds,
             APR_OFFSETOF(mcp_fetch_settings_t, max_stale),
             "seconds the last good JWKS is used past its TTL while the IdP is down (default 604800)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCacheEntries", mcp_cmd_cache_entries, 0,
+            "shared-memory slots for verified tokens (default 4096)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCacheEntrySize", mcp_cmd_cache_entry_size, 0,
+            "bytes per slot: claims JSON and bookkeeping (default 4096)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthTokenCacheTTL", mcp_cmd_server_seconds, 0,
+            "seconds a verified token's result is reused, never past its exp; 0 disables (default 300)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthHTTPTimeout", mcp_cmd_server_seconds, 0,
             "connect+total timeout in seconds for calls to the IdP (default 5)"),
     SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, 0, "verify IdP TLS certificates (default On)"),
@@ -134,7 +141,12 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog;
     (void)ptemp;
     mcp_global_reset(pconf);
-    return OK;
+    return mcp_shm_pre_config(pconf) == APR_SUCCESS ? OK : !OK;
+}
+
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    mcp_shm_child_init(p, s);
 }
 
 /* Runs for configtest and for every start: checks across sections. */
@@ -154,18 +166,13 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     static int libraries_ready;
+    const char *err;
     (void)plog;
     (void)ptemp;
-    (void)s;
-    {
-        /* Interim: a process-private store per keyring until the shared one exists. */
-        mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
-        int i;
-        for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
-            mcp_keyring_attach(defs[i].ring,
-                               mcp_store_create_local(pconf, 0, 0, 2,
-                                                      MCP_DOC_HEADER + mcp_global.fetch.http.max_size),
-                               0, 1);
+    err = mcp_shm_post_config(pconf, s);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Once, in the parent, before any thread exists. */
     if (!libraries_ready) {
@@ -182,6 +189,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_access_ex(preflight, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);

@@ -10,6 +10,8 @@
 #include "bearer.h"
 #include "challenge.h"
 #include "json_util.h"
+#include "mcp_shm.h"
+#include "token_cache.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -145,6 +147,34 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
     }
 }
 
+/* The verified-token cache in front of mcp_verify_jwt: a hit costs a
+ * SHA-256 and a copy; its time claims are checked again on every hit. */
+static int verify_cached(request_rec *r, const mcp_verify_policy_t *pol, const char *token, size_t len,
+                         const mcp_log_t *log, mcp_verified_t *v, mcp_fail_t *fail)
+{
+    mcp_store_t *store = mcp_shm_store();
+    unsigned char key[32];
+    int evicted;
+
+    if (!store || mcp_global.token_ttl <= 0)
+        return mcp_verify_jwt(r->pool, token, len, pol, log, v, fail);
+    mcp_token_cache_key(mcp_policy_fingerprint(r->pool, pol), token, len, key);
+    if (mcp_token_cache_get(store, key, r->request_time, r->pool, v) == 0 && v->issuer_index < pol->n_issuers) {
+        if (mcp_claims_check(r->pool, v->claims, &pol->claims, fail) == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit");
+            return 0;
+        }
+        mcp_store_remove(store, key);
+        return -1;
+    }
+    if (mcp_verify_jwt(r->pool, token, len, pol, log, v, fail))
+        return -1;
+    if (mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, v, &evicted) == 0 &&
+        evicted)
+        mcp_shm_note_eviction(r);
+    return 0;
+}
+
 int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf)
 {
     return r->method_number == M_OPTIONS && !apr_table_get(r->headers_in, "Authorization") &&
@@ -171,7 +201,7 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
                  "not a JWT and no introspection endpoint is configured");
         return refuse(r, conf, &fail);
     }
-    if (mcp_verify_jwt(r->pool, token, len, &pol, &log, &v, &fail))
+    if (verify_cached(r, &pol, token, len, &log, &v, &fail))
         return refuse(r, conf, &fail);
 
     r->user = apr_pstrdup(r->pool, user_name(r->pool, conf, v.claims));

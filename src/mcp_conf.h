@@ -37,6 +37,9 @@ typedef struct {
 /* Module-wide state for one configuration generation (reset by pre_config). */
 typedef struct {
     mcp_fetch_settings_t fetch;
+    unsigned cache_entries;              /* MCPAuthCacheEntries */
+    apr_size_t cache_entry_size;         /* MCPAuthCacheEntrySize */
+    apr_interval_time_t token_ttl;       /* MCPAuthTokenCacheTTL; 0 disables */
     apr_array_header_t *issuer_defs;     /* mcp_issuer_def_t, one per distinct issuer + key source */
     int any_hmac_secret;                 /* some section has MCPAuthHMACSecret */
     const char *hmac_without_secret;     /* "file:line" of a section allowing HS* without a secret */
@@ -71,6 +74,8 @@ const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *a
 const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_server_seconds(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_jwks_max_size(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
 

@@ -26,6 +26,9 @@ void mcp_global_reset(apr_pool_t *pconf)
     mcp_global.fetch.http.ssl_verify = 1;
     mcp_global.fetch.http.ca_file = NULL;
     mcp_global.fetch.http.max_size = 65536;
+    mcp_global.cache_entries = 4096;
+    mcp_global.cache_entry_size = 4096;
+    mcp_global.token_ttl = apr_time_from_sec(300);
 }
 
 /* Remembers which <Location> the directives of this section belong to:
@@ -311,6 +314,12 @@ const char *mcp_cmd_server_seconds(cmd_parms *cmd, void *dconf, const char *arg)
         mcp_global.fetch.http.timeout_s = v;
         return NULL;
     }
+    if (strcmp(cmd->cmd->name, "MCPAuthTokenCacheTTL") == 0) {
+        if (parse_long(arg, 0, 86400, &v))
+            return "MCPAuthTokenCacheTTL takes seconds from 0 (off) to 86400";
+        mcp_global.token_ttl = apr_time_from_sec(v);
+        return NULL;
+    }
     if (parse_long(arg, strcmp(cmd->cmd->name, "MCPAuthJWKSCacheTTL") == 0 ? 1 : 0, max, &v))
         return apr_psprintf(cmd->pool, "%s takes seconds from 0 to %ld", cmd->cmd->name, max);
     *(apr_interval_time_t *)((char *)&mcp_global.fetch + (apr_size_t)cmd->info) = apr_time_from_sec(v);
@@ -327,6 +336,32 @@ const char *mcp_cmd_jwks_max_size(cmd_parms *cmd, void *dconf, const char *arg)
     if (parse_long(arg, 1024, 16L << 20, &v))
         return "MCPAuthJWKSMaxSize takes bytes from 1024 to 16777216";
     mcp_global.fetch.http.max_size = (size_t)v;
+    return NULL;
+}
+
+const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    (void)dconf;
+    if (err)
+        return err;
+    if (parse_long(arg, 8, 4L << 20, &v))
+        return "MCPAuthCacheEntries takes a number from 8 to 4194304";
+    mcp_global.cache_entries = (unsigned)v;
+    return NULL;
+}
+
+const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    (void)dconf;
+    if (err)
+        return err;
+    if (parse_long(arg, 512, 1L << 20, &v))
+        return "MCPAuthCacheEntrySize takes bytes from 512 to 1048576";
+    mcp_global.cache_entry_size = (apr_size_t)v;
     return NULL;
 }
 

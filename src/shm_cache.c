@@ -295,7 +295,11 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
             memcpy((char *)d + MCP_DOC_HEADER, data, len);
             memcpy(d->content_hash, hash, 32);
             d->len = (uint32_t)len;
-            __atomic_store_n(&d->generation, d->generation + 1, __ATOMIC_RELEASE);
+            /* Generations never repeat, even for a slot that changed owner
+             * across a graceful restart: entries tied to an old owner's
+             * generation can never match the new owner's. */
+            uint64_t g = (uint64_t)now > d->generation ? (uint64_t)now : d->generation + 1;
+            __atomic_store_n(&d->generation, g, __ATOMIC_RELEASE);
         }
         d->fetched_at = now;
     }

@@ -65,7 +65,7 @@ static int keys_fail(apr_pool_t *p, keys_result r, const mcp_jws_t *jws, const c
 }
 
 static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti, const mcp_jws_t *jws,
-                                   const mcp_log_t *log, mcp_fail_t *fail)
+                                   const mcp_log_t *log, mcp_verified_t *out, mcp_fail_t *fail)
 {
     mcp_keyset_t *ks;
     keys_result r;
@@ -79,14 +79,17 @@ static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti
     if (mcp_keyring_acquire(ti->ring, 0, p, log, &ks, fail))
         return -1;
     r = try_keys(mcp_keyset_jwks(ks), jws);
+    out->key_generation = mcp_keyset_generation(ks);
     mcp_keyring_release(ti->ring, ks);
     if (r == KEYS_NO_MATCH) {
         /* Maybe the IdP rotated keys: refetch (rate-limited) and retry once. */
         if (mcp_keyring_acquire(ti->ring, 1, p, log, &ks, fail))
             return -1;
         r = try_keys(mcp_keyset_jwks(ks), jws);
+        out->key_generation = mcp_keyset_generation(ks);
         mcp_keyring_release(ti->ring, ks);
     }
+    out->key_doc = mcp_keyring_jwks_doc(ti->ring);
     return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
 }
 
@@ -118,6 +121,7 @@ int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verif
     int idx;
 
     memset(out, 0, sizeof(*out));
+    out->key_doc = -1;
     if (pol->max_token_size && len > pol->max_token_size)
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
                         apr_psprintf(p, "%lu bytes, limit %lu", (unsigned long)len,
@@ -149,7 +153,7 @@ int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verif
             return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Invalid signature",
                             apr_psprintf(p, "alg %s (shared secret)", mcp_alg_name(jws.alg)));
     }
-    else if (verify_with_issuer_keys(p, &pol->issuers[idx], &jws, log, fail)) {
+    else if (verify_with_issuer_keys(p, &pol->issuers[idx], &jws, log, out, fail)) {
         return -1;
     }
 

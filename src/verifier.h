@@ -35,6 +35,11 @@ typedef struct {
     json_t *claims;              /* NULL with jws_only */
     mcp_alg alg;
     int issuer_index;
+    /* The shared JWKS document and generation whose key verified the token
+     * (key_doc -1: an HMAC secret or a fixed key set): a cached verdict is
+     * valid only while that generation is current. */
+    int key_doc;
+    uint64_t key_generation;
 } mcp_verified_t;
 
 int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol,

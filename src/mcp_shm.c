@@ -1,0 +1,119 @@
+#include "mcp_shm.h"
+
+#include <ap_slotmem.h>
+#include <apr_strings.h>
+#include <http_log.h>
+#include <util_mutex.h>
+
+#include "mcp_conf.h"
+
+APLOG_USE_MODULE(mcp_auth);
+
+/* One mutex for every configuration generation: after a graceful restart
+ * old and new children share the same memory, so they must share the lock
+ * too. It lives in the process pool and goes away with httpd. */
+static apr_global_mutex_t *shm_mutex;
+static mcp_store_t *store;
+static apr_time_t last_eviction_warning;
+
+int mcp_shm_pre_config(apr_pool_t *pconf)
+{
+    return ap_mutex_register(pconf, MCP_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static int global_lock(void *ctx)
+{
+    (void)ctx;
+    return apr_global_mutex_lock(shm_mutex) == APR_SUCCESS ? 0 : -1;
+}
+
+static void global_unlock(void *ctx)
+{
+    (void)ctx;
+    apr_global_mutex_unlock(shm_mutex);
+}
+
+/* Slot pointers for this process (slotmem hands them out one by one). */
+static const char *slots(const ap_slotmem_provider_t *sm, apr_pool_t *p, const char *name, apr_size_t size,
+                         unsigned n, void ***out)
+{
+    ap_slotmem_instance_t *inst;
+    void **ptrs = apr_pcalloc(p, (n + 1) * sizeof(void *));
+    apr_status_t rv = sm->create(&inst, name, size, n, 0, p);
+    unsigned i;
+
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(p, "cannot create shared memory %s (%u x %lu bytes): error %d", name, n,
+                            (unsigned long)size, rv);
+    for (i = 0; i < n; i++)
+        if (sm->dptr(inst, i, &ptrs[i]) != APR_SUCCESS)
+            return apr_psprintf(p, "shared memory %s: slot %u not addressable", name, i);
+    *out = ptrs;
+    return NULL;
+}
+
+const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    const ap_slotmem_provider_t *sm =
+        ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm", AP_SLOTMEM_PROVIDER_VERSION);
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    unsigned n_docs = (unsigned)mcp_global.issuer_defs->nelts * 2;
+    apr_size_t doc_size = APR_ALIGN(MCP_DOC_HEADER + mcp_global.fetch.http.max_size, 64);
+    apr_size_t entry_size = APR_ALIGN(mcp_global.cache_entry_size, 64);
+    mcp_store_lock_t lock = {global_lock, global_unlock, NULL};
+    void **entries, **docs;
+    const char *err;
+    int i;
+
+    store = NULL;
+    if (!sm)
+        return "mod_mcp_auth needs mod_slotmem_shm for its shared cache: "
+               "LoadModule slotmem_shm_module modules/mod_slotmem_shm.so (Debian: a2enmod slotmem_shm)";
+    if (!shm_mutex) {
+        apr_status_t rv = ap_global_mutex_create(&shm_mutex, NULL, MCP_MUTEX_TYPE, NULL, s, s->process->pool, 0);
+        if (rv != APR_SUCCESS)
+            return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
+    }
+    if (n_docs == 0)
+        n_docs = 1;
+    /* Sizes are part of the names: a changed size gets a fresh segment
+     * instead of a mismatched one after a graceful restart. */
+    err = slots(sm, pconf, apr_psprintf(pconf, "mcp_auth_e%ux%lu", mcp_global.cache_entries, (unsigned long)entry_size),
+                entry_size, mcp_global.cache_entries, &entries);
+    if (!err)
+        err = slots(sm, pconf, apr_psprintf(pconf, "mcp_auth_d%ux%lu", n_docs, (unsigned long)doc_size), doc_size,
+                    n_docs, &docs);
+    if (err)
+        return err;
+    store = mcp_store_create(pconf, entries, mcp_global.cache_entries, entry_size, docs, n_docs, doc_size, lock);
+    for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
+        mcp_keyring_attach(defs[i].ring, store, 2 * i, 2 * i + 1);
+    return NULL;
+}
+
+void mcp_shm_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+    if (!shm_mutex)
+        return;
+    rv = apr_global_mutex_child_init(&shm_mutex, apr_global_mutex_lockfile(shm_mutex), p);
+    if (rv != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "cannot attach the %s mutex in this child", MCP_MUTEX_TYPE);
+}
+
+mcp_store_t *mcp_shm_store(void)
+{
+    return store;
+}
+
+void mcp_shm_note_eviction(request_rec *r)
+{
+    apr_time_t now = apr_time_now();
+    /* Unsynchronized on purpose: an extra warning line is harmless. */
+    if (now - last_eviction_warning < apr_time_from_sec(60))
+        return;
+    last_eviction_warning = now;
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  "Token cache full: live entries are being evicted; raise MCPAuthCacheEntries (now %u)",
+                  mcp_global.cache_entries);
+}

@@ -169,6 +169,7 @@ static int verify_cached(request_rec *r, const mcp_verify_policy_t *pol, const c
     }
     if (mcp_verify_jwt(r->pool, token, len, pol, log, v, fail))
         return -1;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "signature verified (%s), verdict cached", mcp_alg_name(v->alg));
     if (mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, v, &evicted) == 0 &&
         evicted)
         mcp_shm_note_eviction(r);

@@ -1,0 +1,386 @@
+/* The shared store (entries + documents), the verified-token cache on top
+ * of it, and the keyring's use of document slots — with explicit clocks. */
+#include "test_util.h"
+
+#include <apr_file_io.h>
+
+#include "keyring.h"
+#include "shm_cache.h"
+#include "token_cache.h"
+
+#define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
+#define T0 SEC(1700000000)
+
+static unsigned char *key_of(apr_pool_t *p, const char *name)
+{
+    unsigned char *k = apr_pcalloc(p, 32);
+    unsigned int n;
+    EVP_Digest(name, strlen(name), k, &n, EVP_sha256(), NULL);
+    return k;
+}
+
+static mcp_entry_key_t ekey(const unsigned char *k, apr_time_t expires)
+{
+    mcp_entry_key_t e = {k, 7, expires, -1, 0};
+    return e;
+}
+
+static void entry_roundtrip(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 256, 0, 0);
+    mcp_entry_key_t k = ekey(key_of(p, "a"), T0 + SEC(10));
+    char *v;
+    size_t len;
+    int ev;
+
+    assert_int_equal(mcp_store_get(st, &k, T0, p, &v, &len), -1);
+    assert_int_equal(mcp_store_put(st, &k, T0, "hello", 5, &ev), 0);
+    assert_int_equal(ev, 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(1), p, &v, &len), 0);
+    assert_int_equal(len, 5);
+    assert_string_equal(v, "hello");
+    /* Same key, another kind: a miss. */
+    k.kind = 8;
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(1), p, &v, &len), -1);
+    k.kind = 7;
+    /* Replacing our own entry updates it in place. */
+    assert_int_equal(mcp_store_put(st, &k, T0, "world!", 6, &ev), 0);
+    assert_int_equal(ev, 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(1), p, &v, &len), 0);
+    assert_string_equal(v, "world!");
+    mcp_store_remove(st, k.key);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(1), p, &v, &len), -1);
+}
+
+static void entry_expiry_and_size(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 256, 0, 0);
+    mcp_entry_key_t k = ekey(key_of(p, "b"), T0 + SEC(10));
+    char big[300], *v;
+    size_t len;
+    int ev;
+
+    assert_int_equal(mcp_store_entry_capacity(st), 256 - MCP_ENTRY_HEADER);
+    assert_int_equal(mcp_store_put(st, &k, T0, "x", 1, &ev), 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(10) - 1, p, &v, &len), 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(10), p, &v, &len), -1);
+    memset(big, 'y', sizeof(big));
+    assert_int_equal(mcp_store_put(st, &k, T0, big, 256 - MCP_ENTRY_HEADER + 1, &ev), -1);
+    assert_int_equal(mcp_store_put(st, &k, T0, big, 256 - MCP_ENTRY_HEADER, &ev), 0);
+}
+
+static void entry_lru_eviction(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    /* 8 slots: every key shares the one set, so the 9th must evict. */
+    mcp_store_t *st = mcp_store_create_local(p, 8, 128, 0, 0);
+    mcp_entry_key_t k[9];
+    char *v;
+    size_t len;
+    int i, ev;
+
+    for (i = 0; i < 9; i++)
+        k[i] = ekey(key_of(p, tu_fmt(p, "key-%d", i)), T0 + SEC(100));
+    for (i = 0; i < 8; i++) {
+        assert_int_equal(mcp_store_put(st, &k[i], T0 + i, "v", 1, &ev), 0);
+        assert_int_equal(ev, 0);
+    }
+    /* Touch all but key-3: it becomes the least recently used. */
+    for (i = 0; i < 8; i++)
+        if (i != 3)
+            assert_int_equal(mcp_store_get(st, &k[i], T0 + SEC(1) + i, p, &v, &len), 0);
+    assert_int_equal(mcp_store_put(st, &k[8], T0 + SEC(2), "new", 3, &ev), 0);
+    assert_int_equal(ev, 1);
+    assert_int_equal(mcp_store_get(st, &k[3], T0 + SEC(3), p, &v, &len), -1);
+    for (i = 0; i < 9; i++)
+        if (i != 3)
+            assert_int_equal(mcp_store_get(st, &k[i], T0 + SEC(3), p, &v, &len), 0);
+}
+
+static void entry_expired_slot_reused_without_eviction(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 8, 128, 0, 0);
+    mcp_entry_key_t k;
+    int i, ev;
+    for (i = 0; i < 8; i++) {
+        k = ekey(key_of(p, tu_fmt(p, "short-%d", i)), T0 + SEC(1));
+        assert_int_equal(mcp_store_put(st, &k, T0, "v", 1, &ev), 0);
+    }
+    k = ekey(key_of(p, "later"), T0 + SEC(100));
+    assert_int_equal(mcp_store_put(st, &k, T0 + SEC(2), "v", 1, &ev), 0);
+    assert_int_equal(ev, 0); /* expired entries are free room, not evictions */
+}
+
+static const mcp_doc_policy_t POLICY = {SEC(100), SEC(30), SEC(10)};
+
+static void doc_lease_and_generations(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 64);
+    const unsigned char *key = key_of(p, "jwks-a");
+    mcp_doc_meta_t m;
+    uint64_t g1;
+    char *data;
+    size_t len;
+
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+    /* Another caller while the first fetch runs and nothing is cached: wait. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + 1, &POLICY, 0, &m), MCP_DOC_WAIT);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(1), "{\"keys\":1}", 10), 0);
+    assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
+    g1 = m.generation;
+    assert_true(g1 != 0);
+    assert_int_equal(mcp_store_doc_generation(st, 0), g1);
+    assert_int_equal(mcp_store_doc_copy(st, 0, key, g1, p, &data, &len), 0);
+    assert_string_equal(data, "{\"keys\":1}");
+    assert_int_equal(mcp_store_doc_copy(st, 0, key, g1 + 1, p, &data, &len), -1);
+
+    /* Fresh: used as is; a forced refresh inside the cooldown is refused. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(2), &POLICY, 0, &m), MCP_DOC_USE);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(20), &POLICY, 1, &m), MCP_DOC_USE);
+    /* After the cooldown a forced refresh is allowed, once. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(40), &POLICY, 1, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(41), &POLICY, 1, &m), MCP_DOC_USE);
+    /* Same bytes: generation kept, fetched_at moves. */
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(42), "{\"keys\":1}", 10), 0);
+    assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
+    assert_true(m.generation == g1);
+    assert_true(m.fetched_at == T0 + SEC(42));
+    /* Due by TTL: fetched even inside the cooldown after a good fetch. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(142), &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(143), "{\"keys\":2}", 10), 0);
+    assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
+    assert_true(m.generation > g1);
+}
+
+static void doc_failure_backs_off(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+    const unsigned char *key = key_of(p, "jwks-b");
+    mcp_doc_meta_t m;
+
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(1), NULL, 0), 0);
+    assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
+    assert_true(m.generation == 0 && m.lease_until == 0);
+    /* A dead IdP is asked at most once per cooldown. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(5), &POLICY, 0, &m), MCP_DOC_USE);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(31), &POLICY, 0, &m), MCP_DOC_FETCH);
+}
+
+static void doc_too_large_and_foreign_slot(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 16);
+    const unsigned char *a = key_of(p, "a"), *b = key_of(p, "b");
+    mcp_doc_meta_t m;
+
+    assert_int_equal(mcp_store_doc_capacity(st), 16);
+    assert_int_equal(mcp_store_doc_begin(st, 0, a, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, a, T0, "0123456789abcdefX", 17), -1);
+    assert_int_equal(mcp_store_doc_meta(st, 0, a, &m), 0);
+    assert_true(m.generation == 0);
+    assert_int_equal(mcp_store_doc_finish(st, 0, a, T0, "0123456789abcdef", 16), 0);
+    assert_int_equal(mcp_store_doc_meta(st, 0, a, &m), 0);
+    assert_true(m.generation != 0);
+    /* The slot now belongs to a: b does not see a's document... */
+    assert_int_equal(mcp_store_doc_meta(st, 0, b, &m), -1);
+    /* ...and claiming it for b starts empty. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, b, T0 + SEC(1), &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_true(m.generation == 0);
+}
+
+static void entry_dependency_on_document(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 16, 256, 1, MCP_DOC_HEADER + 64);
+    const unsigned char *dk = key_of(p, "doc");
+    mcp_entry_key_t k = ekey(key_of(p, "tok"), T0 + SEC(300));
+    mcp_doc_meta_t m;
+    char *v;
+    size_t len;
+    int ev;
+
+    mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
+    mcp_store_doc_finish(st, 0, dk, T0, "one", 3);
+    k.dep_doc = 0;
+    k.dep_generation = mcp_store_doc_generation(st, 0);
+    assert_int_equal(mcp_store_put(st, &k, T0, "v", 1, &ev), 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(1), p, &v, &len), 0);
+    /* The document changes (a key was removed): the entry is dead. */
+    mcp_store_doc_begin(st, 0, dk, T0 + SEC(200), &POLICY, 0, &m);
+    mcp_store_doc_finish(st, 0, dk, T0 + SEC(200), "two", 3);
+    assert_int_equal(mcp_store_get(st, &k, T0 + SEC(201), p, &v, &len), -1);
+}
+
+static mcp_verified_t verdict(apr_pool_t *p, const char *claims)
+{
+    mcp_verified_t v;
+    memset(&v, 0, sizeof(v));
+    v.claims = tu_json(p, claims);
+    v.alg = MCP_ALG_ES256;
+    v.issuer_index = 1;
+    v.key_doc = -1;
+    return v;
+}
+
+static void token_cache_roundtrip_and_exp_bound(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 512, 0, 0);
+    unsigned char key[32];
+    mcp_verified_t v = verdict(p, "{\"sub\":\"alice\",\"exp\":1700000005}"), got;
+    int ev;
+
+    mcp_token_cache_key("rules", "a.b.c", 5, key);
+    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, &ev), 0);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(4), p, &got), 0);
+    assert_string_equal(json_string_value(json_object_get(got.claims, "sub")), "alice");
+    assert_int_equal(got.issuer_index, 1);
+    assert_int_equal(got.alg, MCP_ALG_ES256);
+    /* Never past exp, whatever the TTL. */
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(5), p, &got), -1);
+}
+
+static void token_cache_key_depends_on_rules(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_trusted_issuer_t iss[1] = {{"https://idp", NULL, NULL}};
+    const char *aud1[] = {"https://a/mcp"}, *aud2[] = {"https://b/mcp"};
+    mcp_verify_policy_t a, b;
+    unsigned char ka[32], kb[32];
+
+    memset(&a, 0, sizeof(a));
+    a.issuers = iss;
+    a.n_issuers = 1;
+    a.alg_mask = MCP_ALG_MASK_DEFAULT;
+    a.claims.audiences = aud1;
+    a.claims.n_audiences = 1;
+    b = a;
+    b.claims.audiences = aud2;
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &a), "t.o.k", 5, ka);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &b), "t.o.k", 5, kb);
+    assert_memory_not_equal(ka, kb, 32);
+    b = a;
+    b.alg_mask = MCP_ALG_BIT(MCP_ALG_RS256);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &b), "t.o.k", 5, kb);
+    assert_memory_not_equal(ka, kb, 32);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &a), "t.o.k", 5, kb);
+    assert_memory_equal(ka, kb, 32);
+}
+
+static void discovery_urls(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    const char *oidc, *rfc;
+    mcp_discovery_urls(p, "https://a.example", &oidc, &rfc);
+    assert_string_equal(oidc, "https://a.example/.well-known/openid-configuration");
+    assert_string_equal(rfc, "https://a.example/.well-known/oauth-authorization-server");
+    mcp_discovery_urls(p, "https://a.example/", &oidc, &rfc);
+    assert_string_equal(oidc, "https://a.example/.well-known/openid-configuration");
+    assert_string_equal(rfc, "https://a.example/.well-known/oauth-authorization-server");
+    mcp_discovery_urls(p, "https://a.example/tenant/v2/", &oidc, &rfc);
+    assert_string_equal(oidc, "https://a.example/tenant/v2/.well-known/openid-configuration");
+    assert_string_equal(rfc, "https://a.example/.well-known/oauth-authorization-server/tenant/v2");
+}
+
+static void write_jwks(apr_pool_t *p, const char *path, const EVP_PKEY *pk, const char *kid)
+{
+    json_t *doc = json_pack("{s:[o]}", "keys", mcp_jwk_public(pk, kid, MCP_ALG_ES256));
+    assert_int_equal(json_dump_file(doc, path, 0), 0);
+    json_decref(doc);
+    (void)p;
+}
+
+static void keyring_file_source_and_rotation(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    static mcp_fetch_settings_t s;
+    const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-%d.json", (int)getpid());
+    EVP_PKEY *k1 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0)), *k2 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
+    mcp_keyring_t *kr;
+    mcp_keyset_t *ks;
+    mcp_fail_t fail;
+    uint64_t g1;
+
+    s.ttl = SEC(3600);
+    s.cooldown = 0; /* every forced refresh may fetch */
+    s.max_stale = SEC(3600);
+    s.http.max_size = 65536;
+    write_jwks(p, path, k1, "one");
+    kr = mcp_keyring_create(p, "https://idp", NULL, path, &s);
+    mcp_keyring_attach(kr, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 65536), 0, 1);
+    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), 0);
+    assert_int_equal(mcp_keyset_jwks(ks)->nkeys, 1);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "one");
+    g1 = mcp_keyset_generation(ks);
+    mcp_keyring_release(kr, ks);
+
+    write_jwks(p, path, k2, "two");
+    /* Not due and not forced: the parsed keys stay as they were. */
+    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), 0);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "one");
+    mcp_keyring_release(kr, ks);
+    /* An unknown kid forces the refetch: new generation, new keys. */
+    apr_sleep(1000); /* attempts are timestamped; keep them apart */
+    assert_int_equal(mcp_keyring_acquire(kr, 1, p, NULL, &ks, &fail), 0);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
+    assert_true(mcp_keyset_generation(ks) != g1);
+    mcp_keyring_release(kr, ks);
+
+    /* A broken file never replaces good keys. */
+    {
+        FILE *f = fopen(path, "w");
+        fputs("{\"keys\":[]}", f);
+        fclose(f);
+    }
+    apr_sleep(1000);
+    assert_int_equal(mcp_keyring_acquire(kr, 1, p, NULL, &ks, &fail), 0);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
+    mcp_keyring_release(kr, ks);
+    apr_file_remove(path, p);
+}
+
+static void keyring_missing_source_is_unavailable(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    static mcp_fetch_settings_t s;
+    mcp_keyring_t *kr;
+    mcp_keyset_t *ks;
+    mcp_fail_t fail;
+
+    s.ttl = SEC(3600);
+    s.cooldown = SEC(30);
+    s.http.max_size = 65536;
+    kr = mcp_keyring_create(p, "https://idp", NULL, "/nonexistent/jwks.json", &s);
+    mcp_keyring_attach(kr, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 65536), 0, 1);
+    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), -1);
+    assert_int_equal(fail.kind, MCP_FAIL_UNAVAILABLE);
+    assert_string_equal(fail.reason, "JWKS fetch failed");
+    assert_true(tu_contains(fail.detail, "/nonexistent/jwks.json"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TU_TEST(entry_roundtrip),
+        TU_TEST(entry_expiry_and_size),
+        TU_TEST(entry_lru_eviction),
+        TU_TEST(entry_expired_slot_reused_without_eviction),
+        TU_TEST(doc_lease_and_generations),
+        TU_TEST(doc_failure_backs_off),
+        TU_TEST(doc_too_large_and_foreign_slot),
+        TU_TEST(entry_dependency_on_document),
+        TU_TEST(token_cache_roundtrip_and_exp_bound),
+        TU_TEST(token_cache_key_depends_on_rules),
+        TU_TEST(discovery_urls),
+        TU_TEST(keyring_file_source_and_rotation),
+        TU_TEST(keyring_missing_source_is_unavailable),
+    };
+    tu_global_init();
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}

@@ -2,6 +2,7 @@
 
 #include <apr_strings.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -19,6 +20,15 @@ static int numeric_date(const json_t *claims, const char *name, double *out)
     return isfinite(*out) ? 0 : -2;
 }
 
+/* A NumericDate for a log line. apr_psprintf's "%.0f" mishandles huge
+ * values (garbage digits, reads uninitialised memory), so use the C library. */
+static const char *date_str(apr_pool_t *p, double v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), fabs(v) < 1e15 ? "%.0f" : "%.6g", v);
+    return apr_pstrdup(p, buf);
+}
+
 int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy_t *pol, mcp_fail_t *fail)
 {
     double exp, nbf, iat, now = (double)pol->now, skew = (double)pol->skew;
@@ -31,22 +41,25 @@ int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Missing required claims", "exp");
     /* RFC 7519 4.1.4: the current time must be before exp (plus leeway). */
     if (rc == 0 && !(now < exp + skew))
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token expired",
-                        apr_psprintf(p, "exp %.0f, now %.0f, skew %.0f", exp, now, skew));
+        return mcp_fail(
+            fail, MCP_FAIL_INVALID_TOKEN, "Token expired",
+            apr_psprintf(p, "exp %s, now %s, skew %s", date_str(p, exp), date_str(p, now), date_str(p, skew)));
 
     rc = numeric_date(claims, "nbf", &nbf);
     if (rc == -2)
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "nbf is not a number");
     if (rc == 0 && now + skew < nbf)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token not yet valid",
-                        apr_psprintf(p, "nbf %.0f, now %.0f, skew %.0f", nbf, now, skew));
+        return mcp_fail(
+            fail, MCP_FAIL_INVALID_TOKEN, "Token not yet valid",
+            apr_psprintf(p, "nbf %s, now %s, skew %s", date_str(p, nbf), date_str(p, now), date_str(p, skew)));
 
     rc = numeric_date(claims, "iat", &iat);
     if (rc == -2)
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "iat is not a number");
     if (rc == 0 && iat > now + skew)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token issued in the future",
-                        apr_psprintf(p, "iat %.0f, now %.0f, skew %.0f", iat, now, skew));
+        return mcp_fail(
+            fail, MCP_FAIL_INVALID_TOKEN, "Token issued in the future",
+            apr_psprintf(p, "iat %s, now %s, skew %s", date_str(p, iat), date_str(p, now), date_str(p, skew)));
 
     for (i = 0; i < pol->n_required; i++) {
         json_t *v = json_object_get(claims, pol->required[i]);

@@ -13,8 +13,11 @@
 
 #include "src/jose_alg.h"
 #include "src/mcp_authn.h"
+#include "src/mcp_authz.h"
 #include "src/mcp_conf.h"
+#include "src/mcp_metadata.h"
 #include "src/mcp_shm.h"
+#include "src/mcp_toolscope.h"
 
 /* ---- per-directory configuration ------------------------------------ */
 
@@ -24,6 +27,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     c->skew = -1;
     c->max_token_size = -1;
+    c->resource_metadata = -1;
     return c;
 }
 
@@ -47,6 +51,10 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->remote_user_claim = MERGE(remote_user_claim, NULL);
     c->max_token_size = MERGE(max_token_size, -1);
     c->location = MERGE(location, NULL);
+    c->scope_claim = MERGE(scope_claim, NULL);
+    c->scopes_supported = MERGE(scopes_supported, NULL);
+    c->resource_metadata = MERGE(resource_metadata, -1);
+    c->tool_scopes = MERGE(tool_scopes, NULL);
     return c;
 }
 
@@ -77,6 +85,14 @@ static const command_rec mcp_cmds[] = {
             "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
     DIR_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
             "larger tokens are rejected without parsing (default 16384 bytes)"),
+    DIR_CMD(AP_INIT_TAKE1, "MCPAuthScopeClaim", mcp_cmd_scope_claim,
+            "claim holding the token's scopes (default: scope, then scp)"),
+    DIR_CMD(AP_INIT_ITERATE, "MCPAuthScopesSupported", mcp_cmd_scopes_supported,
+            "scopes_supported of the metadata document and the scope hint of 401 challenges"),
+    DIR_CMD(AP_INIT_FLAG, "MCPAuthResourceMetadata", mcp_cmd_resource_metadata,
+            "serve the RFC 9728 document for this location (default On)"),
+    DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthToolScope", mcp_cmd_tool_scope,
+            "<tool-name> <scope>...: an MCP tools/call of this tool also needs these scopes"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
             "largest JWKS or discovery document accepted (default 65536 bytes)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),
@@ -120,10 +136,11 @@ static int check_authn(request_rec *r)
     return mcp_authenticate(r, dir_conf(r));
 }
 
-/* access_checker_ex: OK skips authn and authz for a CORS preflight. */
-static int preflight(request_rec *r)
+/* access_checker_ex: OK skips authn and authz -- for a CORS preflight and
+ * for the lookups the metadata handler makes. */
+static int skip_access_control(request_rec *r)
 {
-    if (!is_ours(r) || !mcp_is_preflight(r, dir_conf(r)))
+    if (!is_ours(r) || !(mcp_is_preflight(r, dir_conf(r)) || mcp_metadata_is_lookup(r)))
         return DECLINED;
     return OK;
 }
@@ -132,8 +149,22 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
 {
     if (strcasecmp(auth_type, MCP_AUTH_TYPE) != 0)
         return DECLINED;
-    mcp_set_challenge(r, dir_conf(r));
+    mcp_authz_note_failure(r, dir_conf(r));
     return OK;
+}
+
+static void insert_error_filter(request_rec *r)
+{
+    if (is_ours(r))
+        mcp_authz_error_response(r, dir_conf(r));
+}
+
+/* After authorization, before the handler: per-tool scopes. */
+static int tool_scopes(request_rec *r)
+{
+    if (!is_ours(r) || r->main)
+        return DECLINED;
+    return mcp_toolscope_check(r, dir_conf(r));
 }
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -185,14 +216,18 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static void register_hooks(apr_pool_t *p)
 {
-    (void)p;
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_check_access_ex(preflight, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_quick_handler(mcp_metadata_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_access_ex(skip_access_control, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(tool_scopes, NULL, NULL, APR_HOOK_FIRST);
+    mcp_authz_register(p);
+    mcp_toolscope_register(p);
 }
 
 AP_DECLARE_MODULE(mcp_auth) = {

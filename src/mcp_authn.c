@@ -8,89 +8,18 @@
 #include <string.h>
 
 #include "bearer.h"
-#include "challenge.h"
+#include "claims.h"
 #include "json_util.h"
+#include "mcp_request.h"
 #include "mcp_shm.h"
 #include "token_cache.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
-
 static void log_to_request(void *ctx, int level, const char *msg)
 {
     request_rec *r = ctx;
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
-}
-
-/* scheme://host[:port] as the client addressed us (UseCanonicalName rules). */
-static const char *public_origin(request_rec *r)
-{
-    return ap_construct_url(r->pool, "", r);
-}
-
-static const char *resource_uri(request_rec *r, const mcp_dir_conf_t *conf)
-{
-    if (conf->resource)
-        return conf->resource;
-    return apr_pstrcat(r->pool, public_origin(r), conf->location ? conf->location : "/", NULL);
-}
-
-/* RFC 9728 3.1: the well-known segment goes between the origin and the path. */
-static const char *metadata_url(request_rec *r, const mcp_dir_conf_t *conf)
-{
-    const char *res = resource_uri(r, conf), *sep = strstr(res, "://");
-    const char *path = sep ? strchr(sep + 3, '/') : NULL;
-    const char *origin = path ? apr_pstrmemdup(r->pool, res, (apr_size_t)(path - res)) : res;
-    if (!path || strcmp(path, "/") == 0)
-        path = "";
-    return apr_pstrcat(r->pool, origin, "/.well-known/oauth-protected-resource", path, NULL);
-}
-
-void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
-{
-    const mcp_fail_t *noted = ap_get_module_config(r->request_config, &mcp_auth_module);
-    mcp_fail_t fail = {MCP_FAIL_NO_TOKEN, "No bearer token", NULL};
-    mcp_challenge_t c;
-    const char *h;
-
-    if (noted)
-        fail = *noted;
-    c.realm = ap_auth_name(r);
-    c.resource_metadata = metadata_url(r, conf);
-    c.scope = NULL;
-    h = mcp_challenge_header(r->pool, &fail, &c);
-    if (h)
-        apr_table_setn(r->err_headers_out, "WWW-Authenticate", h);
-}
-
-static int refuse(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail)
-{
-    int status = mcp_fail_status(fail->kind);
-    int level = fail->kind == MCP_FAIL_NO_TOKEN    ? APLOG_DEBUG
-                : fail->kind == MCP_FAIL_UNAVAILABLE || fail->kind == MCP_FAIL_CONFIG ? APLOG_ERR
-                                                                                      : APLOG_WARNING;
-    mcp_fail_t *kept = apr_pmemdup(r->pool, fail, sizeof(*fail));
-
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s%s%s (%s %s)", fail->reason, fail->detail ? ": " : "",
-                  fail->detail ? fail->detail : "", r->method, mcp_printable(r->pool, r->uri, 256));
-    ap_set_module_config(r->request_config, &mcp_auth_module, kept);
-    if (status == HTTP_UNAUTHORIZED)
-        ap_note_auth_failure(r); /* runs our note_auth_failure hook: the challenge */
-    else
-        mcp_set_challenge(r, conf);
-    if (status == HTTP_SERVICE_UNAVAILABLE)
-        apr_table_setn(r->err_headers_out, "Retry-After", "30");
-    if (r->main)
-        return status; /* a subrequest's refusal is the main request's to answer */
-
-    /* Answer here with a JSON body: httpd's error pages would be HTML. */
-    r->status = status;
-    if (ap_discard_request_body(r) != OK)
-        r->connection->keepalive = AP_CONN_CLOSE;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    ap_rputs(mcp_error_body(r->pool, fail), r);
-    return DONE;
 }
 
 static const char *claim_as_user(apr_pool_t *p, const json_t *claims, const char *name)
@@ -141,7 +70,7 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
     }
     else {
         const char **aud = apr_palloc(r->pool, sizeof(*aud));
-        aud[0] = resource_uri(r, conf);
+        aud[0] = mcp_resource_uri(r, conf);
         pol->claims.audiences = aud;
         pol->claims.n_audiences = 1;
     }
@@ -188,23 +117,27 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
     mcp_verify_policy_t pol;
     mcp_verified_t v;
     mcp_fail_t fail;
+    mcp_request_t *st;
     const char *token;
     size_t len;
 
     if (mcp_bearer_extract(apr_table_get(r->headers_in, "Authorization"),
                            conf->token_header ? apr_table_get(r->headers_in, conf->token_header) : NULL, &token,
                            &len, &fail))
-        return refuse(r, conf, &fail);
+        return mcp_respond(r, conf, &fail);
     build_policy(r, conf, &pol);
     /* Not a compact JWS: an opaque token, for which introspection is needed. */
     if (mcp_compact_parts(token, len) != 3 && mcp_compact_parts(token, len) != 5) {
         mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Malformed token",
                  "not a JWT and no introspection endpoint is configured");
-        return refuse(r, conf, &fail);
+        return mcp_respond(r, conf, &fail);
     }
     if (verify_cached(r, &pol, token, len, &log, &v, &fail))
-        return refuse(r, conf, &fail);
+        return mcp_respond(r, conf, &fail);
 
+    st = mcp_request(r);
+    st->claims = v.claims;
+    st->granted = mcp_token_scopes(r->pool, v.claims, conf->scope_claim);
     r->user = apr_pstrdup(r->pool, user_name(r->pool, conf, v.claims));
     r->ap_auth_type = (char *)MCP_AUTH_TYPE;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: iss %s, user %s, alg %s",

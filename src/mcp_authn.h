@@ -1,6 +1,6 @@
 /* The authentication step of one request: take the bearer token, verify
- * it under the location's policy, name the user, or answer the refusal
- * (status, one Bearer challenge, JSON body, one log line). */
+ * it under the location's policy (through the verified-token cache), and
+ * name the user -- or answer the refusal. */
 #ifndef MCP_AUTHN_H
 #define MCP_AUTHN_H
 
@@ -14,8 +14,5 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf);
 
 /* A token-less OPTIONS request (CORS preflight) passes untouched. */
 int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf);
-
-/* WWW-Authenticate for a refusal noted on this request (note_auth_failure). */
-void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf);
 
 #endif

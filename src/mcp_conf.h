@@ -4,6 +4,7 @@
 #ifndef MCP_CONF_H
 #define MCP_CONF_H
 
+#include <apr_hash.h>
 #include <apr_tables.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -32,7 +33,16 @@ typedef struct {
     const char *remote_user_claim;
     long max_token_size;
     const char *location;                /* <Location> path the directives were written in */
+    const char *scope_claim;             /* MCPAuthScopeClaim, NULL: scope then scp */
+    apr_array_header_t *scopes_supported; /* const char * */
+    int resource_metadata;               /* -1 unset, 0 Off, 1 On */
+    apr_array_header_t *tool_scopes;     /* mcp_tool_scope_t */
 } mcp_dir_conf_t;
+
+typedef struct {
+    const char *tool;
+    apr_array_header_t *scopes;          /* const char * */
+} mcp_tool_scope_t;
 
 /* Module-wide state for one configuration generation (reset by pre_config). */
 typedef struct {
@@ -43,6 +53,7 @@ typedef struct {
     apr_array_header_t *issuer_defs;     /* mcp_issuer_def_t, one per distinct issuer + key source */
     int any_hmac_secret;                 /* some section has MCPAuthHMACSecret */
     const char *hmac_without_secret;     /* "file:line" of a section allowing HS* without a secret */
+    apr_hash_t *locations;               /* server_rec * -> apr_array_header_t of <Location> paths */
     apr_pool_t *pconf;
 } mcp_global_t;
 
@@ -72,6 +83,10 @@ const char *mcp_cmd_token_type(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_token_header(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_resource_metadata(cmd_parms *cmd, void *dconf, int on);
+const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args);
 const char *mcp_cmd_server_seconds(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_jwks_max_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg);

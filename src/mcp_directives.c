@@ -19,6 +19,7 @@ void mcp_global_reset(apr_pool_t *pconf)
     memset(&mcp_global, 0, sizeof(mcp_global));
     mcp_global.pconf = pconf;
     mcp_global.issuer_defs = apr_array_make(pconf, 4, sizeof(mcp_issuer_def_t));
+    mcp_global.locations = apr_hash_make(pconf);
     mcp_global.fetch.ttl = apr_time_from_sec(86400);
     mcp_global.fetch.cooldown = apr_time_from_sec(30);
     mcp_global.fetch.max_stale = apr_time_from_sec(604800);
@@ -36,8 +37,25 @@ void mcp_global_reset(apr_pool_t *pconf)
 static void note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
 {
     const ap_directive_t *sec = cmd->directive ? cmd->directive->parent : NULL;
-    if (sec && strcasecmp(sec->directive, "<Location") == 0 && cmd->path && cmd->path[0] == '/')
-        conf->location = cmd->path;
+    apr_array_header_t *paths;
+    int i;
+
+    if (!sec || strcasecmp(sec->directive, "<Location") != 0 || !cmd->path || cmd->path[0] != '/')
+        return;
+    conf->location = cmd->path;
+    /* Remembered per virtual host for the root metadata document. Not from
+     * .htaccess (request time): those are never <Location> sections. */
+    paths = apr_hash_get(mcp_global.locations, &cmd->server, sizeof(cmd->server));
+    if (!paths) {
+        server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
+        *key = cmd->server;
+        paths = apr_array_make(mcp_global.pconf, 2, sizeof(const char *));
+        apr_hash_set(mcp_global.locations, key, sizeof(*key), paths);
+    }
+    for (i = 0; i < paths->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(paths, i, const char *), cmd->path) == 0)
+            return;
+    APR_ARRAY_PUSH(paths, const char *) = apr_pstrdup(mcp_global.pconf, cmd->path);
 }
 
 static const char *where(cmd_parms *cmd)
@@ -297,6 +315,53 @@ const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg)
         return "MCPAuthMaxTokenSize takes bytes from 64 to 1048576";
     note_section(cmd, conf);
     conf->max_token_size = v;
+    return NULL;
+}
+
+const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    mcp_dir_conf_t *conf = dconf;
+    note_section(cmd, conf);
+    conf->scope_claim = arg;
+    return NULL;
+}
+
+const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    mcp_dir_conf_t *conf = dconf;
+    note_section(cmd, conf);
+    if (!conf->scopes_supported)
+        conf->scopes_supported = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    APR_ARRAY_PUSH(conf->scopes_supported, const char *) = arg;
+    return NULL;
+}
+
+const char *mcp_cmd_resource_metadata(cmd_parms *cmd, void *dconf, int on)
+{
+    mcp_dir_conf_t *conf = dconf;
+    note_section(cmd, conf);
+    conf->resource_metadata = on;
+    return NULL;
+}
+
+const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
+{
+    mcp_dir_conf_t *conf = dconf;
+    mcp_tool_scope_t *ts;
+    const char *word;
+
+    note_section(cmd, conf);
+    if (!conf->tool_scopes)
+        conf->tool_scopes = apr_array_make(cmd->pool, 4, sizeof(mcp_tool_scope_t));
+    ts = apr_array_push(conf->tool_scopes);
+    ts->tool = ap_getword_conf(cmd->pool, &args);
+    ts->scopes = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    if (!*ts->tool)
+        return "MCPAuthToolScope needs a tool name and at least one scope";
+    while (*(word = ap_getword_conf(cmd->pool, &args)))
+        APR_ARRAY_PUSH(ts->scopes, const char *) = word;
+    if (ts->scopes->nelts == 0)
+        return apr_psprintf(cmd->pool, "MCPAuthToolScope %s: name at least one scope", ts->tool);
     return NULL;
 }
 

@@ -1,0 +1,109 @@
+#include "mcp_request.h"
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <string.h>
+
+#include "challenge.h"
+#include "claims.h"
+
+APLOG_USE_MODULE(mcp_auth);
+
+mcp_request_t *mcp_request_peek(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &mcp_auth_module);
+}
+
+mcp_request_t *mcp_request(request_rec *r)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    if (!st) {
+        st = apr_pcalloc(r->pool, sizeof(*st));
+        st->missing = apr_array_make(r->pool, 2, sizeof(const char *));
+        ap_set_module_config(r->request_config, &mcp_auth_module, st);
+    }
+    return st;
+}
+
+const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    if (conf->resource)
+        return conf->resource;
+    /* scheme://host[:port] as UseCanonicalName says, then the location. */
+    return ap_construct_url(r->pool, conf->location ? conf->location : "/", r);
+}
+
+const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    /* RFC 9728 3.1: the well-known segment goes between origin and path. */
+    const char *res = mcp_resource_uri(r, conf), *sep = strstr(res, "://");
+    const char *path = sep ? strchr(sep + 3, '/') : NULL;
+    const char *origin = path ? apr_pstrmemdup(r->pool, res, (apr_size_t)(path - res)) : res;
+    if (!path || strcmp(path, "/") == 0)
+        path = "";
+    return apr_pstrcat(r->pool, origin, "/.well-known/oauth-protected-resource", path, NULL);
+}
+
+void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    mcp_fail_t fail = {MCP_FAIL_NO_TOKEN, "No bearer token", NULL};
+    mcp_challenge_t c;
+    const char *h;
+
+    c.realm = ap_auth_name(r);
+    c.resource_metadata = conf->resource_metadata != 0 ? mcp_metadata_url(r, conf) : NULL;
+    c.scope = mcp_scope_join(r->pool, conf->scopes_supported);
+    if (st && st->has_fail) {
+        fail = st->fail;
+    }
+    else if (st && st->claims) {
+        /* A valid token that may not do this: step-up (RFC 6750 3.1). The
+         * scope names what the token has plus what was asked for, so a
+         * client can re-authorize with one request. */
+        apr_array_header_t *want = apr_array_copy(r->pool, st->granted);
+        int i;
+        for (i = 0; i < st->missing->nelts; i++)
+            mcp_scope_add(want, APR_ARRAY_IDX(st->missing, i, const char *));
+        fail.kind = MCP_FAIL_INSUFFICIENT_SCOPE;
+        fail.reason = "Insufficient scope";
+        c.scope = mcp_scope_join(r->pool, want);
+    }
+    h = mcp_challenge_header(r->pool, &fail, &c);
+    if (h)
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", h);
+}
+
+int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail)
+{
+    mcp_request_t *st = mcp_request(r);
+    int status = mcp_fail_status(fail->kind);
+    int level = fail->kind == MCP_FAIL_NO_TOKEN                                            ? APLOG_DEBUG
+                : fail->kind == MCP_FAIL_UNAVAILABLE || fail->kind == MCP_FAIL_CONFIG ? APLOG_ERR
+                                                                                      : APLOG_WARNING;
+
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s%s%s (%s %s)", fail->reason, fail->detail ? ": " : "",
+                  fail->detail ? fail->detail : "", r->method, mcp_printable(r->pool, r->uri, 256));
+    st->has_fail = fail->kind != MCP_FAIL_INSUFFICIENT_SCOPE;
+    st->fail = *fail;
+    if (status == HTTP_UNAUTHORIZED)
+        ap_note_auth_failure(r); /* runs our note_auth_failure hook: the challenge */
+    else
+        mcp_set_challenge(r, conf);
+    if (status == HTTP_SERVICE_UNAVAILABLE)
+        apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    if (r->main)
+        return status; /* a subrequest's refusal is the main request's to answer */
+
+    /* Answer here with a JSON body: httpd's error pages would be HTML. */
+    r->status = status;
+    if (ap_discard_request_body(r) != OK)
+        r->connection->keepalive = AP_CONN_CLOSE;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    ap_rputs(mcp_error_body(r->pool, fail), r);
+    return DONE;
+}

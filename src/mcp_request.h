@@ -1,0 +1,37 @@
+/* What one request learned about its token, shared by authentication,
+ * the Require providers, tool scopes and the error responses. */
+#ifndef MCP_REQUEST_H
+#define MCP_REQUEST_H
+
+#include <httpd.h>
+#include <jansson.h>
+
+#include "mcp_conf.h"
+#include "mcp_fail.h"
+
+typedef struct {
+    int has_fail;
+    mcp_fail_t fail;                /* why authentication refused */
+    json_t *claims;                 /* verified claims (NULL until verified) */
+    apr_array_header_t *granted;    /* the token's scopes */
+    apr_array_header_t *missing;    /* scopes a Require or a tool rule wanted */
+    int denied;                     /* authorization refused a valid token */
+} mcp_request_t;
+
+/* The state of r, created on first use; NULL from mcp_request_peek when
+ * none was created. */
+mcp_request_t *mcp_request(request_rec *r);
+mcp_request_t *mcp_request_peek(request_rec *r);
+
+/* The location's canonical resource URI and its RFC 9728 document URL. */
+const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf);
+const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* Sends status + one Bearer challenge + JSON body and returns DONE (or just
+ * the status in a subrequest). Logs the refusal once. */
+int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail);
+
+/* WWW-Authenticate for what the state says (note_auth_failure and errors). */
+void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf);
+
+#endif

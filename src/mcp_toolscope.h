@@ -1,0 +1,18 @@
+/* MCPAuthToolScope: reads a POST body in the fixups phase, finds the MCP
+ * tools/call requests in it, demands their scopes, and hands the body on
+ * byte-for-byte to the backend (mod_proxy, CGI) through an input filter. */
+#ifndef MCP_TOOLSCOPE_H
+#define MCP_TOOLSCOPE_H
+
+#include <httpd.h>
+
+#include "mcp_conf.h"
+
+#define MCP_TOOL_BODY_LIMIT (1024 * 1024)
+
+void mcp_toolscope_register(apr_pool_t *p);
+
+/* OK/DECLINED to go on, or DONE after answering 400/403/413/415. */
+int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf);
+
+#endif

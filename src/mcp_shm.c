@@ -3,18 +3,22 @@
 #include <ap_slotmem.h>
 #include <apr_strings.h>
 #include <http_log.h>
+#include <http_core.h>
+#include <unistd.h>
 #include <util_mutex.h>
 
 #include "mcp_conf.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
-/* One mutex for every configuration generation: after a graceful restart
- * old and new children share the same memory, so they must share the lock
- * too. It lives in the process pool and goes away with httpd. */
+/* Each configuration generation gets new segments (mod_slotmem_shm
+ * re-creates them on every restart and restores the persisted content) and
+ * so its own mutex: children of the old generation finish their requests
+ * on the old segments and lock, never on ours. */
 static apr_global_mutex_t *shm_mutex;
 static mcp_store_t *store;
 static apr_time_t last_eviction_warning;
+static const char *persist_files[2];
 
 int mcp_shm_pre_config(apr_pool_t *pconf)
 {
@@ -34,12 +38,40 @@ static void global_unlock(void *ctx)
 }
 
 /* Slot pointers for this process (slotmem hands them out one by one). */
+/* mod_slotmem_shm's name for the content it keeps across restarts. */
+static const char *persist_file(apr_pool_t *p, const char *name)
+{
+    return ap_runtime_dir_relative(p, apr_pstrcat(p, "slotmem-shm-", name, ".shm.persist", NULL));
+}
+
+/* Runs after mod_slotmem_shm has written the content out (cleanups run in
+ * reverse order of registration): a stop leaves nothing behind, a graceful
+ * restart keeps it for the next generation. */
+static apr_status_t forget_on_exit(void *data)
+{
+    int i;
+    (void)data;
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING)
+        return APR_SUCCESS;
+    for (i = 0; i < 2; i++)
+        if (persist_files[i])
+            unlink(persist_files[i]);
+    return APR_SUCCESS;
+}
+
 static const char *slots(const ap_slotmem_provider_t *sm, apr_pool_t *p, const char *name, apr_size_t size,
-                         unsigned n, void ***out)
+                         unsigned n, int which, void ***out)
 {
     ap_slotmem_instance_t *inst;
     void **ptrs = apr_pcalloc(p, (n + 1) * sizeof(void *));
-    apr_status_t rv = sm->create(&inst, name, size, n, 0, p);
+    apr_status_t rv;
+
+    /* A fresh start (not a restart) begins empty: drop what a previous run
+     * left. Restarts restore the content mod_slotmem_shm persisted. */
+    persist_files[which] = persist_file(p, name);
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        unlink(persist_files[which]);
+    rv = sm->create(&inst, name, size, n, AP_SLOTMEM_TYPE_PERSIST, p);
     unsigned i;
 
     if (rv != APR_SUCCESS)
@@ -69,8 +101,8 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     if (!sm)
         return "mod_mcp_auth needs mod_slotmem_shm for its shared cache: "
                "LoadModule slotmem_shm_module modules/mod_slotmem_shm.so (Debian: a2enmod slotmem_shm)";
-    if (!shm_mutex) {
-        apr_status_t rv = ap_global_mutex_create(&shm_mutex, NULL, MCP_MUTEX_TYPE, NULL, s, s->process->pool, 0);
+    {
+        apr_status_t rv = ap_global_mutex_create(&shm_mutex, NULL, MCP_MUTEX_TYPE, NULL, s, pconf, 0);
         if (rv != APR_SUCCESS)
             return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
     }
@@ -79,12 +111,13 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     /* Sizes are part of the names: a changed size gets a fresh segment
      * instead of a mismatched one after a graceful restart. */
     err = slots(sm, pconf, apr_psprintf(pconf, "mcp_auth_e%ux%lu", mcp_global.cache_entries, (unsigned long)entry_size),
-                entry_size, mcp_global.cache_entries, &entries);
+                entry_size, mcp_global.cache_entries, 0, &entries);
     if (!err)
         err = slots(sm, pconf, apr_psprintf(pconf, "mcp_auth_d%ux%lu", n_docs, (unsigned long)doc_size), doc_size,
-                    n_docs, &docs);
+                    n_docs, 1, &docs);
     if (err)
         return err;
+    apr_pool_cleanup_register(pconf, NULL, forget_on_exit, apr_pool_cleanup_null);
     store = mcp_store_create(pconf, entries, mcp_global.cache_entries, entry_size, docs, n_docs, doc_size, lock);
     for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
         mcp_keyring_attach(defs[i].ring, store, 2 * i, 2 * i + 1);

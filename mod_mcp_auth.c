@@ -14,6 +14,7 @@
 #include "src/jose_alg.h"
 #include "src/mcp_authn.h"
 #include "src/mcp_authz.h"
+#include "src/mcp_identity.h"
 #include "src/mcp_conf.h"
 #include "src/mcp_metadata.h"
 #include "src/mcp_shm.h"
@@ -28,6 +29,8 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->skew = -1;
     c->max_token_size = -1;
     c->resource_metadata = -1;
+    c->pass_token = -1;
+    c->forward_token = -1;
     return c;
 }
 
@@ -55,6 +58,10 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->scopes_supported = MERGE(scopes_supported, NULL);
     c->resource_metadata = MERGE(resource_metadata, -1);
     c->tool_scopes = MERGE(tool_scopes, NULL);
+    c->claim_headers = MERGE(claim_headers, NULL);
+    c->claim_envs = MERGE(claim_envs, NULL);
+    c->pass_token = MERGE(pass_token, -1);
+    c->forward_token = MERGE(forward_token, -1);
     return c;
 }
 
@@ -93,6 +100,14 @@ static const command_rec mcp_cmds[] = {
             "serve the RFC 9728 document for this location (default On)"),
     DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthToolScope", mcp_cmd_tool_scope,
             "<tool-name> <scope>...: an MCP tools/call of this tool also needs these scopes"),
+    DIR_CMD(AP_INIT_TAKE2, "MCPAuthClaimHeader", mcp_cmd_claim_header,
+            "<Header-Name> <$.claim>: request header for the backend from a claim ($ = all claims as JSON)"),
+    DIR_CMD(AP_INIT_TAKE2, "MCPAuthClaimEnv", mcp_cmd_claim_env,
+            "<NAME> <$.claim>: subprocess environment variable from a claim"),
+    DIR_CMD(AP_INIT_FLAG, "MCPAuthPassToken", mcp_cmd_pass_token,
+            "also export the raw token as MCP_AUTH_TOKEN (default Off)"),
+    DIR_CMD(AP_INIT_FLAG, "MCPAuthForwardToken", mcp_cmd_forward_token,
+            "keep (On, default) or remove (Off) the client's Authorization header towards the backend"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
             "largest JWKS or discovery document accepted (default 65536 bytes)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),
@@ -159,12 +174,25 @@ static void insert_error_filter(request_rec *r)
         mcp_authz_error_response(r, dir_conf(r));
 }
 
-/* After authorization, before the handler: per-tool scopes. */
-static int tool_scopes(request_rec *r)
+/* Before authentication: client-sent copies of identity headers go. */
+static int scrub_identity(request_rec *r)
 {
+    if (is_ours(r))
+        mcp_identity_scrub(r, dir_conf(r));
+    return DECLINED;
+}
+
+/* After authorization, before the handler: per-tool scopes, then what the
+ * backend gets to see of the token. */
+static int before_handler(request_rec *r)
+{
+    int rc;
     if (!is_ours(r) || r->main)
         return DECLINED;
-    return mcp_toolscope_check(r, dir_conf(r));
+    rc = mcp_toolscope_check(r, dir_conf(r));
+    if (rc == OK || rc == DECLINED)
+        mcp_identity_forward(r, dir_conf(r));
+    return rc;
 }
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -225,7 +253,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_fixups(tool_scopes, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_header_parser(scrub_identity, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
     mcp_authz_register(p);
     mcp_toolscope_register(p);
 }

@@ -10,6 +10,7 @@
 #include "bearer.h"
 #include "claims.h"
 #include "json_util.h"
+#include "mcp_identity.h"
 #include "mcp_request.h"
 #include "mcp_shm.h"
 #include "token_cache.h"
@@ -140,6 +141,7 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
     st->granted = mcp_token_scopes(r->pool, v.claims, conf->scope_claim);
     r->user = apr_pstrdup(r->pool, user_name(r->pool, conf, v.claims));
     r->ap_auth_type = (char *)MCP_AUTH_TYPE;
+    mcp_identity_export(r, conf, token, len);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: iss %s, user %s, alg %s",
                   mcp_printable(r->pool, pol.issuers[v.issuer_index].issuer, 256),
                   mcp_printable(r->pool, r->user, 128), mcp_alg_name(v.alg));

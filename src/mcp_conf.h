@@ -37,7 +37,16 @@ typedef struct {
     apr_array_header_t *scopes_supported; /* const char * */
     int resource_metadata;               /* -1 unset, 0 Off, 1 On */
     apr_array_header_t *tool_scopes;     /* mcp_tool_scope_t */
+    apr_array_header_t *claim_headers;   /* mcp_claim_export_t */
+    apr_array_header_t *claim_envs;      /* mcp_claim_export_t */
+    int pass_token;                      /* -1 unset, 0 Off (default), 1 On */
+    int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
 } mcp_dir_conf_t;
+
+typedef struct {
+    const char *name;                    /* header name, or env name (upper-cased) */
+    const char *expr;                    /* $, $.a, $.a.b */
+} mcp_claim_export_t;
 
 typedef struct {
     const char *tool;
@@ -87,6 +96,10 @@ const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_resource_metadata(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args);
+const char *mcp_cmd_claim_header(cmd_parms *cmd, void *dconf, const char *name, const char *expr);
+const char *mcp_cmd_claim_env(cmd_parms *cmd, void *dconf, const char *name, const char *expr);
+const char *mcp_cmd_pass_token(cmd_parms *cmd, void *dconf, int on);
+const char *mcp_cmd_forward_token(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_server_seconds(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_jwks_max_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg);

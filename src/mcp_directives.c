@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "json_util.h"
+#include "propagate.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -362,6 +363,72 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
         APR_ARRAY_PUSH(ts->scopes, const char *) = word;
     if (ts->scopes->nelts == 0)
         return apr_psprintf(cmd->pool, "MCPAuthToolScope %s: name at least one scope", ts->tool);
+    return NULL;
+}
+
+/* $ (all claims), $.name or $.a.b: nothing else, so typos fail configtest. */
+static int valid_claim_expr(const char *e)
+{
+    const char *c;
+    if (strcmp(e, "$") == 0)
+        return 1;
+    if (strncmp(e, "$.", 2) != 0 || !e[2])
+        return 0;
+    for (c = e + 2; *c; c++)
+        if (*c == '.' && (c[1] == '.' || c[1] == '\0'))
+            return 0;
+    return 1;
+}
+
+static const char *claim_export(cmd_parms *cmd, mcp_dir_conf_t *conf, apr_array_header_t **list, const char *name,
+                                const char *expr, int is_env)
+{
+    mcp_claim_export_t *ex;
+    const char *c;
+
+    if (!valid_claim_expr(expr))
+        return apr_psprintf(cmd->pool, "%s %s: %s is not a claim expression ($, $.name or $.a.b)", cmd->cmd->name,
+                            name, expr);
+    for (c = name; *c; c++)
+        if (!(apr_isalnum(*c) || *c == '-' || *c == '_'))
+            return apr_psprintf(cmd->pool, "%s: %s is not a valid %s name", cmd->cmd->name, name,
+                                is_env ? "variable" : "header");
+    if (!*name || (!is_env && strcasecmp(name, "Authorization") == 0))
+        return apr_psprintf(cmd->pool, "%s: %s cannot be set from a claim", cmd->cmd->name, name);
+    note_section(cmd, conf);
+    if (!*list)
+        *list = apr_array_make(cmd->pool, 4, sizeof(mcp_claim_export_t));
+    ex = apr_array_push(*list);
+    ex->name = is_env ? mcp_env_name(cmd->pool, name) : name;
+    ex->expr = expr;
+    return NULL;
+}
+
+const char *mcp_cmd_claim_header(cmd_parms *cmd, void *dconf, const char *name, const char *expr)
+{
+    mcp_dir_conf_t *conf = dconf;
+    return claim_export(cmd, conf, &conf->claim_headers, name, expr, 0);
+}
+
+const char *mcp_cmd_claim_env(cmd_parms *cmd, void *dconf, const char *name, const char *expr)
+{
+    mcp_dir_conf_t *conf = dconf;
+    return claim_export(cmd, conf, &conf->claim_envs, name, expr, 1);
+}
+
+const char *mcp_cmd_pass_token(cmd_parms *cmd, void *dconf, int on)
+{
+    mcp_dir_conf_t *conf = dconf;
+    note_section(cmd, conf);
+    conf->pass_token = on;
+    return NULL;
+}
+
+const char *mcp_cmd_forward_token(cmd_parms *cmd, void *dconf, int on)
+{
+    mcp_dir_conf_t *conf = dconf;
+    note_section(cmd, conf);
+    conf->forward_token = on;
     return NULL;
 }
 

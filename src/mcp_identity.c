@@ -1,0 +1,74 @@
+#include "mcp_identity.h"
+
+#include <apr_strings.h>
+#include <http_log.h>
+#include <string.h>
+
+#include "claims.h"
+#include "json_util.h"
+#include "mcp_request.h"
+#include "propagate.h"
+
+APLOG_USE_MODULE(mcp_auth);
+
+void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    const char **names;
+    int i;
+
+    if (!conf->claim_headers)
+        return;
+    names = apr_palloc(r->pool, sizeof(char *) * (size_t)conf->claim_headers->nelts);
+    for (i = 0; i < conf->claim_headers->nelts; i++)
+        names[i] = APR_ARRAY_IDX(conf->claim_headers, i, mcp_claim_export_t).name;
+    mcp_scrub_headers(r->pool, r->headers_in, names, conf->claim_headers->nelts);
+}
+
+/* One claim into a table; a value with control characters is never set. */
+static void export_claim(request_rec *r, apr_table_t *t, const char *what, const char *name, const json_t *claims,
+                         const char *expr)
+{
+    int unsafe;
+    const char *text = mcp_claim_text(r->pool, mcp_claim_path(claims, expr), &unsafe);
+    if (unsafe)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "Claim %s holds control characters: %s %s not set (header injection refused)",
+                      mcp_printable(r->pool, expr, 64), what, name);
+    if (text)
+        apr_table_set(t, name, text);
+}
+
+void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char *token, size_t len)
+{
+    mcp_request_t *st = mcp_request(r);
+    apr_table_t *env = r->subprocess_env;
+    const char *scope = mcp_scope_join(r->pool, st->granted), *claims = mcp_json_compact(r->pool, st->claims);
+    int i;
+
+    apr_table_set(env, "REMOTE_USER", r->user);
+    apr_table_setn(env, "AUTH_TYPE", MCP_AUTH_TYPE);
+    export_claim(r, env, "variable", "MCP_AUTH_SUB", st->claims, "$.sub");
+    export_claim(r, env, "variable", "MCP_AUTH_ISS", st->claims, "$.iss");
+    apr_table_set(env, "MCP_AUTH_SCOPE", scope ? scope : "");
+    if (claims)
+        apr_table_set(env, "MCP_AUTH_CLAIMS", claims);
+    for (i = 0; conf->claim_envs && i < conf->claim_envs->nelts; i++) {
+        const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_envs, i, mcp_claim_export_t);
+        export_claim(r, env, "variable", ex->name, st->claims, ex->expr);
+    }
+    for (i = 0; conf->claim_headers && i < conf->claim_headers->nelts; i++) {
+        const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_headers, i, mcp_claim_export_t);
+        export_claim(r, r->headers_in, "header", ex->name, st->claims, ex->expr);
+    }
+    if (conf->pass_token == 1)
+        apr_table_set(env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len));
+}
+
+void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    if (conf->forward_token != 0)
+        return;
+    apr_table_unset(r->headers_in, "Authorization");
+    if (conf->token_header)
+        apr_table_unset(r->headers_in, conf->token_header);
+}

@@ -1,0 +1,21 @@
+/* Hands the verified identity to the backend: request headers for a proxied
+ * MCP server, subprocess environment for CGI and httpd expressions; and
+ * removes what a client could have sent to impersonate it. */
+#ifndef MCP_IDENTITY_H
+#define MCP_IDENTITY_H
+
+#include <httpd.h>
+
+#include "mcp_conf.h"
+
+/* header_parser: before anything reads them, drop client-sent copies of
+ * every MCPAuthClaimHeader (all case and '-'/'_' spellings). */
+void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* After a token is accepted: env and headers from its claims. */
+void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char *token, size_t len);
+
+/* fixups: MCPAuthForwardToken Off removes the token before the backend. */
+void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf);
+
+#endif

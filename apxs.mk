@@ -49,6 +49,10 @@ $(BUILD)/mod_mcp_auth.so: $(MODULE_O)
 $(BUILD)/mcp-auth-token: $(CLI_O)
 	$(CC) $(SAN) -o $@ $(CLI_O) $(APR_LIBS) $(LIBS)
 
+$(BUILD)/mcp-demo-server: demo/mcp_server.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -o $@ $< -ljansson
+
 $(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(BUILD)/obj/jws_sign.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(BUILD)/obj/jws_sign.o \
@@ -78,7 +82,7 @@ test: test-deps
 
 # ---- demo ----------------------------------------------------------------
 demo: deps
-	@$(MAKE) -f apxs.mk --no-print-directory all
+	@$(MAKE) -f apxs.mk --no-print-directory all $(BUILD)/mcp-demo-server
 	@sh conf/demo.sh start
 
 demo-stop:

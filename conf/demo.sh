@@ -28,7 +28,7 @@ mkdir -p "$D/keys"
 chmod 755 "$D" "$D/keys"
 [ -f "$D/keys/demo-key.pem" ] || "$CLI" keygen --alg ES256 --kid demo-key --out "$D/keys" >/dev/null
 chmod 644 "$D/keys/jwks.json"
-cp conf/demo-whoami.cgi "$D/whoami.cgi" && chmod 755 "$D/whoami.cgi"
+cp build/mcp-demo-server "$D/mcp-server.cgi" && chmod 755 "$D/mcp-server.cgi"
 USER_LINES=""
 [ "$(id -u)" = 0 ] && USER_LINES="User $(id -nu 33 2>/dev/null || echo nobody)
 Group $(id -ng 33 2>/dev/null || echo nogroup)"
@@ -40,19 +40,32 @@ i=0; until curl -s -o /dev/null http://127.0.0.1:8080/ || [ $i -ge 50 ]; do slee
 
 TOKEN=$("$CLI" sign --key "$D/keys/demo-key.pem" --kid demo-key --alg ES256 --ttl 3600 \
   --claim iss=$ISS --claim sub=demo-user --claim aud=$RESOURCE --claim "scope=mcp:tools")
+ADMIN=$("$CLI" sign --key "$D/keys/demo-key.pem" --kid demo-key --alg ES256 --ttl 3600 \
+  --claim iss=$ISS --claim sub=demo-admin --claim aud=$RESOURCE --claim "scope=mcp:tools notes:delete")
 echo "$TOKEN" > "$D/token"
+echo "$ADMIN" > "$D/admin-token"
+J='-H Content-Type:application/json -H Accept:application/json,text/event-stream'
+WHOAMI='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}'
+DELETE='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_notes"}}'
 cat <<MSG
 
-mod_mcp_auth demo is running on http://127.0.0.1:8080/mcp (logs: $D/error.log)
+mod_mcp_auth demo: an MCP endpoint at http://127.0.0.1:8080/mcp (logs: $D/error.log)
+Tokens (valid one hour): $D/token (scope mcp:tools), $D/admin-token (mcp:tools notes:delete)
 
-Without a token -- 401 with the Bearer challenge:
+1. No token -- 401 and the challenge that points MCP clients to the metadata:
   curl -i http://127.0.0.1:8080/mcp
 
-With a fresh ES256 token (valid one hour, also in $D/token) -- 200 and who you are:
-  curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/mcp
+2. The metadata document (RFC 9728), no token needed:
+  curl -s http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp
 
-A tampered token -- 401 invalid_token:
-  curl -i -H "Authorization: Bearer ${TOKEN%?}A" http://127.0.0.1:8080/mcp
+3. With a token -- 200, and the MCP server's whoami tool reports who you are:
+  curl -i $J -H "Authorization: Bearer \$(cat $D/token)" -d '$WHOAMI' http://127.0.0.1:8080/mcp
+
+4. A tool that needs a scope the token lacks -- 403 insufficient_scope (step-up):
+  curl -i $J -H "Authorization: Bearer \$(cat $D/token)" -d '$DELETE' http://127.0.0.1:8080/mcp
+
+5. The same call with the wider token -- 200:
+  curl -i $J -H "Authorization: Bearer \$(cat $D/admin-token)" -d '$DELETE' http://127.0.0.1:8080/mcp
 
 Inspect a token the way the module does:
   build/mcp-auth-token verify --jwks $D/keys/jwks.json --issuer $ISS --audience $RESOURCE \$(cat $D/token)

@@ -68,6 +68,8 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
     if (conf->audiences) {
         pol->claims.audiences = (const char *const *)conf->audiences->elts;
         pol->claims.n_audiences = conf->audiences->nelts;
+        if (pol->claims.n_audiences == 1 && strcmp(pol->claims.audiences[0], "*") == 0)
+            pol->claims.n_audiences = 0; /* MCPAuthAudience *: not checked */
     }
     else {
         const char **aud = apr_palloc(r->pool, sizeof(*aud));

@@ -188,6 +188,10 @@ const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
     note_section(cmd, conf);
     if (!conf->audiences)
         conf->audiences = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    /* "*" alone: tokens without an audience (AWS Cognito access tokens). */
+    if ((strcmp(arg, "*") == 0 && conf->audiences->nelts > 0) ||
+        (conf->audiences->nelts == 1 && strcmp(APR_ARRAY_IDX(conf->audiences, 0, const char *), "*") == 0))
+        return "MCPAuthAudience: \"*\" (audience not checked) must stand alone";
     *(const char **)apr_array_push(conf->audiences) = arg;
     return NULL;
 }

@@ -136,3 +136,40 @@ def test_readme_and_reference_conf_match_command_table():
     in_conf = set(re.findall(r"^\s*#?\s*(MCPAuth\w+)\s", conf, re.M))
     assert documented == names, f"README table differs: missing {names - documented}, extra {documented - names}"
     assert in_conf == names, f"conf/mcp_auth.conf differs: missing {names - in_conf}, extra {in_conf - names}"
+
+
+EXAMPLES = sorted(p.name for p in (REPO_ROOT / "conf" / "idp-examples").glob("*.conf"))
+
+
+def test_idp_examples_cover_the_common_idps():
+    assert {"okta.conf", "auth0.conf", "entra.conf", "cognito.conf", "keycloak.conf", "google.conf"} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_idp_example_passes_configtest(tmp_path, mcp_auth_so, example):
+    r = configtest(tmp_path, mcp_auth_so, f"Include {REPO_ROOT}/conf/idp-examples/{example}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Syntax OK" in r.stdout + r.stderr
+
+
+def test_audience_star_must_stand_alone(tmp_path, mcp_auth_so):
+    r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", "MCPAuthAudience * mcp"))
+    assert r.returncode != 0 and "MCPAuthAudience" in r.stdout + r.stderr
+    r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", "MCPAuthAudience *"))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("line,needle", [
+    ("MCPAuthClaimHeader X-User sub", "claim expression"),
+    ("MCPAuthClaimHeader X-User $.", "claim expression"),
+    ("MCPAuthClaimHeader X-User $.a..b", "claim expression"),
+    ("MCPAuthClaimHeader Authorization $.sub", "MCPAuthClaimHeader"),
+    ('MCPAuthClaimHeader "X User" $.sub', "MCPAuthClaimHeader"),
+    ("MCPAuthClaimEnv USER.NAME $.sub", "MCPAuthClaimEnv"),
+    ("MCPAuthToolScope delete_notes", "MCPAuthToolScope"),
+    ("MCPAuthPassToken maybe", "MCPAuthPassToken"),
+])
+def test_identity_and_tool_mistakes_fail_configtest(tmp_path, mcp_auth_so, line, needle):
+    r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", line))
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert needle in r.stdout + r.stderr

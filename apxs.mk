@@ -21,7 +21,7 @@ SAN       ?=
 ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
 
 ENGINE    := b64url mcp_fail jose_alg json_util jwk jws_verify jwt claim_rules http_fetch keyring \
-             verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate
+             verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate introspect
 HTTPD_GLUE:= mcp_directives mcp_request mcp_authn mcp_authz mcp_toolscope mcp_metadata mcp_identity mcp_shm
 ENGINE_O  := $(ENGINE:%=$(BUILD)/obj/%.o)
 MODULE_O  := $(BUILD)/obj/mod_mcp_auth.o $(ENGINE_O) $(HTTPD_GLUE:%=$(BUILD)/obj/%.o)

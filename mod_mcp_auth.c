@@ -62,6 +62,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->claim_envs = MERGE(claim_envs, NULL);
     c->pass_token = MERGE(pass_token, -1);
     c->forward_token = MERGE(forward_token, -1);
+    c->introspection = MERGE(introspection, NULL);
     return c;
 }
 
@@ -92,6 +93,9 @@ static const command_rec mcp_cmds[] = {
             "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
     DIR_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
             "larger tokens are rejected without parsing (default 16384 bytes)"),
+    DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthIntrospection", mcp_cmd_introspection,
+            "<url|discover> [auth=client_secret_basic|client_secret_post|none] [client_id=] [client_secret=] "
+            "[method=POST|GET] [param=token] [cache=300]: RFC 7662 introspection of opaque tokens"),
     DIR_CMD(AP_INIT_TAKE1, "MCPAuthScopeClaim", mcp_cmd_scope_claim,
             "claim holding the token's scopes (default: scope, then scp)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthScopesSupported", mcp_cmd_scopes_supported,

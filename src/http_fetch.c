@@ -37,8 +37,33 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+char *mcp_form_encode(apr_pool_t *p, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp,
                  const char **err)
+{
+    return mcp_http_request(p, url, o, NULL, NULL, resp, err);
+}
+
+int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, const char *form,
+                     const char *authorization, mcp_http_resp_t *resp, const char **err)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
     body_sink sink = {p, NULL, 0, 0, o->max_size, 0};
@@ -70,6 +95,14 @@ int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_h
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     {
         struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+        if (authorization)
+            hdrs = curl_slist_append(hdrs, apr_pstrcat(p, "Authorization: ", authorization, NULL));
+        if (form) {
+            hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+            /* A POST is never replayed by a redirect into a GET elsewhere. */
+            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        }
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
         rc = curl_easy_perform(c);
         curl_slist_free_all(hdrs);

@@ -24,6 +24,15 @@ typedef struct {
 int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp,
                  const char **err);
 
+/* POST an application/x-www-form-urlencoded body (form != NULL) or GET
+ * (form == NULL). authorization: an Authorization header value or NULL.
+ * Same bounds and result rules as mcp_http_get. */
+int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, const char *form,
+                     const char *authorization, mcp_http_resp_t *resp, const char **err);
+
+/* RFC 3986 / RFC 6749 2.3.1 form encoding (application/x-www-form-urlencoded). */
+char *mcp_form_encode(apr_pool_t *p, const char *s);
+
 /* Reads a local file with the same size rule. */
 int mcp_file_read(apr_pool_t *p, const char *path, size_t max_size, mcp_http_resp_t *resp, const char **err);
 

@@ -114,38 +114,96 @@ int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf)
            !(conf->token_header && apr_table_get(r->headers_in, conf->token_header));
 }
 
+/* Both paths end here: the request now has a user and an identity. */
+static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, json_t *claims, const char *token, size_t len,
+                        const char *how)
+{
+    mcp_request_t *st = mcp_request(r);
+    st->claims = claims;
+    st->granted = mcp_token_scopes(r->pool, claims, conf->scope_claim);
+    r->user = apr_pstrdup(r->pool, user_name(r->pool, conf, claims));
+    r->ap_auth_type = (char *)MCP_AUTH_TYPE;
+    mcp_identity_export(r, conf, token, len);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted (%s): user %s", how,
+                  mcp_printable(r->pool, r->user, 128));
+    return OK;
+}
+
+/* The introspection endpoint: configured, from the issuer's option, or
+ * from the issuer's discovery document. */
+static const char *introspection_url(request_rec *r, const mcp_dir_conf_t *conf, const mcp_log_t *log)
+{
+    int i;
+    if (conf->introspection->url)
+        return conf->introspection->url;
+    for (i = 0; conf->issuers && i < conf->issuers->nelts; i++) {
+        const mcp_trusted_issuer_t *ti = &APR_ARRAY_IDX(conf->issuers, i, mcp_trusted_issuer_t);
+        const char *url = ti->introspection_endpoint;
+        if (!url && ti->ring)
+            url = mcp_keyring_discovered(ti->ring, r->pool, log, "introspection_endpoint");
+        if (url && (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0))
+            return url;
+    }
+    return NULL;
+}
+
+/* Opaque tokens (not a compact JWS): RFC 7662 introspection. */
+static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol,
+                               const char *token, size_t len, const mcp_log_t *log)
+{
+    const char *url;
+    json_t *result;
+    mcp_fail_t fail;
+    int idx;
+
+    if (len > pol->max_token_size) {
+        mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
+                 apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len, (unsigned long)pol->max_token_size));
+        return mcp_respond(r, conf, &fail);
+    }
+    url = introspection_url(r, conf, log);
+    if (!url) {
+        mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed",
+                 "no introspection endpoint configured or discovered");
+        return mcp_respond(r, conf, &fail);
+    }
+    if (mcp_introspect(r->pool, mcp_shm_store(), conf->introspection, url, &mcp_global.fetch.http, token, len, log,
+                       &result, &fail))
+        return mcp_respond(r, conf, &fail);
+    /* Nothing beyond "active" is required unless the location says so. */
+    if (!conf->required_claims)
+        pol->claims.n_required = 0;
+    if (mcp_introspect_check(r->pool, result, pol, &idx, &fail))
+        return mcp_respond(r, conf, &fail);
+    return accept_token(r, conf, result, token, len, "introspection");
+}
+
 int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_log_t log = {log_to_request, r};
     mcp_verify_policy_t pol;
     mcp_verified_t v;
     mcp_fail_t fail;
-    mcp_request_t *st;
     const char *token;
     size_t len;
+    int parts;
 
     if (mcp_bearer_extract(apr_table_get(r->headers_in, "Authorization"),
                            conf->token_header ? apr_table_get(r->headers_in, conf->token_header) : NULL, &token,
                            &len, &fail))
         return mcp_respond(r, conf, &fail);
     build_policy(r, conf, &pol);
-    /* Not a compact JWS: an opaque token, for which introspection is needed. */
-    if (mcp_compact_parts(token, len) != 3 && mcp_compact_parts(token, len) != 5) {
+    /* The token's shape decides: a compact JWS is verified here, anything
+     * else but a JWE is an opaque token for the introspection endpoint. */
+    parts = mcp_compact_parts(token, len);
+    if (parts != 3 && parts != 5) {
+        if (conf->introspection)
+            return authenticate_opaque(r, conf, &pol, token, len, &log);
         mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Malformed token",
                  "not a JWT and no introspection endpoint is configured");
         return mcp_respond(r, conf, &fail);
     }
     if (verify_cached(r, &pol, token, len, &log, &v, &fail))
         return mcp_respond(r, conf, &fail);
-
-    st = mcp_request(r);
-    st->claims = v.claims;
-    st->granted = mcp_token_scopes(r->pool, v.claims, conf->scope_claim);
-    r->user = apr_pstrdup(r->pool, user_name(r->pool, conf, v.claims));
-    r->ap_auth_type = (char *)MCP_AUTH_TYPE;
-    mcp_identity_export(r, conf, token, len);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted: iss %s, user %s, alg %s",
-                  mcp_printable(r->pool, pol.issuers[v.issuer_index].issuer, 256),
-                  mcp_printable(r->pool, r->user, 128), mcp_alg_name(v.alg));
-    return OK;
+    return accept_token(r, conf, v.claims, token, len, mcp_alg_name(v.alg));
 }

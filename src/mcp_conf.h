@@ -9,6 +9,7 @@
 #include <httpd.h>
 #include <http_config.h>
 
+#include "introspect.h"
 #include "jwk.h"
 #include "keyring.h"
 #include "verifier.h"
@@ -41,6 +42,7 @@ typedef struct {
     apr_array_header_t *claim_envs;      /* mcp_claim_export_t */
     int pass_token;                      /* -1 unset, 0 Off (default), 1 On */
     int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
+    const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
 } mcp_dir_conf_t;
 
 typedef struct {
@@ -96,6 +98,7 @@ const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_resource_metadata(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args);
+const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args);
 const char *mcp_cmd_claim_header(cmd_parms *cmd, void *dconf, const char *name, const char *expr);
 const char *mcp_cmd_claim_env(cmd_parms *cmd, void *dconf, const char *name, const char *expr);
 const char *mcp_cmd_pass_token(cmd_parms *cmd, void *dconf, int on);

@@ -120,12 +120,37 @@ static const char *check_jwks_file(cmd_parms *cmd, const char *path)
     return NULL;
 }
 
+/* The next key=value word of a directive line: *key NULL at the end.
+ * key="value with spaces" arrives with its quotes: they are dropped. */
+static const char *next_option(cmd_parms *cmd, const char **args, const char **key, const char **val)
+{
+    const char *word = ap_getword_conf(cmd->temp_pool, args), *eq;
+    char *v;
+    size_t vlen;
+
+    *key = *val = NULL;
+    if (!*word)
+        return NULL;
+    eq = strchr(word, '=');
+    *key = eq ? apr_pstrmemdup(cmd->pool, word, (apr_size_t)(eq - word)) : apr_pstrdup(cmd->pool, word);
+    v = eq ? apr_pstrdup(cmd->pool, eq + 1) : NULL;
+    vlen = v ? strlen(v) : 0;
+    if (vlen >= 2 && (v[0] == '"' || v[0] == '\'') && v[vlen - 1] == v[0]) {
+        v[vlen - 1] = '\0';
+        v++;
+    }
+    if (!v || !*v)
+        return apr_psprintf(cmd->pool, "%s: option %s needs a value (key=value)", cmd->cmd->name, *key);
+    *val = v;
+    return NULL;
+}
+
 const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
 {
     mcp_dir_conf_t *conf = dconf;
     mcp_issuer_def_t def;
     mcp_trusted_issuer_t *ti;
-    const char *word, *err;
+    const char *key, *val, *err;
 
     memset(&def, 0, sizeof(def));
     def.issuer = ap_getword_conf(cmd->pool, &args);
@@ -133,18 +158,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
         return "MCPAuthIssuer needs an issuer URL";
     if ((err = check_url(cmd, "issuer", def.issuer)))
         return err;
-    while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
-        const char *eq = strchr(word, '=');
-        const char *key = eq ? apr_pstrmemdup(cmd->temp_pool, word, (apr_size_t)(eq - word)) : word;
-        char *val = eq ? apr_pstrdup(cmd->pool, eq + 1) : NULL;
-        size_t vlen = val ? strlen(val) : 0;
-        /* key="value with spaces" arrives with its quotes: drop them. */
-        if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
-            val[vlen - 1] = '\0';
-            val++;
-        }
-        if (!val || !*val)
-            return apr_psprintf(cmd->pool, "MCPAuthIssuer: option %s needs a value (key=value)", key);
+    while ((err = next_option(cmd, &args, &key, &val)) == NULL && key) {
         if (strcmp(key, "jwks_uri") == 0) {
             if ((err = check_url(cmd, "jwks_uri", val)))
                 return err;
@@ -169,6 +183,8 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
                                 key);
         }
     }
+    if (err)
+        return err;
     if (def.jwks_uri && def.jwks_file)
         return "MCPAuthIssuer: give jwks_uri or jwks_file, not both";
 
@@ -178,6 +194,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     ti = apr_array_push(conf->issuers);
     ti->issuer = def.issuer;
     ti->keys = NULL;
+    ti->introspection_endpoint = def.introspection_endpoint;
     ti->ring = ring_for(cmd, &def);
     return NULL;
 }
@@ -367,6 +384,69 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
         APR_ARRAY_PUSH(ts->scopes, const char *) = word;
     if (ts->scopes->nelts == 0)
         return apr_psprintf(cmd->pool, "MCPAuthToolScope %s: name at least one scope", ts->tool);
+    return NULL;
+}
+
+const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
+{
+    mcp_dir_conf_t *conf = dconf;
+    mcp_introspect_conf_t *c = apr_pcalloc(cmd->pool, sizeof(*c));
+    const char *url = ap_getword_conf(cmd->pool, &args), *key, *val, *err;
+    long secs;
+
+    c->auth = MCP_AUTH_BASIC;
+    c->param = "token";
+    c->cache = apr_time_from_sec(300);
+    if (!*url)
+        return "MCPAuthIntrospection needs the endpoint URL (or discover)";
+    if (strcmp(url, "discover") != 0) {
+        if ((err = check_url(cmd, "endpoint", url)))
+            return err;
+        c->url = url;
+    }
+    while ((err = next_option(cmd, &args, &key, &val)) == NULL && key) {
+        if (strcmp(key, "auth") == 0) {
+            if (strcmp(val, "client_secret_basic") == 0)
+                c->auth = MCP_AUTH_BASIC;
+            else if (strcmp(val, "client_secret_post") == 0)
+                c->auth = MCP_AUTH_POST;
+            else if (strcmp(val, "none") == 0)
+                c->auth = MCP_AUTH_NONE;
+            else
+                return apr_psprintf(cmd->pool,
+                                    "MCPAuthIntrospection: auth=%s (known: client_secret_basic, client_secret_post, "
+                                    "none)",
+                                    val);
+        }
+        else if (strcmp(key, "client_id") == 0)
+            c->client_id = val;
+        else if (strcmp(key, "client_secret") == 0)
+            c->client_secret = val;
+        else if (strcmp(key, "method") == 0) {
+            if (strcasecmp(val, "POST") != 0 && strcasecmp(val, "GET") != 0)
+                return "MCPAuthIntrospection: method=POST or method=GET";
+            c->use_get = strcasecmp(val, "GET") == 0;
+        }
+        else if (strcmp(key, "param") == 0)
+            c->param = val;
+        else if (strcmp(key, "cache") == 0) {
+            if (parse_long(val, 0, 86400, &secs))
+                return "MCPAuthIntrospection: cache= takes seconds from 0 to 86400";
+            c->cache = apr_time_from_sec(secs);
+        }
+        else
+            return apr_psprintf(cmd->pool,
+                                "MCPAuthIntrospection: unknown option %s (known: auth, client_id, client_secret, "
+                                "method, param, cache)",
+                                key);
+    }
+    if (err)
+        return err;
+    if (c->auth != MCP_AUTH_NONE && (!c->client_id || !c->client_secret))
+        return "MCPAuthIntrospection: client_secret_basic and client_secret_post need client_id= and client_secret= "
+               "(or auth=none)";
+    note_section(cmd, conf);
+    conf->introspection = c;
     return NULL;
 }
 

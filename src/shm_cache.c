@@ -163,6 +163,18 @@ int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr
     return rc;
 }
 
+static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len)
+{
+    memcpy(slot->key, k->key, 32);
+    slot->kind = k->kind;
+    slot->len = (uint32_t)len;
+    slot->expires = k->expires;
+    slot->last_used = now;
+    slot->dep_doc = k->dep_doc;
+    slot->dep_generation = k->dep_generation;
+    memcpy((char *)slot + MCP_ENTRY_HEADER, value, len);
+}
+
 int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
                   int *evicted)
 {
@@ -189,16 +201,36 @@ int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, con
         slot = oldest;
         *evicted = 1;
     }
-    memcpy(slot->key, k->key, 32);
-    slot->kind = k->kind;
-    slot->len = (uint32_t)len;
-    slot->expires = k->expires;
-    slot->last_used = now;
-    slot->dep_doc = k->dep_doc;
-    slot->dep_generation = k->dep_generation;
-    memcpy((char *)slot + MCP_ENTRY_HEADER, value, len);
+    write_entry(slot, k, now, value, len);
     unlock(st);
     return 0;
+}
+
+int mcp_store_add(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len)
+{
+    unsigned start, w;
+    entry_hdr *slot = NULL, *oldest = NULL;
+
+    if (!st || !st->n_entries || len > st->entry_size - MCP_ENTRY_HEADER || lock(st))
+        return -1;
+    start = first_slot(st, k->key);
+    for (w = 0; w < ways(st); w++) {
+        entry_hdr *e = entry_at(st, start, w);
+        int live = e->kind && e->expires > now && dependency_holds(st, e);
+        if (live && memcmp(e->key, k->key, 32) == 0) {
+            unlock(st);
+            return 0;
+        }
+        if (!slot && !live)
+            slot = e;
+        if (!oldest || e->last_used < oldest->last_used)
+            oldest = e;
+    }
+    if (!slot)
+        slot = oldest;
+    write_entry(slot, k, now, value, len);
+    unlock(st);
+    return 1;
 }
 
 void mcp_store_remove(mcp_store_t *st, const unsigned char *key)

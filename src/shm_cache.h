@@ -57,6 +57,11 @@ int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, con
 
 void mcp_store_remove(mcp_store_t *st, const unsigned char *key);
 
+/* Stores the value only when no live entry of any kind has this key: the
+ * building block of "one caller does the work, the others wait".
+ * 1 stored, 0 another entry is there, -1 no room or lock failure. */
+int mcp_store_add(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len);
+
 /* ---- documents ---------------------------------------------------------- */
 
 typedef struct {

@@ -17,6 +17,7 @@ typedef struct {
     const char *issuer;          /* exact "iss"; NULL accepts any (CLI without --issuer) */
     mcp_keyring_t *ring;         /* fetched keys, or */
     const mcp_jwks_t *keys;      /* a fixed key set (CLI --jwk / --jwks FILE) */
+    const char *introspection_endpoint; /* configured; NULL: from discovery */
 } mcp_trusted_issuer_t;
 
 typedef struct {

@@ -249,7 +249,7 @@ static void token_cache_roundtrip_and_exp_bound(void **state)
 static void token_cache_key_depends_on_rules(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    mcp_trusted_issuer_t iss[1] = {{"https://idp", NULL, NULL}};
+    mcp_trusted_issuer_t iss[1] = {{"https://idp", NULL, NULL, NULL}};
     const char *aud1[] = {"https://a/mcp"}, *aud2[] = {"https://b/mcp"};
     mcp_verify_policy_t a, b;
     unsigned char ka[32], kb[32];

@@ -1,0 +1,200 @@
+#include "introspect.h"
+
+#include <apr_base64.h>
+#include <apr_strings.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "claim_rules.h"
+#include "json_util.h"
+
+#define KIND_RESULT 0x494e5431u  /* "INT1": the endpoint's answer */
+#define KIND_PENDING 0x494e5450u /* "INTP": a process is asking right now */
+
+static void cache_key(const mcp_introspect_conf_t *c, const char *url, const char *token, size_t len,
+                      unsigned char key[32])
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    unsigned int n;
+    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+    EVP_DigestUpdate(m, "introspection", 14);
+    EVP_DigestUpdate(m, url, strlen(url) + 1);
+    EVP_DigestUpdate(m, c->client_id ? c->client_id : "", strlen(c->client_id ? c->client_id : "") + 1);
+    EVP_DigestUpdate(m, token, len);
+    EVP_DigestFinal_ex(m, key, &n);
+    EVP_MD_CTX_free(m);
+}
+
+/* The URL for logs: never the query (GET mode carries the token there). */
+static const char *loggable(apr_pool_t *p, const char *url)
+{
+    return mcp_printable(p, apr_pstrndup(p, url, strcspn(url, "?#")), 512);
+}
+
+static int unavailable(apr_pool_t *p, mcp_fail_t *fail, const char *url, const char *why)
+{
+    return mcp_fail(fail, MCP_FAIL_UNAVAILABLE, "Introspection failed",
+                    apr_psprintf(p, "%s: %s", loggable(p, url), why));
+}
+
+/* One call to the endpoint. */
+static int ask(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, const mcp_http_opts_t *http,
+               const char *token, size_t len, json_t **result, mcp_fail_t *fail)
+{
+    const char *tok = mcp_form_encode(p, apr_pstrmemdup(p, token, len)), *param = c->param ? c->param : "token";
+    const char *form = NULL, *authz = NULL, *target = url, *err;
+    mcp_http_resp_t resp;
+    json_t *doc;
+
+    if (c->use_get) {
+        target = apr_pstrcat(p, url, strchr(url, '?') ? "&" : "?", param, "=", tok, NULL);
+    }
+    else {
+        form = apr_pstrcat(p, param, "=", tok, "&token_type_hint=access_token", NULL);
+        if (c->auth == MCP_AUTH_POST)
+            form = apr_pstrcat(p, form, "&client_id=", mcp_form_encode(p, c->client_id ? c->client_id : ""),
+                               "&client_secret=", mcp_form_encode(p, c->client_secret ? c->client_secret : ""),
+                               NULL);
+        else if (c->auth == MCP_AUTH_NONE && c->client_id)
+            form = apr_pstrcat(p, form, "&client_id=", mcp_form_encode(p, c->client_id), NULL);
+    }
+    if (c->auth == MCP_AUTH_BASIC && c->client_id) {
+        /* RFC 6749 2.3.1: id and secret are form-encoded before base64. */
+        const char *pair = apr_pstrcat(p, mcp_form_encode(p, c->client_id), ":",
+                                       mcp_form_encode(p, c->client_secret ? c->client_secret : ""), NULL);
+        char *b64 = apr_palloc(p, apr_base64_encode_len((int)strlen(pair)));
+        apr_base64_encode(b64, pair, (int)strlen(pair));
+        authz = apr_pstrcat(p, "Basic ", b64, NULL);
+    }
+    if (mcp_http_request(p, target, http, form, authz, &resp, &err))
+        return unavailable(p, fail, url, err);
+    doc = mcp_json_parse(p, resp.body, resp.len);
+    if (resp.status == 401 || resp.status == 403)
+        return unavailable(p, fail, url,
+                           apr_psprintf(p, "HTTP %ld: the IdP refused our client credentials (client_id %s)",
+                                        resp.status, mcp_printable(p, c->client_id ? c->client_id : "(none)", 128)));
+    if (resp.status == 400) {
+        const char *e = json_is_object(doc) ? mcp_json_str(doc, "error") : NULL;
+        if (e && (strcmp(e, "invalid_client") == 0 || strcmp(e, "unauthorized_client") == 0))
+            return unavailable(p, fail, url,
+                               apr_psprintf(p, "%s: check client_id %s and client_secret", e,
+                                            mcp_printable(p, c->client_id ? c->client_id : "(none)", 128)));
+        /* tokeninfo-style endpoints answer 400 for a token they do not know. */
+        if (c->use_get) {
+            *result = mcp_json_own(p, json_pack("{s:b}", "active", 0));
+            return 0;
+        }
+        return unavailable(p, fail, url, apr_psprintf(p, "HTTP 400 %s", e ? mcp_printable(p, e, 64) : ""));
+    }
+    if (resp.status != 200)
+        return unavailable(p, fail, url, apr_psprintf(p, "HTTP %ld", resp.status));
+    if (!json_is_object(doc))
+        return unavailable(p, fail, url, "the answer is not a JSON object");
+    *result = doc;
+    return 0;
+}
+
+static apr_time_t keep_until(const mcp_introspect_conf_t *c, const json_t *result, apr_time_t now)
+{
+    json_t *exp = json_object_get(result, "exp");
+    apr_time_t until;
+
+    if (!json_is_true(json_object_get(result, "active")))
+        return now + (c->cache < MCP_INTROSPECT_NEGATIVE_TTL ? c->cache : MCP_INTROSPECT_NEGATIVE_TTL);
+    until = now + c->cache;
+    if (json_is_number(exp) && isfinite(json_number_value(exp)) &&
+        json_number_value(exp) * APR_USEC_PER_SEC < (double)until)
+        until = (apr_time_t)(json_number_value(exp) * APR_USEC_PER_SEC);
+    return until;
+}
+
+static int cached(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result)
+{
+    mcp_entry_key_t k = {key, KIND_RESULT, 0, -1, 0};
+    char *value;
+    size_t len;
+    if (mcp_store_get(st, &k, now, p, &value, &len))
+        return -1;
+    *result = mcp_json_parse(p, value, len);
+    return json_is_object(*result) ? 0 : -1;
+}
+
+int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,
+                   const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log, json_t **result,
+                   mcp_fail_t *fail)
+{
+    unsigned char key[32];
+    apr_time_t now = apr_time_now(), deadline;
+    apr_interval_time_t lease = apr_time_from_sec(http->timeout_s * 2 + 1);
+    mcp_entry_key_t pending = {key, KIND_PENDING, 0, -1, 0}, done = {key, KIND_RESULT, 0, -1, 0};
+    const char *text;
+    int claimed = 0;
+
+    if (!st || c->cache <= 0)
+        return ask(p, c, url, http, token, len, result, fail);
+    cache_key(c, url, token, len, key);
+    if (cached(st, key, now, p, result) == 0)
+        return 0;
+    /* One process asks; the others wait for its answer, bounded by the
+     * lease (a crashed asker only delays them, never blocks them). */
+    deadline = now + lease + apr_time_from_sec(1);
+    for (;;) {
+        pending.expires = now + lease;
+        if (mcp_store_add(st, &pending, now, "", 0) != 0) {
+            claimed = 1; /* ours, or no room in the store: ask anyway */
+            break;
+        }
+        apr_sleep(apr_time_from_msec(20));
+        now = apr_time_now();
+        if (cached(st, key, now, p, result) == 0)
+            return 0;
+        if (now > deadline)
+            break;
+    }
+    if (ask(p, c, url, http, token, len, result, fail)) {
+        if (claimed)
+            mcp_store_remove(st, key);
+        return -1;
+    }
+    now = apr_time_now();
+    done.expires = keep_until(c, *result, now);
+    text = mcp_json_compact(p, *result);
+    if (done.expires > now && text) {
+        int evicted;
+        if (mcp_store_put(st, &done, now, text, strlen(text), &evicted))
+            mcp_logf(log, p, MCP_LOG_DEBUG, "introspection result of %lu bytes not cached (MCPAuthCacheEntrySize)",
+                     (unsigned long)strlen(text));
+    }
+    else if (claimed) {
+        mcp_store_remove(st, key);
+    }
+    return 0;
+}
+
+int mcp_introspect_check(apr_pool_t *p, const json_t *result, const mcp_verify_policy_t *pol, int *issuer_index,
+                         mcp_fail_t *fail)
+{
+    mcp_claim_policy_t rules = pol->claims;
+    const char *iss = mcp_json_str(result, "iss");
+    int i;
+
+    *issuer_index = -1;
+    if (!json_is_true(json_object_get(result, "active")))
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token inactive", "introspection: active is not true");
+    if (json_object_get(result, "iss")) {
+        for (i = 0; iss && i < pol->n_issuers; i++)
+            if (pol->issuers[i].issuer && strcmp(pol->issuers[i].issuer, iss) == 0)
+                *issuer_index = i;
+        if (*issuer_index < 0)
+            return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Invalid issuer",
+                            apr_psprintf(p, "introspection iss %s is not a configured issuer",
+                                         mcp_printable(p, iss ? iss : "(not a string)", 256)));
+    }
+    /* Introspection answers need not carry exp or aud; when they do, the
+     * same rules as for a JWT apply. */
+    rules.exp_optional = 1;
+    if (!json_object_get(result, "aud"))
+        rules.n_audiences = 0;
+    return mcp_claims_check(p, result, &rules, fail);
+}

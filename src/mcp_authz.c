@@ -85,6 +85,7 @@ static authz_status check_scope(request_rec *r, const char *line, const void *pa
             mcp_scope_add(st->missing, a->values[i]);
             lacking = 1;
         }
+    st->refused_by_rule |= lacking;
     return lacking ? AUTHZ_DENIED : AUTHZ_GRANTED;
 }
 
@@ -97,7 +98,10 @@ static authz_status check_claim(request_rec *r, const char *line, const void *pa
 
     if (s != AUTHZ_GRANTED)
         return s;
-    return mcp_claim_matches(mcp_claim_path(st->claims, a->path), a->values, a->n) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    if (mcp_claim_matches(mcp_claim_path(st->claims, a->path), a->values, a->n))
+        return AUTHZ_GRANTED;
+    st->refused_by_rule = 1;
+    return AUTHZ_DENIED;
 }
 
 static const authz_provider scope_provider = {check_scope, parse_scope};
@@ -138,8 +142,8 @@ void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf)
     if (!st || !st->claims || st->has_fail)
         return;
     /* 401 after note_auth_failure: a valid token was refused by Require.
-     * 403 (AuthzSendForbiddenOnFailure On) after a scope was found lacking. */
-    if (!((status == HTTP_UNAUTHORIZED && st->denied) || (status == HTTP_FORBIDDEN && st->missing->nelts > 0)))
+     * 403 (AuthzSendForbiddenOnFailure On): one of our rules refused it. */
+    if (!((status == HTTP_UNAUTHORIZED && st->denied) || (status == HTTP_FORBIDDEN && st->refused_by_rule)))
         return;
     st->denied = 1;
     r->status = HTTP_FORBIDDEN;

@@ -16,6 +16,7 @@ typedef struct {
     apr_array_header_t *granted;    /* the token's scopes */
     apr_array_header_t *missing;    /* scopes a Require or a tool rule wanted */
     int denied;                     /* authorization refused a valid token */
+    int refused_by_rule;            /* a Require mcp-scope / mcp-claim said no */
 } mcp_request_t;
 
 /* The state of r, created on first use; NULL from mcp_request_peek when

@@ -156,13 +156,14 @@ const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_l
     if (!kr->issuer)
         return NULL;
     d = mcp_store_doc_begin(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), &pol, 0, &meta);
-    if (d == MCP_DOC_FETCH) {
+    if (d == MCP_DOC_FETCH || d == MCP_DOC_UNAVAILABLE) {
         const char *oidc, *rfc8414, *err1 = NULL, *err2 = NULL;
         mcp_discovery_urls(p, kr->issuer, &oidc, &rfc8414);
         text = try_discovery(kr, p, oidc, &len, &err1);
         if (!text)
             text = try_discovery(kr, p, rfc8414, &len, &err2);
-        if (mcp_store_doc_finish(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), text, len)) {
+        if (d == MCP_DOC_FETCH &&
+            mcp_store_doc_finish(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), text, len) == -1) {
             mcp_logf(log, p, MCP_LOG_ERR, "Discovery document of %s is larger than MCPAuthJWKSMaxSize", kr->issuer);
         }
         if (!text)
@@ -235,15 +236,75 @@ static void keyset_unref_locked(mcp_keyset_t *ks)
         apr_pool_destroy(ks->pool);
 }
 
+/* Parses text into a key set of this process (refs 1, for the caller). */
+static mcp_keyset_t *parse_keyset(mcp_keyring_t *kr, const char *text, size_t len, uint64_t generation, apr_pool_t *p,
+                                  const mcp_log_t *log)
+{
+    mcp_keyset_t *ks;
+    apr_pool_t *pool;
+    const char *why = NULL;
+
+    /* Unmanaged by the request: a key set outlives the request that parsed it. */
+    apr_pool_create(&pool, NULL);
+    ks = apr_pcalloc(pool, sizeof(*ks));
+    ks->pool = pool;
+    ks->generation = generation;
+    ks->refs = 1;
+    if (mcp_jwks_parse(pool, text, len, &ks->jwks, &why)) {
+        apr_pool_destroy(pool);
+        return NULL;
+    }
+    if (ks->jwks->skipped)
+        mcp_logf(log, p, MCP_LOG_DEBUG, "JWKS of %s: %d key(s) skipped, the first because: %s",
+                 kr->issuer ? kr->issuer : "(any issuer)", ks->jwks->skipped, ks->jwks->skip_reason);
+    return ks;
+}
+
+/* Makes ks this process's current set (when newer) and hands it out. */
+static void adopt(mcp_keyring_t *kr, mcp_keyset_t *ks, mcp_keyset_t **out)
+{
+    apr_thread_mutex_lock(kr->lock);
+    if (!kr->current || kr->current->generation <= ks->generation) {
+        keyset_unref_locked(kr->current);
+        kr->current = ks;
+        ks->refs++;
+    }
+    *out = ks;
+    apr_thread_mutex_unlock(kr->lock);
+}
+
+/* Without the shared store (its lock went away with the configuration
+ * generation this process belongs to): the keys this process already has,
+ * or keys fetched for this process alone. */
+static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
+                        const char **where, const char **err)
+{
+    mcp_keyset_t *ks;
+    char *text;
+    size_t len = 0;
+
+    apr_thread_mutex_lock(kr->lock);
+    if (kr->current) {
+        kr->current->refs++;
+        *out = kr->current;
+        apr_thread_mutex_unlock(kr->lock);
+        return 0;
+    }
+    apr_thread_mutex_unlock(kr->lock);
+    text = fetch_jwks(kr, p, log, where, &len, err);
+    if (!text || !(ks = parse_keyset(kr, text, len, 0, p, log)))
+        return -1;
+    adopt(kr, ks, out);
+    return 0;
+}
+
 /* This process's parsed keys for the shared generation, parsing on change. */
 static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, const mcp_log_t *log,
                       mcp_keyset_t **out)
 {
     mcp_keyset_t *ks;
-    apr_pool_t *pool;
     char *text;
     size_t len;
-    const char *why = NULL;
 
     apr_thread_mutex_lock(kr->lock);
     if (kr->current && kr->current->generation == generation) {
@@ -256,27 +317,10 @@ static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, con
 
     if (mcp_store_doc_copy(kr->store, kr->jwks_doc, kr->jwks_key, generation, p, &text, &len))
         return -1;
-    /* Unmanaged by the request: a key set outlives the request that parsed it. */
-    apr_pool_create(&pool, NULL);
-    ks = apr_pcalloc(pool, sizeof(*ks));
-    ks->pool = pool;
-    ks->generation = generation;
-    ks->refs = 1;
-    if (mcp_jwks_parse(pool, text, len, &ks->jwks, &why)) {
-        apr_pool_destroy(pool);
+    ks = parse_keyset(kr, text, len, generation, p, log);
+    if (!ks)
         return -1;
-    }
-    if (ks->jwks->skipped)
-        mcp_logf(log, p, MCP_LOG_DEBUG, "JWKS of %s: %d key(s) skipped, the first because: %s",
-                 kr->issuer ? kr->issuer : "(any issuer)", ks->jwks->skipped, ks->jwks->skip_reason);
-    apr_thread_mutex_lock(kr->lock);
-    if (!kr->current || kr->current->generation < generation) {
-        keyset_unref_locked(kr->current);
-        kr->current = ks;
-        ks->refs++;
-    }
-    *out = ks;
-    apr_thread_mutex_unlock(kr->lock);
+    adopt(kr, ks, out);
     return 0;
 }
 
@@ -291,10 +335,22 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
     int tries;
 
     switch (mcp_store_doc_begin(kr->store, kr->jwks_doc, kr->jwks_key, now, &pol, refresh, &meta)) {
+    case MCP_DOC_UNAVAILABLE:
+        if (private_keys(kr, p, log, out, &where, &err) == 0)
+            return 0;
+        break;
     case MCP_DOC_FETCH: {
         size_t len = 0;
         char *text = fetch_jwks(kr, p, log, &where, &len, &err);
-        if (mcp_store_doc_finish(kr->store, kr->jwks_doc, kr->jwks_key, apr_time_now(), text, len)) {
+        int stored = mcp_store_doc_finish(kr->store, kr->jwks_doc, kr->jwks_key, apr_time_now(), text, len);
+        if (text && stored == -2) {
+            mcp_keyset_t *ks = parse_keyset(kr, text, len, 0, p, log);
+            if (ks) {
+                adopt(kr, ks, out);
+                return 0;
+            }
+        }
+        if (stored == -1) {
             err = "larger than MCPAuthJWKSMaxSize";
             text = NULL;
         }

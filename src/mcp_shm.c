@@ -4,6 +4,7 @@
 #include <apr_strings.h>
 #include <http_log.h>
 #include <http_core.h>
+#include <http_main.h>
 #include <unistd.h>
 #include <util_mutex.h>
 
@@ -11,10 +12,12 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-/* Each configuration generation gets new segments (mod_slotmem_shm
- * re-creates them on every restart and restores the persisted content) and
- * so its own mutex: children of the old generation finish their requests
- * on the old segments and lock, never on ours. */
+/* One mutex for the life of httpd, kept across restarts in retained data
+ * (this module's statics vanish when httpd reloads it). Children of an old
+ * generation still finish their requests on the old segments after a
+ * graceful restart, and the parent copies those segments out for the next
+ * generation: both sides must take the same lock. */
+#define RETAINED_MUTEX "mcp_auth_shm_mutex"
 static apr_global_mutex_t *shm_mutex;
 static mcp_store_t *store;
 static apr_time_t last_eviction_warning;
@@ -57,6 +60,32 @@ static apr_status_t forget_on_exit(void *data)
         if (persist_files[i])
             unlink(persist_files[i]);
     return APR_SUCCESS;
+}
+
+/* While mod_slotmem_shm copies the segments out at the end of a generation,
+ * children still running must not write to them: the copy and its checksum
+ * would disagree and the next generation would start empty. Our lock is
+ * held from just before that copy (a cleanup registered after
+ * mod_slotmem_shm's, so run before it) to just after (registered before). */
+static apr_status_t hold_during_persist(void *data)
+{
+    apr_global_mutex_t *m = data;
+    apr_global_mutex_lock(m);
+    return APR_SUCCESS;
+}
+
+static apr_status_t release_after_persist(void *data)
+{
+    apr_global_mutex_t *m = data;
+    apr_global_mutex_unlock(m);
+    return APR_SUCCESS;
+}
+
+/* post_config, after mod_slotmem_shm's (APR_HOOK_REALLY_LAST). */
+void mcp_shm_guard_persist(apr_pool_t *pconf)
+{
+    if (shm_mutex && store)
+        apr_pool_cleanup_register(pconf, shm_mutex, hold_during_persist, apr_pool_cleanup_null);
 }
 
 static const char *slots(const ap_slotmem_provider_t *sm, apr_pool_t *p, const char *name, apr_size_t size,
@@ -102,9 +131,15 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
         return "mod_mcp_auth needs mod_slotmem_shm for its shared cache: "
                "LoadModule slotmem_shm_module modules/mod_slotmem_shm.so (Debian: a2enmod slotmem_shm)";
     {
-        apr_status_t rv = ap_global_mutex_create(&shm_mutex, NULL, MCP_MUTEX_TYPE, NULL, s, pconf, 0);
-        if (rv != APR_SUCCESS)
-            return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
+        apr_global_mutex_t **kept = ap_retained_data_get(RETAINED_MUTEX);
+        if (!kept)
+            kept = ap_retained_data_create(RETAINED_MUTEX, sizeof(*kept));
+        if (!*kept) {
+            apr_status_t rv = ap_global_mutex_create(kept, NULL, MCP_MUTEX_TYPE, NULL, s, s->process->pool, 0);
+            if (rv != APR_SUCCESS)
+                return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
+        }
+        shm_mutex = *kept;
     }
     if (n_docs == 0)
         n_docs = 1;
@@ -118,6 +153,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     if (err)
         return err;
     apr_pool_cleanup_register(pconf, NULL, forget_on_exit, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(pconf, shm_mutex, release_after_persist, apr_pool_cleanup_null);
     store = mcp_store_create(pconf, entries, mcp_global.cache_entries, entry_size, docs, n_docs, doc_size, lock);
     for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
         mcp_keyring_attach(defs[i].ring, store, 2 * i, 2 * i + 1);

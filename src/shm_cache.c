@@ -283,7 +283,7 @@ mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned ch
 
     memset(meta, 0, sizeof(*meta));
     if (!d || lock(st))
-        return MCP_DOC_FETCH; /* no shared slot: every caller fends for itself */
+        return MCP_DOC_UNAVAILABLE;
     claim_doc(d, key);
     due = d->generation == 0 || now - d->fetched_at >= pol->ttl;
     /* Unscheduled attempts (forced, or retries after a failure) are spaced
@@ -313,13 +313,13 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
     int rc = 0;
 
     if (!d)
-        return data ? -1 : 0;
+        return -2;
     if (data && len > st->doc_size - MCP_DOC_HEADER)
         data = NULL, rc = -1;
     if (data)
         EVP_Digest(data, len, hash, &hlen, EVP_sha256(), NULL);
     if (lock(st))
-        return -1;
+        return -2;
     claim_doc(d, key);
     d->lease_until = 0;
     if (data) {

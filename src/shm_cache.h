@@ -72,7 +72,12 @@ typedef struct {
     uint32_t len;
 } mcp_doc_meta_t;
 
-typedef enum { MCP_DOC_USE, MCP_DOC_FETCH, MCP_DOC_WAIT } mcp_doc_decision;
+typedef enum {
+    MCP_DOC_USE,        /* the shared copy is fresh (or another process refreshes it) */
+    MCP_DOC_FETCH,      /* the caller holds the lease: fetch, then mcp_store_doc_finish */
+    MCP_DOC_WAIT,       /* nothing stored yet and another process is fetching */
+    MCP_DOC_UNAVAILABLE /* no shared slot or its lock is gone (an old generation) */
+} mcp_doc_decision;
 
 typedef struct {
     apr_interval_time_t ttl, cooldown, lease;
@@ -87,7 +92,7 @@ mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned ch
 
 /* Ends a fetch: data != NULL stores it (generation bumps only when the bytes
  * differ); data == NULL records a failure. Releases the lease. Returns -1
- * when data is larger than the slot. */
+ * when data is larger than the slot, -2 when the store cannot be locked. */
 int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now, const char *data,
                          size_t len);
 

@@ -29,37 +29,43 @@ static const char *date_str(apr_pool_t *p, double v)
     return apr_pstrdup(p, buf);
 }
 
-int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy_t *pol, mcp_fail_t *fail)
+int mcp_time_claims_check(apr_pool_t *p, const double *exp, const double *nbf, const double *iat, long long now,
+                          long long skew, int exp_optional, mcp_fail_t *fail)
 {
-    double exp, nbf, iat, now = (double)pol->now, skew = (double)pol->skew;
-    int rc, i;
+    double n = (double)now, s = (double)skew;
 
-    rc = numeric_date(claims, "exp", &exp);
-    if (rc == -2)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "exp is not a number");
-    if (rc == -1 && !pol->exp_optional)
+    if (!exp && !exp_optional)
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Missing required claims", "exp");
     /* RFC 7519 4.1.4: the current time must be before exp (plus leeway). */
-    if (rc == 0 && !(now < exp + skew))
-        return mcp_fail(
-            fail, MCP_FAIL_INVALID_TOKEN, "Token expired",
-            apr_psprintf(p, "exp %s, now %s, skew %s", date_str(p, exp), date_str(p, now), date_str(p, skew)));
+    if (exp && !(n < *exp + s))
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token expired",
+                        apr_psprintf(p, "exp %s, now %s, skew %s", date_str(p, *exp), date_str(p, n), date_str(p, s)));
+    if (nbf && n + s < *nbf)
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token not yet valid",
+                        apr_psprintf(p, "nbf %s, now %s, skew %s", date_str(p, *nbf), date_str(p, n), date_str(p, s)));
+    if (iat && *iat > n + s)
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token issued in the future",
+                        apr_psprintf(p, "iat %s, now %s, skew %s", date_str(p, *iat), date_str(p, n), date_str(p, s)));
+    return 0;
+}
 
-    rc = numeric_date(claims, "nbf", &nbf);
-    if (rc == -2)
+int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy_t *pol, mcp_fail_t *fail)
+{
+    double exp, nbf, iat;
+    int rc_exp, rc_nbf, rc_iat, i;
+
+    rc_exp = numeric_date(claims, "exp", &exp);
+    if (rc_exp == -2)
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "exp is not a number");
+    rc_nbf = numeric_date(claims, "nbf", &nbf);
+    if (rc_nbf == -2)
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "nbf is not a number");
-    if (rc == 0 && now + skew < nbf)
-        return mcp_fail(
-            fail, MCP_FAIL_INVALID_TOKEN, "Token not yet valid",
-            apr_psprintf(p, "nbf %s, now %s, skew %s", date_str(p, nbf), date_str(p, now), date_str(p, skew)));
-
-    rc = numeric_date(claims, "iat", &iat);
-    if (rc == -2)
+    rc_iat = numeric_date(claims, "iat", &iat);
+    if (rc_iat == -2)
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "iat is not a number");
-    if (rc == 0 && iat > now + skew)
-        return mcp_fail(
-            fail, MCP_FAIL_INVALID_TOKEN, "Token issued in the future",
-            apr_psprintf(p, "iat %s, now %s, skew %s", date_str(p, iat), date_str(p, now), date_str(p, skew)));
+    if (mcp_time_claims_check(p, rc_exp == 0 ? &exp : NULL, rc_nbf == 0 ? &nbf : NULL, rc_iat == 0 ? &iat : NULL,
+                              pol->now, pol->skew, pol->exp_optional, fail))
+        return -1;
 
     for (i = 0; i < pol->n_required; i++) {
         json_t *v = json_object_get(claims, pol->required[i]);

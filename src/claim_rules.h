@@ -21,6 +21,11 @@ typedef struct {
 
 int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy_t *pol, mcp_fail_t *fail);
 
+/* The time part alone (exp, nbf, iat; NULL when absent), for cached
+ * verdicts whose other claims were checked when they were cached. */
+int mcp_time_claims_check(apr_pool_t *p, const double *exp, const double *nbf, const double *iat, long long now,
+                          long long skew, int exp_optional, mcp_fail_t *fail);
+
 /* RFC 8707 / RFC 3986 6.2.2 comparison of two audience values: scheme and
  * host case-insensitively, default port equal to no port, and a single
  * trailing '/' on either side ignored. Non-URI values compare exactly. */

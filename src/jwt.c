@@ -8,11 +8,12 @@
 
 int mcp_compact_parts(const char *token, size_t len)
 {
-    size_t i;
+    const char *cur = token, *end = token + len, *dot;
     int parts = 1;
-    for (i = 0; i < len; i++)
-        if (token[i] == '.')
-            parts++;
+    while ((dot = memchr(cur, '.', (size_t)(end - cur))) != NULL) {
+        parts++;
+        cur = dot + 1;
+    }
     return parts;
 }
 

@@ -23,27 +23,6 @@ static void log_to_request(void *ctx, int level, const char *msg)
     ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
 }
 
-static const char *claim_as_user(apr_pool_t *p, const json_t *claims, const char *name)
-{
-    json_t *v = json_object_get(claims, name);
-    if (!v || json_is_null(v))
-        return NULL;
-    if (json_is_string(v))
-        return json_string_value(v);
-    return mcp_json_compact(p, v);
-}
-
-/* r->user from MCPAuthRemoteUserClaim, then sub, client_id, username. */
-static const char *user_name(apr_pool_t *p, const mcp_dir_conf_t *conf, const json_t *claims)
-{
-    static const char *const fallback[] = {"sub", "client_id", "username"};
-    const char *u = conf->remote_user_claim ? claim_as_user(p, claims, conf->remote_user_claim) : NULL;
-    int i;
-    for (i = 0; !u && i < 3; i++)
-        u = claim_as_user(p, claims, fallback[i]);
-    return u ? u : "";
-}
-
 static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol)
 {
     static const char *const default_required[] = {"sub"};
@@ -80,30 +59,41 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
 }
 
 /* The verified-token cache in front of mcp_verify_jwt: a hit costs a
- * SHA-256 and a copy; its time claims are checked again on every hit. */
-static int verify_cached(request_rec *r, const mcp_verify_policy_t *pol, const char *token, size_t len,
-                         const mcp_log_t *log, mcp_verified_t *v, mcp_fail_t *fail)
+ * SHA-256 and a copy, parses no JSON, and re-checks the time claims. */
+static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
+                         const char *token, size_t len, const mcp_log_t *log, mcp_verdict_t *verdict,
+                         json_t **claims, mcp_fail_t *fail)
 {
     mcp_store_t *store = mcp_shm_store();
     unsigned char key[32];
-    int evicted;
+    mcp_verified_t v;
+    int evicted, use_cache = store && mcp_global.token_ttl > 0;
 
-    if (!store || mcp_global.token_ttl <= 0)
-        return mcp_verify_jwt(r->pool, token, len, pol, log, v, fail);
-    mcp_token_cache_key(mcp_policy_fingerprint(r->pool, pol), token, len, key);
-    if (mcp_token_cache_get(store, key, r->request_time, r->pool, v) == 0 && v->issuer_index < pol->n_issuers) {
-        if (mcp_claims_check(r->pool, v->claims, &pol->claims, fail) == 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit");
-            return 0;
+    *claims = NULL;
+    if (use_cache) {
+        const char *extra = apr_pstrcat(r->pool, "user=", conf->remote_user_claim ? conf->remote_user_claim : "",
+                                        " scopes=", conf->scope_claim ? conf->scope_claim : "", NULL);
+        mcp_token_cache_key(mcp_policy_fingerprint(r->pool, pol, extra), token, len, key);
+        if (mcp_token_cache_get(store, key, r->request_time, r->pool, verdict) == 0 &&
+            verdict->issuer_index < pol->n_issuers) {
+            if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail) == 0) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit");
+                return 0;
+            }
+            mcp_store_remove(store, key);
+            return -1;
         }
-        mcp_store_remove(store, key);
-        return -1;
     }
-    if (mcp_verify_jwt(r->pool, token, len, pol, log, v, fail))
+    if (mcp_verify_jwt(r->pool, token, len, pol, log, &v, fail))
         return -1;
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "signature verified (%s), verdict cached", mcp_alg_name(v->alg));
-    if (mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, v, &evicted) == 0 &&
-        evicted)
+    if (mcp_verdict_from_claims(r->pool, v.claims, v.issuer_index, v.alg, conf->remote_user_claim,
+                                conf->scope_claim, verdict))
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "claims cannot be serialized");
+    *claims = v.claims;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "signature verified (%s)%s", mcp_alg_name(v.alg),
+                  use_cache ? ", verdict cached" : "");
+    if (use_cache && mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, verdict,
+                                         v.key_doc, v.key_generation, &evicted) == 0 && evicted)
         mcp_shm_note_eviction(r);
     return 0;
 }
@@ -115,13 +105,15 @@ int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf)
 }
 
 /* Both paths end here: the request now has a user and an identity. */
-static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, json_t *claims, const char *token, size_t len,
-                        const char *how)
+static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verdict_t *verdict, json_t *claims,
+                        const char *token, size_t len, const char *how)
 {
     mcp_request_t *st = mcp_request(r);
+    st->verified = 1;
+    st->verdict = verdict;
     st->claims = claims;
-    st->granted = mcp_token_scopes(r->pool, claims, conf->scope_claim);
-    r->user = apr_pstrdup(r->pool, user_name(r->pool, conf, claims));
+    st->granted = mcp_scope_split(r->pool, verdict->scope);
+    r->user = apr_pstrdup(r->pool, verdict->user);
     r->ap_auth_type = (char *)MCP_AUTH_TYPE;
     mcp_identity_export(r, conf, token, len);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted (%s): user %s", how,
@@ -153,14 +145,10 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
 {
     const char *url;
     json_t *result;
+    mcp_verdict_t *verdict;
     mcp_fail_t fail;
     int idx;
 
-    if (len > pol->max_token_size) {
-        mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
-                 apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len, (unsigned long)pol->max_token_size));
-        return mcp_respond(r, conf, &fail);
-    }
     url = introspection_url(r, conf, log);
     if (!url) {
         mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed",
@@ -175,14 +163,21 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         pol->claims.n_required = 0;
     if (mcp_introspect_check(r->pool, result, pol, &idx, &fail))
         return mcp_respond(r, conf, &fail);
-    return accept_token(r, conf, result, token, len, "introspection");
+    verdict = apr_palloc(r->pool, sizeof(*verdict));
+    if (mcp_verdict_from_claims(r->pool, result, idx < 0 ? 0 : idx, MCP_ALG_UNKNOWN, conf->remote_user_claim,
+                                conf->scope_claim, verdict)) {
+        mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed", "the answer cannot be serialized");
+        return mcp_respond(r, conf, &fail);
+    }
+    return accept_token(r, conf, verdict, result, token, len, "introspection");
 }
 
 int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_log_t log = {log_to_request, r};
     mcp_verify_policy_t pol;
-    mcp_verified_t v;
+    mcp_verdict_t *verdict = apr_palloc(r->pool, sizeof(*verdict));
+    json_t *claims;
     mcp_fail_t fail;
     const char *token;
     size_t len;
@@ -193,6 +188,11 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
                            &len, &fail))
         return mcp_respond(r, conf, &fail);
     build_policy(r, conf, &pol);
+    if (len > pol.max_token_size) {
+        mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
+                 apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len, (unsigned long)pol.max_token_size));
+        return mcp_respond(r, conf, &fail);
+    }
     /* The token's shape decides: a compact JWS is verified here, anything
      * else but a JWE is an opaque token for the introspection endpoint. */
     parts = mcp_compact_parts(token, len);
@@ -203,7 +203,7 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
                  "not a JWT and no introspection endpoint is configured");
         return mcp_respond(r, conf, &fail);
     }
-    if (verify_cached(r, &pol, token, len, &log, &v, &fail))
+    if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, &fail))
         return mcp_respond(r, conf, &fail);
-    return accept_token(r, conf, v.claims, token, len, mcp_alg_name(v.alg));
+    return accept_token(r, conf, verdict, claims, token, len, mcp_alg_name(verdict->alg));
 }

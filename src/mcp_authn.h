@@ -8,8 +8,8 @@
 
 #include "mcp_conf.h"
 
-/* check_authn for AuthType mcp-jwt: OK, or DONE after answering, or the
- * error status in subrequests. */
+/* check_authn for AuthType mcp-jwt: OK, or the status of the refusal
+ * (whose challenge and JSON error page are already set). */
 int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf);
 
 /* A token-less OPTIONS request (CORS preflight) passes untouched. */

@@ -65,7 +65,7 @@ static authz_status token_state(request_rec *r, mcp_request_t **st)
     if (!r->user)
         return AUTHZ_DENIED_NO_USER;
     *st = mcp_request_peek(r);
-    return *st && (*st)->claims ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    return *st && (*st)->verified ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
 static authz_status check_scope(request_rec *r, const char *line, const void *parsed)
@@ -98,7 +98,7 @@ static authz_status check_claim(request_rec *r, const char *line, const void *pa
 
     if (s != AUTHZ_GRANTED)
         return s;
-    if (mcp_claim_matches(mcp_claim_path(st->claims, a->path), a->values, a->n))
+    if (mcp_claim_matches(mcp_claim_path(mcp_request_claims(r, st), a->path), a->values, a->n))
         return AUTHZ_GRANTED;
     st->refused_by_rule = 1;
     return AUTHZ_DENIED;
@@ -128,7 +128,7 @@ void mcp_authz_note_failure(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_request_t *st = mcp_request_peek(r);
     /* mod_authz_core calls this only when the whole Require tree refused. */
-    if (st && st->claims && !st->has_fail)
+    if (st && st->verified && !st->has_fail)
         st->denied = 1;
     mcp_set_challenge(r, conf);
 }
@@ -139,13 +139,18 @@ void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf)
     mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
     int status = r->status;
 
-    if (!st || !st->claims || st->has_fail)
+    if (st && st->responded) {
+        ap_add_output_filter(JSON_ERROR_FILTER, NULL, r, r->connection);
+        return;
+    }
+    if (!st || !st->verified || st->has_fail)
         return;
     /* 401 after note_auth_failure: a valid token was refused by Require.
      * 403 (AuthzSendForbiddenOnFailure On): one of our rules refused it. */
     if (!((status == HTTP_UNAUTHORIZED && st->denied) || (status == HTTP_FORBIDDEN && st->refused_by_rule)))
         return;
     st->denied = 1;
+    st->responded = 1;
     r->status = HTTP_FORBIDDEN;
     r->status_line = NULL;
     mcp_set_challenge(r, conf);

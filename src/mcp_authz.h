@@ -10,8 +10,8 @@
 
 void mcp_authz_register(apr_pool_t *p);
 
-/* insert_error_filter: turns authz_core's 401 for a valid token into 403
- * with an insufficient_scope challenge and a JSON body. */
+/* insert_error_filter: our refusals get their JSON content type, and
+ * authz_core's 401 for a valid token becomes 403 insufficient_scope. */
 void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf);
 
 /* note_auth_failure for AuthType mcp-jwt. */

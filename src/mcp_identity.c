@@ -41,24 +41,26 @@ static void export_claim(request_rec *r, apr_table_t *t, const char *what, const
 void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char *token, size_t len)
 {
     mcp_request_t *st = mcp_request(r);
+    const mcp_verdict_t *v = st->verdict;
     apr_table_t *env = r->subprocess_env;
-    const char *scope = mcp_scope_join(r->pool, st->granted), *claims = mcp_json_compact(r->pool, st->claims);
     int i;
 
+    /* The fixed set comes ready-made from the verdict: no JSON on a hit. */
     apr_table_set(env, "REMOTE_USER", r->user);
     apr_table_setn(env, "AUTH_TYPE", MCP_AUTH_TYPE);
-    export_claim(r, env, "variable", "MCP_AUTH_SUB", st->claims, "$.sub");
-    export_claim(r, env, "variable", "MCP_AUTH_ISS", st->claims, "$.iss");
-    apr_table_set(env, "MCP_AUTH_SCOPE", scope ? scope : "");
-    if (claims)
-        apr_table_set(env, "MCP_AUTH_CLAIMS", claims);
+    if (v->sub)
+        apr_table_setn(env, "MCP_AUTH_SUB", v->sub);
+    if (v->iss)
+        apr_table_setn(env, "MCP_AUTH_ISS", v->iss);
+    apr_table_setn(env, "MCP_AUTH_SCOPE", v->scope);
+    apr_table_setn(env, "MCP_AUTH_CLAIMS", v->claims);
     for (i = 0; conf->claim_envs && i < conf->claim_envs->nelts; i++) {
         const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_envs, i, mcp_claim_export_t);
-        export_claim(r, env, "variable", ex->name, st->claims, ex->expr);
+        export_claim(r, env, "variable", ex->name, mcp_request_claims(r, st), ex->expr);
     }
     for (i = 0; conf->claim_headers && i < conf->claim_headers->nelts; i++) {
         const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_headers, i, mcp_claim_export_t);
-        export_claim(r, r->headers_in, "header", ex->name, st->claims, ex->expr);
+        export_claim(r, r->headers_in, "header", ex->name, mcp_request_claims(r, st), ex->expr);
     }
     if (conf->pass_token == 1)
         apr_table_set(env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len));

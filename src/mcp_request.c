@@ -9,6 +9,7 @@
 
 #include "challenge.h"
 #include "claims.h"
+#include "json_util.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -26,6 +27,13 @@ mcp_request_t *mcp_request(request_rec *r)
         ap_set_module_config(r->request_config, &mcp_auth_module, st);
     }
     return st;
+}
+
+json_t *mcp_request_claims(request_rec *r, mcp_request_t *st)
+{
+    if (!st->claims && st->verdict)
+        st->claims = mcp_json_parse(r->pool, st->verdict->claims, strlen(st->verdict->claims));
+    return st->claims;
 }
 
 const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf)
@@ -60,7 +68,7 @@ void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
     if (st && st->has_fail) {
         fail = st->fail;
     }
-    else if (st && st->claims) {
+    else if (st && st->verified) {
         /* A valid token that may not do this: step-up (RFC 6750 3.1). The
          * scope names what the token has plus what was asked for, so a
          * client can re-authorize with one request. */
@@ -95,15 +103,11 @@ int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fa
         mcp_set_challenge(r, conf);
     if (status == HTTP_SERVICE_UNAVAILABLE)
         apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (r->main)
         return status; /* a subrequest's refusal is the main request's to answer */
-
-    /* Answer here with a JSON body: httpd's error pages would be HTML. */
-    r->status = status;
-    if (ap_discard_request_body(r) != OK)
-        r->connection->keepalive = AP_CONN_CLOSE;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    ap_rputs(mcp_error_body(r->pool, fail), r);
-    return DONE;
+    /* The error page's text; insert_error_filter makes it application/json. */
+    ap_custom_response(r, status, mcp_error_body(r->pool, fail));
+    st->responded = 1;
+    return status;
 }

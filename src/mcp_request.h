@@ -8,15 +8,19 @@
 
 #include "mcp_conf.h"
 #include "mcp_fail.h"
+#include "verdict.h"
 
 typedef struct {
     int has_fail;
     mcp_fail_t fail;                /* why authentication refused */
-    json_t *claims;                 /* verified claims (NULL until verified) */
+    int verified;                   /* a token was accepted */
+    const mcp_verdict_t *verdict;   /* what is known of it (cached form) */
+    json_t *claims;                 /* parsed only when a rule needs a claim */
     apr_array_header_t *granted;    /* the token's scopes */
     apr_array_header_t *missing;    /* scopes a Require or a tool rule wanted */
     int denied;                     /* authorization refused a valid token */
     int refused_by_rule;            /* a Require mcp-scope / mcp-claim said no */
+    int responded;                  /* mcp_respond set the error page: JSON */
 } mcp_request_t;
 
 /* The state of r, created on first use; NULL from mcp_request_peek when
@@ -24,12 +28,16 @@ typedef struct {
 mcp_request_t *mcp_request(request_rec *r);
 mcp_request_t *mcp_request_peek(request_rec *r);
 
+/* The accepted token's claims, parsed from the verdict on first use. */
+json_t *mcp_request_claims(request_rec *r, mcp_request_t *st);
+
 /* The location's canonical resource URI and its RFC 9728 document URL. */
 const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf);
 const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf);
 
-/* Sends status + one Bearer challenge + JSON body and returns DONE (or just
- * the status in a subrequest). Logs the refusal once. */
+/* Prepares the refusal -- one Bearer challenge, a JSON error page, one log
+ * line -- and returns its status for httpd's error path (so ErrorDocument
+ * and `Header always` apply as to any error). */
 int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail);
 
 /* WWW-Authenticate for what the state says (note_auth_failure and errors). */

@@ -142,7 +142,7 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
     apr_size_t len = 0;
     int rc;
 
-    if (!conf->tool_scopes || !st || !st->claims || r->method_number != M_POST)
+    if (!conf->tool_scopes || !st || !st->verified || r->method_number != M_POST)
         return DECLINED;
     /* Every POST is read, whatever its Content-Type: a backend that does not
      * check the type would otherwise run a tools/call we never saw. */

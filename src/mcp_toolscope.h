@@ -12,7 +12,7 @@
 
 void mcp_toolscope_register(apr_pool_t *p);
 
-/* OK/DECLINED to go on, or DONE after answering 400/403/413/415. */
+/* DECLINED to go on, or the status of the refusal (400/403/413/415). */
 int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf);
 
 #endif

@@ -9,9 +9,9 @@
 #include "b64url.h"
 #include "json_util.h"
 
-#define KIND_JWT_VERDICT 0x4a575431u /* "JWT1" */
+#define KIND_JWT_VERDICT 0x4a575432u /* "JWT2" */
 
-const char *mcp_policy_fingerprint(apr_pool_t *p, const mcp_verify_policy_t *pol)
+const char *mcp_policy_fingerprint(apr_pool_t *p, const mcp_verify_policy_t *pol, const char *extra)
 {
     unsigned char digest[32];
     unsigned int n = 0;
@@ -21,8 +21,9 @@ const char *mcp_policy_fingerprint(apr_pool_t *p, const mcp_verify_policy_t *pol
     /* The HMAC secret is named by its digest, never by its bytes. */
     if (pol->hmac_key)
         EVP_Digest(pol->hmac_key->secret, pol->hmac_key->secret_len, digest, &n, EVP_sha256(), NULL);
-    f = apr_psprintf(p, "alg=%x typ=%s max=%lu hmac=%s iss=", pol->alg_mask, pol->token_type ? pol->token_type : "",
-                     (unsigned long)pol->max_token_size, n ? mcp_b64url_encode(p, digest, n) : "");
+    f = apr_psprintf(p, "%s alg=%x typ=%s max=%lu hmac=%s iss=", extra ? extra : "", pol->alg_mask,
+                     pol->token_type ? pol->token_type : "", (unsigned long)pol->max_token_size,
+                     n ? mcp_b64url_encode(p, digest, n) : "");
     for (i = 0; i < pol->n_issuers; i++)
         f = apr_pstrcat(p, f, pol->issuers[i].issuer ? pol->issuers[i].issuer : "*", "\n", NULL);
     f = apr_pstrcat(p, f, " aud=", NULL);
@@ -45,48 +46,31 @@ void mcp_token_cache_key(const char *fingerprint, const char *token, size_t len,
     EVP_MD_CTX_free(c);
 }
 
-/* Value: "<issuer index> <alg>\n<claims JSON>". */
 int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p,
-                        mcp_verified_t *out)
+                        mcp_verdict_t *out)
 {
     mcp_entry_key_t k = {key, KIND_JWT_VERDICT, 0, -1, 0};
-    char *value, *nl;
+    char *value;
     size_t len;
-    int idx, alg;
 
     if (mcp_store_get(st, &k, now, p, &value, &len))
         return -1;
-    nl = memchr(value, '\n', len);
-    if (!nl || sscanf(value, "%d %d", &idx, &alg) != 2 || idx < 0 || alg <= MCP_ALG_UNKNOWN || alg >= MCP_ALG_COUNT)
-        return -1;
-    memset(out, 0, sizeof(*out));
-    out->claims = mcp_json_parse(p, nl + 1, len - (size_t)(nl + 1 - value));
-    if (!json_is_object(out->claims))
-        return -1;
-    out->issuer_index = idx;
-    out->alg = (mcp_alg)alg;
-    out->key_doc = -1;
-    return 0;
+    return mcp_verdict_decode(p, value, len, out);
 }
 
 int mcp_token_cache_put(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_interval_time_t ttl,
-                        apr_pool_t *p, const mcp_verified_t *v, int *evicted)
+                        apr_pool_t *p, const mcp_verdict_t *v, int key_doc, uint64_t key_generation, int *evicted)
 {
-    mcp_entry_key_t k = {key, KIND_JWT_VERDICT, now + ttl, v->key_doc, v->key_generation};
-    json_t *exp = json_object_get(v->claims, "exp");
-    const char *claims = mcp_json_compact(p, v->claims), *value;
+    mcp_entry_key_t k = {key, KIND_JWT_VERDICT, now + ttl, key_doc, key_generation};
+    const char *value;
+    size_t len;
 
     *evicted = 0;
-    if (!claims)
-        return -1;
-    if (json_is_number(exp)) {
-        double e = json_number_value(exp);
-        /* Never past exp: the time claims are re-checked on a hit anyway. */
-        if (isfinite(e) && e * APR_USEC_PER_SEC < (double)k.expires)
-            k.expires = (apr_time_t)(e * APR_USEC_PER_SEC);
-    }
+    /* Never past exp: the time claims are re-checked on a hit anyway. */
+    if (v->has_exp && v->exp * APR_USEC_PER_SEC < (double)k.expires)
+        k.expires = (apr_time_t)(v->exp * APR_USEC_PER_SEC);
     if (k.expires <= now)
         return 0;
-    value = apr_psprintf(p, "%d %d\n%s", v->issuer_index, (int)v->alg, claims);
-    return mcp_store_put(st, &k, now, value, strlen(value), evicted);
+    value = mcp_verdict_encode(p, v, &len);
+    return mcp_store_put(st, &k, now, value, len, evicted);
 }

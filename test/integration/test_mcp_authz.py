@@ -847,3 +847,77 @@ def test_options_without_token_passes(server, minter):
     # with a bad token it is authenticated like anything else
     resp = server.request("OPTIONS", "/tools", bearer(minter.token(scope="mcp:tools", exp=1)))
     assert_invalid_token(resp)
+
+
+# ---- refusals go through httpd's error path ---------------------------------
+
+@pytest.fixture(scope="module")
+def cors_server(httpd_factory, jwks_server, mcp_auth_so):
+    """`Header always` (mod_headers) must reach the module's own refusals:
+    a browser MCP client can only read the challenge when CORS headers are on
+    the 401/403/400 too."""
+    jw = jwks_server.jwks_uri
+    cors = ('Header always set Access-Control-Allow-Origin "*"\n'
+            'Header always set Access-Control-Expose-Headers "WWW-Authenticate"')
+    h = httpd_factory.start({
+        "/cors": protected(cors + "\nRequire mcp-scope mcp:tools\nMCPAuthToolScope delete_notes notes:delete", jwks=jw),
+    }, module_so=mcp_auth_so, name="authz-cors")
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def _has_cors_and_json(resp):
+    assert resp.header("Access-Control-Allow-Origin") == "*", resp
+    assert resp.header("Access-Control-Expose-Headers") == "WWW-Authenticate", resp
+    assert resp.header("Content-Type", ).startswith("application/json"), resp
+    return resp.json()
+
+
+def test_header_always_reaches_401_without_token(cors_server):
+    resp = cors_server.get("/cors")
+    assert resp.status == 401
+    assert "error_description" in _has_cors_and_json(resp)
+    assert len(resp.header_all("WWW-Authenticate")) == 1
+
+
+def test_header_always_reaches_401_invalid_token(cors_server, minter):
+    resp = cors_server.get("/cors", minter.token(scope="mcp:tools") + "x")
+    assert resp.status == 401
+    assert _has_cors_and_json(resp)["error"] == "invalid_token"
+
+
+def test_header_always_reaches_400(cors_server):
+    resp = cors_server.request("GET", "/cors", [("Authorization", "Bearer a b")])
+    assert resp.status == 400
+    assert _has_cors_and_json(resp)["error"] == "invalid_request"
+
+
+def test_header_always_reaches_403_require_and_tool(cors_server, minter):
+    resp = cors_server.get("/cors", minter.token(scope="notes:read"))
+    assert resp.status == 403
+    assert _has_cors_and_json(resp)["error"] == "insufficient_scope"
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete_notes"}}).encode()
+    resp = cors_server.request("POST", "/cors", [("Authorization", "Bearer " + minter.token(scope="mcp:tools")),
+                                                  ("Content-Type", "application/json")], body)
+    assert resp.status == 403
+    assert _has_cors_and_json(resp)["error"] == "insufficient_scope"
+
+
+def test_refused_post_keeps_the_connection_usable(cors_server, minter):
+    """The refused request's body is consumed: the next request on the same
+    keep-alive connection is parsed correctly."""
+    conn = http.client.HTTPConnection("127.0.0.1", cors_server.port, timeout=10)
+    try:
+        body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}' * 100
+        conn.request("POST", "/cors", body=body, headers={"Content-Type": "application/json"})
+        r1 = conn.getresponse()
+        r1.read()
+        assert r1.status == 401
+        conn.request("GET", "/cors", headers={"Authorization": "Bearer " + minter.token(scope="mcp:tools")})
+        r2 = conn.getresponse()
+        r2.read()
+        assert r2.status == 200
+    finally:
+        conn.close()

@@ -217,33 +217,62 @@ static void entry_dependency_on_document(void **state)
     assert_int_equal(mcp_store_get(st, &k, T0 + SEC(201), p, &v, &len), -1);
 }
 
-static mcp_verified_t verdict(apr_pool_t *p, const char *claims)
-{
-    mcp_verified_t v;
-    memset(&v, 0, sizeof(v));
-    v.claims = tu_json(p, claims);
-    v.alg = MCP_ALG_ES256;
-    v.issuer_index = 1;
-    v.key_doc = -1;
-    return v;
-}
-
 static void token_cache_roundtrip_and_exp_bound(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
     mcp_store_t *st = mcp_store_create_local(p, 64, 512, 0, 0);
     unsigned char key[32];
-    mcp_verified_t v = verdict(p, "{\"sub\":\"alice\",\"exp\":1700000005}"), got;
+    mcp_verdict_t v, got;
     int ev;
 
+    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"alice\",\"exp\":1700000005,\"scp\":[\"a\",\"b\"]}"),
+                                             1, MCP_ALG_ES256, NULL, NULL, &v),
+                     0);
     mcp_token_cache_key("rules", "a.b.c", 5, key);
-    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, &ev), 0);
+    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, -1, 0, &ev), 0);
     assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(4), p, &got), 0);
-    assert_string_equal(json_string_value(json_object_get(got.claims, "sub")), "alice");
+    assert_string_equal(got.user, "alice");
+    assert_string_equal(got.sub, "alice");
+    assert_null(got.iss);
+    assert_string_equal(got.scope, "a b");
+    assert_string_equal(got.claims, v.claims);
     assert_int_equal(got.issuer_index, 1);
     assert_int_equal(got.alg, MCP_ALG_ES256);
+    assert_true(got.has_exp && got.exp == 1700000005.0 && !got.has_nbf && !got.has_iat);
     /* Never past exp, whatever the TTL. */
     assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(5), p, &got), -1);
+}
+
+static void verdict_encoding_keeps_any_bytes(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verdict_t v, back;
+    const char *text;
+    size_t len;
+
+    memset(&v, 0, sizeof(v));
+    v.issuer_index = 2;
+    v.alg = MCP_ALG_RS256;
+    v.has_exp = 1;
+    v.exp = 1700000000.25;
+    v.has_iat = 1;
+    v.iat = -5;
+    v.user = "u\nv 7";
+    v.sub = NULL;
+    v.iss = "https://idp";
+    v.scope = "";
+    v.claims = "{\"x\":\"1 2\\n\"}";
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_string_equal(back.user, v.user);
+    assert_null(back.sub);
+    assert_string_equal(back.iss, v.iss);
+    assert_string_equal(back.scope, "");
+    assert_string_equal(back.claims, v.claims);
+    assert_true(back.exp == v.exp && back.iat == v.iat && back.has_exp && !back.has_nbf && back.has_iat);
+    /* Truncated or extended text is refused. */
+    assert_int_equal(mcp_verdict_decode(p, text, len - 1, &back), -1);
+    assert_int_equal(mcp_verdict_decode(p, apr_pstrcat(p, text, "x", NULL), len + 1, &back), -1);
 }
 
 static void token_cache_key_depends_on_rules(void **state)
@@ -262,14 +291,14 @@ static void token_cache_key_depends_on_rules(void **state)
     a.claims.n_audiences = 1;
     b = a;
     b.claims.audiences = aud2;
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &a), "t.o.k", 5, ka);
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &b), "t.o.k", 5, kb);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &a, NULL), "t.o.k", 5, ka);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &b, NULL), "t.o.k", 5, kb);
     assert_memory_not_equal(ka, kb, 32);
     b = a;
     b.alg_mask = MCP_ALG_BIT(MCP_ALG_RS256);
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &b), "t.o.k", 5, kb);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &b, NULL), "t.o.k", 5, kb);
     assert_memory_not_equal(ka, kb, 32);
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &a), "t.o.k", 5, kb);
+    mcp_token_cache_key(mcp_policy_fingerprint(p, &a, NULL), "t.o.k", 5, kb);
     assert_memory_equal(ka, kb, 32);
 }
 
@@ -376,6 +405,7 @@ int main(void)
         TU_TEST(doc_too_large_and_foreign_slot),
         TU_TEST(entry_dependency_on_document),
         TU_TEST(token_cache_roundtrip_and_exp_bound),
+        TU_TEST(verdict_encoding_keeps_any_bytes),
         TU_TEST(token_cache_key_depends_on_rules),
         TU_TEST(discovery_urls),
         TU_TEST(keyring_file_source_and_rotation),

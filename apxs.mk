@@ -21,7 +21,7 @@ SAN       ?=
 ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
 
 ENGINE    := b64url mcp_fail jose_alg json_util jwk jws_verify jwt claim_rules http_fetch keyring \
-             verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate introspect verdict
+             verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate introspect verdict l1_cache
 HTTPD_GLUE:= mcp_directives mcp_request mcp_authn mcp_authz mcp_toolscope mcp_metadata mcp_identity mcp_shm
 ENGINE_O  := $(ENGINE:%=$(BUILD)/obj/%.o)
 MODULE_O  := $(BUILD)/obj/mod_mcp_auth.o $(ENGINE_O) $(HTTPD_GLUE:%=$(BUILD)/obj/%.o)
@@ -114,7 +114,9 @@ clean:
 
 SEC_LLVM      ?= 14
 CLANG         ?= clang-$(SEC_LLVM)
-SEC_PKGS      := clang-$(SEC_LLVM) libclang-rt-$(SEC_LLVM)-dev valgrind
+SEC_PKGS      := clang-$(SEC_LLVM) libclang-rt-$(SEC_LLVM)-dev llvm-$(SEC_LLVM) valgrind
+# Symbolized sanitizer reports (llvm-$(SEC_LLVM) has no plain llvm-symbolizer in PATH).
+export ASAN_SYMBOLIZER_PATH ?= /usr/lib/llvm-$(SEC_LLVM)/bin/llvm-symbolizer
 # stddef.h first: APR_OFFSETOF (behind APR_BRIGADE_SENTINEL, APR_RING_*)
 # is then offsetof, not APR's NULL-pointer arithmetic, which clang rejects
 # under -Werror and UBSan reports at run time. Two warnings clang adds over
@@ -123,7 +125,7 @@ CLANG_WARN    := -include stddef.h -Wno-error=missing-field-initializers -Wno-er
 
 FUZZ_SECONDS  ?= 30
 FUZZ_BUILD    := $(BUILD)/fuzz
-FUZZ_TARGETS  := jws jwks claims verify introspect jsonrpc bearer b64url claims_path
+FUZZ_TARGETS  := jws jwks claims verify introspect jsonrpc bearer b64url claims_path headers verdict
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # fuzz_pool.h turns every pool allocation of the engine into its own malloc
 # so ASan checks its bounds (pool blocks would hide overruns).

@@ -10,6 +10,7 @@
 #include "bearer.h"
 #include "claims.h"
 #include "json_util.h"
+#include "l1_cache.h"
 #include "mcp_identity.h"
 #include "mcp_request.h"
 #include "mcp_shm.h"
@@ -58,8 +59,57 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
     }
 }
 
-/* The verified-token cache in front of mcp_verify_jwt: a hit costs a
- * SHA-256 and a copy, parses no JSON, and re-checks the time claims. */
+/* Names the rules a verdict was reached under, cheaply: the configuration
+ * objects themselves (stable for the life of this process) plus the
+ * request-derived resource when it is the audience. */
+typedef struct {
+    const void *issuers, *audiences, *required, *hmac, *typ, *user_claim, *scope_claim;
+    unsigned alg_mask;
+    long max_token_size;
+} l1_rules;
+
+static const void *l1_context(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
+                              size_t *len)
+{
+    l1_rules k;
+    const char *resource = conf->audiences ? "" : pol->claims.audiences[0];
+    size_t rlen = strlen(resource);
+    char *buf = apr_palloc(r->pool, sizeof(k) + rlen);
+
+    memset(&k, 0, sizeof(k));
+    k.issuers = conf->issuers;
+    k.audiences = conf->audiences;
+    k.required = conf->required_claims;
+    k.hmac = conf->hmac_key;
+    k.typ = conf->token_type;
+    k.user_claim = conf->remote_user_claim;
+    k.scope_claim = conf->scope_claim;
+    k.alg_mask = pol->alg_mask;
+    k.max_token_size = (long)pol->max_token_size;
+    memcpy(buf, &k, sizeof(k));
+    memcpy(buf + sizeof(k), resource, rlen);
+    *len = sizeof(k) + rlen;
+    return buf;
+}
+
+/* The JWKS document a verdict depends on (-1: an HMAC secret). */
+static int key_doc_of(const mcp_verify_policy_t *pol, const mcp_verdict_t *v)
+{
+    const mcp_trusted_issuer_t *ti = &pol->issuers[v->issuer_index];
+    return mcp_alg_kty(v->alg) == MCP_KTY_OCT || !ti->ring ? -1 : mcp_keyring_jwks_doc(ti->ring);
+}
+
+static apr_time_t keep_until(const mcp_verdict_t *v, apr_time_t now)
+{
+    apr_time_t until = now + mcp_global.token_ttl;
+    if (v->has_exp && v->exp * APR_USEC_PER_SEC < (double)until)
+        until = (apr_time_t)(v->exp * APR_USEC_PER_SEC);
+    return until;
+}
+
+/* Verification behind two caches: this process's (whole token compared,
+ * no hashing, no global lock) and the shared one (SHA-256 key). Every hit
+ * re-checks the time claims. */
 static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
                          const char *token, size_t len, const mcp_log_t *log, mcp_verdict_t *verdict,
                          json_t **claims, mcp_fail_t *fail)
@@ -67,17 +117,29 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     mcp_store_t *store = mcp_shm_store();
     unsigned char key[32];
     mcp_verified_t v;
-    int evicted, use_cache = store && mcp_global.token_ttl > 0;
+    const void *ctx = NULL;
+    size_t ctx_len = 0;
+    int evicted, doc, use_cache = store && mcp_global.token_ttl > 0;
 
     *claims = NULL;
     if (use_cache) {
-        const char *extra = apr_pstrcat(r->pool, "user=", conf->remote_user_claim ? conf->remote_user_claim : "",
-                                        " scopes=", conf->scope_claim ? conf->scope_claim : "", NULL);
+        const char *extra;
+        ctx = l1_context(r, conf, pol, &ctx_len);
+        if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, r->request_time, store, r->pool, verdict) == 0 &&
+            verdict->issuer_index < pol->n_issuers) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit (this process)");
+            return mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail);
+        }
+        extra = apr_pstrcat(r->pool, "user=", conf->remote_user_claim ? conf->remote_user_claim : "",
+                            " scopes=", conf->scope_claim ? conf->scope_claim : "", NULL);
         mcp_token_cache_key(mcp_policy_fingerprint(r->pool, pol, extra), token, len, key);
         if (mcp_token_cache_get(store, key, r->request_time, r->pool, verdict) == 0 &&
             verdict->issuer_index < pol->n_issuers) {
             if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail) == 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit");
+                doc = key_doc_of(pol, verdict);
+                mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, keep_until(verdict, r->request_time), doc,
+                           doc < 0 ? 0 : mcp_store_doc_generation(store, doc), verdict);
                 return 0;
             }
             mcp_store_remove(store, key);
@@ -92,9 +154,14 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     *claims = v.claims;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "signature verified (%s)%s", mcp_alg_name(v.alg),
                   use_cache ? ", verdict cached" : "");
-    if (use_cache && mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, verdict,
-                                         v.key_doc, v.key_generation, &evicted) == 0 && evicted)
-        mcp_shm_note_eviction(r);
+    if (use_cache) {
+        if (mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, verdict, v.key_doc,
+                                v.key_generation, &evicted) == 0 &&
+            evicted)
+            mcp_shm_note_eviction(r);
+        mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, keep_until(verdict, r->request_time), v.key_doc,
+                   v.key_generation, verdict);
+    }
     return 0;
 }
 

@@ -20,6 +20,7 @@ APLOG_USE_MODULE(mcp_auth);
 #define RETAINED_MUTEX "mcp_auth_shm_mutex"
 static apr_global_mutex_t *shm_mutex;
 static mcp_store_t *store;
+static mcp_l1_t *l1;
 static apr_time_t last_eviction_warning;
 static const char *persist_files[2];
 
@@ -160,9 +161,17 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     return NULL;
 }
 
+mcp_l1_t *mcp_shm_l1(void)
+{
+    return l1;
+}
+
 void mcp_shm_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
+    /* Sized for the tokens one child sees in a burst; misses fall through
+     * to the shared cache. */
+    l1 = mcp_l1_create(p, 1024);
     if (!shm_mutex)
         return;
     rv = apr_global_mutex_child_init(&shm_mutex, apr_global_mutex_lockfile(shm_mutex), p);

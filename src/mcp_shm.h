@@ -6,6 +6,7 @@
 
 #include <httpd.h>
 
+#include "l1_cache.h"
 #include "shm_cache.h"
 
 #define MCP_MUTEX_TYPE "mcp-auth-shm"
@@ -25,6 +26,9 @@ void mcp_shm_guard_persist(apr_pool_t *pconf);
 
 /* The store of this generation (NULL before post_config). */
 mcp_store_t *mcp_shm_store(void);
+
+/* This process's small verdict cache (NULL outside a child). */
+mcp_l1_t *mcp_shm_l1(void);
 
 /* A full store costs speed, never a request: warn, at most once a minute. */
 void mcp_shm_note_eviction(request_rec *r);

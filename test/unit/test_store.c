@@ -5,6 +5,7 @@
 #include <apr_file_io.h>
 
 #include "keyring.h"
+#include "l1_cache.h"
 #include "shm_cache.h"
 #include "token_cache.h"
 
@@ -302,6 +303,44 @@ static void token_cache_key_depends_on_rules(void **state)
     assert_memory_equal(ka, kb, 32);
 }
 
+static void l1_cache_compares_token_rules_time_and_keys(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+    mcp_l1_t *c = mcp_l1_create(p, 8);
+    const unsigned char *dk = key_of(p, "jwks");
+    mcp_doc_meta_t m;
+    mcp_verdict_t v, got;
+    uint64_t gen;
+
+    mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
+    mcp_store_doc_finish(st, 0, dk, T0, "one", 3);
+    gen = mcp_store_doc_generation(st, 0);
+    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"scope\":\"x y\"}"), 0,
+                                             MCP_ALG_RS256, NULL, NULL, &v),
+                     0);
+    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), 0, gen, &v);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
+    assert_string_equal(got.user, "bob");
+    assert_string_equal(got.scope, "x y");
+    assert_string_equal(got.claims, v.claims);
+    assert_null(got.iss);
+    /* Other rules, another token of the same length, too late: misses. */
+    assert_int_equal(mcp_l1_get(c, "rulez", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), -1);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccd", 11, T0 + SEC(1), st, p, &got), -1);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), st, p, &got), -1);
+    /* The JWKS changed (a key was removed): the verdict is gone. */
+    mcp_store_doc_begin(st, 0, dk, T0 + SEC(200), &POLICY, 0, &m);
+    mcp_store_doc_finish(st, 0, dk, T0 + SEC(200), "two", 3);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), -1);
+    /* No dependency (HMAC): only time matters. */
+    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), -1, 0, &v);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
+    /* NULL cache: always a miss, never a crash. */
+    assert_int_equal(mcp_l1_get(NULL, "rules", 5, "aaa.bbb.ccc", 11, T0, st, p, &got), -1);
+    mcp_l1_put(NULL, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), -1, 0, &v);
+}
+
 static void discovery_urls(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -407,6 +446,7 @@ int main(void)
         TU_TEST(token_cache_roundtrip_and_exp_bound),
         TU_TEST(verdict_encoding_keeps_any_bytes),
         TU_TEST(token_cache_key_depends_on_rules),
+        TU_TEST(l1_cache_compares_token_rules_time_and_keys),
         TU_TEST(discovery_urls),
         TU_TEST(keyring_file_source_and_rotation),
         TU_TEST(keyring_missing_source_is_unavailable),

@@ -1,0 +1,136 @@
+#include "l1_cache.h"
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One malloc'd block per entry: the struct, then ctx, token and the
+ * verdict's strings. Replaced whole, under the lock; hits copy out. */
+typedef struct {
+    size_t ctx_len, token_len;
+    apr_time_t expires;
+    int dep_doc;
+    uint64_t dep_generation;
+    mcp_verdict_t v;      /* string members point into this block */
+    char data[];
+} entry;
+
+struct mcp_l1 {
+    apr_thread_mutex_t *lock;
+    unsigned mask;
+    entry **slots;
+};
+
+static apr_status_t free_all(void *data)
+{
+    mcp_l1_t *c = data;
+    unsigned i;
+    for (i = 0; i <= c->mask; i++) {
+        free(c->slots[i]);
+        c->slots[i] = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+mcp_l1_t *mcp_l1_create(apr_pool_t *p, unsigned slots)
+{
+    mcp_l1_t *c = apr_pcalloc(p, sizeof(*c));
+    unsigned n = 1;
+    while (n < slots)
+        n <<= 1;
+    c->mask = n - 1;
+    c->slots = apr_pcalloc(p, n * sizeof(entry *));
+    apr_thread_mutex_create(&c->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    apr_pool_cleanup_register(p, c, free_all, apr_pool_cleanup_null);
+    return c;
+}
+
+/* FNV-1a over the token's last bytes (its signature: already random). */
+static unsigned slot_of(const mcp_l1_t *c, const char *token, size_t len)
+{
+    uint32_t h = 2166136261u;
+    size_t i = len > 32 ? len - 32 : 0;
+    for (; i < len; i++)
+        h = (h ^ (unsigned char)token[i]) * 16777619u;
+    return h & c->mask;
+}
+
+static const char *dup_or_null(apr_pool_t *p, const char *s)
+{
+    return s ? apr_pstrdup(p, s) : NULL;
+}
+
+int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t now,
+               mcp_store_t *st, apr_pool_t *p, mcp_verdict_t *out)
+{
+    entry *e;
+    int hit = 0;
+
+    if (!c)
+        return -1;
+    apr_thread_mutex_lock(c->lock);
+    e = c->slots[slot_of(c, token, len)];
+    if (e && e->token_len == len && e->ctx_len == ctx_len && e->expires > now &&
+        memcmp(e->data + ctx_len, token, len) == 0 && memcmp(e->data, ctx, ctx_len) == 0 &&
+        (e->dep_doc < 0 || mcp_store_doc_generation(st, e->dep_doc) == e->dep_generation)) {
+        *out = e->v;
+        out->user = apr_pstrdup(p, e->v.user);
+        out->sub = dup_or_null(p, e->v.sub);
+        out->iss = dup_or_null(p, e->v.iss);
+        out->scope = apr_pstrdup(p, e->v.scope);
+        out->claims = apr_pstrdup(p, e->v.claims);
+        hit = 1;
+    }
+    apr_thread_mutex_unlock(c->lock);
+    return hit ? 0 : -1;
+}
+
+/* Appends s (NUL included) at *at; NULL stays NULL. */
+static const char *place(char **at, const char *s)
+{
+    size_t n;
+    char *dst = *at;
+    if (!s)
+        return NULL;
+    n = strlen(s) + 1;
+    memcpy(dst, s, n);
+    *at += n;
+    return dst;
+}
+
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t expires,
+                int dep_doc, uint64_t dep_generation, const mcp_verdict_t *v)
+{
+    size_t strings = strlen(v->user) + strlen(v->scope) + strlen(v->claims) + (v->sub ? strlen(v->sub) : 0) +
+                     (v->iss ? strlen(v->iss) : 0) + 5;
+    entry *e, *old;
+    char *at;
+    unsigned slot;
+
+    if (!c)
+        return;
+    e = malloc(sizeof(*e) + ctx_len + len + strings);
+    if (!e)
+        return; /* a lost cache entry costs speed only */
+    e->ctx_len = ctx_len;
+    e->token_len = len;
+    e->expires = expires;
+    e->dep_doc = dep_doc;
+    e->dep_generation = dep_generation;
+    e->v = *v;
+    memcpy(e->data, ctx, ctx_len);
+    memcpy(e->data + ctx_len, token, len);
+    at = e->data + ctx_len + len;
+    e->v.user = place(&at, v->user);
+    e->v.sub = place(&at, v->sub);
+    e->v.iss = place(&at, v->iss);
+    e->v.scope = place(&at, v->scope);
+    e->v.claims = place(&at, v->claims);
+    slot = slot_of(c, token, len);
+    apr_thread_mutex_lock(c->lock);
+    old = c->slots[slot];
+    c->slots[slot] = e;
+    apr_thread_mutex_unlock(c->lock);
+    free(old);
+}

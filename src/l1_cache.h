@@ -1,0 +1,26 @@
+/* A small per-process cache in front of the shared one: the whole token
+ * and the location's rules are compared byte for byte, so a hit needs no
+ * SHA-256, no global lock and no decoding -- just a copy of the verdict. */
+#ifndef MCP_L1_CACHE_H
+#define MCP_L1_CACHE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#include "shm_cache.h"
+#include "verdict.h"
+
+typedef struct mcp_l1 mcp_l1_t;
+
+/* slots: a power of two. The cache frees its entries when p is destroyed. */
+mcp_l1_t *mcp_l1_create(apr_pool_t *p, unsigned slots);
+
+/* ctx: bytes naming the rules the verdict was reached under. A hit is
+ * live (before expires) and its JWKS generation still current in st. */
+int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t now,
+               mcp_store_t *st, apr_pool_t *p, mcp_verdict_t *out);
+
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t expires,
+                int dep_doc, uint64_t dep_generation, const mcp_verdict_t *v);
+
+#endif

@@ -32,23 +32,46 @@ typedef struct {
 _Static_assert(sizeof(entry_hdr) == MCP_ENTRY_HEADER, "entry header size");
 _Static_assert(sizeof(doc_hdr) == MCP_DOC_HEADER, "document header size");
 
+/* A table of equal-sized entry slots, searched MCP_STORE_WAYS at a time. */
+typedef struct {
+    void **slots;
+    unsigned n;
+    size_t size;
+} table;
+
 struct mcp_store {
-    void **entries;
-    unsigned n_entries;
-    size_t entry_size;
+    /* Most verdicts are a few hundred bytes: they live in small cells cut
+     * from half of the entry slots, so the same memory holds several times
+     * MCPAuthCacheEntries of them; larger ones use whole slots. */
+    table small, large;
     void **docs;
     unsigned n_docs;
     size_t doc_size;
     mcp_store_lock_t lock;
 };
 
+#define MCP_SMALL_CELL 512
+
 mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size,
                               void **doc_ptrs, unsigned n_docs, size_t doc_size, mcp_store_lock_t lock)
 {
     mcp_store_t *st = apr_pcalloc(p, sizeof(*st));
-    st->entries = entry_ptrs;
-    st->n_entries = entry_size > MCP_ENTRY_HEADER ? n_entries : 0;
-    st->entry_size = entry_size;
+    unsigned split = 0, per = (unsigned)(entry_size / MCP_SMALL_CELL), i, j;
+
+    if (entry_size <= MCP_ENTRY_HEADER)
+        n_entries = 0;
+    /* Split only when a slot holds at least two cells and some slots remain whole. */
+    if (per >= 2 && n_entries >= 2 * MCP_STORE_WAYS)
+        split = n_entries / 2;
+    st->small.n = split * per;
+    st->small.size = MCP_SMALL_CELL;
+    st->small.slots = apr_palloc(p, (st->small.n + 1) * sizeof(void *));
+    for (i = 0; i < split; i++)
+        for (j = 0; j < per; j++)
+            st->small.slots[i * per + j] = (char *)entry_ptrs[i] + j * MCP_SMALL_CELL;
+    st->large.slots = entry_ptrs + split;
+    st->large.n = n_entries - split;
+    st->large.size = entry_size;
     st->docs = doc_ptrs;
     st->n_docs = doc_size > MCP_DOC_HEADER ? n_docs : 0;
     st->doc_size = doc_size;
@@ -89,7 +112,7 @@ mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t en
 
 size_t mcp_store_entry_capacity(const mcp_store_t *st)
 {
-    return st->n_entries ? st->entry_size - MCP_ENTRY_HEADER : 0;
+    return st->large.n ? st->large.size - MCP_ENTRY_HEADER : 0;
 }
 
 size_t mcp_store_doc_capacity(const mcp_store_t *st)
@@ -109,20 +132,20 @@ static void unlock(mcp_store_t *st)
 
 /* ---- entries ------------------------------------------------------------ */
 
-static unsigned first_slot(const mcp_store_t *st, const unsigned char *key)
+static unsigned first_slot(const table *t, const unsigned char *key)
 {
     uint32_t h = (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
-    return h % st->n_entries;
+    return h % t->n;
 }
 
-static entry_hdr *entry_at(const mcp_store_t *st, unsigned start, unsigned way)
+static entry_hdr *entry_at(const table *t, unsigned start, unsigned way)
 {
-    return (entry_hdr *)st->entries[(start + way) % st->n_entries];
+    return (entry_hdr *)t->slots[(start + way) % t->n];
 }
 
-static unsigned ways(const mcp_store_t *st)
+static unsigned ways(const table *t)
 {
-    return st->n_entries < MCP_STORE_WAYS ? st->n_entries : MCP_STORE_WAYS;
+    return t->n < MCP_STORE_WAYS ? t->n : MCP_STORE_WAYS;
 }
 
 static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
@@ -134,22 +157,53 @@ static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
     return ((const doc_hdr *)st->docs[e->dep_doc])->generation == e->dep_generation;
 }
 
+static int live(const mcp_store_t *st, const entry_hdr *e, apr_time_t now)
+{
+    return e->kind && e->expires > now && dependency_holds(st, e);
+}
+
+/* The entry with this key in table t (any kind), or NULL. */
+static entry_hdr *find(const table *t, const unsigned char *key)
+{
+    unsigned start, w;
+    if (!t->n)
+        return NULL;
+    start = first_slot(t, key);
+    for (w = 0; w < ways(t); w++) {
+        entry_hdr *e = entry_at(t, start, w);
+        if (e->kind && memcmp(e->key, key, 32) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* The table a value of len bytes goes to (NULL: too large for any). */
+static const table *table_for(const mcp_store_t *st, size_t len)
+{
+    if (st->small.n && len <= st->small.size - MCP_ENTRY_HEADER)
+        return &st->small;
+    if (st->large.n && len <= st->large.size - MCP_ENTRY_HEADER)
+        return &st->large;
+    return NULL;
+}
+
 int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
                   size_t *len)
 {
-    unsigned start, w;
-    int rc = -1;
+    const table *tables[2];
+    int i, rc = -1;
 
-    if (!st || !st->n_entries || lock(st))
+    if (!st || lock(st))
         return -1;
-    start = first_slot(st, k->key);
-    for (w = 0; w < ways(st); w++) {
-        entry_hdr *e = entry_at(st, start, w);
-        if (e->kind != k->kind || memcmp(e->key, k->key, 32) != 0)
+    tables[0] = &st->small;
+    tables[1] = &st->large;
+    for (i = 0; i < 2 && rc != 0; i++) {
+        entry_hdr *e = find(tables[i], k->key);
+        if (!e || e->kind != k->kind)
             continue;
-        if (e->expires <= now || !dependency_holds(st, e) || e->len > st->entry_size - MCP_ENTRY_HEADER) {
+        if (!live(st, e, now) || e->len > tables[i]->size - MCP_ENTRY_HEADER) {
             e->kind = 0; /* dead: free the slot */
-            break;
+            continue;
         }
         *value = apr_palloc(p, e->len + 1);
         memcpy(*value, (char *)e + MCP_ENTRY_HEADER, e->len);
@@ -157,7 +211,6 @@ int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr
         *len = e->len;
         e->last_used = now;
         rc = 0;
-        break;
     }
     unlock(st);
     return rc;
@@ -175,32 +228,40 @@ static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t no
     memcpy((char *)slot + MCP_ENTRY_HEADER, value, len);
 }
 
-int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
-                  int *evicted)
+/* Where a new entry goes in t: a free or dead slot, else the least recently
+ * used of the set (*evicted). Caller holds the lock. */
+static entry_hdr *room_in(const mcp_store_t *st, const table *t, const unsigned char *key, apr_time_t now,
+                          int *evicted)
 {
-    unsigned start, w;
-    entry_hdr *slot = NULL, *oldest = NULL;
-
-    *evicted = 0;
-    if (!st || !st->n_entries || len > st->entry_size - MCP_ENTRY_HEADER || lock(st))
-        return -1;
-    start = first_slot(st, k->key);
-    for (w = 0; w < ways(st); w++) {
-        entry_hdr *e = entry_at(st, start, w);
-        if (e->kind && memcmp(e->key, k->key, 32) == 0) {
-            slot = e; /* replace our own entry */
-            break;
-        }
-        if (!slot && (e->kind == 0 || e->expires <= now || !dependency_holds(st, e)))
-            slot = e;
+    unsigned start = first_slot(t, key), w;
+    entry_hdr *oldest = NULL;
+    for (w = 0; w < ways(t); w++) {
+        entry_hdr *e = entry_at(t, start, w);
+        if (!live(st, e, now))
+            return e;
         if (!oldest || e->last_used < oldest->last_used)
             oldest = e;
     }
-    if (!slot) {
-        /* Full set: the least recently used entry makes room. */
-        slot = oldest;
-        *evicted = 1;
-    }
+    *evicted = 1;
+    return oldest;
+}
+
+int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                  int *evicted)
+{
+    const table *t;
+    entry_hdr *slot, *other;
+
+    *evicted = 0;
+    if (!st || !(t = table_for(st, len)) || lock(st))
+        return -1;
+    /* One entry per key: replace ours in place, drop a copy in the other table. */
+    slot = find(t, k->key);
+    other = find(t == &st->small ? &st->large : &st->small, k->key);
+    if (other)
+        other->kind = 0;
+    if (!slot)
+        slot = room_in(st, t, k->key, now, evicted);
     write_entry(slot, k, now, value, len);
     unlock(st);
     return 0;
@@ -208,42 +269,32 @@ int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, con
 
 int mcp_store_add(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len)
 {
-    unsigned start, w;
-    entry_hdr *slot = NULL, *oldest = NULL;
+    const table *t;
+    entry_hdr *mine, *other;
+    int evicted = 0;
 
-    if (!st || !st->n_entries || len > st->entry_size - MCP_ENTRY_HEADER || lock(st))
+    if (!st || !(t = table_for(st, len)) || lock(st))
         return -1;
-    start = first_slot(st, k->key);
-    for (w = 0; w < ways(st); w++) {
-        entry_hdr *e = entry_at(st, start, w);
-        int live = e->kind && e->expires > now && dependency_holds(st, e);
-        if (live && memcmp(e->key, k->key, 32) == 0) {
-            unlock(st);
-            return 0;
-        }
-        if (!slot && !live)
-            slot = e;
-        if (!oldest || e->last_used < oldest->last_used)
-            oldest = e;
+    mine = find(&st->small, k->key);
+    other = find(&st->large, k->key);
+    if ((mine && live(st, mine, now)) || (other && live(st, other, now))) {
+        unlock(st);
+        return 0;
     }
-    if (!slot)
-        slot = oldest;
-    write_entry(slot, k, now, value, len);
+    write_entry(room_in(st, t, k->key, now, &evicted), k, now, value, len);
     unlock(st);
     return 1;
 }
 
 void mcp_store_remove(mcp_store_t *st, const unsigned char *key)
 {
-    unsigned start, w;
-    if (!st || !st->n_entries || lock(st))
+    entry_hdr *e;
+    if (!st || lock(st))
         return;
-    start = first_slot(st, key);
-    for (w = 0; w < ways(st); w++) {
-        entry_hdr *e = entry_at(st, start, w);
-        if (e->kind && memcmp(e->key, key, 32) == 0)
-            e->kind = 0;
-    }
+    if ((e = find(&st->small, key)) != NULL)
+        e->kind = 0;
+    if ((e = find(&st->large, key)) != NULL)
+        e->kind = 0;
     unlock(st);
 }
 

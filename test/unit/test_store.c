@@ -115,6 +115,43 @@ static void entry_expired_slot_reused_without_eviction(void **state)
     assert_int_equal(ev, 0); /* expired entries are free room, not evictions */
 }
 
+static void small_values_share_slots(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    /* 32 slots of 4 KiB: half are cut into 512-byte cells (128 of them). */
+    mcp_store_t *st = mcp_store_create_local(p, 32, 4096, 0, 0);
+    char big[1000], *v;
+    size_t len;
+    int i, ev, found = 0, evictions = 0;
+    mcp_entry_key_t k;
+
+    for (i = 0; i < 100; i++) {
+        k = ekey(key_of(p, tu_fmt(p, "small-%d", i)), T0 + SEC(100));
+        assert_int_equal(mcp_store_put(st, &k, T0, "verdict", 7, &ev), 0);
+        evictions += ev;
+    }
+    for (i = 0; i < 100; i++) {
+        k = ekey(key_of(p, tu_fmt(p, "small-%d", i)), T0 + SEC(100));
+        found += mcp_store_get(st, &k, T0 + 1, p, &v, &len) == 0;
+    }
+    /* Far more than 32 small entries fit (a few sets may overflow). */
+    assert_true(found >= 90);
+    assert_int_equal(found + evictions, 100);
+    /* A large value goes to a whole slot, and replaces a small copy. */
+    memset(big, 'b', sizeof(big));
+    k = ekey(key_of(p, "small-1"), T0 + SEC(100));
+    assert_int_equal(mcp_store_put(st, &k, T0, big, sizeof(big), &ev), 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + 1, p, &v, &len), 0);
+    assert_int_equal(len, sizeof(big));
+    assert_int_equal(mcp_store_entry_capacity(st), 4096 - MCP_ENTRY_HEADER);
+    /* And back: the large copy goes when a small one is stored. */
+    assert_int_equal(mcp_store_put(st, &k, T0, "x", 1, &ev), 0);
+    assert_int_equal(mcp_store_get(st, &k, T0 + 1, p, &v, &len), 0);
+    assert_int_equal(len, 1);
+    mcp_store_remove(st, k.key);
+    assert_int_equal(mcp_store_get(st, &k, T0 + 1, p, &v, &len), -1);
+}
+
 static const mcp_doc_policy_t POLICY = {SEC(100), SEC(30), SEC(10)};
 
 static void doc_lease_and_generations(void **state)
@@ -439,6 +476,7 @@ int main(void)
         TU_TEST(entry_expiry_and_size),
         TU_TEST(entry_lru_eviction),
         TU_TEST(entry_expired_slot_reused_without_eviction),
+        TU_TEST(small_values_share_slots),
         TU_TEST(doc_lease_and_generations),
         TU_TEST(doc_failure_backs_off),
         TU_TEST(doc_too_large_and_foreign_slot),

@@ -115,8 +115,8 @@ clean:
 SEC_LLVM      ?= 14
 CLANG         ?= clang-$(SEC_LLVM)
 SEC_PKGS      := clang-$(SEC_LLVM) libclang-rt-$(SEC_LLVM)-dev llvm-$(SEC_LLVM) valgrind
-# Symbolized sanitizer reports (llvm-$(SEC_LLVM) has no plain llvm-symbolizer in PATH).
-export ASAN_SYMBOLIZER_PATH ?= /usr/lib/llvm-$(SEC_LLVM)/bin/llvm-symbolizer
+# Symbolized sanitizer reports (llvm-$(SEC_LLVM) puts no plain llvm-symbolizer in PATH).
+SEC_ENV       := ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-$(SEC_LLVM)/bin/llvm-symbolizer
 # stddef.h first: APR_OFFSETOF (behind APR_BRIGADE_SENTINEL, APR_RING_*)
 # is then offsetof, not APR's NULL-pointer arithmetic, which clang rejects
 # under -Werror and UBSan reports at run time. Two warnings clang adds over
@@ -158,11 +158,13 @@ $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/*.h $(FUZZ_OBJ)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(LIBS)
 
 fuzz-build: $(FUZZ_BIN)
+# Objects made only for pattern rules would be deleted as intermediates.
+.SECONDARY: $(FUZZ_OBJ)
 
 fuzz: sec-deps
 	@$(call SEC_FLAGS_CHECK,$(FUZZ_BUILD),$(CLANG) $(FUZZ_CFLAGS))
 	@$(MAKE) -f apxs.mk --no-print-directory fuzz-build
-	@sh test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_TARGETS)
+	@$(SEC_ENV) sh test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 # make does not see flag changes: a build dir made with other flags starts over.
 SEC_FLAGS_CHECK = mkdir -p $(1) && echo '$(2)' | cmp -s - $(1)/.flags || \
@@ -174,7 +176,7 @@ asan: sec-deps
 	  CFLAGS="-O1 -g $(CLANG_WARN)" all $(ASAN_UNIT)
 
 test-asan: asan
-	@sh test/run-asan.sh "$(PYTHON)" "$(ASAN_BUILD)" "$(ASAN_RUNTIME)" $(ASAN_UNIT)
+	@$(SEC_ENV) sh test/run-asan.sh "$(PYTHON)" "$(ASAN_BUILD)" "$(ASAN_RUNTIME)" $(ASAN_UNIT)
 
 valgrind: sec-deps
 	@$(MAKE) -f apxs.mk --no-print-directory all $(UNIT_BIN)

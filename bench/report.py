@@ -19,15 +19,26 @@ E = os.environ
 W = E["BENCH_W"]
 STAT = E.get("BENCH_STAT", "best")
 LOCS = ["none", "mcp", "oauth2", "openidc"]
+LOCS5 = ["none", "mcp-opaque", "oauth2-opaque", "openidc-opaque"]   # case 5: introspection
 NAMES = {"none": "no auth (ceiling)", "mcp": "mod_mcp_auth",
-         "oauth2": "mod_oauth2", "openidc": "mod_auth_openidc"}
+         "oauth2": "mod_oauth2", "openidc": "mod_auth_openidc",
+         "mcp-opaque": "mod_mcp_auth", "oauth2-opaque": "mod_oauth2", "openidc-opaque": "mod_auth_openidc"}
 TOKENS = E.get("BENCH_TOKENS", "?")
 CASES = {
     1: "one repeated valid RS256 token",
     2: f"{TOKENS} distinct valid RS256 tokens in rotation",
     3: f"{TOKENS} distinct valid ES256 tokens in rotation",
     4: "one bad-signature RS256 token (401 expected except on /none)",
+    5: "cached introspection (one opaque token)",
 }
+
+
+def locs_for(case):
+    return LOCS5 if case == 5 else LOCS
+
+
+def peer(case, name):
+    return name + "-opaque" if case == 5 else name
 
 
 def sh(*cmd):
@@ -82,13 +93,14 @@ for r in runs:
 
 
 def combined(case, loc):
-    """(rps, p99_ms, non2xx_total, requests_total, jwks_total) over the rounds."""
+    """(rps, p99_ms, non2xx_total, requests_total, jwks_total, introspections) over the rounds."""
     rs = by.get((case, loc), [])
     if not rs:
         return None
     non = sum(int(r["non2xx"]) for r in rs)
     req = sum(int(r["requests"]) for r in rs)
     jw = sum(int(r["jwks_fetches"]) for r in rs)
+    intro = sum(int(r.get("introspections") or 0) for r in rs)
     err = sum(int(r["socket_errors"]) for r in rs)
     if STAT == "median":
         rps = statistics.median(num(r["rps"]) or 0 for r in rs)
@@ -97,10 +109,10 @@ def combined(case, loc):
     else:
         best = max(rs, key=lambda r: num(r["rps"]) or 0)
         rps, p99 = num(best["rps"]), num(best["p99_ms"])
-    return {"rps": rps, "p99": p99, "non2xx": non, "requests": req, "jwks": jw, "errors": err}
+    return {"rps": rps, "p99": p99, "non2xx": non, "requests": req, "jwks": jw, "errors": err, "intro": intro}
 
 
-RES = {(c, l): combined(c, l) for c in CASES for l in LOCS}
+RES = {(c, l): combined(c, l) for c in CASES for l in locs_for(c)}
 
 
 def rps(c, l):
@@ -210,6 +222,16 @@ p("One httpd (event MPM, StartServers 2, ThreadsPerChild 25, MaxRequestWorkers 1
   "module runs with its default caches and LogLevel warn. mod_mcp_auth also checks `iss`, `aud` and "
   "requires `exp` and `sub`; the peers, configured with a JWKS URI only, check the signature and `exp` "
   "when present (they accept any `iss` or `aud`, and a token without `exp`).")
+p("")
+p("Case 5 adds an RFC 7662 introspection endpoint (`bench/introspect_server.py`, Python stdlib, threaded, "
+  "HTTPS with the IdP's certificate because mod_auth_openidc refuses an http endpoint) that requires "
+  "`client_secret_basic` for client `bench`, answers `active: true` (`sub`, `client_id`, `scope`, `exp` one day "
+  "ahead) for one opaque token and `active: false` for anything else, and counts its calls. /mcp-opaque "
+  "(`MCPAuthIntrospection ... cache=300`) and /oauth2-opaque (`OAuth2TokenVerify introspect`, default cache) are "
+  "locations of the site vhost; mod_auth_openidc's `OIDCOAuthIntrospectionEndpoint` is a server/vhost setting "
+  "(and the site vhost already verifies JWTs for /openidc), so /openidc-opaque is in a second vhost of the same "
+  "httpd, on another port, with its default cache. \"introspections\" are the endpoint's counted calls "
+  "during the measured runs (the first call for the token happens in the correctness check and warm-up).")
 extra = [f"`{k}={E[k]}`" for k in ("MCP_DIR_EXTRA", "MCP_SERVER_EXTRA") if E.get(k)]
 if extra:
     p("")
@@ -219,7 +241,7 @@ try:
     conf = open(os.path.join(W, "conf", "full.conf")).read()
     keep = []
     for line in conf.splitlines():
-        if re.match(r"\s*(MCPAuth|OIDC|OAuth2|AuthType|Require valid|<Location /(none|mcp|oauth2|openidc)|LoadModule (mcp_auth|oauth2|auth_openidc))", line):
+        if re.match(r"\s*(MCPAuth|OIDC|OAuth2|AuthType|Require valid|<Location /(none|mcp|oauth2|openidc)|<VirtualHost|</VirtualHost|LoadModule (mcp_auth|oauth2|auth_openidc))", line):
             keep.append(line.rstrip().replace(W, "$W"))
     keep = [re.sub(r"OIDCCryptoPassphrase .*", "OIDCCryptoPassphrase <random>", l) for l in keep]
     p("<details><summary>The relevant configuration lines</summary>")
@@ -244,25 +266,34 @@ p("")
 # ------------------------------------------------------------------ cases --
 anomalies = []
 for c, title in CASES.items():
+    if not any(RES.get((c, l)) for l in locs_for(c)):
+        continue
     p(f"## Case {c}: {title}")
     p("")
-    p("| location | module | req/s | p99 ms | vs /none | vs mod_oauth2 | vs mod_auth_openidc | non-2xx | JWKS fetches |")
-    p("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for loc in LOCS:
+    if c == 5:
+        p("| location | module | req/s | p99 ms | vs /none | vs mod_oauth2 | vs mod_auth_openidc | non-2xx | "
+          "introspections | per 10,000 requests |")
+        p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    else:
+        p("| location | module | req/s | p99 ms | vs /none | vs mod_oauth2 | vs mod_auth_openidc | non-2xx | JWKS fetches |")
+        p("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for loc in locs_for(c):
         v = RES.get((c, loc))
         if not v:
             continue
+        last = (f"{v['intro']} | {10000 * v['intro'] / v['requests']:.2f}" if c == 5 and v["requests"]
+                else f"{v['intro']} | —" if c == 5 else f"{v['jwks']}")
         p(f"| /{loc} | {NAMES[loc]} | {fmt_rps(v['rps'])} | {fmt_ms(v['p99'])} | "
-          f"{fmt_ratio(ratio(v['rps'], rps(c, 'none')))} | {fmt_ratio(ratio(v['rps'], rps(c, 'oauth2')))} | "
-          f"{fmt_ratio(ratio(v['rps'], rps(c, 'openidc')))} | {v['non2xx']:,} of {v['requests']:,} | {v['jwks']} |")
+          f"{fmt_ratio(ratio(v['rps'], rps(c, 'none')))} | {fmt_ratio(ratio(v['rps'], rps(c, peer(c, 'oauth2'))))} | "
+          f"{fmt_ratio(ratio(v['rps'], rps(c, peer(c, 'openidc'))))} | {v['non2xx']:,} of {v['requests']:,} | {last} |")
         if v["errors"]:
             anomalies.append(f"case {c} /{loc}: {v['errors']} wrk socket errors")
-        if c < 4 and v["non2xx"]:
+        if (c < 4 or c == 5) and v["non2xx"]:
             anomalies.append(f"case {c} /{loc}: {v['non2xx']} non-2xx answers to valid tokens")
         if c == 4 and loc != "none" and v["non2xx"] != v["requests"]:
             anomalies.append(f"case {c} /{loc}: only {v['non2xx']} of {v['requests']} bad tokens refused")
     p("")
-p("\"non-2xx\" and \"JWKS fetches\" are summed over all rounds; JWKS fetches are the IdP's "
+p("\"non-2xx\", \"JWKS fetches\" and \"introspections\" are summed over all rounds; JWKS fetches are the IdP's "
   "access-log lines for `/jwks.json` during the measured runs (the warm-up fetches are not counted).")
 p("")
 if anomalies:
@@ -298,6 +329,13 @@ target("case 4: mod_mcp_auth rejects at least as fast as it accepts in case 2",
 v = RES.get((4, "mcp"))
 target("case 4: no IdP (JWKS) request from mod_mcp_auth", f"{v['jwks']} fetches" if v else "—",
        None if not v else v["jwks"] == 0)
+r = ratio(rps(5, "mcp-opaque"), rps(5, "none"))
+target("case 5: cached introspection ≥ 0.90 × no-auth ceiling", fmt_ratio(r), None if r is None else r >= 0.90)
+v = RES.get((5, "mcp-opaque"))
+per = 10000 * v["intro"] / v["requests"] if v and v["requests"] else None
+target("case 5: ≤ 1 introspection call per 10,000 requests with one token (after the first)",
+       "—" if per is None else f"{v['intro']} calls in {v['requests']:,} requests ({per:.2f} per 10,000)",
+       None if per is None else per <= 1)
 p("")
 
 # -------------------------------------------------------------- callgrind --
@@ -416,11 +454,12 @@ else:
 # ------------------------------------------------------------ all rounds ---
 p("## All runs")
 p("")
-p("| round | case | location | req/s | p99 ms | requests | non-2xx | socket errors | JWKS fetches | other processes' CPU |")
-p("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+p("| round | case | location | req/s | p99 ms | requests | non-2xx | socket errors | JWKS fetches | introspections | other processes' CPU |")
+p("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r_ in runs:
     p(f"| {r_['round']} | {r_['case']} | /{r_['location']} | {fmt_rps(num(r_['rps']))} | {fmt_ms(num(r_['p99_ms']))} | "
       f"{int(r_['requests']):,} | {int(r_['non2xx']):,} | {r_['socket_errors']} | {r_['jwks_fetches']} | "
+      f"{r_.get('introspections') or 0} | "
       f"{r_.get('other_cpu_pct', '?')} % |")
 p("")
 

@@ -206,11 +206,15 @@ static const char *introspection_url(request_rec *r, const mcp_dir_conf_t *conf,
     return NULL;
 }
 
+/* How long an introspection answer stays in a child's own cache. */
+#define INTROSPECTION_L1_TTL apr_time_from_msec(250)
+
 /* Opaque tokens (not a compact JWS): RFC 7662 introspection. */
 static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol,
                                const char *token, size_t len, const mcp_log_t *log)
 {
-    const char *url;
+    const char *url, *ctx = NULL;
+    size_t ctx_len = 0;
     json_t *result;
     mcp_verdict_t *verdict;
     mcp_fail_t fail;
@@ -222,6 +226,24 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
                  "no introspection endpoint configured or discovered");
         return mcp_respond(r, conf, &fail);
     }
+    verdict = apr_palloc(r->pool, sizeof(*verdict));
+    if (conf->introspection->cache > 0) {
+        /* This process's cache first, for a fraction of a second only: the
+         * shared answer decides how long a revoked token can live. */
+        /* The rules (binary, NULs included) followed by the endpoint. */
+        const void *rules = l1_context(r, conf, pol, &ctx_len);
+        size_t ulen = strlen(url);
+        char *buf = apr_palloc(r->pool, ctx_len + ulen);
+        memcpy(buf, rules, ctx_len);
+        memcpy(buf + ctx_len, url, ulen);
+        ctx = buf;
+        ctx_len += ulen;
+        if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, r->request_time, NULL, r->pool, verdict) == 0) {
+            if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 1, &fail))
+                return mcp_respond(r, conf, &fail);
+            return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");
+        }
+    }
     if (mcp_introspect(r->pool, mcp_shm_store(), conf->introspection, url, &mcp_global.fetch.http, token, len, log,
                        &result, &fail))
         return mcp_respond(r, conf, &fail);
@@ -230,11 +252,18 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         pol->claims.n_required = 0;
     if (mcp_introspect_check(r->pool, result, pol, &idx, &fail))
         return mcp_respond(r, conf, &fail);
-    verdict = apr_palloc(r->pool, sizeof(*verdict));
     if (mcp_verdict_from_claims(r->pool, result, idx < 0 ? 0 : idx, MCP_ALG_UNKNOWN, conf->remote_user_claim,
                                 conf->scope_claim, verdict)) {
         mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed", "the answer cannot be serialized");
         return mcp_respond(r, conf, &fail);
+    }
+    if (ctx) {
+        apr_time_t until = r->request_time + (conf->introspection->cache < INTROSPECTION_L1_TTL
+                                                   ? conf->introspection->cache
+                                                   : INTROSPECTION_L1_TTL);
+        if (verdict->has_exp && verdict->exp * APR_USEC_PER_SEC < (double)until)
+            until = (apr_time_t)(verdict->exp * APR_USEC_PER_SEC);
+        mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, until, -1, 0, verdict);
     }
     return accept_token(r, conf, verdict, result, token, len, "introspection");
 }

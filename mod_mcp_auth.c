@@ -69,6 +69,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 /* ---- directives ------------------------------------------------------ */
 
 #define DIR_CMD(kind, name, fn, help) kind(name, fn, NULL, OR_AUTHCFG, help)
+#define DIR_STR(name, field, help)                                                                                   \
+    AP_INIT_TAKE1(name, mcp_cmd_dir_string, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), OR_AUTHCFG, help)
 #define SRV_CMD(kind, name, fn, info, help) kind(name, fn, (void *)(info), RSRC_CONF, help)
 
 static const command_rec mcp_cmds[] = {
@@ -85,18 +87,18 @@ static const command_rec mcp_cmds[] = {
     DIR_CMD(AP_INIT_TAKE1, "MCPAuthClockSkew", mcp_cmd_clock_skew, "seconds of leeway for exp, nbf, iat (default 30)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthRequiredClaims", mcp_cmd_required_claims,
             "claims that must be present (default: sub; exp always; \"none\" for nothing more)"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthTokenType", mcp_cmd_token_type,
+    DIR_STR("MCPAuthTokenType", token_type,
             "required JWS typ header, e.g. at+jwt (default: not checked)"),
     DIR_CMD(AP_INIT_TAKE1, "MCPAuthTokenHeader", mcp_cmd_token_header,
             "also accept the raw token in this request header"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthRemoteUserClaim", mcp_cmd_remote_user_claim,
+    DIR_STR("MCPAuthRemoteUserClaim", remote_user_claim,
             "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
     DIR_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
             "larger tokens are rejected without parsing (default 16384 bytes)"),
     DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthIntrospection", mcp_cmd_introspection,
             "<url|discover> [auth=client_secret_basic|client_secret_post|none] [client_id=] [client_secret=] "
             "[method=POST|GET] [param=token] [cache=300]: RFC 7662 introspection of opaque tokens"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthScopeClaim", mcp_cmd_scope_claim,
+    DIR_STR("MCPAuthScopeClaim", scope_claim,
             "claim holding the token's scopes (default: scope, then scp)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthScopesSupported", mcp_cmd_scopes_supported,
             "scopes_supported of the metadata document and the scope hint of 401 challenges"),

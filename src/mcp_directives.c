@@ -299,11 +299,12 @@ const char *mcp_cmd_required_claims(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
-const char *mcp_cmd_token_type(cmd_parms *cmd, void *dconf, const char *arg)
+/* A per-directory string; cmd->info is the offset of the field. */
+const char *mcp_cmd_dir_string(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
     note_section(cmd, conf);
-    conf->token_type = arg;
+    *(const char **)((char *)conf + (apr_size_t)cmd->info) = arg;
     return NULL;
 }
 
@@ -321,14 +322,6 @@ const char *mcp_cmd_token_header(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
-    conf->remote_user_claim = arg;
-    return NULL;
-}
-
 const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
@@ -337,14 +330,6 @@ const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg)
         return "MCPAuthMaxTokenSize takes bytes from 64 to 1048576";
     note_section(cmd, conf);
     conf->max_token_size = v;
-    return NULL;
-}
-
-const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
-    conf->scope_claim = arg;
     return NULL;
 }
 

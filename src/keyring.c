@@ -393,3 +393,11 @@ void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks)
     keyset_unref_locked(ks);
     apr_thread_mutex_unlock(kr->lock);
 }
+
+void mcp_keyring_forget(mcp_keyring_t *kr)
+{
+    apr_thread_mutex_lock(kr->lock);
+    keyset_unref_locked(kr->current);
+    kr->current = NULL;
+    apr_thread_mutex_unlock(kr->lock);
+}

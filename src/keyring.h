@@ -48,6 +48,11 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
                         mcp_keyset_t **out, mcp_fail_t *fail);
 void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks);
 
+/* Drops this process's parsed keys. Their pools hang off APR's global pool
+ * (created from any thread) but run this module's cleanups: they must go
+ * before httpd unloads the module, so a pconf cleanup calls this. */
+void mcp_keyring_forget(mcp_keyring_t *kr);
+
 /* The discovery document (OIDC / RFC 8414) of the issuer, fetched if due;
  * NULL when not available. Other engine parts (introspection) use it. */
 const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member);

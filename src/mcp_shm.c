@@ -89,6 +89,18 @@ void mcp_shm_guard_persist(apr_pool_t *pconf)
         apr_pool_cleanup_register(pconf, shm_mutex, hold_during_persist, apr_pool_cleanup_null);
 }
 
+/* Parsed keys live in pools whose cleanups are this module's code: they go
+ * with the configuration, before httpd unloads the module. */
+static apr_status_t forget_parsed_keys(void *data)
+{
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    int i;
+    (void)data;
+    for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
+        mcp_keyring_forget(defs[i].ring);
+    return APR_SUCCESS;
+}
+
 static const char *slots(const ap_slotmem_provider_t *sm, apr_pool_t *p, const char *name, apr_size_t size,
                          unsigned n, int which, void ***out)
 {
@@ -154,6 +166,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     if (err)
         return err;
     apr_pool_cleanup_register(pconf, NULL, forget_on_exit, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(pconf, NULL, forget_parsed_keys, apr_pool_cleanup_null);
     apr_pool_cleanup_register(pconf, shm_mutex, release_after_persist, apr_pool_cleanup_null);
     store = mcp_store_create(pconf, entries, mcp_global.cache_entries, entry_size, docs, n_docs, doc_size, lock);
     for (i = 0; i < mcp_global.issuer_defs->nelts; i++)

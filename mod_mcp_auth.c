@@ -1,6 +1,7 @@
 /* mod_mcp_auth: Apache httpd as the OAuth resource server in front of MCP
  * servers. This file is the table of contents: directives, per-directory
  * configuration, and the hooks that hand each request to src/. */
+#include <stddef.h> /* before APR: APR_OFFSETOF then uses offsetof */
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>

@@ -1,3 +1,5 @@
+#include <stddef.h> /* before APR: APR_OFFSETOF then uses offsetof */
+
 #include "mcp_toolscope.h"
 
 #include <apr_buckets.h>

@@ -10,14 +10,12 @@
 #include "json_util.h"
 #include "propagate.h"
 
+/* A claim fit to be REMOTE_USER: it ends up in headers and logs, so a value
+ * with control characters counts as absent (the next candidate is used). */
 static const char *claim_as_user(apr_pool_t *p, const json_t *claims, const char *name)
 {
-    json_t *v = mcp_claim_path(claims, name);
-    if (!v || json_is_null(v))
-        return NULL;
-    if (json_is_string(v))
-        return json_string_value(v);
-    return mcp_json_compact(p, v);
+    int unsafe;
+    return mcp_claim_text(p, mcp_claim_path(claims, name), &unsafe);
 }
 
 static int time_claim(const json_t *claims, const char *name, double *out)

@@ -78,7 +78,7 @@ integration: all
 
 test: test-deps
 	@$(MAKE) -f apxs.mk --no-print-directory all $(UNIT_BIN)
-	@sh test/run-all.sh "$(PYTHON)" $(UNIT_BIN)
+	@bash test/run-all.sh "$(PYTHON)" $(UNIT_BIN)
 
 # ---- demo ----------------------------------------------------------------
 demo: deps

@@ -255,11 +255,11 @@ static void insert_error_filter(request_rec *r)
         mcp_authz_error_response(r, dir_conf(r));
 }
 
-/* Before authentication: client-sent copies of identity headers go, on
- * every request of a virtual host that sets any (SPEC 4), protected or not. */
+/* Before authentication: client-sent copies of identity headers go. */
 static int scrub_identity(request_rec *r)
 {
-    mcp_identity_scrub(r, dir_conf(r));
+    if (is_ours(r))
+        mcp_identity_scrub(r, dir_conf(r));
     return DECLINED;
 }
 

@@ -12,11 +12,14 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-static void add_names(apr_array_header_t *names, const apr_array_header_t *more, size_t offset, int elt_size)
+/* Appends the name field (at offset) of each element of more. */
+static void add_names(apr_array_header_t *names, const apr_array_header_t *more, size_t offset)
 {
     int i;
-    for (i = 0; more && i < more->nelts; i++)
-        APR_ARRAY_PUSH(names, const char *) = *(const char *const *)(more->elts + (size_t)i * (size_t)elt_size + offset);
+    for (i = 0; more && i < more->nelts; i++) {
+        const char *elt = more->elts + (size_t)i * (size_t)more->elt_size;
+        APR_ARRAY_PUSH(names, const char *) = *(const char *const *)(elt + offset);
+    }
 }
 
 /* Every identity header name of the virtual host goes, not just this
@@ -27,10 +30,10 @@ void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
 {
     apr_array_header_t *names = apr_array_make(r->pool, 8, sizeof(const char *));
 
-    add_names(names, mcp_identity_header_names(r->server), 0, sizeof(const char *));
+    add_names(names, mcp_identity_header_names(r->server), 0);
     if (r->server != ap_server_conf)
-        add_names(names, mcp_identity_header_names(ap_server_conf), 0, sizeof(const char *));
-    add_names(names, conf->claim_headers, APR_OFFSETOF(mcp_claim_export_t, name), sizeof(mcp_claim_export_t));
+        add_names(names, mcp_identity_header_names(ap_server_conf), 0);
+    add_names(names, conf->claim_headers, APR_OFFSETOF(mcp_claim_export_t, name));
     if (names->nelts)
         mcp_scrub_headers(r->pool, r->headers_in, (const char *const *)names->elts, names->nelts);
 }

@@ -238,6 +238,7 @@ AuthName "mcp"
 MCPAuthRequiredClaims email
 MCPAuthToolScope delete_notes notes:delete
 MCPAuthClaimHeader X-Ht-User $.sub
+MCPAuthClaimHeader X-Ht-Role $.role
 MCPAuthClaimEnv ht-mail $.email
 MCPAuthScopesSupported mcp:tools
 MCPAuthResourceMetadata Off
@@ -308,9 +309,11 @@ def test_narrowing_directives_work_in_htaccess(ht_server, minter):
                                                          sub=None)).status == 401
     assert ht_server.get("/ht/narrow/x.txt", minter.token(email="a@example.test")).status == 403
     resp = ht_server.get("/ht/narrow/env.cgi", minter.token(scope="mcp:tools", email="a@example.test"),
-                         headers=[("X-Ht-User", "admin")])
+                         headers=[("X-Ht-User", "admin"), ("X-Ht-Role", "admin")])
     env = cgi_env(resp)
     assert env["HTTP_X_HT_USER"] == "alice" and env["HT_MAIL"] == "a@example.test", env
+    # a header named only in .htaccess is scrubbed too (no role claim: absent)
+    assert "HTTP_X_HT_ROLE" not in env, env
 
 
 def test_htaccess_tool_scope_adds_to_the_parent_entry(ht_server, minter):
@@ -387,7 +390,7 @@ def test_nested_location_keeps_and_scrubs_the_parents_identity_headers(nested_se
 
 
 def test_sibling_location_scrubs_the_virtual_hosts_identity_headers(nested_server, minter):
-    spoof = [("X-MCP-User", "admin"), ("X_MCP_Team", "blue"), ("X-Other", "kept")]
+    spoof = [("X-MCP-User", "admin"), ("X-MCP-Team", "blue"), ("X-Other", "kept")]
     env = cgi_env(nested_server.get("/sib", minter.token(), headers=spoof))
     assert "HTTP_X_MCP_USER" not in env and "HTTP_X_MCP_TEAM" not in env, env
     assert env.get("HTTP_X_OTHER") == "kept", env  # what is no identity header passes

@@ -331,6 +331,16 @@ def test_htaccess_tool_scope_adds_to_the_parent_entry(ht_server, minter):
     assert post("mcp:tools admin notes:delete").status == 200
 
 
+def test_htaccess_directives_read_per_request_leave_no_trace(ht_server, minter):
+    """.htaccess is parsed for every request, in worker threads: nothing of
+    it may land in the configuration pool (no crash, same answers)."""
+    good = minter.token(scope="mcp:tools", email="a@example.test")
+    for i in range(60):
+        path = "/ht/narrow/x.txt" if i % 3 else "/ht/refused-MCPAuthIssuer/x.txt"
+        assert ht_server.get(path, good).status == (200 if i % 3 else 500)
+    assert "exit signal" not in ht_server.log_text()
+
+
 def test_required_claims_none_is_refused_in_htaccess(ht_server, minter):
     off = ht_server.log_offset()
     assert ht_server.get("/ht/none/x.txt", minter.token()).status == 500

@@ -736,7 +736,7 @@ const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
  * sections; <Location>/<Directory> under the longer paths of the same kind. */
 static int inherits_from(const mcp_section_t *b, const mcp_section_t *a)
 {
-    if (a == b || (a->server != b->server && a->server->is_virtual))
+    if (a == b || a->conf == b->conf || (a->server != b->server && a->server->is_virtual))
         return 0;
     if (!a->kind)
         return b->kind || (a->server != b->server); /* top level under sections, main under vhosts */
@@ -781,27 +781,42 @@ static int has_resource(const mcp_dir_conf_t *c)
 }
 
 /* A secret long enough for the algorithms of its own section may still be
- * too short for the HS* a parent section allows: check the merged pair. */
+ * too short for the HS* a parent section allows: check the merged pair, in
+ * every server the section applies in (the main server's in each vhost). */
+static const char *check_hmac_pair(apr_pool_t *p, const mcp_section_t *b)
+{
+    const mcp_section_t *algs = b->conf->alg_set ? b : inherited(b, has_algs);
+    const mcp_section_t *key = b->conf->hmac_key ? b : inherited(b, has_secret);
+    int a;
+    if (!algs || !key || (b->conf->alg_set && b->conf->hmac_key))
+        return NULL; /* nothing merged: the directive itself checked the pair */
+    for (a = MCP_ALG_HS256; a <= MCP_ALG_HS512; a++)
+        if ((algs->conf->alg_mask & MCP_ALG_BIT(a)) && key->conf->hmac_key->secret_len < mcp_alg_hash_len((mcp_alg)a))
+            return apr_psprintf(p,
+                                "MCPAuthHMACSecret at %s is %lu bytes: %s, allowed by MCPAuthAlgorithms at %s for "
+                                "the same requests, needs at least %lu",
+                                key->where_secret ? key->where_secret : key->where,
+                                (unsigned long)key->conf->hmac_key->secret_len, mcp_alg_name((mcp_alg)a),
+                                algs->where_alg ? algs->where_alg : algs->where,
+                                (unsigned long)mcp_alg_hash_len((mcp_alg)a));
+    return NULL;
+}
+
 static const char *check_hmac_lengths(apr_pool_t *p)
 {
-    int i, a;
-    for (i = 0; i < mcp_global.sections->nelts; i++) {
-        const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
-        const mcp_section_t *algs = b->conf->alg_set ? b : inherited(b, has_algs);
-        const mcp_section_t *key = b->conf->hmac_key ? b : inherited(b, has_secret);
-        if (!algs || !key || (algs == b && key == b))
-            continue; /* nothing merged: the directive itself checked the pair */
-        for (a = MCP_ALG_HS256; a <= MCP_ALG_HS512; a++)
-            if ((algs->conf->alg_mask & MCP_ALG_BIT(a)) &&
-                key->conf->hmac_key->secret_len < mcp_alg_hash_len((mcp_alg)a))
-                return apr_psprintf(p,
-                                    "MCPAuthHMACSecret at %s is %lu bytes: %s, allowed by MCPAuthAlgorithms at %s "
-                                    "for the same requests, needs at least %lu",
-                                    key->where_secret ? key->where_secret : key->where,
-                                    (unsigned long)key->conf->hmac_key->secret_len, mcp_alg_name((mcp_alg)a),
-                                    algs->where_alg ? algs->where_alg : algs->where,
-                                    (unsigned long)mcp_alg_hash_len((mcp_alg)a));
-    }
+    server_rec *s;
+    const char *err;
+    int i;
+    for (s = ap_server_conf; s; s = s->next)
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+            mcp_section_t here = *b;
+            if (b->server != s && (b->server->is_virtual || !s->is_virtual))
+                continue;
+            here.server = s; /* a main server section as it applies in s */
+            if ((err = check_hmac_pair(p, &here)))
+                return err;
+        }
     return NULL;
 }
 

@@ -476,7 +476,11 @@ SECRET_64 = "t" * 64
      "<Location /mcp/sub>\n    MCPAuthAlgorithms HS256 HS384\n</Location>\n", "HS384"),
     # the server's top level allows HS512 for every section
     ("MCPAuthAlgorithms HS512\n" + protected(extra=[f"MCPAuthHMACSecret {SECRET_32}"]), "HS512"),
-], ids=["parent-hs512-child-short-secret", "parent-short-secret-child-hs384", "server-level-hs512"])
+    # the main server's section allows HS512, a virtual host's top level brings the secret
+    (protected(extra=["MCPAuthAlgorithms HS512"]) +
+     f"<VirtualHost *:1>\n    MCPAuthHMACSecret {SECRET_32}\n</VirtualHost>\n", "HS512"),
+], ids=["parent-hs512-child-short-secret", "parent-short-secret-child-hs384", "server-level-hs512",
+        "main-section-hs512-vhost-short-secret"])
 def test_hmac_secret_too_short_for_the_merged_algorithms_fails_configtest(tmp_path, mcp_auth_so, body, needle):
     r = configtest(tmp_path, mcp_auth_so, body)
     out = r.stdout + r.stderr
@@ -493,7 +497,10 @@ def test_hmac_secret_too_short_for_the_merged_algorithms_fails_configtest(tmp_pa
     # unrelated paths do not merge
     protected(extra=["MCPAuthAlgorithms HS512", f"MCPAuthHMACSecret {SECRET_64}"]) +
     protected("/other", extra=["MCPAuthAlgorithms HS256", f"MCPAuthHMACSecret {SECRET_32}"]),
-], ids=["child-long-secret", "child-own-hs256", "unrelated-paths"])
+    # the section's own secret wins over the virtual host's top level
+    protected(extra=["MCPAuthAlgorithms HS512", f"MCPAuthHMACSecret {SECRET_64}"]) +
+    f"<VirtualHost *:1>\n    MCPAuthHMACSecret {SECRET_32}\n</VirtualHost>\n",
+], ids=["child-long-secret", "child-own-hs256", "unrelated-paths", "section-secret-over-vhost-secret"])
 def test_hmac_secret_long_enough_for_the_merged_algorithms_passes(tmp_path, mcp_auth_so, body):
     r = configtest(tmp_path, mcp_auth_so, body)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -37,6 +37,72 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
 
 #define MERGE(field, unset) (add->field != (unset) ? add->field : base->field)
 
+/* Claim exports merge as a union: a child entry replaces only the parent's
+ * entry for the same name (headers case-insensitively; env names are
+ * already upper-cased), so a nested section never drops the parent's. */
+static apr_array_header_t *merge_exports(apr_pool_t *p, const apr_array_header_t *base,
+                                         const apr_array_header_t *add)
+{
+    apr_array_header_t *out;
+    int i, j;
+    if (!base || !add)
+        return (apr_array_header_t *)(add ? add : base);
+    out = apr_array_make(p, base->nelts + add->nelts, sizeof(mcp_claim_export_t));
+    for (i = 0; i < base->nelts; i++) {
+        const mcp_claim_export_t *b = &APR_ARRAY_IDX(base, i, mcp_claim_export_t);
+        for (j = 0; j < add->nelts; j++)
+            if (strcasecmp(b->name, APR_ARRAY_IDX(add, j, mcp_claim_export_t).name) == 0)
+                break;
+        if (j == add->nelts)
+            *(mcp_claim_export_t *)apr_array_push(out) = *b;
+    }
+    apr_array_cat(out, add);
+    return out;
+}
+
+/* Tool scopes merge the same way (tool names case-insensitively, as the
+ * check compares them); an entry from .htaccess never replaces one: both
+ * stay and a call needs the scopes of each. */
+static apr_array_header_t *merge_tool_scopes(apr_pool_t *p, const apr_array_header_t *base,
+                                             const apr_array_header_t *add)
+{
+    apr_array_header_t *out;
+    int i, j;
+    if (!base || !add)
+        return (apr_array_header_t *)(add ? add : base);
+    out = apr_array_make(p, base->nelts + add->nelts, sizeof(mcp_tool_scope_t));
+    for (i = 0; i < base->nelts; i++) {
+        const mcp_tool_scope_t *b = &APR_ARRAY_IDX(base, i, mcp_tool_scope_t);
+        for (j = 0; j < add->nelts; j++) {
+            const mcp_tool_scope_t *a = &APR_ARRAY_IDX(add, j, mcp_tool_scope_t);
+            if (!a->narrow_only && strcasecmp(b->tool, a->tool) == 0)
+                break;
+        }
+        if (j == add->nelts)
+            *(mcp_tool_scope_t *)apr_array_push(out) = *b;
+    }
+    apr_array_cat(out, add);
+    return out;
+}
+
+/* Required claims from .htaccess add to the inherited ones (the default
+ * sub included); elsewhere a section's list replaces its parent's. */
+static apr_array_header_t *merge_required_claims(apr_pool_t *p, const mcp_dir_conf_t *base,
+                                                 const mcp_dir_conf_t *add)
+{
+    apr_array_header_t *out;
+    if (!add->required_claims || !add->required_claims_add)
+        return add->required_claims ? add->required_claims : base->required_claims;
+    if (base->required_claims)
+        out = apr_array_copy(p, base->required_claims);
+    else {
+        out = apr_array_make(p, add->required_claims->nelts + 1, sizeof(const char *));
+        APR_ARRAY_PUSH(out, const char *) = "sub";
+    }
+    apr_array_cat(out, add->required_claims);
+    return out;
+}
+
 static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     const mcp_dir_conf_t *base = basev, *add = addv;
@@ -49,7 +115,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->alg_mask = add->alg_set ? add->alg_mask : base->alg_mask;
     c->hmac_key = MERGE(hmac_key, NULL);
     c->skew = MERGE(skew, -1);
-    c->required_claims = MERGE(required_claims, NULL);
+    c->required_claims = merge_required_claims(p, base, add);
+    c->required_claims_add = add->required_claims ? add->required_claims_add : base->required_claims_add;
     c->token_type = MERGE(token_type, NULL);
     c->token_header = MERGE(token_header, NULL);
     c->remote_user_claim = MERGE(remote_user_claim, NULL);
@@ -58,9 +125,9 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->scope_claim = MERGE(scope_claim, NULL);
     c->scopes_supported = MERGE(scopes_supported, NULL);
     c->resource_metadata = MERGE(resource_metadata, -1);
-    c->tool_scopes = MERGE(tool_scopes, NULL);
-    c->claim_headers = MERGE(claim_headers, NULL);
-    c->claim_envs = MERGE(claim_envs, NULL);
+    c->tool_scopes = merge_tool_scopes(p, base->tool_scopes, add->tool_scopes);
+    c->claim_headers = merge_exports(p, base->claim_headers, add->claim_headers);
+    c->claim_envs = merge_exports(p, base->claim_envs, add->claim_envs);
     c->pass_token = MERGE(pass_token, -1);
     c->forward_token = MERGE(forward_token, -1);
     c->introspection = MERGE(introspection, NULL);
@@ -69,37 +136,45 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
 /* ---- directives ------------------------------------------------------ */
 
+/* DIR_*: also in .htaccess (AllowOverride AuthConfig): only what narrows
+ * access. TRUST_*: what decides which tokens are trusted or accepted, the
+ * identity they yield, or where the token goes -- server configuration
+ * files only; in .htaccess httpd answers "not allowed here". */
 #define DIR_CMD(kind, name, fn, help) kind(name, fn, NULL, OR_AUTHCFG, help)
 #define DIR_STR(name, field, help)                                                                                   \
     AP_INIT_TAKE1(name, mcp_cmd_dir_string, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), OR_AUTHCFG, help)
+#define TRUST_CMD(kind, name, fn, help) kind(name, fn, NULL, ACCESS_CONF | RSRC_CONF, help)
+#define TRUST_STR(name, field, help)                                                                                 \
+    AP_INIT_TAKE1(name, mcp_cmd_dir_string, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), ACCESS_CONF | RSRC_CONF, help)
 #define SRV_CMD(kind, name, fn, info, help) kind(name, fn, (void *)(info), RSRC_CONF, help)
 
 static const command_rec mcp_cmds[] = {
-    DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthIssuer", mcp_cmd_issuer,
+    TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthIssuer", mcp_cmd_issuer,
             "a trusted issuer URL [jwks_uri=URL] [jwks_file=PATH] [introspection_endpoint=URL]; repeat for several"),
-    DIR_CMD(AP_INIT_ITERATE, "MCPAuthAudience", mcp_cmd_audience,
+    TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAudience", mcp_cmd_audience,
             "accepted audiences (default: the MCPAuthResource value)"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthResource", mcp_cmd_resource,
+    TRUST_CMD(AP_INIT_TAKE1, "MCPAuthResource", mcp_cmd_resource,
             "the canonical resource URI (default: scheme://host[:port]<location>)"),
-    DIR_CMD(AP_INIT_ITERATE, "MCPAuthAlgorithms", mcp_cmd_algorithms,
+    TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAlgorithms", mcp_cmd_algorithms,
             "allowed JWS algorithms (default: all RS*, PS*, ES*, EdDSA; HS* needs MCPAuthHMACSecret)"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthHMACSecret", mcp_cmd_hmac_secret,
+    TRUST_CMD(AP_INIT_TAKE1, "MCPAuthHMACSecret", mcp_cmd_hmac_secret,
             "shared key for HS256/384/512 (at least 32/48/64 bytes)"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthClockSkew", mcp_cmd_clock_skew, "seconds of leeway for exp, nbf, iat (default 30)"),
+    TRUST_CMD(AP_INIT_TAKE1, "MCPAuthClockSkew", mcp_cmd_clock_skew,
+              "seconds of leeway for exp, nbf, iat (default 30)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthRequiredClaims", mcp_cmd_required_claims,
             "claims that must be present (default: sub; exp always; \"none\" for nothing more)"),
-    DIR_STR("MCPAuthTokenType", token_type,
+    TRUST_STR("MCPAuthTokenType", token_type,
             "required JWS typ header, e.g. at+jwt (default: not checked)"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthTokenHeader", mcp_cmd_token_header,
+    TRUST_CMD(AP_INIT_TAKE1, "MCPAuthTokenHeader", mcp_cmd_token_header,
             "also accept the raw token in this request header"),
-    DIR_STR("MCPAuthRemoteUserClaim", remote_user_claim,
+    TRUST_STR("MCPAuthRemoteUserClaim", remote_user_claim,
             "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
-    DIR_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
+    TRUST_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
             "larger tokens are rejected without parsing (default 16384 bytes)"),
-    DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthIntrospection", mcp_cmd_introspection,
+    TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthIntrospection", mcp_cmd_introspection,
             "<url|discover> [auth=client_secret_basic|client_secret_post|none] [client_id=] [client_secret=] "
             "[method=POST|GET] [param=token] [cache=300]: RFC 7662 introspection of opaque tokens"),
-    DIR_STR("MCPAuthScopeClaim", scope_claim,
+    TRUST_STR("MCPAuthScopeClaim", scope_claim,
             "claim holding the token's scopes (default: scope, then scp)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthScopesSupported", mcp_cmd_scopes_supported,
             "scopes_supported of the metadata document and the scope hint of 401 challenges"),
@@ -111,9 +186,9 @@ static const command_rec mcp_cmds[] = {
             "<Header-Name> <$.claim>: request header for the backend from a claim ($ = all claims as JSON)"),
     DIR_CMD(AP_INIT_TAKE2, "MCPAuthClaimEnv", mcp_cmd_claim_env,
             "<NAME> <$.claim>: subprocess environment variable from a claim"),
-    DIR_CMD(AP_INIT_FLAG, "MCPAuthPassToken", mcp_cmd_pass_token,
+    TRUST_CMD(AP_INIT_FLAG, "MCPAuthPassToken", mcp_cmd_pass_token,
             "also export the raw token as MCP_AUTH_TOKEN (default Off)"),
-    DIR_CMD(AP_INIT_FLAG, "MCPAuthForwardToken", mcp_cmd_forward_token,
+    TRUST_CMD(AP_INIT_FLAG, "MCPAuthForwardToken", mcp_cmd_forward_token,
             "keep (On, default) or remove (Off) the client's Authorization header towards the backend"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
             "largest JWKS or discovery document accepted (default 65536 bytes)"),

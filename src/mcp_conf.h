@@ -43,6 +43,7 @@ typedef struct {
     int pass_token;                      /* -1 unset, 0 Off (default), 1 On */
     int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
     const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
+    int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */
 } mcp_dir_conf_t;
 
 typedef struct {
@@ -53,7 +54,21 @@ typedef struct {
 typedef struct {
     const char *tool;
     apr_array_header_t *scopes;          /* const char * */
+    int narrow_only;                     /* from .htaccess: adds scopes, never replaces an inherited entry */
 } mcp_tool_scope_t;
+
+/* One configuration section (or a server's top level) holding our
+ * directives, recorded at configuration time for the checks across
+ * sections (HMAC length, usable ServerName) and never at request time. */
+typedef struct {
+    server_rec *server;
+    const char *kind;                    /* "<Location", "<Directory", ...; NULL: the server's top level */
+    const char *path;                    /* prefix path for <Location>/<Directory>, NULL otherwise */
+    const mcp_dir_conf_t *conf;
+    const char *where;                   /* file:line of the first directive */
+    const char *where_alg;               /* MCPAuthAlgorithms */
+    const char *where_secret;            /* MCPAuthHMACSecret */
+} mcp_section_t;
 
 /* Module-wide state for one configuration generation (reset by pre_config). */
 typedef struct {
@@ -65,6 +80,10 @@ typedef struct {
     int any_hmac_secret;                 /* some section has MCPAuthHMACSecret */
     const char *hmac_without_secret;     /* "file:line" of a section allowing HS* without a secret */
     apr_hash_t *locations;               /* server_rec * -> apr_array_header_t of <Location> paths */
+    apr_hash_t *identity_headers;        /* server_rec * -> apr_array_header_t of MCPAuthClaimHeader names */
+    apr_array_header_t *sections;        /* mcp_section_t * */
+    apr_hash_t *section_of;              /* mcp_dir_conf_t * -> mcp_section_t * */
+    apr_array_header_t *warnings;        /* const char *: startup warnings found while reading */
     apr_pool_t *pconf;
 } mcp_global_t;
 
@@ -108,10 +127,19 @@ const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *ar
 const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
 
-/* Checks that need the whole configuration (test_config, post_config). */
+/* Checks that need the whole configuration (check_config): HS* without a
+ * secret, secrets too short for the merged algorithm set, protected
+ * sections without a usable ServerName or MCPAuthResource. */
 const char *mcp_config_check(apr_pool_t *p);
 
-/* Startup warnings (plain http IdP URLs). */
+/* Startup warnings (plain http IdP URLs, MCPAuthAudience *). */
 void mcp_config_warnings(server_rec *s);
+
+/* Every MCPAuthClaimHeader name configured for the virtual host of r (its
+ * sections and the main server's), for the identity scrub. */
+const apr_array_header_t *mcp_identity_header_names(const server_rec *s);
+
+/* True while httpd reads its configuration files, false in .htaccess. */
+int mcp_cmd_at_config_time(const cmd_parms *cmd);
 
 #endif

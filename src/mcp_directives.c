@@ -6,7 +6,9 @@
 #include <apr_lib.h>
 #include <apr_uri.h>
 #include <http_log.h>
+#include <http_main.h>
 #include <string.h>
+#include <util_cfgtree.h>
 
 #include "json_util.h"
 #include "propagate.h"
@@ -21,6 +23,10 @@ void mcp_global_reset(apr_pool_t *pconf)
     mcp_global.pconf = pconf;
     mcp_global.issuer_defs = apr_array_make(pconf, 4, sizeof(mcp_issuer_def_t));
     mcp_global.locations = apr_hash_make(pconf);
+    mcp_global.identity_headers = apr_hash_make(pconf);
+    mcp_global.sections = apr_array_make(pconf, 8, sizeof(mcp_section_t *));
+    mcp_global.section_of = apr_hash_make(pconf);
+    mcp_global.warnings = apr_array_make(pconf, 2, sizeof(const char *));
     mcp_global.fetch.ttl = apr_time_from_sec(86400);
     mcp_global.fetch.cooldown = apr_time_from_sec(30);
     mcp_global.fetch.max_stale = apr_time_from_sec(604800);
@@ -33,19 +39,83 @@ void mcp_global_reset(apr_pool_t *pconf)
     mcp_global.token_ttl = apr_time_from_sec(300);
 }
 
-/* Remembers which <Location> the directives of this section belong to:
- * the default resource URI is built from it. */
-static void note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
+int mcp_cmd_at_config_time(const cmd_parms *cmd)
 {
-    const ap_directive_t *sec = cmd->directive ? cmd->directive->parent : NULL;
+    /* httpd reads its own files with RSRC_CONF (top level, <VirtualHost>)
+     * or ACCESS_CONF (sections) in the override mask; .htaccess files are
+     * read per request with only their AllowOverride bits. */
+    return (cmd->override & (RSRC_CONF | ACCESS_CONF)) != 0;
+}
+
+static const char *where(cmd_parms *cmd);
+
+/* The innermost per-directory section around the current directive. */
+static const ap_directive_t *enclosing_section(cmd_parms *cmd)
+{
+    static const char *const kinds[] = {"<Location",  "<LocationMatch", "<Directory", "<DirectoryMatch",
+                                        "<Files",     "<FilesMatch",    "<If",        "<ElseIf",
+                                        "<Else",      "<Proxy",         "<ProxyMatch", NULL};
+    const ap_directive_t *d;
+    int i;
+    for (d = cmd->directive ? cmd->directive->parent : NULL; d; d = d->parent) {
+        if (strcasecmp(d->directive, "<VirtualHost") == 0)
+            return NULL;
+        for (i = 0; kinds[i]; i++)
+            if (strcasecmp(d->directive, kinds[i]) == 0)
+                return d;
+    }
+    return NULL;
+}
+
+/* Records the section (or server top level) once, for the checks across
+ * sections; NULL in .htaccess: nothing request-time goes into pconf. */
+static mcp_section_t *record_section(cmd_parms *cmd, const mcp_dir_conf_t *conf, const ap_directive_t *sec)
+{
+    mcp_section_t *rec;
+    const char *kind = sec ? sec->directive : NULL;
+
+    if (!mcp_cmd_at_config_time(cmd))
+        return NULL;
+    rec = apr_hash_get(mcp_global.section_of, &conf, sizeof(conf));
+    if (rec)
+        return rec;
+    rec = apr_pcalloc(mcp_global.pconf, sizeof(*rec));
+    rec->server = cmd->server;
+    rec->kind = kind;
+    rec->conf = conf;
+    rec->where = apr_pstrdup(mcp_global.pconf, where(cmd));
+    /* Only plain <Location /path> and <Directory /path> nest by prefix;
+     * regular expressions and the rest are checked on their own. */
+    if (kind && cmd->path && (strcasecmp(kind, "<Location") == 0 || strcasecmp(kind, "<Directory") == 0) &&
+        !(sec->args && sec->args[0] == '~'))
+        rec->path = apr_pstrdup(mcp_global.pconf, cmd->path);
+    {
+        const mcp_dir_conf_t **key = apr_palloc(mcp_global.pconf, sizeof(*key));
+        *key = conf;
+        apr_hash_set(mcp_global.section_of, key, sizeof(*key), rec);
+    }
+    APR_ARRAY_PUSH(mcp_global.sections, mcp_section_t *) = rec;
+    return rec;
+}
+
+/* Remembers which <Location> the directives of this section belong to (the
+ * default resource URI is built from it) and records the section for the
+ * checks across sections. Allocates from pconf only at configuration
+ * time: in .htaccess (request time) it returns NULL without a trace. */
+static mcp_section_t *note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
+{
+    const ap_directive_t *sec = enclosing_section(cmd);
+    mcp_section_t *rec;
     apr_array_header_t *paths;
     int i;
 
+    if (!mcp_cmd_at_config_time(cmd))
+        return NULL;
+    rec = record_section(cmd, conf, sec);
     if (!sec || strcasecmp(sec->directive, "<Location") != 0 || !cmd->path || cmd->path[0] != '/')
-        return;
+        return rec;
     conf->location = cmd->path;
-    /* Remembered per virtual host for the root metadata document. Not from
-     * .htaccess (request time): those are never <Location> sections. */
+    /* Remembered per virtual host for the root metadata document. */
     paths = apr_hash_get(mcp_global.locations, &cmd->server, sizeof(cmd->server));
     if (!paths) {
         server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
@@ -55,8 +125,9 @@ static void note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
     }
     for (i = 0; i < paths->nelts; i++)
         if (strcmp(APR_ARRAY_IDX(paths, i, const char *), cmd->path) == 0)
-            return;
+            return rec;
     APR_ARRAY_PUSH(paths, const char *) = apr_pstrdup(mcp_global.pconf, cmd->path);
+    return rec;
 }
 
 static const char *where(cmd_parms *cmd)
@@ -199,10 +270,22 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     return NULL;
 }
 
+/* A warning for the startup log, kept until check_config prints it. */
+static void note_warning(cmd_parms *cmd, const char *text)
+{
+    if (mcp_cmd_at_config_time(cmd))
+        APR_ARRAY_PUSH(mcp_global.warnings, const char *) = apr_pstrdup(mcp_global.pconf, text);
+}
+
 const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
     note_section(cmd, conf);
+    if (strcmp(arg, "*") == 0)
+        note_warning(cmd, apr_psprintf(cmd->temp_pool,
+                                       "MCPAuthAudience * at %s: the audience is not checked, tokens issued for "
+                                       "any other resource of the same issuer are accepted here",
+                                       where(cmd)));
     if (!conf->audiences)
         conf->audiences = apr_array_make(cmd->pool, 2, sizeof(const char *));
     /* "*" alone: tokens without an audience (AWS Cognito access tokens). */
@@ -241,6 +324,7 @@ const char *mcp_cmd_algorithms(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
     mcp_alg alg = mcp_alg_from_name(arg);
+    mcp_section_t *rec;
 
     if (strcasecmp(arg, "none") == 0)
         return "MCPAuthAlgorithms: \"none\" can never be allowed";
@@ -249,7 +333,9 @@ const char *mcp_cmd_algorithms(cmd_parms *cmd, void *dconf, const char *arg)
                             "MCPAuthAlgorithms: unknown algorithm %s (known: RS256 RS384 RS512 PS256 PS384 PS512 "
                             "ES256 ES384 ES512 EdDSA HS256 HS384 HS512)",
                             arg);
-    note_section(cmd, conf);
+    rec = note_section(cmd, conf);
+    if (rec && !rec->where_alg)
+        rec->where_alg = apr_pstrdup(mcp_global.pconf, where(cmd));
     if (!conf->alg_set) {
         conf->alg_set = 1;
         conf->alg_mask = 0;
@@ -264,9 +350,12 @@ const char *mcp_cmd_hmac_secret(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
     size_t len = strlen(arg);
+    mcp_section_t *rec;
     if (len == 0)
         return "MCPAuthHMACSecret must not be empty";
-    note_section(cmd, conf);
+    rec = note_section(cmd, conf);
+    if (rec)
+        rec->where_secret = apr_pstrdup(mcp_global.pconf, where(cmd));
     conf->hmac_key = mcp_jwk_from_secret(cmd->pool, (const unsigned char *)arg, len);
     mcp_global.any_hmac_secret = 1;
     /* Shorter than the shortest HMAC output is useless for every HS alg. */
@@ -291,6 +380,12 @@ const char *mcp_cmd_required_claims(cmd_parms *cmd, void *dconf, const char *arg
 {
     mcp_dir_conf_t *conf = dconf;
     note_section(cmd, conf);
+    /* .htaccess may only narrow: its claims add to the inherited ones. */
+    if (!mcp_cmd_at_config_time(cmd)) {
+        if (strcmp(arg, "none") == 0)
+            return "MCPAuthRequiredClaims none cannot be used in .htaccess: there it only adds required claims";
+        conf->required_claims_add = 1;
+    }
     if (!conf->required_claims)
         conf->required_claims = apr_array_make(cmd->pool, 2, sizeof(const char *));
     /* "none" alone: nothing beyond exp is required. */
@@ -361,6 +456,9 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
     if (!conf->tool_scopes)
         conf->tool_scopes = apr_array_make(cmd->pool, 4, sizeof(mcp_tool_scope_t));
     ts = apr_array_push(conf->tool_scopes);
+    /* From .htaccess an entry adds scopes to an inherited one for the same
+     * tool instead of replacing it: .htaccess only narrows. */
+    ts->narrow_only = !mcp_cmd_at_config_time(cmd);
     ts->tool = ap_getword_conf(cmd->pool, &args);
     ts->scopes = apr_array_make(cmd->pool, 2, sizeof(const char *));
     if (!*ts->tool)
@@ -431,6 +529,11 @@ const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
         return "MCPAuthIntrospection: client_secret_basic and client_secret_post need client_id= and client_secret= "
                "(or auth=none)";
     note_section(cmd, conf);
+    if (c->url && strncasecmp(c->url, "http://", 7) == 0)
+        note_warning(cmd, apr_psprintf(cmd->temp_pool,
+                                       "MCPAuthIntrospection at %s: %s uses plain http: tokens and the client "
+                                       "secret travel in clear text and answers can be forged",
+                                       where(cmd), c->url));
     conf->introspection = c;
     return NULL;
 }
@@ -449,6 +552,33 @@ static int valid_claim_expr(const char *e)
     return 1;
 }
 
+/* Every identity header name of a virtual host, whatever section it was
+ * written in: the scrub removes them all (.htaccess names come from the
+ * request's merged list instead, nothing request-time goes into pconf). */
+static void note_identity_header(cmd_parms *cmd, const char *name)
+{
+    apr_array_header_t *names;
+    int i;
+    if (!mcp_cmd_at_config_time(cmd))
+        return;
+    names = apr_hash_get(mcp_global.identity_headers, &cmd->server, sizeof(cmd->server));
+    if (!names) {
+        server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
+        *key = cmd->server;
+        names = apr_array_make(mcp_global.pconf, 4, sizeof(const char *));
+        apr_hash_set(mcp_global.identity_headers, key, sizeof(*key), names);
+    }
+    for (i = 0; i < names->nelts; i++)
+        if (strcasecmp(APR_ARRAY_IDX(names, i, const char *), name) == 0)
+            return;
+    APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(mcp_global.pconf, name);
+}
+
+const apr_array_header_t *mcp_identity_header_names(const server_rec *s)
+{
+    return mcp_global.identity_headers ? apr_hash_get(mcp_global.identity_headers, &s, sizeof(s)) : NULL;
+}
+
 static const char *claim_export(cmd_parms *cmd, mcp_dir_conf_t *conf, apr_array_header_t **list, const char *name,
                                 const char *expr, int is_env)
 {
@@ -464,12 +594,19 @@ static const char *claim_export(cmd_parms *cmd, mcp_dir_conf_t *conf, apr_array_
                                 is_env ? "variable" : "header");
     if (!*name || (!is_env && strcasecmp(name, "Authorization") == 0))
         return apr_psprintf(cmd->pool, "%s: %s cannot be set from a claim", cmd->cmd->name, name);
+    /* HTTP_* is where CGI puts request headers: a claim there could pass
+     * for a header the client sent, or a client header for a claim. */
+    if (is_env && strncmp(mcp_env_name(cmd->temp_pool, name), "HTTP_", 5) == 0)
+        return apr_psprintf(cmd->pool, "%s: %s cannot be used: names starting with HTTP_ are request headers "
+                            "for CGI", cmd->cmd->name, name);
     note_section(cmd, conf);
     if (!*list)
         *list = apr_array_make(cmd->pool, 4, sizeof(mcp_claim_export_t));
     ex = apr_array_push(*list);
     ex->name = is_env ? mcp_env_name(cmd->pool, name) : name;
     ex->expr = expr;
+    if (!is_env)
+        note_identity_header(cmd, name);
     return NULL;
 }
 
@@ -591,12 +728,169 @@ const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* ---- checks across sections (check_config) ---------------------------- */
+
+/* Can section a's settings reach a request that section b's settings
+ * reach, as the part b inherits from? The main server's top level and
+ * sections apply in every virtual host; a server's top level under all its
+ * sections; <Location>/<Directory> under the longer paths of the same kind. */
+static int inherits_from(const mcp_section_t *b, const mcp_section_t *a)
+{
+    if (a == b || a->conf == b->conf || (a->server != b->server && a->server->is_virtual))
+        return 0;
+    if (!a->kind)
+        return b->kind || (a->server != b->server); /* top level under sections, main under vhosts */
+    if (!a->path || !b->path || strcasecmp(a->kind, b->kind) != 0)
+        return 0;
+    return strlen(a->path) < strlen(b->path) && strncmp(a->path, b->path, strlen(a->path)) == 0;
+}
+
+/* Higher wins a merge: deeper paths, then the virtual host over the main
+ * server; a section over every top level. */
+static apr_size_t merge_rank(const mcp_section_t *a)
+{
+    return (a->kind ? 4 + 2 * (a->path ? strlen(a->path) : 0) : 0) + (a->server->is_virtual ? 1 : 0);
+}
+
+/* The nearest section b inherits a setting from (pick says which), or NULL. */
+static const mcp_section_t *inherited(const mcp_section_t *b, int (*pick)(const mcp_dir_conf_t *))
+{
+    const mcp_section_t *best = NULL;
+    int i;
+    for (i = 0; i < mcp_global.sections->nelts; i++) {
+        const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+        if (pick(a->conf) && inherits_from(b, a) && (!best || merge_rank(a) > merge_rank(best)))
+            best = a;
+    }
+    return best;
+}
+
+static int has_algs(const mcp_dir_conf_t *c)
+{
+    return c->alg_set;
+}
+
+static int has_secret(const mcp_dir_conf_t *c)
+{
+    return c->hmac_key != NULL;
+}
+
+static int has_resource(const mcp_dir_conf_t *c)
+{
+    return c->resource != NULL;
+}
+
+/* A secret long enough for the algorithms of its own section may still be
+ * too short for the HS* a parent section allows: check the merged pair, in
+ * every server the section applies in (the main server's in each vhost). */
+static const char *check_hmac_pair(apr_pool_t *p, const mcp_section_t *b)
+{
+    const mcp_section_t *algs = b->conf->alg_set ? b : inherited(b, has_algs);
+    const mcp_section_t *key = b->conf->hmac_key ? b : inherited(b, has_secret);
+    int a;
+    if (!algs || !key || (b->conf->alg_set && b->conf->hmac_key))
+        return NULL; /* nothing merged: the directive itself checked the pair */
+    for (a = MCP_ALG_HS256; a <= MCP_ALG_HS512; a++)
+        if ((algs->conf->alg_mask & MCP_ALG_BIT(a)) && key->conf->hmac_key->secret_len < mcp_alg_hash_len((mcp_alg)a))
+            return apr_psprintf(p,
+                                "MCPAuthHMACSecret at %s is %lu bytes: %s, allowed by MCPAuthAlgorithms at %s for "
+                                "the same requests, needs at least %lu",
+                                key->where_secret ? key->where_secret : key->where,
+                                (unsigned long)key->conf->hmac_key->secret_len, mcp_alg_name((mcp_alg)a),
+                                algs->where_alg ? algs->where_alg : algs->where,
+                                (unsigned long)mcp_alg_hash_len((mcp_alg)a));
+    return NULL;
+}
+
+static const char *check_hmac_lengths(apr_pool_t *p)
+{
+    server_rec *s;
+    const char *err;
+    int i;
+    for (s = ap_server_conf; s; s = s->next)
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+            mcp_section_t here = *b;
+            if (b->server != s && (b->server->is_virtual || !s->is_virtual))
+                continue;
+            here.server = s; /* a main server section as it applies in s */
+            if ((err = check_hmac_pair(p, &here)))
+                return err;
+        }
+    return NULL;
+}
+
+/* Was ServerName written for this server (the main server: outside every
+ * <VirtualHost>)? httpd fills in a guessed name otherwise, which must not
+ * become a resource URI. */
+static int wrote_server_name(const ap_directive_t *d, const ap_directive_t *vhost, const server_rec *s)
+{
+    for (; d; d = d->next) {
+        int is_vhost = strcasecmp(d->directive, "<VirtualHost") == 0;
+        if (!is_vhost && strcasecmp(d->directive, "ServerName") == 0) {
+            if (s->is_virtual ? (vhost && (unsigned)vhost->line_num == s->defn_line_number && s->defn_name &&
+                                 strcmp(vhost->filename, s->defn_name) == 0)
+                              : !vhost)
+                return 1;
+        }
+        if (d->first_child && wrote_server_name(d->first_child, is_vhost ? d : vhost, s))
+            return 1;
+    }
+    return 0;
+}
+
+static int usable_server_name(const server_rec *s)
+{
+    if (wrote_server_name(ap_conftree, NULL, s))
+        return 1;
+    /* A virtual host without one inherits the main server's, if written. */
+    return s->is_virtual && wrote_server_name(ap_conftree, NULL, ap_server_conf) && s->server_hostname &&
+           ap_server_conf->server_hostname && strcmp(s->server_hostname, ap_server_conf->server_hostname) == 0;
+}
+
+/* The default resource comes from ServerName, never from the request:
+ * every section that needs the default must have a written ServerName. */
+static const char *check_resource_sources(apr_pool_t *p)
+{
+    server_rec *s;
+    int i;
+    for (s = ap_server_conf; s; s = s->next) {
+        int usable = -1;
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+            mcp_section_t here = *b;
+            if (b->server != s && (b->server->is_virtual || !s->is_virtual))
+                continue;
+            here.server = s; /* a main server section as it applies in s */
+            if (b->conf->resource || inherited(&here, has_resource))
+                continue;
+            if (usable < 0)
+                usable = usable_server_name(s);
+            if (usable)
+                break;
+            return apr_psprintf(p,
+                                "mod_mcp_auth: the section at %s protects %s without MCPAuthResource, and %s has "
+                                "no ServerName: set ServerName (e.g. ServerName https://mcp.example.com) or "
+                                "MCPAuthResource -- the resource URI is never taken from the request's Host header",
+                                b->where,
+                                s->is_virtual ? apr_psprintf(p, "<VirtualHost> at %s:%u", s->defn_name,
+                                                             s->defn_line_number)
+                                              : "the main server",
+                                s->is_virtual ? "that virtual host" : "the main server");
+        }
+    }
+    return NULL;
+}
+
 const char *mcp_config_check(apr_pool_t *p)
 {
+    const char *err;
     if (mcp_global.hmac_without_secret && !mcp_global.any_hmac_secret)
         return apr_psprintf(p, "MCPAuthAlgorithms at %s allows HS256/384/512 but no MCPAuthHMACSecret is set",
                             mcp_global.hmac_without_secret);
-    return NULL;
+    if ((err = check_hmac_lengths(p)))
+        return err;
+    return check_resource_sources(p);
 }
 
 void mcp_config_warnings(server_rec *s)
@@ -615,4 +909,6 @@ void mcp_config_warnings(server_rec *s)
     if (!mcp_global.fetch.http.ssl_verify)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "MCPAuthSSLVerify Off: IdP certificates are not verified; use only for testing");
+    for (i = 0; i < mcp_global.warnings->nelts; i++)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", APR_ARRAY_IDX(mcp_global.warnings, i, const char *));
 }

@@ -2,6 +2,7 @@
 
 #include <apr_strings.h>
 #include <http_log.h>
+#include <http_main.h>
 #include <string.h>
 
 #include "claims.h"
@@ -11,17 +12,30 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
+/* Appends the name field (at offset) of each element of more. */
+static void add_names(apr_array_header_t *names, const apr_array_header_t *more, size_t offset)
+{
+    int i;
+    for (i = 0; more && i < more->nelts; i++) {
+        const char *elt = more->elts + (size_t)i * (size_t)more->elt_size;
+        APR_ARRAY_PUSH(names, const char *) = *(const char *const *)(elt + offset);
+    }
+}
+
+/* Every identity header name of the virtual host goes, not just this
+ * section's: a sibling or parent section's header must not arrive spoofed
+ * where this one forwards the request. The merged list adds names that
+ * came from .htaccess (never recorded server-wide). */
 void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
 {
-    const char **names;
-    int i;
+    apr_array_header_t *names = apr_array_make(r->pool, 8, sizeof(const char *));
 
-    if (!conf->claim_headers)
-        return;
-    names = apr_palloc(r->pool, sizeof(char *) * (size_t)conf->claim_headers->nelts);
-    for (i = 0; i < conf->claim_headers->nelts; i++)
-        names[i] = APR_ARRAY_IDX(conf->claim_headers, i, mcp_claim_export_t).name;
-    mcp_scrub_headers(r->pool, r->headers_in, names, conf->claim_headers->nelts);
+    add_names(names, mcp_identity_header_names(r->server), 0);
+    if (r->server != ap_server_conf)
+        add_names(names, mcp_identity_header_names(ap_server_conf), 0);
+    add_names(names, conf->claim_headers, APR_OFFSETOF(mcp_claim_export_t, name));
+    if (names->nelts)
+        mcp_scrub_headers(r->pool, r->headers_in, (const char *const *)names->elts, names->nelts);
 }
 
 /* One claim into a table; a value with control characters is never set. */

@@ -1,6 +1,7 @@
 #include "mcp_request.h"
 
 #include <apr_strings.h>
+#include <apr_uri.h>
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
@@ -36,12 +37,34 @@ json_t *mcp_request_claims(request_rec *r, mcp_request_t *st)
     return st->claims;
 }
 
+/* scheme://host[:port] of the virtual host as UseCanonicalName On builds
+ * it, from configuration only: ServerName's scheme (else the connection's,
+ * https when mod_ssl serves it), host and port (else the scheme's default,
+ * then omitted). Never the Host header, never X-Forwarded-*: a client must
+ * not choose the audience its token is checked against. */
+static const char *configured_origin(request_rec *r)
+{
+    const server_rec *s = r->server;
+    const char *scheme = s->server_scheme ? s->server_scheme : ap_http_scheme(r);
+    const char *host = s->server_hostname ? s->server_hostname : "localhost";
+    apr_port_t def = apr_uri_port_of_scheme(scheme);
+    apr_port_t port = s->port ? s->port : def;
+    const char *lb = "", *rb = "";
+
+    if (strchr(host, ':') && host[0] != '[') {
+        lb = "[";
+        rb = "]"; /* an IPv6 literal */
+    }
+    if (port == def)
+        return apr_pstrcat(r->pool, scheme, "://", lb, host, rb, NULL);
+    return apr_psprintf(r->pool, "%s://%s%s%s:%u", scheme, lb, host, rb, (unsigned)port);
+}
+
 const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf)
 {
     if (conf->resource)
         return conf->resource;
-    /* scheme://host[:port] as UseCanonicalName says, then the location. */
-    return ap_construct_url(r->pool, conf->location ? conf->location : "/", r);
+    return apr_pstrcat(r->pool, configured_origin(r), conf->location ? conf->location : "/", NULL);
 }
 
 const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf)

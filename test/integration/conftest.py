@@ -857,7 +857,8 @@ def render_config(*, root: Path, port: int, locations, cgi: Path, module_so: Pat
         f'ServerRoot "{root}"',
         f'DefaultRuntimeDir "{root}/run"',
         f'PidFile "{root}/run/httpd.pid"',
-        "ServerName 127.0.0.1",
+        # The default resource URI comes from ServerName, never from Host.
+        f"ServerName 127.0.0.1:{port}",
         f"Listen 127.0.0.1:{port}",
     ]
     for name, so in _BASE_MODULES:

@@ -12,11 +12,11 @@ from conftest import APACHE2, REPO_ROOT
 MODULES = "/usr/lib/apache2/modules"
 
 
-def configtest(tmp_path: Path, so: Path, body: str):
+def configtest(tmp_path: Path, so: Path, body: str, server_name: str = "ServerName 127.0.0.1"):
     conf = tmp_path / "httpd.conf"
     conf.write_text(f"""
 ServerRoot "{tmp_path}"
-ServerName 127.0.0.1
+{server_name}
 Listen 127.0.0.1:1
 PidFile "{tmp_path}/httpd.pid"
 ErrorLog "{tmp_path}/error.log"

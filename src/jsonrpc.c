@@ -159,9 +159,10 @@ static int hex4(const unsigned char *s, unsigned *v)
     *v = 0;
     for (i = 0; i < 4; i++) {
         unsigned char c = s[i];
-        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0') : c >= 'a' && c <= 'f' ? c - 'a' + 10u
-                                                   : c >= 'A' && c <= 'F' ? c - 'A' + 10u
-                                                                          : 16u;
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? c - 'a' + 10u
+                     : c >= 'A' && c <= 'F' ? c - 'A' + 10u
+                                            : 16u;
         if (d > 15)
             return -1;
         *v = *v << 4 | d;
@@ -181,8 +182,7 @@ static size_t unicode_escape(const unsigned char *s, size_t n, size_t i, unsigne
         return 0;
     if (*cp < 0xD800 || *cp > 0xDBFF)
         return 6;
-    if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s + i + 8, &lo) != 0 || lo < 0xDC00 ||
-        lo > 0xDFFF)
+    if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s + i + 8, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
         return 0;
     *cp = 0x10000 + ((*cp - 0xD800) << 10) + (lo - 0xDC00);
     return 12;
@@ -400,9 +400,10 @@ static int check_member(parser_t *P, char frame, const char *key, size_t klen)
     if (!exact)
         return T_NONE;
     if (frame == F_MESSAGE)
-        return strcmp(exact, "method") == 0 ? T_METHOD : strcmp(exact, "id") == 0 ? T_ID
-                                                   : strcmp(exact, "params") == 0 ? T_PARAMS
-                                                                                  : T_NONE;
+        return strcmp(exact, "method") == 0   ? T_METHOD
+               : strcmp(exact, "id") == 0     ? T_ID
+               : strcmp(exact, "params") == 0 ? T_PARAMS
+                                              : T_NONE;
     return strcmp(exact, "name") == 0 ? T_NAME : strcmp(exact, "uri") == 0 ? T_URI : T_NONE;
 }
 
@@ -413,9 +414,9 @@ static int read_scalar(parser_t *P, int target)
     char *val = NULL;
     int is_string = P->s[P->pos] == '"';
     int want = is_string && (target == T_METHOD || target == T_NAME || target == T_URI);
-    int rc = is_string                                                  ? read_string(P, want ? &val : NULL, &vlen)
+    int rc = is_string                                                       ? read_string(P, want ? &val : NULL, &vlen)
              : P->s[from] == '-' || (P->s[from] >= '0' && P->s[from] <= '9') ? read_number(P)
-                                                                            : read_literal(P);
+                                                                             : read_literal(P);
     if (rc != 0)
         return rc;
     if (target == T_METHOD)

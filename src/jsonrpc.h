@@ -16,9 +16,9 @@
 #define MCP_RPC_INVALID_REQUEST (-32600) /* JSON, but ambiguous to read */
 
 typedef struct {
-    int code;            /* 0, MCP_RPC_PARSE_ERROR or MCP_RPC_INVALID_REQUEST */
-    const char *cause;   /* why refused, for the log: never body text */
-    int is_batch;        /* the body is an array of messages */
+    int code;          /* 0, MCP_RPC_PARSE_ERROR or MCP_RPC_INVALID_REQUEST */
+    const char *cause; /* why refused, for the log: never body text */
+    int is_batch;      /* the body is an array of messages */
     /* Every tools/call's params.name (NUL-terminated copies: a name with an
      * escaped NUL is judged by the part a C string parser would see). */
     apr_array_header_t *tool_calls;

@@ -126,7 +126,8 @@ int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *ca
         return HTTP_BAD_REQUEST;
     /* The error page's text; insert_error_filter makes it application/json. */
     ap_custom_response(r, HTTP_BAD_REQUEST,
-                       apr_psprintf(r->pool, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":\"%s\"}}\n",
+                       apr_psprintf(r->pool,
+                                    "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":\"%s\"}}\n",
                                     id ? id : "null", code, message));
     st->responded = 1;
     return HTTP_BAD_REQUEST;

@@ -223,7 +223,8 @@ static int folded_member(json_t *obj)
     json_object_keylen_foreach(obj, key, klen, v)
     {
         for (i = 0; i < sizeof(MEMBERS) / sizeof(MEMBERS[0]); i++)
-            if (mcp_jsonrpc_name_equal(key, MEMBERS[i]) && !(klen == strlen(MEMBERS[i]) && strcmp(key, MEMBERS[i]) == 0))
+            if (mcp_jsonrpc_name_equal(key, MEMBERS[i]) &&
+                !(klen == strlen(MEMBERS[i]) && strcmp(key, MEMBERS[i]) == 0))
                 return 1;
     }
     return 0;
@@ -288,8 +289,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!bad) {
             FZ_ASSERT(rpc.tool_calls->nelts == want->nelts);
             for (i = 0; i < want->nelts; i++)
-                FZ_ASSERT(strcmp(APR_ARRAY_IDX(rpc.tool_calls, i, const char *), APR_ARRAY_IDX(want, i, const char *)) ==
-                          0);
+                FZ_ASSERT(
+                    strcmp(APR_ARRAY_IDX(rpc.tool_calls, i, const char *), APR_ARRAY_IDX(want, i, const char *)) == 0);
         }
     }
     json_decref(doc);

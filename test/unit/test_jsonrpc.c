@@ -73,26 +73,31 @@ static void test_unicode_folds_onto_member_names(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
     /* U+017F LATIN SMALL LETTER LONG S: "paramſ" is "params" to Go. */
-    assert_code(p, "{\"method\":\"tools/call\",\"params\":{\"name\":\"read_notes\"},"
-                   "\"param\xC5\xBF\":{\"name\":\"delete_notes\"}}",
+    assert_code(p,
+                "{\"method\":\"tools/call\",\"params\":{\"name\":\"read_notes\"},"
+                "\"param\xC5\xBF\":{\"name\":\"delete_notes\"}}",
                 MCP_RPC_INVALID_REQUEST);
     assert_code(p, "{\"method\":\"tool\xC5\xBF/call\",\"param\\u017f\":{\"name\":\"delete_notes\"}}",
                 MCP_RPC_INVALID_REQUEST);
-    assert_code(p, "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"\\u017fname\":1,"
-                   "\"na\\u006de\":\"delete_notes\"}}",
+    assert_code(p,
+                "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"\\u017fname\":1,"
+                "\"na\\u006de\":\"delete_notes\"}}",
                 MCP_RPC_INVALID_REQUEST);
     /* U+212A KELVIN SIGN has no member to land on; it still folds for names. */
-    assert_true(mcp_jsonrpc_name_equal("\xE2\x84\xAA" "ey", "key"));
+    assert_true(mcp_jsonrpc_name_equal("\xE2\x84\xAA"
+                                       "ey",
+                                       "key"));
     assert_true(mcp_jsonrpc_name_equal("delete_note\xC5\xBF", "DELETE_NOTES"));
     assert_true(mcp_jsonrpc_name_equal("tools/call", "TOOLS/CALL"));
     assert_false(mcp_jsonrpc_name_equal("tools/call", "tools/cal"));
     assert_false(mcp_jsonrpc_name_equal("tools/callx", "tools/call"));
-    assert_false(mcp_jsonrpc_name_equal("\xC4\xB1" "d", "id")); /* dotless i: no simple fold */
+    assert_false(mcp_jsonrpc_name_equal("\xC4\xB1"
+                                        "d",
+                                        "id")); /* dotless i: no simple fold */
     /* a member that only a C string reader sees as "name" */
     assert_code(p, CALL("{\"name\\u0000x\":\"delete_notes\",\"name\":\"read_notes\"}"), MCP_RPC_INVALID_REQUEST);
     /* in the message object too */
-    assert_code(p, "{\"\\u004dethod\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}}",
-                MCP_RPC_INVALID_REQUEST);
+    assert_code(p, "{\"\\u004dethod\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}}", MCP_RPC_INVALID_REQUEST);
     assert_code(p, "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\"},\"I\\u0044\":7}", MCP_RPC_INVALID_REQUEST);
 }
 
@@ -117,11 +122,14 @@ static void test_big_numbers_are_numbers(void **state)
     static const char *const del[] = {"delete_notes"};
     mcp_rpc_body_t rpc;
     /* jansson refused 1e400; the old fallback then missed "\/" in a name. */
-    assert_calls(p, "{\"jsonrpc\":\"2.0\",\"id\":1e400,\"method\":\"tools/call\",\"params\":{\"name\":\"admin\\/reset\"}}",
+    assert_calls(p,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1e400,\"method\":\"tools/call\",\"params\":{\"name\":\"admin\\/reset\"}}",
                  1, admin);
-    assert_calls(p, "{\"id\":1234567890123456789012345,\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}}",
+    assert_calls(p,
+                 "{\"id\":1234567890123456789012345,\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}}",
                  1, del);
-    assert_calls(p, CALL("{\"name\":\"delete_notes\",\"arguments\":{\"n\":-0.000000000000000000000001e-99999}}"), 1, del);
+    assert_calls(p, CALL("{\"name\":\"delete_notes\",\"arguments\":{\"n\":-0.000000000000000000000001e-99999}}"), 1,
+                 del);
     assert_int_equal(parse(p, "{\"id\":1234567890123456789012345,\"method\":\"ping\",\"ID\":2}", &rpc),
                      MCP_RPC_INVALID_REQUEST);
     assert_string_equal(rpc.id, "null"); /* two ids: neither is answered */
@@ -147,18 +155,37 @@ static void test_not_exactly_one_json_value(void **state)
         CALL("{\"name\":\"delete_notes\",}"),
         "{\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}",
         "{\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\", NaN}}",
-        "{\"id\":NaN}", "{\"id\":Infinity}", "{\"id\":-Infinity}", "{\"id\":01}", "{\"id\":1.}", "{\"id\":.5}",
-        "{\"id\":+1}", "{\"id\":1e}", "{\"id\":0x10}", "{\"id\":-}", "{'id':1}", "{\"id\":tru}", "{\"id\":nulll}",
+        "{\"id\":NaN}",
+        "{\"id\":Infinity}",
+        "{\"id\":-Infinity}",
+        "{\"id\":01}",
+        "{\"id\":1.}",
+        "{\"id\":.5}",
+        "{\"id\":+1}",
+        "{\"id\":1e}",
+        "{\"id\":0x10}",
+        "{\"id\":-}",
+        "{'id':1}",
+        "{\"id\":tru}",
+        "{\"id\":nulll}",
         "{\"id\":\"\\ud800\"}",        /* lone high surrogate */
         "{\"id\":\"\\udc00\"}",        /* lone low surrogate */
         "{\"id\":\"\\ud800\\u0041\"}", /* high surrogate, no low */
-        "{\"id\":\"\\x41\"}", "{\"id\":\"\\u12\"}", "{\"id\":\"\t\"}",
+        "{\"id\":\"\\x41\"}",
+        "{\"id\":\"\\u12\"}",
+        "{\"id\":\"\t\"}",
         "{\"id\":\"\xC0\xAF\"}",         /* overlong '/' */
         "{\"id\":\"\xED\xA0\x80\"}",     /* UTF-8 encoded surrogate */
         "{\"id\":\"\xF4\x90\x80\x80\"}", /* above U+10FFFF */
-        "{\"id\":\"\xFF\"}", "{\"id\":\"\xE2\x82\"}",
+        "{\"id\":\"\xFF\"}",
+        "{\"id\":\"\xE2\x82\"}",
         "{\"method\":\"tools/call\"} // comment",
-        "[1,]", "[,1]", "{,}", "{\"a\" 1}", "{\"a\":}", "{1:2}",
+        "[1,]",
+        "[,1]",
+        "{,}",
+        "{\"a\" 1}",
+        "{\"a\":}",
+        "{1:2}",
     };
     size_t i;
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -223,13 +250,16 @@ static void test_plain_calls_and_batches(void **state)
 
     assert_calls(p, CALL("{\"name\":\"delete_notes\",\"arguments\":{}}"), 1, del);
     assert_calls(p, " \r\n\t" CALL("{\"name\":\"delete_notes\"}") " \r\n\t", 1, del);
-    assert_calls(p, "{\"params\":{\"arguments\":{\"name\":\"x\",\"NAME\":\"y\",\"name\":\"z\"},\"name\":\"delete_notes\"},"
-                    "\"method\":\"tools/call\",\"id\":\"abc\",\"jsonrpc\":\"2.0\"}",
+    assert_calls(p,
+                 "{\"params\":{\"arguments\":{\"name\":\"x\",\"NAME\":\"y\",\"name\":\"z\"},\"name\":\"delete_notes\"},"
+                 "\"method\":\"tools/call\",\"id\":\"abc\",\"jsonrpc\":\"2.0\"}",
                  1, del);
     assert_calls(p, "{\"method\":\"Tools/Call\",\"params\":{\"name\":\"DELETE_NOTES\"}}", 1, upper);
     assert_calls(p, CALL("{\"name\":\"delete\\u005fnotes\"}"), 1, del);
-    assert_calls(p, "[" CALL("{\"name\":\"read_notes\"}") ",{\"method\":\"notifications/initialized\"},"
-                    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}}]",
+    assert_calls(p,
+                 "[" CALL("{\"name\":\"read_notes\"}") ",{\"method\":\"notifications/initialized\"},"
+                                                       "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/"
+                                                       "call\",\"params\":{\"name\":\"delete_notes\"}}]",
                  2, two);
     assert_calls(p, "{\"method\":\"tools/list\",\"params\":{\"cursor\":\"delete_notes\"}}", 0, NULL);
     assert_calls(p, "{\"method\":\"prompts/get\",\"params\":{\"name\":\"delete_notes\"}}", 0, NULL);
@@ -238,13 +268,15 @@ static void test_plain_calls_and_batches(void **state)
     assert_calls(p, "\"tools/call\"", 0, NULL);
     assert_calls(p, "{}", 0, NULL);
     /* unknown members, non-ASCII text and escapes in values are fine */
-    assert_calls(p, CALL("{\"name\":\"delete_notes\",\"x-trace\":\"\xC5\xBF\xE2\x84\xAA \\ud83d\\ude00 \xF0\x9F\x98\x80\","
-                         "\"nom\":1,\"names\":2}"),
+    assert_calls(p,
+                 CALL("{\"name\":\"delete_notes\",\"x-trace\":\"\xC5\xBF\xE2\x84\xAA \\ud83d\\ude00 \xF0\x9F\x98\x80\","
+                      "\"nom\":1,\"names\":2}"),
                  1, del);
     /* a single message's readable id and method come back */
-    assert_int_equal(parse(p, "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"resources/read\",\"params\":{\"uri\":\"file:\\/\\/a\"}}",
-                           &rpc),
-                     0);
+    assert_int_equal(
+        parse(p, "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"resources/read\",\"params\":{\"uri\":\"file:\\/\\/a\"}}",
+              &rpc),
+        0);
     assert_false(rpc.is_batch);
     assert_string_equal(rpc.id, "42");
     assert_string_equal(rpc.method, "resources/read");
@@ -263,16 +295,11 @@ static void test_escaped_nul_in_a_name_counts_up_to_the_nul(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_many_case_variants_of_name),
-        TU_TEST(test_decoy_method_and_params),
-        TU_TEST(test_unicode_folds_onto_member_names),
-        TU_TEST(test_duplicates_after_unescaping),
-        TU_TEST(test_big_numbers_are_numbers),
-        TU_TEST(test_not_exactly_one_json_value),
-        TU_TEST(test_deep_nesting_has_no_cap),
-        TU_TEST(test_tools_call_needs_a_string_name),
-        TU_TEST(test_plain_calls_and_batches),
-        TU_TEST(test_escaped_nul_in_a_name_counts_up_to_the_nul),
+        TU_TEST(test_many_case_variants_of_name),      TU_TEST(test_decoy_method_and_params),
+        TU_TEST(test_unicode_folds_onto_member_names), TU_TEST(test_duplicates_after_unescaping),
+        TU_TEST(test_big_numbers_are_numbers),         TU_TEST(test_not_exactly_one_json_value),
+        TU_TEST(test_deep_nesting_has_no_cap),         TU_TEST(test_tools_call_needs_a_string_name),
+        TU_TEST(test_plain_calls_and_batches),         TU_TEST(test_escaped_nul_in_a_name_counts_up_to_the_nul),
     };
     apr_initialize();
     return cmocka_run_group_tests_name("jsonrpc", tests, NULL, NULL);

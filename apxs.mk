@@ -61,7 +61,7 @@ $(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(BUILD)/obj/jws_sign.o
 # ---- dependencies --------------------------------------------------------
 BUILD_PKGS := apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev pkg-config
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev python3-pytest python3-jwt python3-cryptography python3-requests \
-              curl openssl
+              curl openssl golang-go
 
 deps:
 	@sh test/install-deps.sh $(BUILD_PKGS)

@@ -1,93 +1,558 @@
 #include "jsonrpc.h"
 
+#include <apr_hash.h>
 #include <apr_strings.h>
-#include <jansson.h>
 #include <string.h>
-#include <strings.h>
 
-#include "json_util.h"
+/* A strict RFC 8259 reader that records only what tool scopes need. It is
+ * iterative (an explicit stack of one byte per nesting level, grown in the
+ * pool) so no body within the size limit can exhaust the C stack, and it
+ * has no caps: depth, members and number sizes are bounded by the body. */
 
-/* Every member of obj whose key equals name case-insensitively. */
-static void members_named(json_t *obj, const char *name, json_t **out, int max, int *n)
+/* Frames on the stack: what the open container is to us. */
+enum { F_ARRAY = 'a', F_OBJECT = 'o', F_BATCH = 'b', F_MESSAGE = 'm', F_PARAMS = 'p' };
+
+/* What the value about to be read is. */
+enum { T_NONE, T_TOP, T_MESSAGE, T_METHOD, T_ID, T_PARAMS, T_NAME, T_URI };
+
+/* The member names a JSON-RPC / MCP reader looks up (SPEC 6). */
+static const char *const MEMBERS[] = {"jsonrpc", "id", "method", "params", "name", "arguments", "uri"};
+#define NMEMBERS (sizeof(MEMBERS) / sizeof(MEMBERS[0]))
+
+typedef struct {
+    const char *method, *name, *uri; /* string values, NULL otherwise */
+    const char *id;                  /* raw text of a string or number id */
+    int ids;                         /* members that are or fold to "id" */
+} message_t;
+
+typedef struct {
+    apr_pool_t *p;
+    const unsigned char *s;
+    size_t len, pos;
+    char *stack;
+    size_t depth, cap;
+    apr_hash_t *seen[2]; /* member names of the open message / params object */
+    message_t msg;
+    mcp_rpc_body_t *out;
+} parser_t;
+
+/* ---- folding ------------------------------------------------------------ */
+
+/* Next code point of a NUL-terminated string; a byte that does not start a
+ * well-formed sequence stands for itself, above the Unicode range so it
+ * never equals a character. */
+static unsigned next_cp(const unsigned char **sp)
 {
-    const char *key;
-    json_t *v;
-    *n = 0;
-    if (!json_is_object(obj))
-        return;
-    json_object_foreach(obj, key, v)
-    {
-        if (strcasecmp(key, name) == 0 && *n < max)
-            out[(*n)++] = v;
+    const unsigned char *s = *sp;
+    unsigned c = s[0], cp;
+    int n, i;
+
+    if (c < 0x80) {
+        *sp = s + 1;
+        return c;
+    }
+    n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : 0;
+    cp = c & (0x3F >> n);
+    for (i = 1; i <= n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            break;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (n == 0 || i <= n) {
+        *sp = s + 1;
+        return 0x110000 + c;
+    }
+    *sp = s + n + 1;
+    return cp;
+}
+
+/* Unicode simple case folding restricted to what can land on ASCII: the
+ * ASCII letters and the two characters CaseFolding.txt folds onto them. */
+static unsigned fold_cp(unsigned cp)
+{
+    if (cp >= 'A' && cp <= 'Z')
+        return cp + ('a' - 'A');
+    if (cp == 0x017F) /* LATIN SMALL LETTER LONG S */
+        return 's';
+    if (cp == 0x212A) /* KELVIN SIGN */
+        return 'k';
+    return cp;
+}
+
+int mcp_jsonrpc_name_equal(const char *a, const char *b)
+{
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+    while (*x && *y)
+        if (fold_cp(next_cp(&x)) != fold_cp(next_cp(&y)))
+            return 0;
+    return *x == '\0' && *y == '\0';
+}
+
+/* ---- refusals ----------------------------------------------------------- */
+
+static int parse_error(parser_t *P, const char *what)
+{
+    P->out->code = MCP_RPC_PARSE_ERROR;
+    P->out->cause = apr_psprintf(P->p, "not JSON (RFC 8259): %s at byte %" APR_SIZE_T_FMT, what, P->pos);
+    return -1;
+}
+
+/* The first ambiguity is kept; reading goes on, a later syntax error wins. */
+static void invalid(parser_t *P, const char *cause)
+{
+    if (P->out->code == 0) {
+        P->out->code = MCP_RPC_INVALID_REQUEST;
+        P->out->cause = cause;
     }
 }
 
-static void tool_names_of_message(apr_pool_t *p, json_t *msg, apr_array_header_t *names)
-{
-    json_t *methods[4], *params[4], *tool[4];
-    int nm, np, nt, i, j, k, is_call = 0;
+/* ---- lexical ------------------------------------------------------------ */
 
-    members_named(msg, "method", methods, 4, &nm);
-    for (i = 0; i < nm; i++)
-        if (json_is_string(methods[i]) && strcasecmp(json_string_value(methods[i]), "tools/call") == 0)
-            is_call = 1;
-    if (!is_call)
-        return;
-    members_named(msg, "params", params, 4, &np);
-    for (j = 0; j < np; j++) {
-        members_named(params[j], "name", tool, 4, &nt);
-        for (k = 0; k < nt; k++)
-            if (json_is_string(tool[k]))
-                APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, json_string_value(tool[k]));
+static void skip_ws(parser_t *P)
+{
+    while (P->pos < P->len) {
+        unsigned char c = P->s[P->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        P->pos++;
     }
 }
 
-/* Case-insensitive substring search in a byte range. */
-static int contains_ci(const char *hay, size_t len, const char *needle)
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    size_t n = strlen(needle), i;
-    if (n == 0 || n > len)
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need, i;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    }
+    else
         return 0;
-    for (i = 0; i + n <= len; i++)
-        if (strncasecmp(hay + i, needle, n) == 0)
-            return 1;
+    if (n < need + 1 || s[1] < lo || s[1] > hi)
+        return 0;
+    for (i = 2; i <= need; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return need + 1;
+}
+
+static int hex4(const unsigned char *s, unsigned *v)
+{
+    int i;
+    *v = 0;
+    for (i = 0; i < 4; i++) {
+        unsigned char c = s[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? c - 'a' + 10u
+                     : c >= 'A' && c <= 'F' ? c - 'A' + 10u
+                                            : 16u;
+        if (d > 15)
+            return -1;
+        *v = *v << 4 | d;
+    }
     return 0;
 }
 
-mcp_rpc_shape mcp_jsonrpc_tool_calls(apr_pool_t *p, const char *body, size_t len, const apr_array_header_t *known,
-                                     apr_array_header_t *names)
+/* The \uXXXX escape (or surrogate pair) at s[i] ('\\' at i): its code
+ * point and the escape's length, 0 when malformed or a lone surrogate
+ * (parsers disagree on those: refused). */
+static size_t unicode_escape(const unsigned char *s, size_t n, size_t i, unsigned *cp)
 {
-    json_error_t err;
-    json_t *doc = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
-    size_t i;
-    int j;
+    unsigned lo;
+    if (i + 6 > n || hex4(s + i + 2, cp) != 0)
+        return 0;
+    if (*cp >= 0xDC00 && *cp <= 0xDFFF)
+        return 0;
+    if (*cp < 0xD800 || *cp > 0xDBFF)
+        return 6;
+    if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s + i + 8, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+        return 0;
+    *cp = 0x10000 + ((*cp - 0xD800) << 10) + (lo - 0xDC00);
+    return 12;
+}
 
-    if (!doc) {
-        json_t *loose = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-        if (loose) {
-            json_decref(loose);
-            return MCP_RPC_DUPLICATES;
-        }
-        /* Not JSON to us, maybe JSON to a more lenient backend (NaN, huge
-         * numbers, broken UTF-8): it can only call a tool whose name its
-         * bytes spell, or hide one behind \u escapes. */
-        for (j = 0; known && j < known->nelts; j++) {
-            const char *name = APR_ARRAY_IDX(known, j, const char *);
-            if (contains_ci(body, len, "\\u") || contains_ci(body, len, name))
-                APR_ARRAY_PUSH(names, const char *) = name;
-        }
-        return MCP_RPC_OPAQUE;
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
     }
-    mcp_json_own(p, doc);
-    if (json_is_array(doc)) {
-        json_t *msg;
-        json_array_foreach(doc, i, msg)
-        {
-            tool_names_of_message(p, msg, names);
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Unescapes the string s[from..to) already checked by read_string; never
+ * longer than its escaped form. NUL-terminated, *olen without the NUL. */
+static char *unescape(apr_pool_t *p, const unsigned char *s, size_t from, size_t to, size_t *olen)
+{
+    static const char simple[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+    char *o = apr_palloc(p, to - from + 1);
+    size_t n = 0, i = from;
+    unsigned cp;
+
+    while (i < to) {
+        if (s[i] != '\\') {
+            o[n++] = (char)s[i++];
+        }
+        else if (s[i + 1] == 'u') {
+            i += unicode_escape(s, to, i, &cp);
+            n += put_utf8(o + n, cp);
+        }
+        else {
+            o[n++] = strchr(simple, s[i + 1])[1];
+            i += 2;
         }
     }
-    else {
-        tool_names_of_message(p, doc, names);
+    o[n] = '\0';
+    *olen = n;
+    return o;
+}
+
+/* The string at P->pos ('"'): checked, and unescaped into *val when val. */
+static int read_string(parser_t *P, char **val, size_t *vlen)
+{
+    const unsigned char *s = P->s;
+    size_t start = ++P->pos, n = P->len, k;
+    unsigned cp;
+
+    for (;;) {
+        unsigned char c;
+        if (P->pos >= n)
+            return parse_error(P, "unterminated string");
+        c = s[P->pos];
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return parse_error(P, "control character in a string");
+        if (c == '\\') {
+            if (P->pos + 1 >= n)
+                return parse_error(P, "unterminated string");
+            c = s[P->pos + 1];
+            if (c == 'u') {
+                if ((k = unicode_escape(s, n, P->pos, &cp)) == 0)
+                    return parse_error(P, "bad \\u escape or lone UTF-16 surrogate");
+                P->pos += k;
+            }
+            else if (c && strchr("\"\\/bfnrt", c)) {
+                P->pos += 2;
+            }
+            else
+                return parse_error(P, "bad escape");
+            continue;
+        }
+        if ((k = utf8_seq(s + P->pos, n - P->pos)) == 0)
+            return parse_error(P, "invalid UTF-8");
+        P->pos += k;
     }
-    return MCP_RPC_PARSED;
+    if (val)
+        *val = unescape(P->p, s, start, P->pos, vlen);
+    P->pos++;
+    return 0;
+}
+
+static size_t digits(parser_t *P)
+{
+    size_t from = P->pos;
+    while (P->pos < P->len && P->s[P->pos] >= '0' && P->s[P->pos] <= '9')
+        P->pos++;
+    return P->pos - from;
+}
+
+/* RFC 8259 number, any length and precision. */
+static int read_number(parser_t *P)
+{
+    const unsigned char *s = P->s;
+    if (s[P->pos] == '-')
+        P->pos++;
+    if (P->pos < P->len && s[P->pos] == '0')
+        P->pos++;
+    else if (P->pos >= P->len || s[P->pos] < '1' || s[P->pos] > '9' || digits(P) == 0)
+        return parse_error(P, "bad number");
+    if (P->pos < P->len && s[P->pos] == '.') {
+        P->pos++;
+        if (digits(P) == 0)
+            return parse_error(P, "bad number");
+    }
+    if (P->pos < P->len && (s[P->pos] == 'e' || s[P->pos] == 'E')) {
+        P->pos++;
+        if (P->pos < P->len && (s[P->pos] == '+' || s[P->pos] == '-'))
+            P->pos++;
+        if (digits(P) == 0)
+            return parse_error(P, "bad number");
+    }
+    return 0;
+}
+
+static int read_literal(parser_t *P)
+{
+    static const char *const lits[] = {"true", "false", "null"};
+    size_t i, n;
+    for (i = 0; i < 3; i++) {
+        n = strlen(lits[i]);
+        if (P->len - P->pos >= n && memcmp(P->s + P->pos, lits[i], n) == 0) {
+            P->pos += n;
+            return 0;
+        }
+    }
+    return parse_error(P, "unexpected byte");
+}
+
+/* ---- the stack and the messages ---------------------------------------- */
+
+static void push(parser_t *P, char frame)
+{
+    if (P->depth == P->cap) {
+        size_t cap = P->cap ? P->cap * 2 : 64;
+        char *grown = apr_palloc(P->p, cap);
+        if (P->depth)
+            memcpy(grown, P->stack, P->depth);
+        P->stack = grown;
+        P->cap = cap;
+    }
+    P->stack[P->depth++] = frame;
+}
+
+static void begin_message(parser_t *P)
+{
+    memset(&P->msg, 0, sizeof(P->msg));
+    apr_hash_clear(P->seen[0]);
+}
+
+static void end_message(parser_t *P, int single)
+{
+    message_t *m = &P->msg;
+    if (m->method && mcp_jsonrpc_name_equal(m->method, "tools/call")) {
+        if (!m->name)
+            invalid(P, "a tools/call without a string params.name");
+        else
+            APR_ARRAY_PUSH(P->out->tool_calls, const char *) = m->name;
+    }
+    if (single) {
+        P->out->method = m->method;
+        P->out->name = m->name;
+        P->out->uri = m->uri;
+        if (m->ids == 1 && m->id)
+            P->out->id = m->id;
+    }
+}
+
+static void pop(parser_t *P)
+{
+    char frame = P->stack[--P->depth];
+    if (frame == F_MESSAGE)
+        end_message(P, P->depth == 0);
+}
+
+/* A member name of a message or params object: refused when duplicated or
+ * when it equals a JSON-RPC/MCP member name only under case folding (the C
+ * string view too: "name\u0000x" is "name" to a C reader). Returns what
+ * its value is to us. */
+static int check_member(parser_t *P, char frame, const char *key, size_t klen)
+{
+    apr_hash_t *seen = P->seen[frame == F_MESSAGE ? 0 : 1];
+    const char *exact = NULL;
+    size_t i;
+
+    for (i = 0; i < NMEMBERS; i++) {
+        int same = klen == strlen(MEMBERS[i]) && memcmp(key, MEMBERS[i], klen) == 0;
+        if (same)
+            exact = MEMBERS[i];
+        else if (mcp_jsonrpc_name_equal(key, MEMBERS[i]))
+            invalid(P, apr_psprintf(P->p, "a member name that folds to \"%s\"", MEMBERS[i]));
+        if (frame == F_MESSAGE && i == 1 && (same || mcp_jsonrpc_name_equal(key, "id")))
+            P->msg.ids++;
+    }
+    if (apr_hash_get(seen, key, (apr_ssize_t)klen))
+        invalid(P, exact ? apr_psprintf(P->p, "duplicate member \"%s\"", exact) : "a duplicate member name");
+    else
+        apr_hash_set(seen, key, (apr_ssize_t)klen, "");
+    if (!exact)
+        return T_NONE;
+    if (frame == F_MESSAGE)
+        return strcmp(exact, "method") == 0   ? T_METHOD
+               : strcmp(exact, "id") == 0     ? T_ID
+               : strcmp(exact, "params") == 0 ? T_PARAMS
+                                              : T_NONE;
+    return strcmp(exact, "name") == 0 ? T_NAME : strcmp(exact, "uri") == 0 ? T_URI : T_NONE;
+}
+
+/* A scalar value that is to be recorded. */
+static int read_scalar(parser_t *P, int target)
+{
+    size_t from = P->pos, vlen;
+    char *val = NULL;
+    int is_string = P->s[P->pos] == '"';
+    int want = is_string && (target == T_METHOD || target == T_NAME || target == T_URI);
+    int rc = is_string                                                       ? read_string(P, want ? &val : NULL, &vlen)
+             : P->s[from] == '-' || (P->s[from] >= '0' && P->s[from] <= '9') ? read_number(P)
+                                                                             : read_literal(P);
+    if (rc != 0)
+        return rc;
+    if (target == T_METHOD)
+        P->msg.method = val;
+    else if (target == T_NAME)
+        P->msg.name = val;
+    else if (target == T_URI)
+        P->msg.uri = val;
+    else if (target == T_ID && (is_string || P->s[from] == '-' || (P->s[from] >= '0' && P->s[from] <= '9')))
+        P->msg.id = apr_pstrmemdup(P->p, (const char *)P->s + from, P->pos - from);
+    return 0;
+}
+
+/* ---- the grammar -------------------------------------------------------- */
+
+enum { S_VALUE, S_FIRST_MEMBER, S_MEMBER, S_FIRST_ELEMENT, S_AFTER };
+
+static int element_target(parser_t *P)
+{
+    return P->stack[P->depth - 1] == F_BATCH ? T_MESSAGE : T_NONE;
+}
+
+static int parse(parser_t *P)
+{
+    int state = S_VALUE, target = T_TOP;
+    char *key;
+    size_t klen;
+
+    for (;;) {
+        char top = P->depth ? P->stack[P->depth - 1] : 0;
+        int is_object = top == F_OBJECT || top == F_MESSAGE || top == F_PARAMS;
+
+        skip_ws(P);
+        if (P->pos >= P->len && !(state == S_AFTER && P->depth == 0))
+            return parse_error(P, state == S_VALUE && P->depth == 0 ? "empty body" : "the body ends inside a value");
+        switch (state) {
+        case S_VALUE:
+            if (P->s[P->pos] == '{') {
+                char frame = F_OBJECT;
+                if (target == T_TOP || target == T_MESSAGE) {
+                    frame = F_MESSAGE;
+                    begin_message(P);
+                }
+                else if (target == T_PARAMS) {
+                    frame = F_PARAMS;
+                    apr_hash_clear(P->seen[1]);
+                }
+                push(P, frame);
+                P->pos++;
+                state = S_FIRST_MEMBER;
+            }
+            else if (P->s[P->pos] == '[') {
+                push(P, target == T_TOP ? F_BATCH : F_ARRAY);
+                P->out->is_batch |= target == T_TOP;
+                P->pos++;
+                state = S_FIRST_ELEMENT;
+            }
+            else {
+                if (read_scalar(P, target) != 0)
+                    return -1;
+                state = S_AFTER;
+            }
+            break;
+        case S_FIRST_MEMBER:
+        case S_MEMBER:
+            if (state == S_FIRST_MEMBER && P->s[P->pos] == '}') {
+                P->pos++;
+                pop(P);
+                state = S_AFTER;
+                break;
+            }
+            if (P->s[P->pos] != '"')
+                return parse_error(P, "expected a member name");
+            if (read_string(P, top == F_OBJECT ? NULL : &key, &klen) != 0)
+                return -1;
+            target = top == F_OBJECT ? T_NONE : check_member(P, top, key, klen);
+            skip_ws(P);
+            if (P->pos >= P->len || P->s[P->pos] != ':')
+                return parse_error(P, "expected ':'");
+            P->pos++;
+            state = S_VALUE;
+            break;
+        case S_FIRST_ELEMENT:
+            if (P->s[P->pos] == ']') {
+                P->pos++;
+                pop(P);
+                state = S_AFTER;
+                break;
+            }
+            target = element_target(P);
+            state = S_VALUE;
+            break;
+        case S_AFTER:
+            if (P->depth == 0)
+                return P->pos == P->len ? 0 : parse_error(P, "bytes after the JSON value");
+            if (P->s[P->pos] == ',') {
+                P->pos++;
+                if (is_object)
+                    state = S_MEMBER;
+                else {
+                    target = element_target(P);
+                    state = S_VALUE;
+                }
+            }
+            else if (P->s[P->pos] == (is_object ? '}' : ']')) {
+                P->pos++;
+                pop(P);
+            }
+            else
+                return parse_error(P, is_object ? "expected ',' or '}'" : "expected ',' or ']'");
+            break;
+        }
+    }
+}
+
+int mcp_jsonrpc_parse(apr_pool_t *p, const char *body, size_t len, mcp_rpc_body_t *out)
+{
+    parser_t P;
+
+    memset(out, 0, sizeof(*out));
+    out->tool_calls = apr_array_make(p, 4, sizeof(const char *));
+    out->id = "null";
+    memset(&P, 0, sizeof(P));
+    P.p = p;
+    P.s = (const unsigned char *)(body ? body : "");
+    P.len = body ? len : 0;
+    P.out = out;
+    P.seen[0] = apr_hash_make(p);
+    P.seen[1] = apr_hash_make(p);
+    if (P.len >= 3 && memcmp(P.s, "\xEF\xBB\xBF", 3) == 0)
+        parse_error(&P, "a UTF-8 byte order mark");
+    else if (parse(&P) != 0) {
+        out->id = "null";
+        apr_array_clear(out->tool_calls);
+    }
+    if (out->code == MCP_RPC_INVALID_REQUEST)
+        apr_array_clear(out->tool_calls);
+    return out->code;
 }

@@ -134,3 +134,24 @@ int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fa
     st->responded = 1;
     return status;
 }
+
+int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *cause)
+{
+    mcp_request_t *st = mcp_request(r);
+    const char *message = code == -32700 ? "Parse error" : "Invalid Request";
+
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "JSON-RPC body refused (%d %s): %s (%s %s)", code, message,
+                  cause ? cause : "(no cause)", r->method, mcp_printable(r->pool, r->uri, 256));
+    /* Not an authorization failure: no challenge, whatever ran before. */
+    apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    if (r->main)
+        return HTTP_BAD_REQUEST;
+    /* The error page's text; insert_error_filter makes it application/json. */
+    ap_custom_response(r, HTTP_BAD_REQUEST,
+                       apr_psprintf(r->pool,
+                                    "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":\"%s\"}}\n",
+                                    id ? id : "null", code, message));
+    st->responded = 1;
+    return HTTP_BAD_REQUEST;
+}

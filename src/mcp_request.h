@@ -40,6 +40,12 @@ const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf);
  * and `Header always` apply as to any error). */
 int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail);
 
+/* Refuses a JSON-RPC body (SPEC 6): 400, a JSON-RPC error body with code
+ * (-32700 parse error, -32600 invalid request) and id (raw JSON text,
+ * "null" when unknown), no challenge, one log line naming the cause (never
+ * the body). Through httpd's error path like mcp_respond. */
+int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *cause);
+
 /* WWW-Authenticate for what the state says (note_auth_failure and errors). */
 void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf);
 

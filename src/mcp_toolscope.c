@@ -102,15 +102,6 @@ static int read_body(request_rec *r, apr_bucket_brigade **kept, char **flat, apr
     return OK;
 }
 
-static const apr_array_header_t *configured_tools(apr_pool_t *p, const mcp_dir_conf_t *conf)
-{
-    apr_array_header_t *names = apr_array_make(p, conf->tool_scopes->nelts, sizeof(const char *));
-    int i;
-    for (i = 0; i < conf->tool_scopes->nelts; i++)
-        APR_ARRAY_PUSH(names, const char *) = APR_ARRAY_IDX(conf->tool_scopes, i, mcp_tool_scope_t).tool;
-    return names;
-}
-
 /* Scopes the named tools need, minus what the token has, into missing. */
 static void tool_requirements(const mcp_dir_conf_t *conf, const apr_array_header_t *called,
                               const apr_array_header_t *granted, apr_array_header_t *missing)
@@ -120,9 +111,9 @@ static void tool_requirements(const mcp_dir_conf_t *conf, const apr_array_header
         const char *name = APR_ARRAY_IDX(called, i, const char *);
         for (j = 0; j < conf->tool_scopes->nelts; j++) {
             const mcp_tool_scope_t *ts = &APR_ARRAY_IDX(conf->tool_scopes, j, mcp_tool_scope_t);
-            /* Case-insensitive: a backend that matches tool names loosely
-             * cannot be reached under a spelling we did not check. */
-            if (strcasecmp(ts->tool, name) != 0)
+            /* Case-insensitive (and ſ/K folded): a backend that matches tool
+             * names loosely cannot be reached under a spelling we did not check. */
+            if (!mcp_jsonrpc_name_equal(ts->tool, name))
                 continue;
             for (k = 0; k < ts->scopes->nelts; k++) {
                 const char *s = APR_ARRAY_IDX(ts->scopes, k, const char *);
@@ -138,7 +129,8 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
     mcp_request_t *st = mcp_request_peek(r);
     const char *encoding = apr_table_get(r->headers_in, "Content-Encoding");
     apr_bucket_brigade *kept = NULL;
-    apr_array_header_t *called, *missing;
+    apr_array_header_t *missing;
+    mcp_rpc_body_t rpc;
     mcp_fail_t fail;
     char *body = NULL;
     apr_size_t len = 0;
@@ -165,15 +157,13 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
         return rc;
     ap_add_input_filter(KEPT_BODY_FILTER, kept, r, r->connection);
 
-    called = apr_array_make(r->pool, 4, sizeof(const char *));
-    if (mcp_jsonrpc_tool_calls(r->pool, body, len, configured_tools(r->pool, conf), called) == MCP_RPC_DUPLICATES) {
-        mcp_fail(&fail, MCP_FAIL_INVALID_REQUEST, "Duplicate member names in the JSON-RPC body", NULL);
-        return mcp_respond(r, conf, &fail);
-    }
+    /* Anything two parsers could read differently never reaches the backend. */
+    if (mcp_jsonrpc_parse(r->pool, body, len, &rpc) != 0)
+        return mcp_respond_jsonrpc(r, rpc.code, rpc.id, rpc.cause);
     /* Only what the tools need: scopes a RequireAny branch asked for but did
      * not need are not owed here. */
     missing = apr_array_make(r->pool, 2, sizeof(const char *));
-    tool_requirements(conf, called, st->granted, missing);
+    tool_requirements(conf, rpc.tool_calls, st->granted, missing);
     if (missing->nelts == 0)
         return DECLINED;
     st->missing = missing;

@@ -13,8 +13,10 @@ HTTPS JWKS server; the backend is CGI.  Covered:
 * the 401 challenge's ``scope`` hint (``MCPAuthScopesSupported``);
 * the RFC 9728 document: path form, root form, 404s, CORS, ``Off``,
   ``MCPAuthResource``, the default audience (= the resource);
-* ``MCPAuthToolScope``: single and batch JSON-RPC, case variants, duplicate
-  members, non-JSON bodies, Content-Encoding, size limit, and the body
+* ``MCPAuthToolScope``: single and batch JSON-RPC, case variants, the
+  ambiguous bodies SPEC 6 refuses with a JSON-RPC 400 (duplicate or
+  case-folded members, not exactly one JSON value), big numbers, non-JSON
+  bodies, Content-Encoding, size limit, and the body
   reaching the backend byte for byte (plain, chunked, Expect: 100-continue,
   exactly 1 MiB) -- checked by a CGI that prints the SHA-256 of its stdin;
 * GET / DELETE authorized like POST, OPTIONS preflight without a token.
@@ -109,6 +111,7 @@ def server(httpd_factory, jwks_server, mcp_auth_so, hash_cgi):
                              "Require mcp-scope mcp:tools", jwks=jw),
         "/tools": protected("MCPAuthToolScope delete_notes notes:delete\n"
                             "MCPAuthToolScope purge_all notes:delete admin:purge\n"
+                            "MCPAuthToolScope admin/reset admin:reset\n"
                             "Require mcp-scope mcp:tools", jwks=jw),
         # no MCPAuthAudience: the audience is the resource
         "/aud": protected("Require valid-user", jwks=jw, audience=None),
@@ -634,15 +637,61 @@ def test_tool_name_outside_tools_call_is_not_a_call(server, minter):
 @pytest.mark.parametrize("body", [
     b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"DELETE_NOTES"}}',
     b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Delete_Notes"}}',
-    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"NAME":"delete_notes"}}',
-    b'{"jsonrpc":"2.0","id":1,"Method":"TOOLS/CALL","PARAMS":{"Name":"delete_notes"}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"TOOLS/CALL","params":{"name":"delete_notes"}}',
     b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete\\u005fnotes"}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_note\\u017f"}}',
     b'[{"jsonrpc":"2.0","id":1,"method":"ping"},'
-    b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"NAME":"delete_NOTES"}}]',
-], ids=["upper-name", "mixed-name", "key-case", "method-key-case", "unicode-escape", "batch-mixed"])
+    b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_NOTES"}}]',
+], ids=["upper-name", "mixed-name", "method-value-case", "unicode-escape", "long-s-in-name", "batch-mixed"])
 def test_tool_call_case_and_escape_variants_need_scope(server, minter, body):
     resp = post(server, minter.token(scope="mcp:tools"), body)
     assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
+
+
+def assert_jsonrpc_400(resp, code, id_=None):
+    """SPEC 6: 400, no challenge, the JSON-RPC error body, nothing forwarded."""
+    assert resp.status == 400, resp
+    assert resp.header_all("WWW-Authenticate") == [], resp
+    assert resp.header("Content-Type").split(";")[0].strip() == "application/json", resp
+    message = {-32700: "Parse error", -32600: "Invalid Request"}[code]
+    assert resp.json() == {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}, resp
+    assert "SCRIPT_OK" not in resp.text
+
+
+DEEP = 100000
+# issue 10 item 2, each reproduced against the old module (the tool ran)
+# or a neighbour of it; all but the last: with the scope-lacking token.
+INVALID_REQUEST_BODIES = {
+    "five-case-variants": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":'
+                          b'{"NAME":"x","Name":"x","nAme":"x","naMe":"x","name":"delete_notes"}}',
+    "decoy-methods": b'{"jsonrpc":"2.0","id":1,"METHOD":"x","Method":"x","mEthod":"x","meThod":"x",'
+                     b'"method":"tools/call","params":{"name":"delete_notes"}}',
+    "decoy-params": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","PARAMS":{},"Params":{},"pArams":{},'
+                    b'"paRams":{},"params":{"name":"delete_notes"}}',
+    "long-s-params": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes"},'
+                     b'"param\\u017f":{"name":"delete_notes"}}',
+    "long-s-params-raw": '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes"},'
+                         '"param\u017f":{"name":"delete_notes"}}'.encode(),
+    "nul-suffixed-name": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes",'
+                         b'"name\\u0000":"delete_notes"}}',
+    "key-case": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"NAME":"delete_notes"}}',
+    "method-key-case": b'{"jsonrpc":"2.0","id":1,"Method":"TOOLS/CALL","PARAMS":{"Name":"delete_notes"}}',
+    "escaped-duplicate": b'{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+                         b'"params":{"name":"read_notes","na\\u006de":"delete_notes"}}',
+    "batch-key-case": b'[{"jsonrpc":"2.0","id":1,"method":"ping"},'
+                      b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"NAME":"delete_NOTES"}}]',
+    "name-not-a-string": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["delete_notes"]}}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_REQUEST_BODIES))
+def test_ambiguous_members_are_400_invalid_request(server, minter, name):
+    body = INVALID_REQUEST_BODIES[name]
+    resp = post(server, minter.token(scope="mcp:tools"), body)
+    assert_jsonrpc_400(resp, -32600, None if body.startswith(b"[") else 1)
+    # refused whatever the token may do: the body is ambiguous, not forbidden
+    resp = post(server, minter.token(scope="mcp:tools notes:delete"), body)
+    assert_jsonrpc_400(resp, -32600, None if body.startswith(b"[") else 1)
 
 
 @pytest.mark.parametrize("body", [
@@ -651,32 +700,86 @@ def test_tool_call_case_and_escape_variants_need_scope(server, minter, body):
     b'{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"read_notes"}}',
 ], ids=["dup-name", "dup-params", "dup-method"])
 def test_duplicate_member_names_are_400(server, minter, body):
+    # Was: 400 with a Bearer invalid_request challenge; SPEC 6 (amended)
+    # answers with a JSON-RPC error and no challenge.
     resp = post(server, minter.token(scope="mcp:tools notes:delete"), body)
-    assert resp.status == 400, resp
-    params = dict(challenge_params(only_challenge(resp)))
-    assert params["error"] == "invalid_request", params
-    assert resp.json()["error"] == "invalid_request"
-    assert "SCRIPT_OK" not in resp.text
+    assert_jsonrpc_400(resp, -32600, 1)
 
 
-def test_malformed_json_passes_untouched(server, minter):
-    for body in (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes"}',
-                 b'not json at all \x00\xff\xfe binary',
-                 b'{"jsonrpc":"2.0","id":1,"method":"tools/list",}'):
-        assert_passed_intact(post(server, minter.token(scope="mcp:tools"), body), body)
-
-
-def test_non_json_mentioning_a_protected_tool_needs_its_scope(server, minter):
+def test_invalid_request_echoes_a_readable_id_only(server, minter):
     tok = minter.token(scope="mcp:tools")
-    for body in (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes"},}',
-                 b'{"method":"tools/call","params":{"name":"DeLeTe_NoTeS", NaN}}',
-                 b'{"method":"tools/call","params":{"name":"delete\\u005fnotes"},}'):
-        resp = post(server, tok, body)
-        assert resp.status == 403, (body, resp)
-        assert dict(challenge_params(only_challenge(resp)))["error"] == "insufficient_scope"
-    # with the scope it passes untouched
-    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes"},}'
-    assert_passed_intact(post(server, minter.token(scope="mcp:tools notes:delete"), body), body)
+    body = b'{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"Name":"delete_notes"}}'
+    assert_jsonrpc_400(post(server, tok, body), -32600, "req-7")
+    body = b'{"jsonrpc":"2.0","id":12345678901234567890123,"method":"tools/call","params":{"Name":"x"}}'
+    resp = post(server, tok, body)
+    assert resp.status == 400 and b'"id":12345678901234567890123,' in resp.body, resp
+    body = b'{"jsonrpc":"2.0","id":1,"ID":2,"method":"tools/call","params":{"name":"read_notes"}}'
+    assert_jsonrpc_400(post(server, tok, body), -32600, None)
+
+
+def _deep(open_, close, inner=b"1"):
+    return open_ * DEEP + inner + close * DEEP
+
+
+PARSE_ERROR_BODIES = {
+    "bom": b"\xef\xbb\xbf" + json.dumps(call("delete_notes")).encode(),
+    "trailing-bytes": json.dumps(call("read_notes")).encode() + b"x",
+    "second-value": json.dumps(call("read_notes")).encode() + json.dumps(call("delete_notes")).encode(),
+    "trailing-comma": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes"},}',
+    "nan": b'{"method":"tools/call","params":{"name":"DeLeTe_NoTeS", NaN}}',
+    "unterminated": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes"}',
+    "binary": b'not json at all \x00\xff\xfe binary',
+    "invalid-utf8": b'{"jsonrpc":"2.0","id":"\xff","method":"tools/call","params":{"name":"delete_notes"}}',
+    "lone-surrogate": b'{"jsonrpc":"2.0","id":"\\ud800","method":"tools/call","params":{"name":"delete_notes"}}',
+    "empty": b"",
+    "deep-unclosed": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes","arguments":'
+                     + b"[" * DEEP + b"]" * (DEEP - 1) + b"}}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARSE_ERROR_BODIES))
+def test_not_exactly_one_json_value_is_400_parse_error(server, minter, name):
+    # Was: passed to the backend untouched (malformed JSON), or 403 when its
+    # bytes spelled a protected tool ("opaque body"); SPEC 6 (amended): -32700.
+    body = PARSE_ERROR_BODIES[name]
+    since = server.log_offset()
+    resp = post(server, minter.token(scope="mcp:tools notes:delete"), body)
+    assert_jsonrpc_400(resp, -32700, None)
+    log = server.wait_for_log("JSON-RPC body refused", since)
+    assert "JSON-RPC body refused (-32700 Parse error): not JSON" in log, log
+    assert "delete_notes" not in log and "read_notes" not in log, log  # never the body
+
+
+def test_big_numbers_and_deep_nesting_are_json(server, minter):
+    """The legitimate neighbours: numbers of any size are numbers (jansson
+    refused 1e400), deep nesting has no cap, and the tool they call is seen."""
+    bodies = [
+        b'{"jsonrpc":"2.0","id":1e400,"method":"tools/call","params":{"name":"delete_notes"}}',
+        b'{"jsonrpc":"2.0","id":1234567890123456789012345,"method":"tools/call","params":{"name":"delete_notes"}}',
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes","arguments":{"x":'
+        + _deep(b"[", b"]") + b"}}}",
+    ]
+    for body in bodies:
+        resp = post(server, minter.token(scope="mcp:tools"), body)
+        assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
+        assert_passed_intact(post(server, minter.token(scope="mcp:tools notes:delete"), body), body)
+
+
+def test_escaped_slash_in_a_tool_name_behind_a_huge_id(server, minter):
+    # The old "opaque body" fallback: jansson could not read 1e400, and the
+    # bytes never spelled admin/reset, so the call ran without admin:reset.
+    body = b'{"jsonrpc":"2.0","id":1e400,"method":"tools/call","params":{"name":"admin\\/reset"}}'
+    resp = post(server, minter.token(scope="mcp:tools notes:delete"), body)
+    assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete admin:reset")
+    assert_passed_intact(post(server, minter.token(scope="mcp:tools admin:reset"), body), body)
+
+
+def test_well_formed_non_calls_pass_untouched(server, minter):
+    for body in (b' {"jsonrpc":"2.0","id":1,"method":"tools/list"}\r\n',
+                 b'[]', b'"text"', b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+                 '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes",'
+                 '"arguments":{"NAME":"\u017f","name":1,"Params":2}}}'.encode()):
+        assert_passed_intact(post(server, minter.token(scope="mcp:tools"), body), body)
 
 
 def test_every_post_is_read_whatever_its_content_type(server, minter):
@@ -892,6 +995,16 @@ def test_header_always_reaches_400(cors_server):
     resp = cors_server.request("GET", "/cors", [("Authorization", "Bearer a b")])
     assert resp.status == 400
     assert _has_cors_and_json(resp)["error"] == "invalid_request"
+
+
+def test_header_always_reaches_the_jsonrpc_400(cors_server, minter):
+    body = b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x","Name":"delete_notes"}}'
+    resp = cors_server.request("POST", "/cors", [("Authorization", "Bearer " + minter.token(scope="mcp:tools")),
+                                                  ("Content-Type", "application/json")], body)
+    assert resp.status == 400, resp
+    assert _has_cors_and_json(resp) == {"jsonrpc": "2.0", "id": 3,
+                                        "error": {"code": -32600, "message": "Invalid Request"}}
+    assert resp.header_all("WWW-Authenticate") == []
 
 
 def test_header_always_reaches_403_require_and_tool(cors_server, minter):

@@ -634,13 +634,20 @@ def test_proxied_bodies_arrive_byte_for_byte(stack):
     head = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","arguments":{"p":"'
     tail = b'"}}}'
     mib = head + b"q" * (MIB - len(head) - len(tail)) + tail
-    for body, chunked in ((one, False), (one, True), (b"{not json", False), (mib, False), (mib, True)):
+    for body, chunked in ((one, False), (one, True), (mib, False), (mib, True)):
         resp = _echo(stack, tok, body, chunked=chunked)
         assert resp.status == 200, resp
         got = resp.json()
         assert got["sha256"] == hashlib.sha256(body).hexdigest() and got["length"] == len(body), (chunked, got)
     resp = _echo(stack, tok, mib + b" ")
     assert resp.status == 413, resp
+    # Was: a non-JSON body passed untouched. SPEC 6 (amended): with tool
+    # scopes it is refused with a JSON-RPC parse error and never forwarded.
+    for chunked in (False, True):
+        resp = _echo(stack, tok, b"{not json", chunked=chunked)
+        assert resp.status == 400, resp
+        assert resp.json() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}, resp
+        assert "sha256" not in resp.text, resp
 
 
 def test_proxied_expect_100_continue(stack):

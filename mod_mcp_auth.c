@@ -64,6 +64,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->pass_token = MERGE(pass_token, -1);
     c->forward_token = MERGE(forward_token, -1);
     c->introspection = MERGE(introspection, NULL);
+    c->allowed_origins = MERGE(allowed_origins, NULL);
     return c;
 }
 
@@ -135,6 +136,8 @@ static const command_rec mcp_cmds[] = {
             "connect+total timeout in seconds for calls to the IdP (default 5)"),
     SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, 0, "verify IdP TLS certificates (default On)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, 0, "CA bundle for IdP TLS (default: system store)"),
+    DIR_CMD(AP_INIT_ITERATE, "MCPAuthAllowedOrigins", mcp_cmd_allowed_origins,
+            "<origin>... or *: browser origins allowed to call (default: the resource's own origin)"),
     {NULL},
 };
 
@@ -158,13 +161,34 @@ static int check_authn(request_rec *r)
     return mcp_authenticate(r, dir_conf(r));
 }
 
-/* access_checker_ex: OK skips authn and authz -- for a CORS preflight and
- * for the lookups the metadata handler makes. */
+/* access_checker_ex: OK skips authn and authz -- for the lookups the
+ * metadata handler makes. */
 static int skip_access_control(request_rec *r)
 {
-    if (!is_ours(r) || !(mcp_is_preflight(r, dir_conf(r)) || mcp_metadata_is_lookup(r)))
+    if (!is_ours(r) || !mcp_metadata_is_lookup(r))
         return DECLINED;
     return OK;
+}
+
+/* access_checker_ex, after mod_authz_core's pass without a user: `Require
+ * ip`, `Require all denied` and the like have already refused what they
+ * refuse. What is left waits for a user, which a CORS preflight (no
+ * credentials, by definition) never has: skip authentication, and let the
+ * fixups and handler below answer it. */
+static int pass_preflight(request_rec *r)
+{
+    if (!is_ours(r) || !mcp_is_preflight(r, dir_conf(r)))
+        return DECLINED;
+    return OK;
+}
+
+/* header_parser: a browser page from an origin not allowed here (DNS
+ * rebinding) is refused before anything else looks at the request. */
+static int check_origin(request_rec *r)
+{
+    if (!is_ours(r) || mcp_metadata_is_lookup(r))
+        return DECLINED;
+    return mcp_authz_check_origin(r, dir_conf(r));
 }
 
 static int note_auth_failure(request_rec *r, const char *auth_type)
@@ -189,16 +213,26 @@ static int scrub_identity(request_rec *r)
     return DECLINED;
 }
 
-/* After authorization, before the handler: per-tool scopes, then what the
- * backend gets to see of the token. */
+/* After authorization, before the handler: a preflight's answer, per-tool
+ * scopes, then what the backend gets to see of the token -- also from a
+ * subrequest (SSI, a lookup that proxies), which carries a copy of the
+ * client's headers but reads no body of its own. */
 static int before_handler(request_rec *r)
 {
-    int rc;
-    if (!is_ours(r) || r->main)
+    const mcp_dir_conf_t *conf;
+    int rc = DECLINED;
+
+    if (!is_ours(r))
         return DECLINED;
-    rc = mcp_toolscope_check(r, dir_conf(r));
+    conf = dir_conf(r);
+    if (mcp_is_preflight(r, conf)) {
+        mcp_authz_preflight_prepare(r, conf);
+        return DECLINED;
+    }
+    if (!r->main)
+        rc = mcp_toolscope_check(r, conf);
     if (rc == OK || rc == DECLINED)
-        mcp_identity_forward(r, dir_conf(r));
+        mcp_identity_forward(r, conf);
     return rc;
 }
 
@@ -267,11 +301,15 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_quick_handler(mcp_metadata_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_access_ex(skip_access_control, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_access_ex(pass_preflight, NULL, NULL, APR_HOOK_REALLY_LAST, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(scrub_identity, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_header_parser(check_origin, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(mcp_authz_preflight_answer, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mcp_authz_register(p);
     mcp_toolscope_register(p);
 }

@@ -43,6 +43,7 @@ typedef struct {
     int pass_token;                      /* -1 unset, 0 Off (default), 1 On */
     int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
     const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
+    apr_array_header_t *allowed_origins; /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
 } mcp_dir_conf_t;
 
 typedef struct {
@@ -107,6 +108,7 @@ const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Checks that need the whole configuration (test_config, post_config). */
 const char *mcp_config_check(apr_pool_t *p);

@@ -229,6 +229,7 @@ static int before_handler(request_rec *r)
         mcp_authz_preflight_prepare(r, conf);
         return DECLINED;
     }
+    mcp_authz_granted(r);
     if (!r->main)
         rc = mcp_toolscope_check(r, conf);
     if (rc == OK || rc == DECLINED)

@@ -92,6 +92,32 @@ static authz_status token_state(request_rec *r, mcp_request_t **st)
     return *st && (*st)->verified ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
+/* A Require rule of ours refused a valid token. Under
+ * AuthzSendForbiddenOnFailure On mod_authz_core answers 403 straight away,
+ * and ap_die would follow an `ErrorDocument 403 /url` before our error
+ * filter could add the step-up challenge: this request's own text for 403
+ * takes precedence over it. Undone by mcp_authz_granted when the whole tree
+ * grants after all (a RequireAny sibling). */
+static void note_refusal(request_rec *r, mcp_request_t *st)
+{
+    mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
+    if (!st->refused_by_rule && !r->main)
+        ap_custom_response(r, HTTP_FORBIDDEN, mcp_error_body(r->pool, &fail));
+    st->refused_by_rule = 1;
+}
+
+void mcp_authz_granted(request_rec *r)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    core_request_config *rc = ap_get_core_module_config(r->request_config);
+
+    if (!st || !st->refused_by_rule)
+        return;
+    st->refused_by_rule = 0;
+    if (rc && rc->response_code_strings)
+        rc->response_code_strings[ap_index_of_response(HTTP_FORBIDDEN)] = NULL;
+}
+
 static authz_status check_scope(request_rec *r, const char *line, const void *parsed)
 {
     const require_args *a = parsed;
@@ -113,7 +139,8 @@ static authz_status check_scope(request_rec *r, const char *line, const void *pa
             lacking = 1;
         }
     /* A negated rule refuses when it grants. */
-    st->refused_by_rule |= a->negated ? !lacking : lacking;
+    if (a->negated ? !lacking : lacking)
+        note_refusal(r, st);
     return lacking ? AUTHZ_DENIED : AUTHZ_GRANTED;
 }
 
@@ -127,10 +154,12 @@ static authz_status check_claim(request_rec *r, const char *line, const void *pa
     if (s != AUTHZ_GRANTED)
         return s;
     if (mcp_claim_matches(mcp_claim_path(mcp_request_claims(r, st), a->path), a->values, a->n)) {
-        st->refused_by_rule |= a->negated;
+        if (a->negated)
+            note_refusal(r, st);
         return AUTHZ_GRANTED;
     }
-    st->refused_by_rule |= !a->negated;
+    if (!a->negated)
+        note_refusal(r, st);
     return AUTHZ_DENIED;
 }
 

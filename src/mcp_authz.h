@@ -14,6 +14,10 @@ void mcp_authz_register(apr_pool_t *p);
  * authz_core's 401 for a valid token becomes 403 insufficient_scope. */
 void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf);
 
+/* fixups: authorization granted after all (a RequireAny sibling), so a
+ * rule's earlier refusal no longer shapes this request's 403s. */
+void mcp_authz_granted(request_rec *r);
+
 /* note_auth_failure for AuthType mcp-jwt. */
 void mcp_authz_note_failure(request_rec *r, const mcp_dir_conf_t *conf);
 

@@ -213,6 +213,10 @@ static int scrub_identity(request_rec *r)
     return DECLINED;
 }
 
+/* Which configuration before_handler ran under (r->notes: a subrequest
+ * that mod_dir merges into r brings its notes, never this one). */
+#define FIXUPS_NOTE "mcp_auth_fixups"
+
 /* After authorization, before the handler: a preflight's answer, per-tool
  * scopes, then what the backend gets to see of the token -- also from a
  * subrequest (SSI, a lookup that proxies), which carries a copy of the
@@ -225,6 +229,8 @@ static int before_handler(request_rec *r)
     if (!is_ours(r))
         return DECLINED;
     conf = dir_conf(r);
+    if (!r->main)
+        apr_table_set(r->notes, FIXUPS_NOTE, apr_psprintf(r->pool, "%pp", (const void *)conf));
     if (mcp_is_preflight(r, conf)) {
         mcp_authz_preflight_prepare(r, conf);
         return DECLINED;
@@ -235,6 +241,40 @@ static int before_handler(request_rec *r)
     if (rc == OK || rc == DECLINED)
         mcp_identity_forward(r, conf);
     return rc;
+}
+
+/* mod_dir's FallbackResource and DirectoryIndex merge a looked-up
+ * subrequest into the request (ap_internal_fast_redirect) during the
+ * fixups: the request may have become ours after our steps ran for it.
+ * The lookup passed authentication and Require under this configuration;
+ * what it did not do for this request -- scrub, identity, tool scopes, the
+ * token towards the backend -- is done here, before any handler. */
+static int late_checks(request_rec *r)
+{
+    const mcp_dir_conf_t *conf;
+    const char *done = apr_table_get(r->notes, FIXUPS_NOTE);
+    int rc;
+
+    if (!is_ours(r) || r->main)
+        return DECLINED;
+    conf = dir_conf(r);
+    if (done && strcmp(done, apr_psprintf(r->pool, "%pp", (const void *)conf)) == 0)
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "configuration changed after the fixups: checking %s again",
+                  r->uri);
+    scrub_identity(r);
+    if (!mcp_is_preflight(r, conf) && (rc = mcp_authenticate(r, conf)) != OK)
+        return rc;
+    return before_handler(r);
+}
+
+/* handler, before any other: the late checks, then a preflight's answer. */
+static int first_handler(request_rec *r)
+{
+    int rc = late_checks(r);
+    if (rc != DECLINED && rc != OK)
+        return rc;
+    return mcp_authz_preflight_answer(r);
 }
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -309,7 +349,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_header_parser(scrub_identity, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_header_parser(check_origin, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
-    ap_hook_handler(mcp_authz_preflight_answer, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mcp_authz_register(p);
     mcp_toolscope_register(p);

@@ -255,7 +255,7 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend, files):
                           f'ProxyPass "{back}/sub/nofwd"'),
         "/sub/fwd": loc(jw, f'ProxyPass "{back}/sub/fwd"'),
         # the redirect target of /rw2, protected with a tool rule of its own
-        "/cgi-prot": loc(jw, "MCPAuthToolScope target_only target:run"),
+        "/cgi-prot": loc(jw, "MCPAuthToolScope target_only target:run", IDENTITY),
     }
     cgi = files["cgi"]
     server_conf = "\n".join([
@@ -282,6 +282,8 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend, files):
         f'  RewriteRule ^ /cgi-echo/echo.cgi [L]\n</Directory>',
         # not in the harness's list: it would ScriptAlias /fb to its own CGI
         f'<Location "/fb">\n{loc(jw, TOOLS, "FallbackResource /cgi-echo/echo.cgi")}\n</Location>',
+        # an open front whose fallback is the protected /cgi-prot
+        '<Location "/fbopen">\n  Require all granted\n  FallbackResource /cgi-prot/x\n</Location>',
         f'Alias /rw2 "{files["rw2"]}"',
         f'<Directory "{files["rw2"]}">\n{loc(jw, TOOLS)}\n  RewriteEngine On\n'
         f'  RewriteRule ^ /cgi-prot/x [L]\n</Directory>',
@@ -646,3 +648,19 @@ def test_forward_token_off_holds_for_subrequests(server, backend, minter):
     # and the main request path is unchanged
     resp = server.get("/sub/nofwd/y", token)
     assert resp.status == 200 and got_headers(resp.json(), "Authorization") == [], resp
+
+
+def test_fallback_into_a_protected_location_is_checked_there(server, minter):
+    """mod_dir merges the protected target into the open front request after
+    our fixups ran for it (ap_internal_fast_redirect): the target's rules
+    must still apply to that request -- tool scope, identity, the body."""
+    body = tool_call("target_only")
+    resp = post(server, "/fbopen/x", minter.token(scope="mcp:tools"), body)
+    assert resp.status == 403, resp
+    resp = post(server, "/fbopen/x", minter.token(scope="mcp:tools target:run"), body,
+                headers=[("X-MCP-User", "admin")])
+    assert resp.status == 200, resp
+    doc = resp.json()
+    assert doc["body"].encode("latin-1") == body and doc["remote_user"] == "alice", doc
+    assert doc["headers"].get("HTTP_X_MCP_USER") == "alice", doc
+    assert server.request("POST", "/fbopen/x", [], body).status == 401

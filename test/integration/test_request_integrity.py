@@ -664,3 +664,26 @@ def test_fallback_into_a_protected_location_is_checked_there(server, minter):
     assert doc["body"].encode("latin-1") == body and doc["remote_user"] == "alice", doc
     assert doc["headers"].get("HTTP_X_MCP_USER") == "alice", doc
     assert server.request("POST", "/fbopen/x", [], body).status == 401
+
+
+# ---------------------------------------------------------------------------
+# MCPAuthAllowedOrigins at configtest
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["app.example", "https://app.example/", "https://app.example/mcp",
+                                   "https://user@app.example", "https://app.example?x=1", "* https://app.example",
+                                   "https://app.example *"])
+def test_allowed_origins_refuses_what_is_not_an_origin(tmp_path, mcp_auth_so, value):
+    from test_config import configtest, location
+    r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example",
+                                                   f"MCPAuthAllowedOrigins {value}"))
+    assert r.returncode != 0, r
+    assert "MCPAuthAllowedOrigins" in r.stderr, r.stderr
+
+
+def test_allowed_origins_accepts_origins(tmp_path, mcp_auth_so):
+    from test_config import configtest, location
+    r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example",
+                                                   "MCPAuthAllowedOrigins https://a.example http://b.example:8080",
+                                                   "MCPAuthAllowedOrigins https://[::1]:8443"))
+    assert r.returncode == 0, r.stderr

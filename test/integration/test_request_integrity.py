@@ -229,6 +229,8 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend, files):
                        require="<RequireAll>\nRequire ip 192.0.2.1\nRequire valid-user\n</RequireAll>"),
         "/pre-ip-ok": loc(jw, f"MCPAuthAllowedOrigins {ALLOWED}", f'ProxyPass "{back}/pre-ip-ok"',
                           require="<RequireAll>\nRequire ip 127.0.0.1\nRequire valid-user\n</RequireAll>"),
+        "/pre-open": loc(jw, f"MCPAuthAllowedOrigins {ALLOWED}", f'ProxyPass "{back}/pre-open"',
+                         require="Require all granted"),
         "/pre-own": loc(jw, "MCPAuthResource https://mcp.example.test/pre-own", f'ProxyPass "{back}/pre-own"'),
         "/pre-star": loc(jw, "MCPAuthAllowedOrigins *", "MCPAuthTokenHeader X-MCP-Token",
                          f'ProxyPass "{back}/pre-star"'),
@@ -410,6 +412,15 @@ def test_preflight_from_a_refused_address_stays_closed(server, backend, minter):
     assert_cors_preflight(server.request("OPTIONS", "/pre-ip-ok", preflight()), ALLOWED)
     assert backend.count("/pre-ip-ok") == 0
     assert server.request("GET", "/pre-ip-ok", bearer(minter.token())).status == 200
+
+
+def test_preflight_to_an_open_location_is_answered_too(server, backend):
+    """Require all granted: mod_authz_core lets everything through without a
+    user, yet the preflight is still the module's to answer."""
+    assert_cors_preflight(server.request("OPTIONS", "/pre-open", preflight()), ALLOWED)
+    assert backend.count("/pre-open") == 0
+    assert server.request("GET", "/pre-open").status == 200
+    assert backend.count("/pre-open") == 1
 
 
 def test_unlisted_origin_is_refused_before_anything_else(server, backend, minter):

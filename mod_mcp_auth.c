@@ -236,6 +236,7 @@ static int before_handler(request_rec *r)
         return DECLINED;
     }
     mcp_authz_granted(r);
+    mcp_identity_redirected(r, conf);
     if (!r->main)
         rc = mcp_toolscope_check(r, conf);
     if (rc == OK || rc == DECLINED)

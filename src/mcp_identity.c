@@ -103,3 +103,25 @@ void mcp_identity_after_body(request_rec *r, const mcp_dir_conf_t *conf, apr_tab
     if (st && st->verified)
         export_headers(r, conf, st);
 }
+
+void mcp_identity_redirected(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    request_rec *p;
+    mcp_request_t *from = NULL, *st;
+    const char *token;
+
+    if (!r->prev || !r->user || mcp_request_peek(r))
+        return;
+    for (p = r->prev; p && !(from = mcp_request_peek(p)); p = p->prev)
+        ;
+    if (!from || !from->verified)
+        return;
+    /* The token's state, not the earlier request's refusals or body. */
+    st = apr_pmemdup(r->pool, from, sizeof(*st));
+    st->missing = apr_array_make(r->pool, 2, sizeof(const char *));
+    st->denied = st->refused_by_rule = st->responded = 0;
+    st->kept_body = NULL;
+    ap_set_module_config(r->request_config, &mcp_auth_module, st);
+    token = apr_table_get(p->subprocess_env, "MCP_AUTH_TOKEN");
+    mcp_identity_export(r, conf, token ? token : "", token ? strlen(token) : 0);
+}

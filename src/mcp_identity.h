@@ -21,6 +21,11 @@ void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char 
  * r->trailers_in, then set again from the token. */
 void mcp_identity_after_body(request_rec *r, const mcp_dir_conf_t *conf, apr_table_t *authorized);
 
+/* fixups: an internal redirect under the same configuration keeps the user
+ * (httpd skips authentication) but its header_parser scrubbed the shared
+ * headers again: the identity of the request it came from is set anew. */
+void mcp_identity_redirected(request_rec *r, const mcp_dir_conf_t *conf);
+
 /* fixups: MCPAuthForwardToken Off removes the token before the backend. */
 void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf);
 

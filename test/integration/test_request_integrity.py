@@ -45,6 +45,7 @@ body = sys.stdin.buffer.read()
 out = {
     "method": os.environ.get("REQUEST_METHOD"),
     "remote_user": os.environ.get("REMOTE_USER"),
+    "who": os.environ.get("WHO"),
     "content_length": os.environ.get("CONTENT_LENGTH"),
     "headers": {k: v for k, v in os.environ.items() if k.startswith("HTTP_")},
     "body": body.decode("latin-1"),
@@ -194,20 +195,22 @@ def files(tmp_root):
     ssi = base / "ssi"
     rw = base / "rw"
     rw2 = base / "rw2"
-    for d in (base, cgi, errors, ssi, rw, rw2):
+    rw3 = base / "rw3"
+    for d in (base, cgi, errors, ssi, rw, rw2, rw3):
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o755)
-    (cgi / "echo.cgi").write_text(ECHO_CGI)
-    os.chmod(cgi / "echo.cgi", 0o755)
+    for d in (cgi, rw3):
+        (d / "echo.cgi").write_text(ECHO_CGI)
+        os.chmod(d / "echo.cgi", 0o755)
     (errors / "401.txt").write_text("ADMIN PAGE 401\n")
     (errors / "403.txt").write_text("ADMIN PAGE 403\n")
     (ssi / "page.shtml").write_text('<!--#include virtual="/sub/nofwd/x" -->\n=====\n'
                                     '<!--#include virtual="/sub/fwd/x" -->\n')
     (ssi / "one.shtml").write_text('<!--#include virtual="/sub/nofwd/x" -->\n')
-    for d in (base, cgi, errors, ssi, rw, rw2):
+    for d in (base, cgi, errors, ssi, rw, rw2, rw3):
         for p in d.iterdir():
             os.chmod(p, os.stat(p).st_mode | 0o444)
-    return {"base": base, "cgi": cgi, "errors": errors, "ssi": ssi, "rw": rw, "rw2": rw2}
+    return {"base": base, "cgi": cgi, "errors": errors, "ssi": ssi, "rw": rw, "rw2": rw2, "rw3": rw3}
 
 
 TOOLS = "MCPAuthToolScope delete_notes notes:delete"
@@ -282,6 +285,12 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend, files):
         f'Alias /rw "{files["rw"]}"',
         f'<Directory "{files["rw"]}">\n{loc(jw, TOOLS)}\n  RewriteEngine On\n'
         f'  RewriteRule ^ /cgi-echo/echo.cgi [L]\n</Directory>',
+        # a redirect inside one directory: the same configuration, so httpd
+        # skips authentication for the redirected request
+        f'Alias /rw3 "{files["rw3"]}"',
+        f'<Directory "{files["rw3"]}">\n{loc(jw, TOOLS, IDENTITY, "MCPAuthClaimEnv who $.sub")}\n'
+        f'  Options +ExecCGI\n  AddHandler cgi-script .cgi\n  RewriteEngine On\n  RewriteBase /rw3/\n'
+        f'  RewriteRule ^mcp$ echo.cgi [L]\n</Directory>',
         # not in the harness's list: it would ScriptAlias /fb to its own CGI
         f'<Location "/fb">\n{loc(jw, TOOLS, "FallbackResource /cgi-echo/echo.cgi")}\n</Location>',
         # an open front whose fallback is the protected /cgi-prot
@@ -625,6 +634,19 @@ def test_redirect_target_checks_the_real_body(server, minter):
     resp = post(server, "/rw2/mcp", minter.token(scope="mcp:tools target:run"), body)
     assert resp.status == 200, resp
     assert resp.json()["body"].encode("latin-1") == body
+
+
+def test_redirect_within_one_configuration_keeps_body_and_identity(server, minter):
+    token = minter.token(sub="alice", scope="mcp:tools")
+    body = tool_call("list_notes")
+    resp = post(server, "/rw3/mcp", token, body, headers=[("X-MCP-User", "admin")])
+    assert resp.status == 200, resp
+    doc = resp.json()
+    assert doc["script"] == "echo.cgi" and doc["body"].encode("latin-1") == body, doc
+    assert doc["remote_user"] == "alice", doc
+    assert doc["headers"].get("HTTP_X_MCP_USER") == "alice", doc
+    assert doc["who"] == "alice", doc
+    assert post(server, "/rw3/mcp", token, tool_call("delete_notes")).status == 403
 
 
 def test_fallback_resource_gets_the_exact_body(server, minter):

@@ -23,10 +23,13 @@ legitimate neighbour that must keep working:
   into a 401; ``Require not mcp-scope X`` never names X as a needed scope.
 * the kept body survives internal redirects (per-directory RewriteRule,
   FallbackResource) byte for byte and is checked again with its real bytes;
+  a redirect within one configuration keeps the identity; a FallbackResource
+  from an open front into a protected location gets that location's checks;
 * ``MCPAuthForwardToken Off`` also holds for subrequests (an SSI include of
   a proxied location).
 """
 
+import http.client
 import json
 import os
 import socket
@@ -322,7 +325,6 @@ def tool_call(name, rid=1):
 
 def raw_request(port, head: bytes, body_parts=(), timeout=20):
     """Sends head + body parts on one socket, returns (status, headers dict, body)."""
-    import http.client
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         sock.sendall(head)

@@ -131,6 +131,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->pass_token = MERGE(pass_token, -1);
     c->forward_token = MERGE(forward_token, -1);
     c->introspection = MERGE(introspection, NULL);
+    c->allowed_origins = MERGE(allowed_origins, NULL);
     return c;
 }
 
@@ -190,6 +191,8 @@ static const command_rec mcp_cmds[] = {
             "also export the raw token as MCP_AUTH_TOKEN (default Off)"),
     TRUST_CMD(AP_INIT_FLAG, "MCPAuthForwardToken", mcp_cmd_forward_token,
             "keep (On, default) or remove (Off) the client's Authorization header towards the backend"),
+    TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAllowedOrigins", mcp_cmd_allowed_origins,
+              "<origin>... or *: browser origins allowed to call (default: the resource's own origin)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
             "largest JWKS or discovery document accepted (default 65536 bytes)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),
@@ -233,13 +236,34 @@ static int check_authn(request_rec *r)
     return mcp_authenticate(r, dir_conf(r));
 }
 
-/* access_checker_ex: OK skips authn and authz -- for a CORS preflight and
- * for the lookups the metadata handler makes. */
+/* access_checker_ex: OK skips authn and authz -- for the lookups the
+ * metadata handler makes. */
 static int skip_access_control(request_rec *r)
 {
-    if (!is_ours(r) || !(mcp_is_preflight(r, dir_conf(r)) || mcp_metadata_is_lookup(r)))
+    if (!is_ours(r) || !mcp_metadata_is_lookup(r))
         return DECLINED;
     return OK;
+}
+
+/* access_checker_ex, after mod_authz_core's pass without a user: `Require
+ * ip`, `Require all denied` and the like have already refused what they
+ * refuse. What is left waits for a user, which a CORS preflight (no
+ * credentials, by definition) never has: skip authentication, and let the
+ * fixups and handler below answer it. */
+static int pass_preflight(request_rec *r)
+{
+    if (!is_ours(r) || !mcp_is_preflight(r, dir_conf(r)))
+        return DECLINED;
+    return OK;
+}
+
+/* header_parser: a browser page from an origin not allowed here (DNS
+ * rebinding) is refused before anything else looks at the request. */
+static int check_origin(request_rec *r)
+{
+    if (!is_ours(r) || mcp_metadata_is_lookup(r))
+        return DECLINED;
+    return mcp_authz_check_origin(r, dir_conf(r));
 }
 
 static int note_auth_failure(request_rec *r, const char *auth_type)
@@ -264,17 +288,69 @@ static int scrub_identity(request_rec *r)
     return DECLINED;
 }
 
-/* After authorization, before the handler: per-tool scopes, then what the
- * backend gets to see of the token. */
+/* Which configuration before_handler ran under (r->notes: a subrequest
+ * that mod_dir merges into r brings its notes, never this one). */
+#define FIXUPS_NOTE "mcp_auth_fixups"
+
+/* After authorization, before the handler: a preflight's answer, per-tool
+ * scopes, then what the backend gets to see of the token -- also from a
+ * subrequest (SSI, a lookup that proxies), which carries a copy of the
+ * client's headers but reads no body of its own. */
 static int before_handler(request_rec *r)
 {
+    const mcp_dir_conf_t *conf;
+    int rc = DECLINED;
+
+    if (!is_ours(r))
+        return DECLINED;
+    conf = dir_conf(r);
+    if (!r->main)
+        apr_table_set(r->notes, FIXUPS_NOTE, apr_psprintf(r->pool, "%pp", (const void *)conf));
+    if (mcp_is_preflight(r, conf)) {
+        mcp_authz_preflight_prepare(r, conf);
+        return DECLINED;
+    }
+    mcp_authz_granted(r);
+    mcp_identity_redirected(r, conf);
+    if (!r->main)
+        rc = mcp_toolscope_check(r, conf);
+    if (rc == OK || rc == DECLINED)
+        mcp_identity_forward(r, conf);
+    return rc;
+}
+
+/* mod_dir's FallbackResource and DirectoryIndex merge a looked-up
+ * subrequest into the request (ap_internal_fast_redirect) during the
+ * fixups: the request may have become ours after our steps ran for it.
+ * The lookup passed authentication and Require under this configuration;
+ * what it did not do for this request -- scrub, identity, tool scopes, the
+ * token towards the backend -- is done here, before any handler. */
+static int late_checks(request_rec *r)
+{
+    const mcp_dir_conf_t *conf;
+    const char *done = apr_table_get(r->notes, FIXUPS_NOTE);
     int rc;
+
     if (!is_ours(r) || r->main)
         return DECLINED;
-    rc = mcp_toolscope_check(r, dir_conf(r));
-    if (rc == OK || rc == DECLINED)
-        mcp_identity_forward(r, dir_conf(r));
-    return rc;
+    conf = dir_conf(r);
+    if (done && strcmp(done, apr_psprintf(r->pool, "%pp", (const void *)conf)) == 0)
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "configuration changed after the fixups: checking %s again",
+                  r->uri);
+    scrub_identity(r);
+    if (!mcp_is_preflight(r, conf) && (rc = mcp_authenticate(r, conf)) != OK)
+        return rc;
+    return before_handler(r);
+}
+
+/* handler, before any other: the late checks, then a preflight's answer. */
+static int first_handler(request_rec *r)
+{
+    int rc = late_checks(r);
+    if (rc != DECLINED && rc != OK)
+        return rc;
+    return mcp_authz_preflight_answer(r);
 }
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -342,11 +418,15 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_quick_handler(mcp_metadata_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_access_ex(skip_access_control, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_access_ex(pass_preflight, NULL, NULL, APR_HOOK_REALLY_LAST, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(scrub_identity, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_header_parser(check_origin, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mcp_authz_register(p);
     mcp_toolscope_register(p);
 }

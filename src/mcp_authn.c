@@ -165,9 +165,14 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     return 0;
 }
 
+/* A browser's CORS preflight (Fetch standard): OPTIONS with Origin and
+ * Access-Control-Request-Method, and never credentials. Any other OPTIONS
+ * is a request like the rest. */
 int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf)
 {
-    return r->method_number == M_OPTIONS && !apr_table_get(r->headers_in, "Authorization") &&
+    return r->method_number == M_OPTIONS && apr_table_get(r->headers_in, "Origin") &&
+           apr_table_get(r->headers_in, "Access-Control-Request-Method") &&
+           !apr_table_get(r->headers_in, "Authorization") &&
            !(conf->token_header && apr_table_get(r->headers_in, conf->token_header));
 }
 

@@ -12,7 +12,8 @@
  * (whose challenge and JSON error page are already set). */
 int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf);
 
-/* A token-less OPTIONS request (CORS preflight) passes untouched. */
+/* A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method,
+ * no credentials. The module answers it itself (mcp_authz_preflight_*). */
 int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf);
 
 #endif

@@ -1,6 +1,8 @@
 #include "mcp_authz.h"
 
+#include <apr_lib.h>
 #include <apr_strings.h>
+#include <apr_uri.h>
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
@@ -20,7 +22,28 @@ typedef struct {
     const char *path;            /* mcp-claim only */
     const char **values;
     int n;
+    int negated;                 /* under `Require not` or <RequireNone>: refuses by granting */
 } require_args;
+
+/* Whether the Require line being parsed grants by refusing: `Require not
+ * ...`, or inside an odd number of <RequireNone> sections. Such a rule never
+ * names a scope the request needs. cmd->directive is the Require line itself
+ * (mod_authz_core calls the parser while that line is being processed). */
+static int negated_rule(cmd_parms *cmd)
+{
+    const ap_directive_t *d = cmd->directive;
+    int n = 0;
+
+    if (d && d->args) {
+        const char *args = d->args;
+        if (strcasecmp(ap_getword_conf(cmd->pool, &args), "not") == 0)
+            n++;
+    }
+    for (d = d ? d->parent : NULL; d; d = d->parent)
+        if (d->directive && strcasecmp(d->directive, "<RequireNone") == 0)
+            n++;
+    return n % 2;
+}
 
 /* Arguments are parsed once, at configuration time. */
 static const char *parse_words(cmd_parms *cmd, const char *line, const void **parsed, int with_path)
@@ -44,6 +67,7 @@ static const char *parse_words(cmd_parms *cmd, const char *line, const void **pa
         a->values = (const char **)words->elts;
         a->n = words->nelts;
     }
+    a->negated = negated_rule(cmd);
     *parsed = a;
     return NULL;
 }
@@ -68,6 +92,32 @@ static authz_status token_state(request_rec *r, mcp_request_t **st)
     return *st && (*st)->verified ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
+/* A Require rule of ours refused a valid token. Under
+ * AuthzSendForbiddenOnFailure On mod_authz_core answers 403 straight away,
+ * and ap_die would follow an `ErrorDocument 403 /url` before our error
+ * filter could add the step-up challenge: this request's own text for 403
+ * takes precedence over it. Undone by mcp_authz_granted when the whole tree
+ * grants after all (a RequireAny sibling). */
+static void note_refusal(request_rec *r, mcp_request_t *st)
+{
+    mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
+    if (!st->refused_by_rule && !r->main)
+        ap_custom_response(r, HTTP_FORBIDDEN, mcp_error_body(r->pool, &fail));
+    st->refused_by_rule = 1;
+}
+
+void mcp_authz_granted(request_rec *r)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    core_request_config *rc = ap_get_core_module_config(r->request_config);
+
+    if (!st || !st->refused_by_rule)
+        return;
+    st->refused_by_rule = 0;
+    if (rc && rc->response_code_strings)
+        rc->response_code_strings[ap_index_of_response(HTTP_FORBIDDEN)] = NULL;
+}
+
 static authz_status check_scope(request_rec *r, const char *line, const void *parsed)
 {
     const require_args *a = parsed;
@@ -81,11 +131,16 @@ static authz_status check_scope(request_rec *r, const char *line, const void *pa
     for (i = 0; i < a->n; i++)
         if (!mcp_scope_has(st->granted, a->values[i])) {
             /* Remembered for the challenge; it is only sent if the whole
-             * Require tree refuses (a RequireAny sibling may still grant). */
-            mcp_scope_add(st->missing, a->values[i]);
+             * Require tree refuses (a RequireAny sibling may still grant).
+             * A negated rule's scopes are what the token must NOT carry:
+             * asking the client to obtain them would be nonsense. */
+            if (!a->negated)
+                mcp_scope_add(st->missing, a->values[i]);
             lacking = 1;
         }
-    st->refused_by_rule |= lacking;
+    /* A negated rule refuses when it grants. */
+    if (a->negated ? !lacking : lacking)
+        note_refusal(r, st);
     return lacking ? AUTHZ_DENIED : AUTHZ_GRANTED;
 }
 
@@ -98,9 +153,13 @@ static authz_status check_claim(request_rec *r, const char *line, const void *pa
 
     if (s != AUTHZ_GRANTED)
         return s;
-    if (mcp_claim_matches(mcp_claim_path(mcp_request_claims(r, st), a->path), a->values, a->n))
+    if (mcp_claim_matches(mcp_claim_path(mcp_request_claims(r, st), a->path), a->values, a->n)) {
+        if (a->negated)
+            note_refusal(r, st);
         return AUTHZ_GRANTED;
-    st->refused_by_rule = 1;
+    }
+    if (!a->negated)
+        note_refusal(r, st);
     return AUTHZ_DENIED;
 }
 
@@ -128,8 +187,15 @@ void mcp_authz_note_failure(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_request_t *st = mcp_request_peek(r);
     /* mod_authz_core calls this only when the whole Require tree refused. */
-    if (st && st->verified && !st->has_fail)
+    if (st && st->verified && !st->has_fail) {
+        mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
         st->denied = 1;
+        /* The 401 on its way becomes our 403 in the error filter, which only
+         * runs if ap_die does not follow an `ErrorDocument 401 /url` first:
+         * this request's own error text for 401 takes precedence over it. */
+        if (!r->main)
+            ap_custom_response(r, HTTP_UNAUTHORIZED, mcp_error_body(r->pool, &fail));
+    }
     mcp_set_challenge(r, conf);
 }
 
@@ -163,4 +229,108 @@ void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf)
                   st->missing->nelts ? mcp_printable(r->pool, mcp_scope_join(r->pool, st->missing), 256)
                                      : "(a Require rule refused the token)",
                   r->method, mcp_printable(r->pool, r->uri, 256));
+}
+
+/* ---- browsers: Origin and CORS preflights (SPEC section 3 step 2) ------- */
+
+#define PREFLIGHT_NOTE "mcp_auth_preflight"
+
+const char *mcp_origin_canonical(apr_pool_t *p, const char *origin, int allow_path)
+{
+    apr_uri_t u;
+    char *scheme, *host, *c;
+    const char *port = NULL;
+
+    if (!origin || apr_uri_parse(p, origin, &u) != APR_SUCCESS || !u.scheme || !*u.scheme || !u.hostname ||
+        !*u.hostname || u.user || u.password || u.query || u.fragment ||
+        (!allow_path && u.path && *u.path))
+        return NULL;
+    scheme = apr_pstrdup(p, u.scheme);
+    host = apr_pstrdup(p, u.hostname);
+    for (c = scheme; *c; c++)
+        *c = (char)apr_tolower(*c);
+    for (c = host; *c; c++)
+        *c = (char)apr_tolower(*c);
+    /* A default port is what a browser leaves out of Origin. */
+    if (u.port_str && *u.port_str && u.port != apr_uri_port_of_scheme(scheme))
+        port = apr_itoa(p, u.port);
+    return apr_pstrcat(p, scheme, "://", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+                       port ? ":" : "", port ? port : "", NULL);
+}
+
+static int count_origin(void *rec, const char *key, const char *value)
+{
+    (void)key;
+    (void)value;
+    ++*(int *)rec;
+    return 1;
+}
+
+/* The request's Origin in canonical form if the location allows it; NULL
+ * when it is not allowed (or not one well-formed origin). */
+static const char *allowed_origin(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    const apr_array_header_t *list = conf->allowed_origins;
+    const char *origin = apr_table_get(r->headers_in, "Origin"), *canon;
+    int i, n = 0;
+
+    apr_table_do(count_origin, &n, r->headers_in, "Origin", NULL);
+    if (n != 1 || !(canon = mcp_origin_canonical(r->pool, origin, 0)))
+        return NULL;
+    if (!list)
+        return strcmp(canon, mcp_origin_canonical(r->pool, mcp_resource_uri(r, conf), 1)) == 0 ? canon : NULL;
+    for (i = 0; i < list->nelts; i++) {
+        const char *o = APR_ARRAY_IDX(list, i, const char *);
+        if (strcmp(o, "*") == 0 || strcmp(o, canon) == 0)
+            return canon;
+    }
+    return NULL;
+}
+
+int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    mcp_request_t *st;
+
+    if (!apr_table_get(r->headers_in, "Origin") || allowed_origin(r, conf))
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "Origin not allowed: %s (%s %s)",
+                  mcp_printable(r->pool, apr_table_get(r->headers_in, "Origin"), 128), r->method,
+                  mcp_printable(r->pool, r->uri, 256));
+    if (!r->main) {
+        /* No challenge: no token can make this origin acceptable. */
+        st = mcp_request(r);
+        st->responded = 1;
+        apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+        ap_custom_response(r, HTTP_FORBIDDEN,
+                           "{\"error\":\"access_denied\",\"error_description\":\"Origin not allowed\"}\n");
+    }
+    return HTTP_FORBIDDEN;
+}
+
+void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    const char *origin = allowed_origin(r, conf);
+    const char *headers = "Authorization, Content-Type, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name, "
+                          "Last-Event-ID";
+
+    /* Decided now, with this location's configuration: a later fixup
+     * (FallbackResource) may swap the request's configuration. */
+    apr_table_setn(r->notes, PREFLIGHT_NOTE, "1");
+    if (origin)
+        apr_table_set(r->headers_out, "Access-Control-Allow-Origin", apr_table_get(r->headers_in, "Origin"));
+    apr_table_setn(r->headers_out, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+    apr_table_set(r->headers_out, "Access-Control-Allow-Headers",
+                  conf->token_header ? apr_pstrcat(r->pool, headers, ", ", conf->token_header, NULL) : headers);
+    apr_table_setn(r->headers_out, "Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id");
+    apr_table_setn(r->headers_out, "Access-Control-Max-Age", "600");
+    apr_table_mergen(r->headers_out, "Vary", "Origin");
+}
+
+int mcp_authz_preflight_answer(request_rec *r)
+{
+    if (!apr_table_get(r->notes, PREFLIGHT_NOTE))
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "CORS preflight answered (%s)", mcp_printable(r->pool, r->uri, 256));
+    r->status = HTTP_NO_CONTENT;
+    return OK;
 }

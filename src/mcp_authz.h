@@ -14,7 +14,25 @@ void mcp_authz_register(apr_pool_t *p);
  * authz_core's 401 for a valid token becomes 403 insufficient_scope. */
 void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf);
 
+/* fixups: authorization granted after all (a RequireAny sibling), so a
+ * rule's earlier refusal no longer shapes this request's 403s. */
+void mcp_authz_granted(request_rec *r);
+
 /* note_auth_failure for AuthType mcp-jwt. */
 void mcp_authz_note_failure(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* scheme://host[:port] in lower case without a default port; NULL when
+ * origin is not one (with allow_path, the origin of an absolute URL). */
+const char *mcp_origin_canonical(apr_pool_t *p, const char *origin, int allow_path);
+
+/* header_parser: a request whose Origin is present and not allowed by
+ * MCPAuthAllowedOrigins is refused (403) before anything else. */
+int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* fixups: a CORS preflight that passed host-based access control gets its
+ * answer headers; the handler hook (before any other handler) sends 204,
+ * so a preflight never reaches the backend. */
+void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf);
+int mcp_authz_preflight_answer(request_rec *r);
 
 #endif

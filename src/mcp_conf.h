@@ -44,6 +44,7 @@ typedef struct {
     int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
     const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
     int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */
+    apr_array_header_t *allowed_origins; /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
 } mcp_dir_conf_t;
 
 typedef struct {
@@ -126,6 +127,7 @@ const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Checks that need the whole configuration (check_config): HS* without a
  * secret, secrets too short for the merged algorithm set, protected

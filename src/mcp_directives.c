@@ -11,6 +11,7 @@
 #include <util_cfgtree.h>
 
 #include "json_util.h"
+#include "mcp_authz.h"
 #include "propagate.h"
 
 APLOG_USE_MODULE(mcp_auth);
@@ -879,6 +880,20 @@ static const char *check_resource_sources(apr_pool_t *p)
                                 s->is_virtual ? "that virtual host" : "the main server");
         }
     }
+/* Origins are kept canonical (mcp_origin_canonical) so a request's Origin
+ * compares as a string; "*" only stands alone. */
+const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    mcp_dir_conf_t *conf = dconf;
+    const char *canon = strcmp(arg, "*") == 0 ? "*" : mcp_origin_canonical(cmd->pool, arg, 0);
+    note_section(cmd, conf);
+    if (!canon)
+        return apr_psprintf(cmd->pool, "MCPAuthAllowedOrigins: %s is not an origin (scheme://host[:port]) or *", arg);
+    if (!conf->allowed_origins)
+        conf->allowed_origins = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    else if (*canon == '*' || strcmp(APR_ARRAY_IDX(conf->allowed_origins, 0, const char *), "*") == 0)
+        return "MCPAuthAllowedOrigins: * stands alone";
+    APR_ARRAY_PUSH(conf->allowed_origins, const char *) = canon;
     return NULL;
 }
 

@@ -52,6 +52,15 @@ static void export_claim(request_rec *r, apr_table_t *t, const char *what, const
         apr_table_set(t, name, text);
 }
 
+static void export_headers(request_rec *r, const mcp_dir_conf_t *conf, mcp_request_t *st)
+{
+    int i;
+    for (i = 0; conf->claim_headers && i < conf->claim_headers->nelts; i++) {
+        const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_headers, i, mcp_claim_export_t);
+        export_claim(r, r->headers_in, "header", ex->name, mcp_request_claims(r, st), ex->expr);
+    }
+}
+
 void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char *token, size_t len)
 {
     mcp_request_t *st = mcp_request(r);
@@ -72,10 +81,7 @@ void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char 
         const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_envs, i, mcp_claim_export_t);
         export_claim(r, env, "variable", ex->name, mcp_request_claims(r, st), ex->expr);
     }
-    for (i = 0; conf->claim_headers && i < conf->claim_headers->nelts; i++) {
-        const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_headers, i, mcp_claim_export_t);
-        export_claim(r, r->headers_in, "header", ex->name, mcp_request_claims(r, st), ex->expr);
-    }
+    export_headers(r, conf, st);
     if (conf->pass_token == 1)
         apr_table_set(env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len));
 }
@@ -87,4 +93,49 @@ void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf)
     apr_table_unset(r->headers_in, "Authorization");
     if (conf->token_header)
         apr_table_unset(r->headers_in, conf->token_header);
+}
+
+void mcp_identity_after_body(request_rec *r, const mcp_dir_conf_t *conf, apr_table_t *authorized)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    apr_table_t *merged = r->headers_in;
+
+    /* MergeTrailers On replaced headers_in by headers + trailers while the
+     * body was read. The backend gets the headers that were authorized:
+     * a trailer can add no Authorization, Mcp-Method or identity header. */
+    r->headers_in = authorized;
+    if (merged != authorized)
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "chunked trailers not merged into the request headers");
+    /* The trailers themselves, for handlers that read r->trailers_in. */
+    if (r->trailers_in) {
+        r->headers_in = r->trailers_in;
+        mcp_identity_scrub(r, conf);
+        r->headers_in = authorized;
+    }
+    mcp_identity_scrub(r, conf);
+    /* Last: nothing read after this point can replace them. */
+    if (st && st->verified)
+        export_headers(r, conf, st);
+}
+
+void mcp_identity_redirected(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    request_rec *p;
+    mcp_request_t *from = NULL, *st;
+    const char *token;
+
+    if (!r->prev || !r->user || mcp_request_peek(r))
+        return;
+    for (p = r->prev; p && !(from = mcp_request_peek(p)); p = p->prev)
+        ;
+    if (!from || !from->verified)
+        return;
+    /* The token's state, not the earlier request's refusals or body. */
+    st = apr_pmemdup(r->pool, from, sizeof(*st));
+    st->missing = apr_array_make(r->pool, 2, sizeof(const char *));
+    st->denied = st->refused_by_rule = st->responded = 0;
+    st->kept_body = NULL;
+    ap_set_module_config(r->request_config, &mcp_auth_module, st);
+    token = apr_table_get(p->subprocess_env, "MCP_AUTH_TOKEN");
+    mcp_identity_export(r, conf, token ? token : "", token ? strlen(token) : 0);
 }

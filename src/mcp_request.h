@@ -21,6 +21,7 @@ typedef struct {
     int denied;                     /* authorization refused a valid token */
     int refused_by_rule;            /* a Require mcp-scope / mcp-claim said no */
     int responded;                  /* mcp_respond set the error page: JSON */
+    const void *kept_body;          /* mcp_toolscope.c: the body as read, for this request's internal redirects */
 } mcp_request_t;
 
 /* The state of r, created on first use; NULL from mcp_request_peek when

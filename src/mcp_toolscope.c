@@ -13,11 +13,47 @@
 
 #include "claims.h"
 #include "jsonrpc.h"
+#include "mcp_identity.h"
 #include "mcp_request.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
 #define KEPT_BODY_FILTER "MCP_AUTH_KEPT_BODY"
+
+static ap_filter_rec_t *kept_body_handle;
+
+/* A body read before the handler, once per request and its internal
+ * redirects (they share the connection, which has no second copy). */
+typedef struct {
+    apr_bucket_brigade *bb;      /* as read, EOS last; only ever copied from */
+    char *flat;
+    apr_size_t len;
+    int method_number;           /* a redirect to an ErrorDocument is a GET: no body */
+} kept_body_t;
+
+/* One replay: each request of the chain reads the whole body from 0. */
+typedef struct {
+    const kept_body_t *kb;
+    apr_off_t offset;
+    int eos_sent;
+} replay_t;
+
+/* Copies [offset, offset + n) of the kept body into b. */
+static apr_status_t copy_range(const kept_body_t *kb, apr_off_t offset, apr_off_t n, apr_bucket_brigade *b)
+{
+    apr_bucket *e, *end, *copy;
+    apr_status_t rv;
+
+    if ((rv = apr_brigade_partition(kb->bb, offset, &e)) != APR_SUCCESS ||
+        (rv = apr_brigade_partition(kb->bb, offset + n, &end)) != APR_SUCCESS)
+        return rv;
+    for (; e != end; e = APR_BUCKET_NEXT(e)) {
+        if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS)
+            return rv;
+        APR_BRIGADE_INSERT_TAIL(b, copy);
+    }
+    return APR_SUCCESS;
+}
 
 /* Replays the body we read, then whatever the filters below still give
  * (EOS). Modelled on mod_request's KEPT_BODY: the backend reads exactly
@@ -25,37 +61,29 @@ APLOG_USE_MODULE(mcp_auth);
 static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_input_mode_t mode,
                                      apr_read_type_e block, apr_off_t readbytes)
 {
-    apr_bucket_brigade *kept = f->ctx;
-    apr_bucket *e, *after;
+    replay_t *ctx = f->ctx;
+    apr_off_t left;
     apr_status_t rv;
 
-    if (!kept || APR_BRIGADE_EMPTY(kept))
+    if (!ctx || ctx->eos_sent ||
+        (mode != AP_MODE_READBYTES && mode != AP_MODE_GETLINE && mode != AP_MODE_SPECULATIVE))
         return ap_get_brigade(f->next, b, mode, block, readbytes);
-    if (mode == AP_MODE_SPECULATIVE) {
-        for (e = APR_BRIGADE_FIRST(kept); e != APR_BRIGADE_SENTINEL(kept) && readbytes > 0;
-             e = APR_BUCKET_NEXT(e)) {
-            apr_bucket *copy;
-            if (APR_BUCKET_IS_EOS(e))
-                break;
-            if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS)
-                return rv;
-            if ((apr_off_t)copy->length > readbytes)
-                apr_bucket_split(copy, (apr_size_t)readbytes);
-            readbytes -= (apr_off_t)copy->length;
-            APR_BRIGADE_INSERT_TAIL(b, copy);
-        }
-        return APR_SUCCESS;
-    }
-    if (mode != AP_MODE_READBYTES && mode != AP_MODE_GETLINE)
-        return ap_get_brigade(f->next, b, mode, block, readbytes);
+    left = (apr_off_t)ctx->kb->len - ctx->offset;
     if (mode == AP_MODE_GETLINE)
         readbytes = HUGE_STRING_LEN; /* a line reader gets a chunk; lines are its business */
-    rv = apr_brigade_partition(kept, readbytes, &after);
-    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE)
+    if (readbytes > left)
+        readbytes = left;
+    if (readbytes > 0 && (rv = copy_range(ctx->kb, ctx->offset, readbytes, b)) != APR_SUCCESS)
         return rv;
-    while ((e = APR_BRIGADE_FIRST(kept)) != after) {
-        APR_BUCKET_REMOVE(e);
-        APR_BRIGADE_INSERT_TAIL(b, e);
+    if (mode == AP_MODE_SPECULATIVE) {
+        if (readbytes == 0)
+            APR_BRIGADE_INSERT_TAIL(b, apr_bucket_eos_create(f->c->bucket_alloc));
+        return APR_SUCCESS;
+    }
+    ctx->offset += readbytes;
+    if (ctx->offset >= (apr_off_t)ctx->kb->len) {
+        APR_BRIGADE_INSERT_TAIL(b, apr_bucket_eos_create(f->c->bucket_alloc));
+        ctx->eos_sent = 1;
     }
     return APR_SUCCESS;
 }
@@ -63,17 +91,63 @@ static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_i
 void mcp_toolscope_register(apr_pool_t *p)
 {
     (void)p;
-    ap_register_input_filter(KEPT_BODY_FILTER, kept_body_filter, NULL, AP_FTYPE_RESOURCE);
+    kept_body_handle = ap_register_input_filter(KEPT_BODY_FILTER, kept_body_filter, NULL, AP_FTYPE_RESOURCE);
 }
 
-/* Reads the whole body (up to the limit) into a brigade kept for replay. */
+static void add_replay(request_rec *r, const kept_body_t *kb)
+{
+    replay_t *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    ctx->kb = kb;
+    ap_add_input_filter_handle(kept_body_handle, ctx, r, r->connection);
+}
+
+/* The body this request, or the one it was internally redirected from,
+ * already read. Subrequests (r->main) start no chain of their own here. */
+static const kept_body_t *chain_body(request_rec *r)
+{
+    for (; r; r = r->prev) {
+        mcp_request_t *st = mcp_request_peek(r);
+        if (st && st->kept_body)
+            return st->kept_body;
+    }
+    return NULL;
+}
+
+void mcp_toolscope_insert_filter(request_rec *r)
+{
+    const kept_body_t *kb;
+    ap_filter_t *f;
+
+    /* An internal redirect (RewriteRule in a directory, a handler's own
+     * redirect) starts with bare protocol filters: give it the body. */
+    if (!r->prev || !(kb = chain_body(r)) || r->method_number != kb->method_number)
+        return;
+    for (f = r->input_filters; f; f = f->next)
+        if (f->frec == kept_body_handle)
+            return;
+    add_replay(r, kb);
+}
+
+/* Reads the whole body (up to the limit) into a brigade kept for replay,
+ * once per chain of internal redirects: a redirected request gets what the
+ * first one read, never a second (empty) read of the connection. */
 static int read_body(request_rec *r, apr_bucket_brigade **kept, char **flat, apr_size_t *len)
 {
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_bucket_brigade *k = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    const kept_body_t *had = chain_body(r);
+    apr_table_t *authorized = r->headers_in;
+    apr_bucket_brigade *bb, *k;
+    kept_body_t *kb;
     apr_off_t total = 0;
     int seen_eos = 0;
 
+    if (had) {
+        *kept = had->bb;
+        *flat = had->flat;
+        *len = had->len;
+        return OK;
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    k = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     while (!seen_eos) {
         apr_bucket *e;
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, HUGE_STRING_LEN);
@@ -98,6 +172,16 @@ static int read_body(request_rec *r, apr_bucket_brigade **kept, char **flat, apr
     }
     if (apr_brigade_pflatten(k, flat, len, r->pool) != APR_SUCCESS)
         return HTTP_INTERNAL_SERVER_ERROR;
+    /* Chunked trailers arrived with the last chunk: they must not change
+     * the identity or the credentials the backend gets. */
+    mcp_identity_after_body(r, ap_get_module_config(r->per_dir_config, &mcp_auth_module), authorized);
+    kb = apr_palloc(r->pool, sizeof(*kb));
+    kb->bb = k;
+    kb->flat = *flat;
+    kb->len = *len;
+    kb->method_number = r->method_number;
+    mcp_request(r)->kept_body = kb;
+    add_replay(r, kb);
     *kept = k;
     return OK;
 }
@@ -155,7 +239,6 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
     }
     if (rc != OK)
         return rc;
-    ap_add_input_filter(KEPT_BODY_FILTER, kept, r, r->connection);
 
     /* Anything two parsers could read differently never reaches the backend. */
     if (mcp_jsonrpc_parse(r->pool, body, len, &rpc) != 0)

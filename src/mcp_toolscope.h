@@ -12,6 +12,10 @@
 
 void mcp_toolscope_register(apr_pool_t *p);
 
+/* insert_filter: an internal redirect of a request whose body was read
+ * here replays that same body to its handler. */
+void mcp_toolscope_insert_filter(request_rec *r);
+
 /* DECLINED to go on, or the status of the refusal (400/403/413/415). */
 int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf);
 

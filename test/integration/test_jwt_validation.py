@@ -202,12 +202,19 @@ def test_custom_token_header_is_ignored_where_not_configured(server, minter):
     assert_no_token_challenge(server, resp, "/rs")
 
 
-def test_options_without_token_passes_to_handler(server):
+def test_options_without_token_never_reaches_handler(server):
+    # SPEC section 3 step 2 (issue 10 item 5): a token-less OPTIONS used to
+    # pass to the handler. A preflight from an origin that is not allowed
+    # (default: only the resource's own) is refused ...
     resp = server.request("OPTIONS", "/rs", [("Origin", "https://client.example"),
                                               ("Access-Control-Request-Method", "POST")])
-    assert resp.status == 200, resp
+    assert resp.status == 403, resp
     assert not resp.header_all("WWW-Authenticate"), resp
-    assert resp.cgi_env().get("REQUEST_METHOD") == "OPTIONS", resp
+    assert "REQUEST_METHOD" not in resp.text, resp
+    # ... and an OPTIONS that is no preflight is authenticated like any method
+    resp = server.request("OPTIONS", "/rs")
+    assert_no_token_challenge(server, resp, "/rs")
+    assert "REQUEST_METHOD" not in resp.text, resp
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ HTTPS JWKS server; the backend is CGI.  Covered:
   bodies, Content-Encoding, size limit, and the body
   reaching the backend byte for byte (plain, chunked, Expect: 100-continue,
   exactly 1 MiB) -- checked by a CGI that prints the SHA-256 of its stdin;
-* GET / DELETE authorized like POST, OPTIONS preflight without a token.
+* GET / DELETE / OPTIONS authorized like POST; a token-less OPTIONS never reaches the backend.
 """
 
 import hashlib
@@ -938,16 +938,21 @@ def test_get_and_delete_are_authorized_like_post(server, minter):
         assert_insufficient(server, resp, "/tools", "notes:read mcp:tools")
 
 
-def test_options_without_token_passes(server, minter):
+def test_options_without_token_does_not_reach_the_backend(server, minter):
+    # Issue 10 item 5: this OPTIONS used to reach the backend unauthenticated.
+    # Now a preflight from a foreign origin is refused (403, no challenge) ...
     resp = server.request("OPTIONS", "/tools", [("Origin", "https://app.example"),
                                                 ("Access-Control-Request-Method", "POST")])
-    # it reached the backend, unauthenticated
-    assert resp.status == 200, resp
+    assert resp.status == 403, resp
     assert resp.header_all("WWW-Authenticate") == []
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1" and env.get("REQUEST_METHOD") == "OPTIONS", resp
-    assert env.get("REMOTE_USER") == "", resp
-    # with a bad token it is authenticated like anything else
+    assert "SCRIPT_OK" not in resp.text, resp
+    # ... a plain OPTIONS without a token gets the 401 challenge ...
+    resp = server.request("OPTIONS", "/tools")
+    assert resp.status == 401, resp
+    assert "SCRIPT_OK" not in resp.text, resp
+    # ... a valid token passes like any method, and a bad one is refused
+    env = server.request("OPTIONS", "/tools", bearer(minter.token(scope="mcp:tools"))).cgi_env()
+    assert env.get("SCRIPT_OK") == "1" and env.get("REQUEST_METHOD") == "OPTIONS", env
     resp = server.request("OPTIONS", "/tools", bearer(minter.token(scope="mcp:tools", exp=1)))
     assert_invalid_token(resp)
 

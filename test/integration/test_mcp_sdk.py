@@ -675,14 +675,17 @@ def test_proxied_expect_100_continue(stack):
         sock.close()
 
 
-def test_preflight_reaches_the_backend_without_token(stack):
+def test_preflight_never_reaches_the_backend(stack):
+    # Issue 10 item 5: this preflight used to be proxied to the MCP server.
+    # Now the module answers it itself; this origin is neither the
+    # resource's own nor listed in MCPAuthAllowedOrigins, so it is refused.
     resp = stack.httpd.request("OPTIONS", "/mcp/_headers", [("Origin", "https://app.example"),
                                                             ("Access-Control-Request-Method", "POST")])
-    assert resp.status == 200, resp
-    got = resp.json()
-    assert got["method"] == "OPTIONS", got
-    assert "authorization" not in got["headers"]
+    assert resp.status == 403, resp
+    assert b"method" not in resp.body, resp
     assert resp.header_all("WWW-Authenticate") == []
-    # anything else without a token does not
+    # OPTIONS without the CORS headers, and anything else, needs a token
+    resp = stack.httpd.request("OPTIONS", "/mcp/_headers")
+    assert resp.status == 401, resp
     resp = stack.httpd.request("GET", "/mcp/_headers")
     assert resp.status == 401, resp

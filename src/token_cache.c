@@ -26,7 +26,8 @@ enum {
 };
 
 typedef struct {
-    EVP_MD_CTX *md;
+    EVP_MD_CTX *md, *inner; /* the fingerprint; the digests of secrets */
+    const EVP_MD *sha256;
     size_t n;
     unsigned char buf[1024];
 } enc_t;
@@ -77,7 +78,11 @@ static void enc_secret(enc_t *e, unsigned char tag, const void *secret, size_t l
         enc_u64(e, tag, UINT64_MAX);
         return;
     }
-    EVP_Digest(secret, len, d, NULL, EVP_sha256(), NULL);
+    if (!e->inner)
+        e->inner = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(e->inner, e->sha256, NULL);
+    EVP_DigestUpdate(e->inner, secret, len);
+    EVP_DigestFinal_ex(e->inner, d, NULL);
     enc_bytes(e, tag, d, sizeof(d));
 }
 
@@ -149,9 +154,13 @@ void mcp_policy_fingerprint(apr_pool_t *p, const mcp_cache_policy_t *cp, unsigne
     enc_t e;
     int i;
 
+    /* SHA-256 as fetched once per process (mcp_jose_init): an implicit
+     * fetch per call would cost more than the hashing. */
+    e.sha256 = mcp_alg_md(MCP_ALG_HS256);
     e.md = EVP_MD_CTX_new();
+    e.inner = NULL;
     e.n = 0;
-    EVP_DigestInit_ex(e.md, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(e.md, e.sha256, NULL);
     enc_raw(&e, "mcp-policy-1", 12);
     enc_str(&e, T_USER_CLAIM, cp->user_claim);
     enc_str(&e, T_SCOPE_CLAIM, cp->scope_claim);
@@ -172,13 +181,14 @@ void mcp_policy_fingerprint(apr_pool_t *p, const mcp_cache_policy_t *cp, unsigne
     EVP_DigestUpdate(e.md, e.buf, e.n);
     EVP_DigestFinal_ex(e.md, fp, NULL);
     EVP_MD_CTX_free(e.md);
+    EVP_MD_CTX_free(e.inner);
 }
 
 void mcp_token_cache_key(const unsigned char fp[MCP_FINGERPRINT_LEN], const char *token, size_t len,
                          unsigned char key[32])
 {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(c, mcp_alg_md(MCP_ALG_HS256), NULL);
     EVP_DigestUpdate(c, fp, MCP_FINGERPRINT_LEN);
     EVP_DigestUpdate(c, token, len);
     EVP_DigestFinal_ex(c, key, NULL);

@@ -137,7 +137,7 @@ HTACCESS = {
     "ra": "MCPAuthRequiredClaims sub jti",
     "rb": "MCPAuthRequiredClaims sub eml",
     "ta": "MCPAuthTokenType JWT",
-    "tb": "MCPAuthTokenType JWS",
+    "tb": "MCPAuthTokenType at+jwt",
 }
 
 
@@ -205,7 +205,7 @@ def test_prod_token_passes_at_prod_only(devprod, keydir):
 
 @pytest.mark.parametrize("allowed,refused,tok_kw,good_kw", [
     ("ra", "rb", {}, {"eml": "alice@example.com"}),
-    ("ta", "tb", {}, {"typ": "JWS"}),
+    ("ta", "tb", {}, {"typ": "at+jwt"}),
 ])
 def test_htaccess_verdict_does_not_leak_between_directories(htaccess, keydir, allowed, refused, tok_kw, good_kw):
     _, dev, _ = keydir
@@ -229,9 +229,10 @@ def test_htaccess_verdict_does_not_leak_between_directories(htaccess, keydir, al
     assert Counter(s for p, s in results if p == a) == {200: 100}
     assert Counter(s for p, s in results if p == b) == {401: 100}
     assert hit_pids(htaccess.log_since(since)), "no cache hit at all: the test proves nothing"
-    # the legitimate neighbour: a token that meets the stricter rule passes both
-    typ = good_kw.pop("typ", "JWT")
-    good = token(dev, typ=typ, **good_kw)
+    # the legitimate neighbour: a token that meets the other rule passes there
+    kw = dict(good_kw)
+    typ = kw.pop("typ", "JWT")
+    good = token(dev, typ=typ, **kw)
     for _ in range(3):
         assert get(htaccess.port, b, good)[0] == 200
-        assert get(htaccess.port, a, good)[0] == 200
+        assert get(htaccess.port, a, good)[0] == (401 if typ != "JWT" else 200)

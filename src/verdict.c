@@ -65,11 +65,12 @@ apr_time_t mcp_time_cap(apr_time_t until, double seconds)
     apr_time_t t;
     /* Range-checked as a double first: converting a double outside the
      * range of apr_time_t is undefined behaviour. 9e12 s (285,000 years)
-     * in microseconds still fits an int64 with room to spare. */
-    if (!isfinite(seconds) || seconds >= 9e12)
-        return until;
-    if (seconds <= 0)
+     * in microseconds still fits an int64 with room to spare. NaN fails
+     * every comparison: it caps to 0 like a date before the epoch. */
+    if (!(seconds > 0))
         return until > 0 ? 0 : until;
+    if (seconds >= 9e12)
+        return until;
     t = (apr_time_t)(seconds * APR_USEC_PER_SEC);
     return t < until ? t : until;
 }

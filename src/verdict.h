@@ -34,8 +34,8 @@ int mcp_verdict_time_check(apr_pool_t *p, const mcp_verdict_t *v, long long now,
 
 /* The earlier of until and a NumericDate (seconds, any double: -1e300,
  * 1e300, NaN, ...), as apr_time_t. Range-checked before any conversion:
- * a date before the epoch gives 0, one at or after until (or not finite)
- * leaves until. */
+ * a date at or before the epoch, -inf and NaN give 0 (never a longer
+ * lifetime), one at or after until (+inf included) leaves until. */
 apr_time_t mcp_time_cap(apr_time_t until, double seconds);
 
 /* Flat text form for the shared cache, and back. */

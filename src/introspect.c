@@ -8,21 +8,46 @@
 
 #include "claim_rules.h"
 #include "json_util.h"
+#include "verdict.h"
 
 #define KIND_RESULT 0x494e5431u  /* "INT1": the endpoint's answer */
 #define KIND_PENDING 0x494e5450u /* "INTP": a process is asking right now */
 
-static void cache_key(const mcp_introspect_conf_t *c, const char *url, const char *token, size_t len,
-                      unsigned char key[32])
+/* The shared key of an answer: the location's policy fingerprint (when
+ * given), the endpoint and everything that shapes the call or how long its
+ * answer may be used (client, secret digest, method, parameter, cache
+ * time), then the token. Every field is length-prefixed. */
+static void put_field(EVP_MD_CTX *m, const void *data, size_t len)
+{
+    uint64_t n = len;
+    EVP_DigestUpdate(m, &n, sizeof(n));
+    EVP_DigestUpdate(m, data, len);
+}
+
+static void put_text(EVP_MD_CTX *m, const char *s)
+{
+    put_field(m, s ? s : "", s ? strlen(s) + 1 : 0); /* NUL included: NULL and "" differ */
+}
+
+static void cache_key(const mcp_introspect_conf_t *c, const unsigned char *policy_fp, const char *url,
+                      const char *token, size_t len, unsigned char key[32])
 {
     EVP_MD_CTX *m = EVP_MD_CTX_new();
-    unsigned int n;
+    unsigned char secret[32] = {0};
+    int64_t num[3] = {(int64_t)c->auth, (int64_t)c->use_get, (int64_t)c->cache};
+
+    if (c->client_secret)
+        EVP_Digest(c->client_secret, strlen(c->client_secret), secret, NULL, EVP_sha256(), NULL);
     EVP_DigestInit_ex(m, EVP_sha256(), NULL);
-    EVP_DigestUpdate(m, "introspection", 14);
-    EVP_DigestUpdate(m, url, strlen(url) + 1);
-    EVP_DigestUpdate(m, c->client_id ? c->client_id : "", strlen(c->client_id ? c->client_id : "") + 1);
-    EVP_DigestUpdate(m, token, len);
-    EVP_DigestFinal_ex(m, key, &n);
+    EVP_DigestUpdate(m, "introspection-2", 15);
+    put_field(m, policy_fp ? policy_fp : secret, policy_fp ? 32 : 0);
+    put_text(m, url);
+    put_text(m, c->client_id);
+    put_field(m, secret, c->client_secret ? sizeof(secret) : 0);
+    put_text(m, c->param);
+    put_field(m, num, sizeof(num));
+    put_field(m, token, len);
+    EVP_DigestFinal_ex(m, key, NULL);
     EVP_MD_CTX_free(m);
 }
 
@@ -98,31 +123,40 @@ static int ask(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, c
 static apr_time_t keep_until(const mcp_introspect_conf_t *c, const json_t *result, apr_time_t now)
 {
     json_t *exp = json_object_get(result, "exp");
-    apr_time_t until;
 
     if (!json_is_true(json_object_get(result, "active")))
         return now + (c->cache < MCP_INTROSPECT_NEGATIVE_TTL ? c->cache : MCP_INTROSPECT_NEGATIVE_TTL);
-    until = now + c->cache;
-    if (json_is_number(exp) && isfinite(json_number_value(exp)) &&
-        json_number_value(exp) * APR_USEC_PER_SEC < (double)until)
-        until = (apr_time_t)(json_number_value(exp) * APR_USEC_PER_SEC);
-    return until;
+    /* exp is the IdP's number, any double: mcp_time_cap range-checks it. */
+    return json_is_number(exp) ? mcp_time_cap(now + c->cache, json_number_value(exp)) : now + c->cache;
 }
 
-static int cached(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result)
+static int cached(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result,
+                  apr_time_t *valid_until)
 {
     mcp_entry_key_t k = {key, KIND_RESULT, 0, -1, 0};
+    mcp_entry_meta_t meta;
     char *value;
     size_t len;
-    if (mcp_store_get(st, &k, now, p, &value, &len))
+    if (mcp_store_get_meta(st, &k, now, p, &value, &len, &meta))
         return -1;
     *result = mcp_json_parse(p, value, len);
-    return json_is_object(*result) ? 0 : -1;
+    if (!json_is_object(*result))
+        return -1;
+    *valid_until = meta.expires;
+    return 0;
 }
 
-int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,
-                   const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log, json_t **result,
-                   mcp_fail_t *fail)
+/* Any process that learns a token is inactive moves the revocation epoch:
+ * every per-process copy of an earlier positive answer dies with it. */
+static void note_answer(mcp_store_t *st, const json_t *result)
+{
+    if (!json_is_true(json_object_get(result, "active")))
+        mcp_store_bump_epoch(st);
+}
+
+int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char *policy_fp,
+                   const char *url, const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log,
+                   json_t **result, apr_time_t *valid_until, mcp_fail_t *fail)
 {
     unsigned char key[32];
     apr_time_t now = apr_time_now(), deadline;
@@ -131,10 +165,15 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
     const char *text;
     int claimed = 0;
 
-    if (!st || c->cache <= 0)
-        return ask(p, c, url, http, token, len, result, fail);
-    cache_key(c, url, token, len, key);
-    if (cached(st, key, now, p, result) == 0)
+    *valid_until = 0;
+    if (!st || c->cache <= 0) {
+        if (ask(p, c, url, http, token, len, result, fail))
+            return -1;
+        note_answer(st, *result);
+        return 0;
+    }
+    cache_key(c, policy_fp, url, token, len, key);
+    if (cached(st, key, now, p, result, valid_until) == 0)
         return 0;
     /* One process asks; the others wait for its answer, bounded by the
      * lease (a crashed asker only delays them, never blocks them). */
@@ -147,7 +186,7 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         }
         apr_sleep(apr_time_from_msec(20));
         now = apr_time_now();
-        if (cached(st, key, now, p, result) == 0)
+        if (cached(st, key, now, p, result, valid_until) == 0)
             return 0;
         if (now > deadline)
             break;
@@ -165,10 +204,15 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         if (mcp_store_put(st, &done, now, text, strlen(text), &evicted))
             mcp_logf(log, p, MCP_LOG_DEBUG, "introspection result of %lu bytes not cached (MCPAuthCacheEntrySize)",
                      (unsigned long)strlen(text));
+        else
+            *valid_until = done.expires;
     }
     else if (claimed) {
         mcp_store_remove(st, key);
     }
+    /* After the store: a process that reads the new epoch then finds the
+     * negative answer, never the positive one it replaced. */
+    note_answer(st, *result);
     return 0;
 }
 

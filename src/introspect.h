@@ -30,10 +30,14 @@ typedef struct {
 
 /* The result for token: from the cache, or from url (asking once across
  * processes). 0 with the endpoint's JSON object (check it next), or -1 with
- * MCP_FAIL_UNAVAILABLE ("Introspection failed"). */
-int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,
-                   const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log, json_t **result,
-                   mcp_fail_t *fail);
+ * MCP_FAIL_UNAVAILABLE ("Introspection failed"). policy_fp (32 bytes, may
+ * be NULL): the location's policy fingerprint, part of the cache key.
+ * *valid_until: expiry of the shared entry the answer came from or was
+ * stored in (0: not cached; no copy of it may be kept). An inactive answer
+ * moves the store's revocation epoch (after it is stored). */
+int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char *policy_fp,
+                   const char *url, const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log,
+                   json_t **result, apr_time_t *valid_until, mcp_fail_t *fail);
 
 /* RFC 7662 2.2 under the location's rules: "active" must be true; exp (with
  * skew), iss (a configured issuer) and aud are checked when present, and the

@@ -9,9 +9,7 @@
  * verdict's strings. Replaced whole, under the lock; hits copy out. */
 typedef struct {
     size_t ctx_len, token_len;
-    apr_time_t expires;
-    int dep_doc;
-    uint64_t dep_generation;
+    mcp_l1_deps_t deps;
     mcp_verdict_t v;      /* string members point into this block */
     char data[];
 } entry;
@@ -61,6 +59,18 @@ static const char *dup_or_null(apr_pool_t *p, const char *s)
     return s ? apr_pstrdup(p, s) : NULL;
 }
 
+/* Still valid in st: the JWKS generation and the revocation epoch the
+ * copy was taken under are current. Lock-free reads of shared words. */
+static int deps_hold(const mcp_l1_deps_t *d, mcp_store_t *st)
+{
+    uint64_t epoch;
+    if (d->dep_doc >= 0 && (!st || mcp_store_doc_generation(st, d->dep_doc) != d->dep_generation))
+        return 0;
+    if (d->dep_epoch && (mcp_store_epoch(st, &epoch) != 0 || epoch != d->epoch))
+        return 0;
+    return 1;
+}
+
 int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t now,
                mcp_store_t *st, apr_pool_t *p, mcp_verdict_t *out)
 {
@@ -71,9 +81,8 @@ int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, 
         return -1;
     apr_thread_mutex_lock(c->lock);
     e = c->slots[slot_of(c, token, len)];
-    if (e && e->token_len == len && e->ctx_len == ctx_len && e->expires > now &&
-        memcmp(e->data + ctx_len, token, len) == 0 && memcmp(e->data, ctx, ctx_len) == 0 &&
-        (e->dep_doc < 0 || mcp_store_doc_generation(st, e->dep_doc) == e->dep_generation)) {
+    if (e && e->token_len == len && e->ctx_len == ctx_len && e->deps.expires > now &&
+        memcmp(e->data + ctx_len, token, len) == 0 && memcmp(e->data, ctx, ctx_len) == 0 && deps_hold(&e->deps, st)) {
         *out = e->v;
         out->user = apr_pstrdup(p, e->v.user);
         out->sub = dup_or_null(p, e->v.sub);
@@ -99,8 +108,8 @@ static const char *place(char **at, const char *s)
     return dst;
 }
 
-void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t expires,
-                int dep_doc, uint64_t dep_generation, const mcp_verdict_t *v)
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len,
+                const mcp_l1_deps_t *deps, const mcp_verdict_t *v)
 {
     size_t strings = strlen(v->user) + strlen(v->scope) + strlen(v->claims) + (v->sub ? strlen(v->sub) : 0) +
                      (v->iss ? strlen(v->iss) : 0) + 5;
@@ -115,9 +124,7 @@ void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token,
         return; /* a lost cache entry costs speed only */
     e->ctx_len = ctx_len;
     e->token_len = len;
-    e->expires = expires;
-    e->dep_doc = dep_doc;
-    e->dep_generation = dep_generation;
+    e->deps = *deps;
     e->v = *v;
     memcpy(e->data, ctx, ctx_len);
     memcpy(e->data + ctx_len, token, len);

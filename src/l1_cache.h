@@ -15,12 +15,25 @@ typedef struct mcp_l1 mcp_l1_t;
 /* slots: a power of two. The cache frees its entries when p is destroyed. */
 mcp_l1_t *mcp_l1_create(apr_pool_t *p, unsigned slots);
 
-/* ctx: bytes naming the rules the verdict was reached under. A hit is
- * live (before expires) and its JWKS generation still current in st. */
+/* What a copy depends on. A copy never outlives the shared entry it came
+ * from (expires), nor the JWKS generation that entry was stored under, nor
+ * (introspection answers) the revocation epoch read before that entry. */
+typedef struct {
+    apr_time_t expires;
+    int dep_doc;             /* JWKS document slot, -1: none */
+    uint64_t dep_generation; /* its generation when the verdict was reached */
+    int dep_epoch;           /* 1: dead once the store's epoch differs from epoch */
+    uint64_t epoch;
+} mcp_l1_deps_t;
+
+/* ctx: bytes naming the rules the verdict was reached under (the policy
+ * fingerprint). A hit is live (before expires), its JWKS generation still
+ * current in st and its revocation epoch still st's (st NULL: a copy with
+ * a dependency is a miss). */
 int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t now,
                mcp_store_t *st, apr_pool_t *p, mcp_verdict_t *out);
 
-void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t expires,
-                int dep_doc, uint64_t dep_generation, const mcp_verdict_t *v);
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len,
+                const mcp_l1_deps_t *deps, const mcp_verdict_t *v);
 
 #endif

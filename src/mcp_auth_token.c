@@ -83,7 +83,7 @@ static char *read_token(apr_pool_t *p, const char *arg)
 static int cmd_verify(apr_pool_t *p, int argc, char **argv)
 {
     static mcp_fetch_settings_t settings;
-    mcp_trusted_issuer_t ti = {NULL, NULL, NULL, NULL};
+    mcp_trusted_issuer_t ti = {0};
     mcp_verify_policy_t pol;
     mcp_verified_t v;
     mcp_fail_t fail;

@@ -59,87 +59,64 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
     }
 }
 
-/* Names the rules a verdict was reached under, cheaply: the configuration
- * objects themselves (stable for the life of this process) plus the
- * request-derived resource when it is the audience. */
-typedef struct {
-    const void *issuers, *audiences, *required, *hmac, *typ, *user_claim, *scope_claim;
-    unsigned alg_mask;
-    long max_token_size;
-} l1_rules;
-
-static const void *l1_context(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
-                              size_t *len)
+/* The location's policy fingerprint, which names the rules a verdict was
+ * reached under in both cache levels: computed from content (never from
+ * addresses of configuration objects, which .htaccess rebuilds per
+ * request), at most once per request -- one SHA-256 over a few hundred
+ * bytes. */
+static void policy_fingerprint(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
+                               unsigned char fp[MCP_FINGERPRINT_LEN])
 {
-    l1_rules k;
-    const char *resource = conf->audiences ? "" : pol->claims.audiences[0];
-    size_t rlen = strlen(resource);
-    char *buf = apr_palloc(r->pool, sizeof(k) + rlen);
-
-    memset(&k, 0, sizeof(k));
-    k.issuers = conf->issuers;
-    k.audiences = conf->audiences;
-    k.required = conf->required_claims;
-    k.hmac = conf->hmac_key;
-    k.typ = conf->token_type;
-    k.user_claim = conf->remote_user_claim;
-    k.scope_claim = conf->scope_claim;
-    k.alg_mask = pol->alg_mask;
-    k.max_token_size = (long)pol->max_token_size;
-    memcpy(buf, &k, sizeof(k));
-    memcpy(buf + sizeof(k), resource, rlen);
-    *len = sizeof(k) + rlen;
-    return buf;
-}
-
-/* The JWKS document a verdict depends on (-1: an HMAC secret). */
-static int key_doc_of(const mcp_verify_policy_t *pol, const mcp_verdict_t *v)
-{
-    const mcp_trusted_issuer_t *ti = &pol->issuers[v->issuer_index];
-    return mcp_alg_kty(v->alg) == MCP_KTY_OCT || !ti->ring ? -1 : mcp_keyring_jwks_doc(ti->ring);
+    mcp_cache_policy_t cp;
+    cp.verify = pol;
+    cp.user_claim = conf->remote_user_claim;
+    cp.scope_claim = conf->scope_claim;
+    cp.introspection = conf->introspection;
+    mcp_policy_fingerprint(r->pool, &cp, fp);
 }
 
 static apr_time_t keep_until(const mcp_verdict_t *v, apr_time_t now)
 {
     apr_time_t until = now + mcp_global.token_ttl;
-    if (v->has_exp && v->exp * APR_USEC_PER_SEC < (double)until)
-        until = (apr_time_t)(v->exp * APR_USEC_PER_SEC);
-    return until;
+    return v->has_exp ? mcp_time_cap(until, v->exp) : until;
 }
 
-/* Verification behind two caches: this process's (whole token compared,
- * no hashing, no global lock) and the shared one (SHA-256 key). Every hit
- * re-checks the time claims. */
+/* Verification behind two caches: this process's (fingerprint and whole
+ * token compared, no hashing of the token, no global lock) and the shared
+ * one (SHA-256 of fingerprint and token). Every hit re-checks the time
+ * claims. */
 static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
                          const char *token, size_t len, const mcp_log_t *log, mcp_verdict_t *verdict,
                          json_t **claims, mcp_fail_t *fail)
 {
     mcp_store_t *store = mcp_shm_store();
-    unsigned char key[32];
+    unsigned char fp[MCP_FINGERPRINT_LEN], key[32];
     mcp_verified_t v;
-    const void *ctx = NULL;
-    size_t ctx_len = 0;
-    int evicted, doc, use_cache = store && mcp_global.token_ttl > 0;
+    mcp_entry_meta_t meta;
+    mcp_l1_deps_t deps = {0, -1, 0, 0, 0};
+    int evicted, use_cache = store && mcp_global.token_ttl > 0;
 
     *claims = NULL;
     if (use_cache) {
-        const char *extra;
-        ctx = l1_context(r, conf, pol, &ctx_len);
-        if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, r->request_time, store, r->pool, verdict) == 0 &&
+        policy_fingerprint(r, conf, pol, fp);
+        if (mcp_l1_get(mcp_shm_l1(), fp, sizeof(fp), token, len, r->request_time, store, r->pool, verdict) == 0 &&
             verdict->issuer_index < pol->n_issuers) {
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit (this process)");
             return mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail);
         }
-        extra = apr_pstrcat(r->pool, "user=", conf->remote_user_claim ? conf->remote_user_claim : "",
-                            " scopes=", conf->scope_claim ? conf->scope_claim : "", NULL);
-        mcp_token_cache_key(mcp_policy_fingerprint(r->pool, pol, extra), token, len, key);
-        if (mcp_token_cache_get(store, key, r->request_time, r->pool, verdict) == 0 &&
+        mcp_token_cache_key(fp, token, len, key);
+        if (mcp_token_cache_get(store, key, r->request_time, r->pool, verdict, &meta) == 0 &&
             verdict->issuer_index < pol->n_issuers) {
             if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail) == 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit");
-                doc = key_doc_of(pol, verdict);
-                mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, keep_until(verdict, r->request_time), doc,
-                           doc < 0 ? 0 : mcp_store_doc_generation(store, doc), verdict);
+                /* The copy carries what the shared entry was stored with
+                 * (expiry, JWKS generation), read with it under one lock. */
+                deps.expires = keep_until(verdict, r->request_time);
+                if (meta.expires < deps.expires)
+                    deps.expires = meta.expires;
+                deps.dep_doc = meta.dep_doc;
+                deps.dep_generation = meta.dep_generation;
+                mcp_l1_put(mcp_shm_l1(), fp, sizeof(fp), token, len, &deps, verdict);
                 return 0;
             }
             mcp_store_remove(store, key);
@@ -159,8 +136,10 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
                                 v.key_generation, &evicted) == 0 &&
             evicted)
             mcp_shm_note_eviction(r);
-        mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, keep_until(verdict, r->request_time), v.key_doc,
-                   v.key_generation, verdict);
+        deps.expires = keep_until(verdict, r->request_time);
+        deps.dep_doc = v.key_doc;
+        deps.dep_generation = v.key_generation;
+        mcp_l1_put(mcp_shm_l1(), fp, sizeof(fp), token, len, &deps, verdict);
     }
     return 0;
 }
@@ -211,19 +190,26 @@ static const char *introspection_url(request_rec *r, const mcp_dir_conf_t *conf,
     return NULL;
 }
 
-/* How long an introspection answer stays in a child's own cache. */
+/* How long an introspection answer stays in a child's own cache: never
+ * longer than this, than the location's cache time, than the shared entry
+ * it came from, nor past the revocation epoch it was read under. */
 #define INTROSPECTION_L1_TTL apr_time_from_msec(250)
 
 /* Opaque tokens (not a compact JWS): RFC 7662 introspection. */
 static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol,
                                const char *token, size_t len, const mcp_log_t *log)
 {
-    const char *url, *ctx = NULL;
+    mcp_store_t *store = mcp_shm_store();
+    unsigned char fp[MCP_FINGERPRINT_LEN];
+    const char *url;
+    char *ctx = NULL;
     size_t ctx_len = 0;
     json_t *result;
     mcp_verdict_t *verdict;
     mcp_fail_t fail;
-    int idx;
+    mcp_l1_deps_t deps = {0, -1, 0, 1, 0};
+    apr_time_t valid_until;
+    int idx, cache = conf->introspection->cache > 0;
 
     url = introspection_url(r, conf, log);
     if (!url) {
@@ -231,30 +217,29 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
                  "no introspection endpoint configured or discovered");
         return mcp_respond(r, conf, &fail);
     }
+    /* Nothing beyond "active" is required unless the location says so. */
+    if (!conf->required_claims)
+        pol->claims.n_required = 0;
     verdict = apr_palloc(r->pool, sizeof(*verdict));
-    if (conf->introspection->cache > 0) {
-        /* This process's cache first, for a fraction of a second only: the
-         * shared answer decides how long a revoked token can live. */
-        /* The rules (binary, NULs included) followed by the endpoint. */
-        const void *rules = l1_context(r, conf, pol, &ctx_len);
+    if (cache)
+        policy_fingerprint(r, conf, pol, fp);
+    /* The epoch is read before the shared answer: a token refused as
+     * inactive after this point makes the copy kept below dead at once. */
+    if (cache && mcp_store_epoch(store, &deps.epoch) == 0) {
         size_t ulen = strlen(url);
-        char *buf = apr_palloc(r->pool, ctx_len + ulen);
-        memcpy(buf, rules, ctx_len);
-        memcpy(buf + ctx_len, url, ulen);
-        ctx = buf;
-        ctx_len += ulen;
-        if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, r->request_time, NULL, r->pool, verdict) == 0) {
+        ctx_len = sizeof(fp) + ulen;
+        ctx = apr_palloc(r->pool, ctx_len);
+        memcpy(ctx, fp, sizeof(fp));
+        memcpy(ctx + sizeof(fp), url, ulen);
+        if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, apr_time_now(), store, r->pool, verdict) == 0) {
             if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 1, &fail))
                 return mcp_respond(r, conf, &fail);
             return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");
         }
     }
-    if (mcp_introspect(r->pool, mcp_shm_store(), conf->introspection, url, &mcp_global.fetch.http, token, len, log,
-                       &result, &fail))
+    if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url, &mcp_global.fetch.http, token,
+                       len, log, &result, &valid_until, &fail))
         return mcp_respond(r, conf, &fail);
-    /* Nothing beyond "active" is required unless the location says so. */
-    if (!conf->required_claims)
-        pol->claims.n_required = 0;
     if (mcp_introspect_check(r->pool, result, pol, &idx, &fail))
         return mcp_respond(r, conf, &fail);
     if (mcp_verdict_from_claims(r->pool, result, idx < 0 ? 0 : idx, MCP_ALG_UNKNOWN, conf->remote_user_claim,
@@ -262,13 +247,15 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed", "the answer cannot be serialized");
         return mcp_respond(r, conf, &fail);
     }
-    if (ctx) {
-        apr_time_t until = r->request_time + (conf->introspection->cache < INTROSPECTION_L1_TTL
-                                                   ? conf->introspection->cache
-                                                   : INTROSPECTION_L1_TTL);
-        if (verdict->has_exp && verdict->exp * APR_USEC_PER_SEC < (double)until)
-            until = (apr_time_t)(verdict->exp * APR_USEC_PER_SEC);
-        mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, until, -1, 0, verdict);
+    if (ctx && valid_until > 0) {
+        deps.expires = r->request_time + (conf->introspection->cache < INTROSPECTION_L1_TTL
+                                              ? conf->introspection->cache
+                                              : INTROSPECTION_L1_TTL);
+        if (valid_until < deps.expires)
+            deps.expires = valid_until;
+        if (verdict->has_exp)
+            deps.expires = mcp_time_cap(deps.expires, verdict->exp);
+        mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, &deps, verdict);
     }
     return accept_token(r, conf, verdict, result, token, len, "introspection");
 }

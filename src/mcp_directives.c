@@ -7,6 +7,7 @@
 #include <apr_uri.h>
 #include <http_log.h>
 #include <http_main.h>
+#include <openssl/evp.h>
 #include <string.h>
 #include <util_cfgtree.h>
 
@@ -178,8 +179,9 @@ static mcp_keyring_t *ring_for(cmd_parms *cmd, mcp_issuer_def_t *def)
     return def->ring;
 }
 
-/* A jwks_file must be readable and hold usable keys already at configtest. */
-static const char *check_jwks_file(cmd_parms *cmd, const char *path)
+/* A jwks_file must be readable and hold usable keys already at configtest.
+ * Its content digest names the keys in the verdict caches' fingerprint. */
+static const char *check_jwks_file(cmd_parms *cmd, const char *path, unsigned char sha256[32])
 {
     mcp_http_resp_t resp;
     mcp_jwks_t *set;
@@ -189,6 +191,7 @@ static const char *check_jwks_file(cmd_parms *cmd, const char *path)
         return apr_psprintf(cmd->pool, "MCPAuthIssuer: cannot read jwks_file %s: %s", path, err);
     if (mcp_jwks_parse(cmd->temp_pool, resp.body, resp.len, &set, &err))
         return apr_psprintf(cmd->pool, "MCPAuthIssuer: jwks_file %s has no usable key: %s", path, err);
+    EVP_Digest(resp.body, resp.len, sha256, NULL, EVP_sha256(), NULL);
     return NULL;
 }
 
@@ -223,6 +226,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     mcp_issuer_def_t def;
     mcp_trusted_issuer_t *ti;
     const char *key, *val, *err;
+    unsigned char file_sha256[32] = {0};
 
     memset(&def, 0, sizeof(def));
     def.issuer = ap_getword_conf(cmd->pool, &args);
@@ -240,7 +244,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
             def.jwks_file = ap_server_root_relative(cmd->pool, val);
             if (!def.jwks_file)
                 return apr_psprintf(cmd->pool, "MCPAuthIssuer: bad jwks_file path %s", val);
-            if ((err = check_jwks_file(cmd, def.jwks_file)))
+            if ((err = check_jwks_file(cmd, def.jwks_file, file_sha256)))
                 return err;
         }
         else if (strcmp(key, "introspection_endpoint") == 0) {
@@ -268,6 +272,9 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     ti->keys = NULL;
     ti->introspection_endpoint = def.introspection_endpoint;
     ti->ring = ring_for(cmd, &def);
+    ti->jwks_uri = def.jwks_uri;
+    ti->jwks_file = def.jwks_file;
+    memcpy(ti->jwks_file_sha256, file_sha256, sizeof(file_sha256));
     return NULL;
 }
 
@@ -880,6 +887,9 @@ static const char *check_resource_sources(apr_pool_t *p)
                                 s->is_virtual ? "that virtual host" : "the main server");
         }
     }
+    return NULL;
+}
+
 /* Origins are kept canonical (mcp_origin_canonical) so a request's Origin
  * compares as a string; "*" only stands alone. */
 const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg)

@@ -126,6 +126,19 @@ static const char *slots(const ap_slotmem_provider_t *sm, apr_pool_t *p, const c
     return NULL;
 }
 
+/* The revocation epoch word (shm_cache.h): a slot of its own, never
+ * persisted (per-process copies it guards die with their children). NULL
+ * when unavailable: then no introspection answer is kept per process. */
+static uint64_t *epoch_word(const ap_slotmem_provider_t *sm, apr_pool_t *pconf)
+{
+    ap_slotmem_instance_t *inst;
+    void *ptr;
+    if (sm->create(&inst, "mcp_auth_epoch", 64, 1, 0, pconf) != APR_SUCCESS ||
+        sm->dptr(inst, 0, &ptr) != APR_SUCCESS || (uintptr_t)ptr % sizeof(uint64_t) != 0)
+        return NULL;
+    return ptr;
+}
+
 const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const ap_slotmem_provider_t *sm =
@@ -169,6 +182,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_cleanup_register(pconf, NULL, forget_parsed_keys, apr_pool_cleanup_null);
     apr_pool_cleanup_register(pconf, shm_mutex, release_after_persist, apr_pool_cleanup_null);
     store = mcp_store_create(pconf, entries, mcp_global.cache_entries, entry_size, docs, n_docs, doc_size, lock);
+    mcp_store_attach_epoch(store, epoch_word(sm, pconf));
     for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
         mcp_keyring_attach(defs[i].ring, store, 2 * i, 2 * i + 1);
     return NULL;

@@ -48,6 +48,7 @@ struct mcp_store {
     unsigned n_docs;
     size_t doc_size;
     mcp_store_lock_t lock;
+    uint64_t *epoch; /* revocation epoch, NULL: none */
 };
 
 #define MCP_SMALL_CELL 512
@@ -97,6 +98,7 @@ mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t en
     char *emem = apr_pcalloc(p, n_entries * entry_size + 1), *dmem = apr_pcalloc(p, n_docs * doc_size + 1);
     apr_thread_mutex_t *m;
     mcp_store_lock_t lock;
+    mcp_store_t *st;
     unsigned i;
 
     for (i = 0; i < n_entries; i++)
@@ -107,7 +109,9 @@ mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t en
     lock.lock = thread_lock;
     lock.unlock = thread_unlock;
     lock.ctx = m;
-    return mcp_store_create(p, e, n_entries, entry_size, d, n_docs, doc_size, lock);
+    st = mcp_store_create(p, e, n_entries, entry_size, d, n_docs, doc_size, lock);
+    mcp_store_attach_epoch(st, apr_pcalloc(p, sizeof(uint64_t)));
+    return st;
 }
 
 size_t mcp_store_entry_capacity(const mcp_store_t *st)
@@ -190,6 +194,13 @@ static const table *table_for(const mcp_store_t *st, size_t len)
 int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
                   size_t *len)
 {
+    mcp_entry_meta_t meta;
+    return mcp_store_get_meta(st, k, now, p, value, len, &meta);
+}
+
+int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
+                       size_t *len, mcp_entry_meta_t *meta)
+{
     const table *tables[2];
     int i, rc = -1;
 
@@ -209,6 +220,9 @@ int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr
         memcpy(*value, (char *)e + MCP_ENTRY_HEADER, e->len);
         (*value)[e->len] = '\0';
         *len = e->len;
+        meta->expires = e->expires;
+        meta->dep_doc = e->dep_doc;
+        meta->dep_generation = e->dep_generation;
         e->last_used = now;
         rc = 0;
     }
@@ -427,4 +441,26 @@ uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc)
 {
     doc_hdr *d = doc_at(st, doc);
     return d ? __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* ---- revocation epoch --------------------------------------------------- */
+
+void mcp_store_attach_epoch(mcp_store_t *st, uint64_t *word)
+{
+    if (st)
+        st->epoch = word;
+}
+
+int mcp_store_epoch(mcp_store_t *st, uint64_t *epoch)
+{
+    if (!st || !st->epoch)
+        return -1;
+    *epoch = __atomic_load_n(st->epoch, __ATOMIC_ACQUIRE);
+    return 0;
+}
+
+void mcp_store_bump_epoch(mcp_store_t *st)
+{
+    if (st && st->epoch)
+        __atomic_add_fetch(st->epoch, 1, __ATOMIC_ACQ_REL);
 }

@@ -50,6 +50,19 @@ typedef struct {
 int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
                   size_t *len);
 
+/* What an entry was stored with, read under the same lock as its value. */
+typedef struct {
+    apr_time_t expires;
+    int dep_doc;
+    uint64_t dep_generation;
+} mcp_entry_meta_t;
+
+/* mcp_store_get, and the entry's expiry and dependency: a per-process copy
+ * of the value must carry these (never a generation read afterwards, which
+ * may already be a newer key set's), so it never outlives the entry. */
+int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
+                       size_t *len, mcp_entry_meta_t *meta);
+
 /* Stores a value; 0 ok, -1 when it does not fit or the lock failed.
  * *evicted is set when a live entry had to make room (the store is full). */
 int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
@@ -105,5 +118,21 @@ int mcp_store_doc_copy(mcp_store_t *st, int doc, const unsigned char *key, uint6
 
 /* Current generation of a document slot (0 when empty), lock-free read. */
 uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc);
+
+/* ---- revocation epoch --------------------------------------------------- */
+
+/* A counter shared by every process, read without the lock (an aligned
+ * 64-bit word, atomic loads): bumped whenever a process records a token as
+ * inactive, so per-process copies of introspection answers taken under an
+ * older epoch are dead everywhere at once. word: 8-byte aligned, in the
+ * same shared memory as the store (a local store has its own). */
+void mcp_store_attach_epoch(mcp_store_t *st, uint64_t *word);
+
+/* 0 and the current epoch, or -1 when the store has no epoch word (then
+ * nothing may be cached per process on its strength). */
+int mcp_store_epoch(mcp_store_t *st, uint64_t *epoch);
+
+/* Bumps the epoch (no-op without a word). */
+void mcp_store_bump_epoch(mcp_store_t *st);
 
 #endif

@@ -60,6 +60,21 @@ int mcp_verdict_time_check(apr_pool_t *p, const mcp_verdict_t *v, long long now,
                                  v->has_iat ? &v->iat : NULL, now, skew, exp_optional, fail);
 }
 
+apr_time_t mcp_time_cap(apr_time_t until, double seconds)
+{
+    apr_time_t t;
+    /* Range-checked as a double first: converting a double outside the
+     * range of apr_time_t is undefined behaviour. 9e12 s (285,000 years)
+     * in microseconds still fits an int64 with room to spare. NaN fails
+     * every comparison: it caps to 0 like a date before the epoch. */
+    if (!(seconds > 0))
+        return until > 0 ? 0 : until;
+    if (seconds >= 9e12)
+        return until;
+    t = (apr_time_t)(seconds * APR_USEC_PER_SEC);
+    return t < until ? t : until;
+}
+
 /* Text: a header line of numbers and field lengths, then the fields. Every
  * string is length-prefixed, so claims may hold any byte. */
 const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *len)

@@ -5,6 +5,7 @@
 #define MCP_VERDICT_H
 
 #include <apr_pools.h>
+#include <apr_time.h>
 #include <jansson.h>
 
 #include "jose_alg.h"
@@ -30,6 +31,12 @@ int mcp_verdict_from_claims(apr_pool_t *p, const json_t *claims, int issuer_inde
  * introspection answers): the checks that must run on every cache hit. */
 int mcp_verdict_time_check(apr_pool_t *p, const mcp_verdict_t *v, long long now, long long skew, int exp_optional,
                            mcp_fail_t *fail);
+
+/* The earlier of until and a NumericDate (seconds, any double: -1e300,
+ * 1e300, NaN, ...), as apr_time_t. Range-checked before any conversion:
+ * a date at or before the epoch, -inf and NaN give 0 (never a longer
+ * lifetime), one at or after until (+inf included) leaves until. */
+apr_time_t mcp_time_cap(apr_time_t until, double seconds);
 
 /* Flat text form for the shared cache, and back. */
 const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *len);

@@ -18,6 +18,12 @@ typedef struct {
     mcp_keyring_t *ring;         /* fetched keys, or */
     const mcp_jwks_t *keys;      /* a fixed key set (CLI --jwk / --jwks FILE) */
     const char *introspection_endpoint; /* configured; NULL: from discovery */
+    /* Where the ring's keys come from, for the verdict caches' policy
+     * fingerprint (the ring itself is shared by every location with the
+     * same source). Both NULL: discovered from the issuer. */
+    const char *jwks_uri;
+    const char *jwks_file;
+    unsigned char jwks_file_sha256[32]; /* jwks_file content when the directive was read */
 } mcp_trusted_issuer_t;
 
 typedef struct {

@@ -4,7 +4,10 @@
  * unchanged; where mcp_claims_check accepts the time claims, the cache-hit
  * check mcp_verdict_time_check accepts them too (and the other way round);
  * the whole input, read as an encoded verdict, decodes or is refused, and
- * what decodes re-encodes to something that decodes the same. */
+ * what decodes re-encodes to something that decodes the same. Any time
+ * value, from claims or from a stored verdict (-1e300, 1e300, ...), caps a
+ * cache lifetime through mcp_time_cap without an undefined conversion
+ * (UBSan aborts on one) and never extends it. */
 #include "claim_rules.h"
 #include "fuzz_common.h"
 #include "json_util.h"
@@ -34,6 +37,24 @@ static void check_same(const mcp_verdict_t *a, const mcp_verdict_t *b)
     FZ_ASSERT(!a->has_iat || a->iat == b->iat);
     FZ_ASSERT(same_str(a->user, b->user) && same_str(a->sub, b->sub) && same_str(a->iss, b->iss));
     FZ_ASSERT(same_str(a->scope, b->scope) && same_str(a->claims, b->claims));
+}
+
+static void cap_bounds(double d)
+{
+    const apr_time_t until = apr_time_from_sec(NOW + 300);
+    apr_time_t c = mcp_time_cap(until, d);
+    FZ_ASSERT(c >= 0 && c <= until);
+    if (d >= (double)(NOW + 300))
+        FZ_ASSERT(c == until);
+    if (!(d > 0))
+        FZ_ASSERT(c == 0); /* the epoch or before, -inf, NaN */
+}
+
+static void caps(const mcp_verdict_t *v)
+{
+    cap_bounds(v->exp);
+    cap_bounds(v->nbf);
+    cap_bounds(v->iat);
 }
 
 static void round_trip(apr_pool_t *p, const mcp_verdict_t *v)
@@ -68,6 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int i;
         FZ_ASSERT(v.user && v.scope && v.claims);
         round_trip(p, &v);
+        caps(&v);
         for (i = 0; i < 3; i++) {
             mcp_claim_policy_t pol = {NULL, 0, NULL, 0, skews[i], NOW, i == 2};
             mcp_fail_t f1 = {0}, f2 = {0};
@@ -86,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mcp_verdict_decode(p, (const char *)data, size, &v) == 0) {
         FZ_ASSERT(v.user && v.scope && v.claims && v.issuer_index >= 0);
         FZ_ASSERT(v.alg >= MCP_ALG_UNKNOWN && v.alg < MCP_ALG_COUNT);
+        caps(&v);
         if (isfinite(v.exp) && isfinite(v.nbf) && isfinite(v.iat))
             round_trip(p, &v);
     }

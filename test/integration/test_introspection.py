@@ -24,6 +24,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import secrets
 import select
@@ -598,7 +599,7 @@ def real(node, httpd_factory, mcp_auth_so, env_cgi, tmp_root):
             "LogLevel warn core:notice mcp_auth:debug",
             f'ScriptAliasMatch "^/r(/.*)?$" "{env_cgi}"',
         ])
-        h = httpd_factory.start({"/r/c0": loc("cache=0"), "/r/c5": loc("cache=5")},
+        h = httpd_factory.start({"/r/c0": loc("cache=0"), "/r/c5": loc("cache=5"), "/r/c1": loc("cache=1")},
                                 server_conf=server_conf, module_so=mcp_auth_so, name="introspection-real")
         base = h.base_url
         cfg = tmp / f"idp-{attempt}.json"
@@ -610,6 +611,7 @@ def real(node, httpd_factory, mcp_auth_so, env_cgi, tmp_root):
             "resources": {
                 f"{base}/r/c0": {"scopes": "mcp:tools notes:read", "format": "opaque"},
                 f"{base}/r/c5": {"scopes": "mcp:tools notes:read", "format": "opaque"},
+                f"{base}/r/c1": {"scopes": "mcp:tools notes:read", "format": "opaque"},
             },
         }))
         try:
@@ -677,6 +679,94 @@ def test_real_idp_revocation_with_cache5_takes_effect_within_the_cache_time(real
     while time.monotonic() < end:
         assert_401(real.get("/r/c5", tok), "Token inactive")
         time.sleep(0.1)
+
+
+def test_real_idp_revoked_token_never_comes_back_50_times_under_load(real):
+    """Issue 10, item 11: once any process refused a token as inactive, no
+    process accepts it again -- a child's own copy of the positive answer
+    never outlives the shared entry it came from, and dies everywhere when
+    any child learns the token is inactive (the revocation epoch).
+
+    50 revocations (5 in flight at a time, cache=1 so each takes about a
+    second) while load threads hammer every live token on fresh connections,
+    so every child holds copies of the positive answer when the shared
+    entry expires. For each token, no request that started after the first
+    refusal of that token was answered (any response) may be a 200."""
+    n_scenarios, workers, loaders = 50, 5, 6
+    lock = threading.Lock()
+    hot, records, failures = [], [], []
+    stop = threading.Event()
+
+    def timed_get(tok):
+        t0 = time.monotonic()
+        r = real.get("/r/c1", tok)
+        with lock:
+            records.append((tok, t0, time.monotonic(), r.status))
+        return r
+
+    def loader():
+        rnd = random.Random()
+        while not stop.is_set():
+            with lock:
+                toks = list(hot)
+            if toks:
+                try:
+                    timed_get(rnd.choice(toks))
+                except OSError as e:
+                    with lock:
+                        failures.append(f"load request failed: {e!r}")
+            time.sleep(0.005)
+
+    def scenario():
+        tok = real.idp.token(real.resource("/r/c1"))
+        assert_ok(timed_get(tok), user="owner")
+        with lock:
+            hot.append(tok)
+        time.sleep(0.15)  # copies of the positive answer spread over the children
+        real.idp.revoke(tok)
+        deadline = time.monotonic() + 1 + 2.5  # cache=1, plus slack for a loaded machine
+        r = timed_get(tok)
+        while r.status == 200 and time.monotonic() < deadline:
+            time.sleep(0.03)
+            r = timed_get(tok)
+        assert_401(r, "Token inactive")
+        time.sleep(0.6)  # keep hammering well past the per-process TTL (250 ms)
+        with lock:
+            hot.remove(tok)
+
+    def worker(n):
+        for _ in range(n):
+            try:
+                scenario()
+            except Exception as e:  # noqa: BLE001 - reported below
+                with lock:
+                    failures.append(repr(e))
+
+    load = [threading.Thread(target=loader, daemon=True) for _ in range(loaders)]
+    runs = [threading.Thread(target=worker, args=(n_scenarios // workers,), daemon=True) for _ in range(workers)]
+    t_start = time.monotonic()
+    for t in load + runs:
+        t.start()
+    for t in runs:
+        t.join(120)
+    stop.set()
+    for t in load:
+        t.join(30)
+    took = time.monotonic() - t_start
+    assert not failures, failures[:5]
+    by_tok = {}
+    for tok, t0, t1, status in records:
+        by_tok.setdefault(tok, []).append((t0, t1, status))
+    assert len(by_tok) == n_scenarios
+    back = []
+    for tok, rs in by_tok.items():
+        refused_at = min(t1 for t0, t1, status in rs if status == 401)
+        back += [(round(t0 - refused_at, 3), status) for t0, t1, status in rs if t0 > refused_at and status != 401]
+    statuses = Counter(status for _, _, _, status in records)
+    assert not back, f"revoked tokens answered again after their first refusal: {back[:10]} ({statuses}, {took:.1f} s)"
+    assert set(statuses) == {200, 401}, statuses
+    # the load really overlapped the revocations
+    assert statuses[401] >= 3 * n_scenarios, statuses
 
 
 # ---------------------------------------------------------------------------

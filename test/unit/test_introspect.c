@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 
 #include "introspect.h"
 #include "shm_cache.h"
+#include "verdict.h"
 
 #define NOW 1700000000LL
 #define DEAD_URL "http://127.0.0.1:1/introspect"
@@ -25,8 +27,8 @@
 /* ---- the policy of a location --------------------------------------------- */
 
 static const mcp_trusted_issuer_t ISSUERS[] = {
-    {"https://a.example", NULL, NULL, NULL},
-    {"https://b.example/tenant", NULL, NULL, NULL},
+    {.issuer = "https://a.example"},
+    {.issuer = "https://b.example/tenant"},
 };
 static const char *const AUDS[] = {"https://rs.example/mcp"};
 static const char *const REQ_SUB[] = {"sub"};
@@ -333,12 +335,19 @@ static mcp_introspect_conf_t conf_basic(apr_interval_time_t cache)
     return c;
 }
 
-static int introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,
-                      const char *token, json_t **result, mcp_fail_t *fail)
+static int introspect_until(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,
+                            const char *token, json_t **result, apr_time_t *valid_until, mcp_fail_t *fail)
 {
     *result = NULL;
     memset(fail, 0, sizeof(*fail));
-    return mcp_introspect(p, st, c, url, &HTTP, token, strlen(token), NULL, result, fail);
+    return mcp_introspect(p, st, c, NULL, url, &HTTP, token, strlen(token), NULL, result, valid_until, fail);
+}
+
+static int introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,
+                      const char *token, json_t **result, mcp_fail_t *fail)
+{
+    apr_time_t until;
+    return introspect_until(p, st, c, url, token, result, &until, fail);
 }
 
 static void assert_unavailable(const mcp_fail_t *fail, const char *url_in_detail, const char *token)
@@ -661,6 +670,115 @@ static void failures_are_not_cached(void **state)
     lb_stop(s);
 }
 
+/* Item 11: the answer says how long its shared entry lives (a per-process
+ * copy must not outlive it), and learning that a token is inactive moves
+ * the revocation epoch -- with or without a cache. */
+static void shared_expiry_reported_and_inactive_moves_epoch(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    lb_t *s = lb_start(p);
+    mcp_introspect_conf_t c = conf_basic(apr_time_from_sec(300)), nocache = conf_basic(0);
+    const char *url = lb_url(p, s, "/introspect");
+    long long exp = (long long)apr_time_sec(apr_time_now()) + 100;
+    apr_time_t until, until2;
+    uint64_t e0, e1, e2;
+    json_t *r;
+    mcp_fail_t f;
+
+    assert_int_equal(mcp_store_epoch(st, &e0), 0);
+    lb_answer(s, 200, "application/json", tu_fmt(p, "{\"active\":true,\"sub\":\"a\",\"exp\":%lld}", exp), 0);
+    assert_int_equal(introspect_until(p, st, &c, url, "tok-until", &r, &until, &f), 0);
+    assert_true(until == apr_time_from_sec(exp));
+    /* From the cache: the same entry, the same expiry. */
+    assert_int_equal(introspect_until(p, st, &c, url, "tok-until", &r, &until2, &f), 0);
+    assert_true(until2 == until);
+    assert_int_equal(lb_calls(s), 1);
+    /* Not cached (cache=0): no expiry, so no copy may be kept. */
+    assert_int_equal(introspect_until(p, st, &nocache, url, "tok-until", &r, &until, &f), 0);
+    assert_true(until == 0);
+    assert_int_equal(mcp_store_epoch(st, &e1), 0);
+    assert_true(e1 == e0); /* active answers leave the epoch alone */
+    lb_answer(s, 200, "application/json", "{\"active\":false}", 0);
+    assert_int_equal(introspect_until(p, st, &nocache, url, "tok-revoked", &r, &until, &f), 0);
+    assert_int_equal(mcp_store_epoch(st, &e2), 0);
+    assert_true(e2 != e1);
+    assert_int_equal(introspect_until(p, st, &c, url, "tok-revoked", &r, &until, &f), 0);
+    assert_int_equal(mcp_store_epoch(st, &e1), 0);
+    assert_true(e1 != e2);
+    lb_stop(s);
+}
+
+/* Item 12: exp / iat / nbf are IdP numbers of any size. Every conversion to
+ * apr_time_t is range-checked first (under UBSan an unchecked one aborts). */
+static void time_cap_is_range_checked(void **state)
+{
+    const apr_time_t until = apr_time_from_sec(1700000300);
+    (void)state;
+    assert_true(mcp_time_cap(until, -1e300) == 0);
+    assert_true(mcp_time_cap(until, -1e18) == 0);
+    assert_true(mcp_time_cap(until, -0.0) == 0);
+    assert_true(mcp_time_cap(until, 1e300) == until);
+    assert_true(mcp_time_cap(until, 1e19) == until);
+    assert_true(mcp_time_cap(until, 9.3e12) == until);
+    assert_true(mcp_time_cap(until, NAN) == 0);
+    assert_true(mcp_time_cap(until, INFINITY) == until);
+    assert_true(mcp_time_cap(until, -INFINITY) == 0);
+    assert_true(mcp_time_cap(until, 1700000000.5) == 1700000000500000LL);
+    assert_true(mcp_time_cap(until, 1700000300) == until);
+    assert_true(mcp_time_cap(until, 1700000301) == until);
+    assert_true(mcp_time_cap(-5, -1e300) == -5);
+}
+
+static void extreme_time_values_in_answers(void **state)
+{
+    static const char *const values[] = {"-1e300", "1e300", "-9.3e18", "9.3e18", "-1", "0", "1.7976931348623157e308",
+                                         "-1.7976931348623157e308", "4.9e-324"};
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    lb_t *s = lb_start(p);
+    mcp_introspect_conf_t c = conf_basic(apr_time_from_sec(300));
+    const char *url = lb_url(p, s, "/introspect");
+    mcp_verify_policy_t pol;
+    apr_time_t until, before;
+    size_t i;
+    int idx, calls = 0;
+
+    policy(&pol);
+    pol.claims.now = (long long)apr_time_sec(apr_time_now());
+    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        const char *v = values[i], *tok = tu_fmt(p, "tok-extreme-%d", (int)i);
+        double d = strtod(v, NULL);
+        int future = d > (double)pol.claims.now;
+        json_t *r;
+        mcp_fail_t f;
+        mcp_verdict_t verdict;
+
+        lb_answer(s, 200, "application/json",
+                  tu_fmt(p, "{\"active\":true,\"sub\":\"x\",\"exp\":%s,\"iat\":%s,\"nbf\":%s}", v, v, v), 0);
+        before = apr_time_now();
+        assert_int_equal(introspect_until(p, st, &c, url, tok, &r, &until, &f), 0);
+        calls++;
+        /* An exp in the past is never cached; any other stays within cache=. */
+        if (future)
+            assert_true(until > before && until <= apr_time_now() + c.cache);
+        else
+            assert_true(until == 0);
+        assert_int_equal(introspect_until(p, st, &c, url, tok, &r, &until, &f), 0);
+        calls += future ? 0 : 1;
+        assert_int_equal(lb_calls(s), calls);
+        /* The check decides with the numbers as they are: expired is refused. */
+        memset(&f, 0, sizeof(f));
+        if (mcp_introspect_check(p, r, &pol, &idx, &f) == 0) {
+            assert_true(future);
+            assert_int_equal(mcp_verdict_from_claims(p, r, 0, MCP_ALG_UNKNOWN, NULL, NULL, &verdict), 0);
+            (void)mcp_verdict_time_check(p, &verdict, pol.claims.now, pol.claims.skew, 1, &f);
+            assert_true(mcp_time_cap(before + c.cache, verdict.exp) <= before + c.cache);
+        }
+    }
+    lb_stop(s);
+}
+
 /* Several threads ask about one token at once: one call to the endpoint. */
 typedef struct {
     apr_pool_t *pool;
@@ -735,6 +853,9 @@ int main(void)
         TU_TEST(cache_bounded_by_exp_and_cache_seconds),
         TU_TEST(failures_are_not_cached),
         TU_TEST(single_flight_threads),
+        TU_TEST(shared_expiry_reported_and_inactive_moves_epoch),
+        cmocka_unit_test(time_cap_is_range_checked),
+        TU_TEST(extreme_time_values_in_answers),
     };
     tu_global_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);

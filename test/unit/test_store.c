@@ -266,9 +266,14 @@ static void token_cache_roundtrip_and_exp_bound(void **state)
     assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"alice\",\"exp\":1700000005,\"scp\":[\"a\",\"b\"]}"),
                                              1, MCP_ALG_ES256, NULL, NULL, &v),
                      0);
-    mcp_token_cache_key("rules", "a.b.c", 5, key);
+    mcp_entry_meta_t meta;
+    static const unsigned char fp[MCP_FINGERPRINT_LEN] = "a policy fingerprint, 32 bytes.";
+
+    mcp_token_cache_key(fp, "a.b.c", 5, key);
     assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, -1, 0, &ev), 0);
-    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(4), p, &got), 0);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(4), p, &got, &meta), 0);
+    /* What a per-process copy must carry: the entry's own expiry (here exp). */
+    assert_true(meta.expires == SEC(1700000005) && meta.dep_doc == -1);
     assert_string_equal(got.user, "alice");
     assert_string_equal(got.sub, "alice");
     assert_null(got.iss);
@@ -278,7 +283,7 @@ static void token_cache_roundtrip_and_exp_bound(void **state)
     assert_int_equal(got.alg, MCP_ALG_ES256);
     assert_true(got.has_exp && got.exp == 1700000005.0 && !got.has_nbf && !got.has_iat);
     /* Never past exp, whatever the TTL. */
-    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(5), p, &got), -1);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(5), p, &got, NULL), -1);
 }
 
 static void verdict_encoding_keeps_any_bytes(void **state)
@@ -316,10 +321,11 @@ static void verdict_encoding_keeps_any_bytes(void **state)
 static void token_cache_key_depends_on_rules(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    mcp_trusted_issuer_t iss[1] = {{"https://idp", NULL, NULL, NULL}};
+    mcp_trusted_issuer_t iss[1] = {{.issuer = "https://idp"}};
     const char *aud1[] = {"https://a/mcp"}, *aud2[] = {"https://b/mcp"};
     mcp_verify_policy_t a, b;
-    unsigned char ka[32], kb[32];
+    mcp_cache_policy_t ca = {&a, NULL, NULL, NULL}, cb = {&b, NULL, NULL, NULL};
+    unsigned char fa[32], fb[32], ka[32], kb[32];
 
     memset(&a, 0, sizeof(a));
     a.issuers = iss;
@@ -329,15 +335,23 @@ static void token_cache_key_depends_on_rules(void **state)
     a.claims.n_audiences = 1;
     b = a;
     b.claims.audiences = aud2;
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &a, NULL), "t.o.k", 5, ka);
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &b, NULL), "t.o.k", 5, kb);
+    mcp_policy_fingerprint(p, &ca, fa);
+    mcp_policy_fingerprint(p, &cb, fb);
+    mcp_token_cache_key(fa, "t.o.k", 5, ka);
+    mcp_token_cache_key(fb, "t.o.k", 5, kb);
     assert_memory_not_equal(ka, kb, 32);
     b = a;
     b.alg_mask = MCP_ALG_BIT(MCP_ALG_RS256);
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &b, NULL), "t.o.k", 5, kb);
+    mcp_policy_fingerprint(p, &cb, fb);
+    mcp_token_cache_key(fb, "t.o.k", 5, kb);
     assert_memory_not_equal(ka, kb, 32);
-    mcp_token_cache_key(mcp_policy_fingerprint(p, &a, NULL), "t.o.k", 5, kb);
+    /* Same content, other objects: the same key (content, not addresses). */
+    b = a;
+    mcp_policy_fingerprint(p, &cb, fb);
+    mcp_token_cache_key(fb, "t.o.k", 5, kb);
     assert_memory_equal(ka, kb, 32);
+    mcp_token_cache_key(fb, "t.o.K", 5, kb);
+    assert_memory_not_equal(ka, kb, 32);
 }
 
 static void l1_cache_compares_token_rules_time_and_keys(void **state)
@@ -349,14 +363,16 @@ static void l1_cache_compares_token_rules_time_and_keys(void **state)
     mcp_doc_meta_t m;
     mcp_verdict_t v, got;
     uint64_t gen;
+    mcp_l1_deps_t deps = {T0 + SEC(10), 0, 0, 0, 0}, nodep = {T0 + SEC(10), -1, 0, 0, 0};
 
     mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
     mcp_store_doc_finish(st, 0, dk, T0, "one", 3);
     gen = mcp_store_doc_generation(st, 0);
+    deps.dep_generation = gen;
     assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"scope\":\"x y\"}"), 0,
                                              MCP_ALG_RS256, NULL, NULL, &v),
                      0);
-    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), 0, gen, &v);
+    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, &deps, &v);
     assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
     assert_string_equal(got.user, "bob");
     assert_string_equal(got.scope, "x y");
@@ -371,11 +387,89 @@ static void l1_cache_compares_token_rules_time_and_keys(void **state)
     mcp_store_doc_finish(st, 0, dk, T0 + SEC(200), "two", 3);
     assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), -1);
     /* No dependency (HMAC): only time matters. */
-    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), -1, 0, &v);
+    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, &nodep, &v);
     assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
     /* NULL cache: always a miss, never a crash. */
     assert_int_equal(mcp_l1_get(NULL, "rules", 5, "aaa.bbb.ccc", 11, T0, st, p, &got), -1);
-    mcp_l1_put(NULL, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), -1, 0, &v);
+    mcp_l1_put(NULL, "rules", 5, "aaa.bbb.ccc", 11, &nodep, &v);
+}
+
+/* Item 11: a per-process copy of an introspection answer is dead in every
+ * process once any of them moved the revocation epoch. */
+static void l1_copy_dies_with_the_revocation_epoch(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 16, 512, 0, 0);
+    mcp_l1_t *c = mcp_l1_create(p, 8);
+    mcp_l1_deps_t deps = {T0 + SEC(10), -1, 0, 1, 0};
+    mcp_verdict_t v, got;
+    uint64_t e0, e1;
+
+    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"active\":true}"), 0,
+                                             MCP_ALG_UNKNOWN, NULL, NULL, &v),
+                     0);
+    assert_int_equal(mcp_store_epoch(st, &e0), 0);
+    deps.epoch = e0;
+    mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), 0);
+    mcp_store_bump_epoch(st);
+    assert_int_equal(mcp_store_epoch(st, &e1), 0);
+    assert_true(e1 != e0);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), -1);
+    /* A copy taken under an epoch read before the bump is dead on arrival. */
+    mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), -1);
+    /* Without a store (no epoch to compare with) a dependent copy is a miss. */
+    deps.epoch = e1;
+    mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), 0);
+    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), NULL, p, &got), -1);
+    /* A store without an epoch word offers none. */
+    mcp_store_attach_epoch(st, NULL);
+    assert_int_equal(mcp_store_epoch(st, &e0), -1);
+}
+
+/* Item 12: a shared hit hands back the JWKS generation it was stored with;
+ * a per-process copy made from it dies when the keys rotate, even when the
+ * rotation lands between the shared read and the copy. */
+static void shared_hit_carries_its_stored_generation(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 16, 512, 1, MCP_DOC_HEADER + 64);
+    mcp_l1_t *c = mcp_l1_create(p, 8);
+    const unsigned char *dk = key_of(p, "jwks");
+    static const unsigned char fp[MCP_FINGERPRINT_LEN] = "another fingerprint, 32 bytes..";
+    unsigned char key[32];
+    mcp_doc_meta_t m;
+    mcp_entry_meta_t meta;
+    mcp_verdict_t v, got;
+    mcp_l1_deps_t deps;
+    uint64_t g1;
+    int ev;
+
+    mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
+    mcp_store_doc_finish(st, 0, dk, T0, "keys-1", 6);
+    g1 = mcp_store_doc_generation(st, 0);
+    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"al\",\"exp\":1700000100}"), 0,
+                                             MCP_ALG_ES256, NULL, NULL, &v),
+                     0);
+    mcp_token_cache_key(fp, "x.y.z", 5, key);
+    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, 0, g1, &ev), 0);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(1), p, &got, &meta), 0);
+    assert_true(meta.dep_doc == 0 && meta.dep_generation == g1 && meta.expires == SEC(1700000100));
+    /* The keys rotate now, after the shared read... */
+    mcp_store_doc_begin(st, 0, dk, T0 + SEC(2), &POLICY, 1, &m);
+    mcp_store_doc_finish(st, 0, dk, T0 + SEC(2), "keys-2", 6);
+    assert_true(mcp_store_doc_generation(st, 0) != g1);
+    /* ...and the copy carries g1 (read with the entry): dead. */
+    deps.expires = meta.expires;
+    deps.dep_doc = meta.dep_doc;
+    deps.dep_generation = meta.dep_generation;
+    deps.dep_epoch = 0;
+    deps.epoch = 0;
+    mcp_l1_put(c, fp, sizeof(fp), "x.y.z", 5, &deps, &v);
+    assert_int_equal(mcp_l1_get(c, fp, sizeof(fp), "x.y.z", 5, T0 + SEC(3), st, p, &got), -1);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(3), p, &got, &meta), -1);
 }
 
 static void discovery_urls(void **state)
@@ -485,6 +579,8 @@ int main(void)
         TU_TEST(verdict_encoding_keeps_any_bytes),
         TU_TEST(token_cache_key_depends_on_rules),
         TU_TEST(l1_cache_compares_token_rules_time_and_keys),
+        TU_TEST(l1_copy_dies_with_the_revocation_epoch),
+        TU_TEST(shared_hit_carries_its_stored_generation),
         TU_TEST(discovery_urls),
         TU_TEST(keyring_file_source_and_rotation),
         TU_TEST(keyring_missing_source_is_unavailable),

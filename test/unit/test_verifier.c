@@ -553,7 +553,7 @@ static void test_rsa1024_not_usable(void **state)
 static void test_jws_only(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    mcp_trusted_issuer_t ti = {NULL, NULL, NULL, NULL};
+    mcp_trusted_issuer_t ti = {0};
     mcp_verify_policy_t pol;
     mcp_verified_t out;
     mcp_fail_t fail;

@@ -104,16 +104,13 @@ static mcp_doc_policy_t doc_policy(const mcp_fetch_settings_t *s)
     return pol;
 }
 
-/* Another process holds the lease and nothing is cached yet: wait for its
- * result instead of asking the IdP a second time. */
-static void wait_for_fetch(mcp_store_t *st, int doc, const unsigned char *key, mcp_doc_meta_t *meta)
+/* Another process is fetching this document and the caller needs its
+ * result (nothing cached yet, or an unknown kid that may be in it): sleep
+ * until that fetch lands (woken by it, SPEC 7), at most MCPAuthHTTPTimeout. */
+static void wait_for_fetch(mcp_keyring_t *kr, int doc, const unsigned char *key)
 {
-    apr_time_t until = meta->lease_until;
-    while (apr_time_now() < until) {
-        apr_sleep(apr_time_from_msec(20));
-        if (mcp_store_doc_meta(st, doc, key, meta) != 0 || meta->generation != 0 || meta->lease_until == 0)
-            return;
-    }
+    apr_time_t until = apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
+    mcp_store_doc_wait(kr->store, doc, key, until);
 }
 
 /* One discovery document: must name this issuer exactly. */
@@ -172,7 +169,7 @@ const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_l
                      mcp_printable(p, err2, 256));
     }
     else if (d == MCP_DOC_WAIT) {
-        wait_for_fetch(kr->store, kr->disc_doc, kr->disc_key, &meta);
+        wait_for_fetch(kr, kr->disc_doc, kr->disc_key);
     }
     if (!text) {
         /* The shared copy: ours just now, another process's, or a stale one. */
@@ -363,7 +360,7 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
         break;
     }
     case MCP_DOC_WAIT:
-        wait_for_fetch(kr->store, kr->jwks_doc, kr->jwks_key, &meta);
+        wait_for_fetch(kr, kr->jwks_doc, kr->jwks_key);
         break;
     default:
         break;

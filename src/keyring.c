@@ -141,6 +141,20 @@ static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, si
     return resp.body;
 }
 
+/* SPEC 7: an https issuer's discovery document cannot send us to clear
+ * text (keys an on-path attacker could swap, a client secret in clear). */
+static const char *secure_member(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member,
+                                 const char *value)
+{
+    if (!value || strncasecmp(kr->issuer, "https://", 8) != 0 || strncasecmp(value, "https://", 8) == 0)
+        return value;
+    if (strcmp(member, "jwks_uri") != 0 && strcmp(member, "introspection_endpoint") != 0)
+        return value;
+    mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed: insecure %s %s in the discovery document of issuer %s",
+             member, mcp_printable(p, value, 256), mcp_printable(p, kr->issuer, 256));
+    return NULL;
+}
+
 const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member)
 {
     mcp_doc_policy_t pol = doc_policy(kr->settings);
@@ -178,7 +192,7 @@ const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_l
             return NULL;
     }
     doc = mcp_json_parse(p, text, len);
-    return mcp_json_str(doc, member);
+    return secure_member(kr, p, log, member, mcp_json_str(doc, member));
 }
 
 /* Fetches the JWKS text and checks it holds usable keys before it may
@@ -202,7 +216,7 @@ static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
         *where = kr->jwks_uri ? kr->jwks_uri : mcp_keyring_discovered(kr, p, log, "jwks_uri");
         if (!*where) {
             *where = apr_psprintf(p, "discovery for %s", kr->issuer);
-            *err = "no jwks_uri discovered";
+            *err = "no usable jwks_uri discovered";
             return NULL;
         }
         if (strncasecmp(*where, "https://", 8) != 0 && strncasecmp(*where, "http://", 7) != 0) {

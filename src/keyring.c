@@ -396,6 +396,26 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
                                  err ? mcp_printable(p, err, 256) : ""));
 }
 
+int mcp_keyring_reload_file(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log)
+{
+    const char *where = NULL, *err = NULL;
+    size_t len = 0;
+    char *text;
+
+    if (!kr->jwks_file || !kr->store)
+        return 0;
+    text = fetch_jwks(kr, p, log, &where, &len, &err);
+    if (!text) {
+        mcp_logf(log, p, MCP_LOG_ERR, "jwks_file %s: %s (the keys of the previous start stay)",
+                 mcp_printable(p, where, 512), mcp_printable(p, err, 256));
+        return -1;
+    }
+    /* The store compares the content digest with the shared copy: a changed
+     * file gets a new generation, and every verdict made with the old keys
+     * (shared and per-process caches) dies with it. */
+    return mcp_store_doc_finish(kr->store, kr->jwks_doc, kr->jwks_key, apr_time_now(), text, len) == 0 ? 0 : -1;
+}
+
 void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks)
 {
     if (!ks)

@@ -335,8 +335,19 @@ static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, con
     return 0;
 }
 
+apr_time_t mcp_keyring_wait_deadline(const mcp_keyring_t *kr)
+{
+    return apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
+}
+
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
                         mcp_keyset_t **out, mcp_fail_t *fail)
+{
+    return mcp_keyring_acquire_until(kr, refresh, mcp_keyring_wait_deadline(kr), p, log, out, fail);
+}
+
+int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_until, apr_pool_t *p,
+                              const mcp_log_t *log, mcp_keyset_t **out, mcp_fail_t *fail)
 {
     const mcp_fetch_settings_t *s = kr->settings;
     mcp_doc_policy_t pol = doc_policy(s);
@@ -374,7 +385,7 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
         break;
     }
     case MCP_DOC_WAIT:
-        wait_for_fetch(kr, kr->jwks_doc, kr->jwks_key);
+        mcp_store_doc_wait(kr->store, kr->jwks_doc, kr->jwks_key, wait_until);
         break;
     default:
         break;

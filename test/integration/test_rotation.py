@@ -24,6 +24,9 @@ AUDIENCE_CONF = f"MCPAuthAudience {AUDIENCE}"
 PID_RE = re.compile(r"\[pid (\d+)")
 JWKS_DELAY = 1.5
 COOLDOWN = 6
+# Long, so that a waiter that is not woken when the fetch lands (and sleeps
+# until its bound) shows up as a slow burst even on a loaded machine.
+HTTP_TIMEOUT = 15
 
 
 class _SlowIdPHandler(_IdPHandler):
@@ -104,7 +107,7 @@ def test_rotation_under_concurrency_refuses_no_valid_token(slow_idp, start_httpd
     current = es256_key("k0")
     slow_idp.set("/jwks", {"keys": [current.jwk]})
     h = start_httpd({"/mcp": location(issuer, slow_idp.url("/jwks"))},
-                    "\n".join(["LogLevel warn core:notice mcp_auth:debug", "MCPAuthHTTPTimeout 4",
+                    "\n".join(["LogLevel warn core:notice mcp_auth:debug", f"MCPAuthHTTPTimeout {HTTP_TIMEOUT}",
                                f"MCPAuthJWKSRefreshCooldown {COOLDOWN}"]))
     m = Minter(keys, issuer=issuer)
     attacker = ec.generate_private_key(ec.SECP256R1())
@@ -140,8 +143,9 @@ def test_rotation_under_concurrency_refuses_no_valid_token(slow_idp, start_httpd
         fetches = slow_idp.count("/jwks") - before
         assert fetches == 1, f"round {rnd}: the JWKS was fetched {fetches} times for one rotation"
         # Waiters are woken when the fetch lands: the burst takes about one
-        # (slow) fetch, not the HTTP timeout.
-        assert took < JWKS_DELAY + 2.5, f"round {rnd}: the burst took {took:.1f} s"
+        # (slow) fetch plus the CGIs, far less than the wait bound.
+        print(f"[rotation] round {rnd}: {took:.2f} s")
+        assert took < HTTP_TIMEOUT - 5, f"round {rnd}: the burst took {took:.1f} s"
         pids_seen |= {int(mm.group(1)) for mm in (PID_RE.search(l) for l in log.splitlines()
                                                   if "signature verified" in l) if mm}
         current = new
@@ -160,7 +164,7 @@ def test_forged_kid_inside_the_cooldown_neither_fetches_nor_waits(slow_idp, star
                     "\n".join(["MCPAuthHTTPTimeout 4", "MCPAuthJWKSRefreshCooldown 30"]))
     m = Minter(keys, issuer=issuer)
     assert h.get("/mcp", m.token("ES256", key=key)).status == 200
-    slow_idp.delays["/jwks"] = JWKS_DELAY
+    slow_idp.delays["/jwks"] = 6  # a fetch started now would hold the forged requests this long
     attacker = ec.generate_private_key(ec.SECP256R1())
     forged = [m.token("ES256", key=SigningKey("ES256", f"forged-{secrets.token_hex(6)}", attacker))
               for _ in range(40)]
@@ -169,6 +173,6 @@ def test_forged_kid_inside_the_cooldown_neither_fetches_nor_waits(slow_idp, star
     took = time.monotonic() - t0
     assert set(status) == {401}, status
     assert slow_idp.count("/jwks") == 1, slow_idp.count("/jwks")
-    assert took < JWKS_DELAY, f"forged kids waited {took:.1f} s with no fetch in flight"
+    assert took < 5, f"forged kids waited {took:.1f} s with no fetch in flight"
     # Valid callers are not slowed down by the flood.
     assert h.get("/mcp", m.token("ES256", key=key)).status == 200

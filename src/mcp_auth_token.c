@@ -338,6 +338,9 @@ static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
         return 0;
     }
 
+    /* The JWKS is checked first: a refused one leaves no new key behind. */
+    jwks_path = apr_psprintf(p, "%s/jwks.json", dir);
+    jwks = read_own_jwks(p, jwks_path);
     pkey = mcp_keygen(alg, bits);
     if (!pkey)
         die("key generation failed", alg_name);
@@ -353,8 +356,6 @@ static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
         printf("%s\n", path);
     }
     /* Add to (or start) DIR/jwks.json, replacing a key with the same kid. */
-    jwks_path = apr_psprintf(p, "%s/jwks.json", dir);
-    jwks = read_own_jwks(p, jwks_path);
     if (!json_is_object(jwks) || !json_is_array(json_object_get(jwks, "keys"))) {
         json_decref(jwks);
         jwks = json_pack("{s:[]}", "keys");

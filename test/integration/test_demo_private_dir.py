@@ -66,6 +66,7 @@ def test_keygen_refuses_a_planted_jwks(mcp_auth_cli, tmp_path):
     os.chmod(out / "jwks.json", 0o666)
     p = run(mcp_auth_cli, "keygen", "--alg", "ES256", "--kid", "k", "--out", out)
     assert p.returncode == 1 and "writable by someone else" in p.stderr, p
+    assert sorted(os.listdir(out)) == ["jwks.json"], os.listdir(out)  # no key left behind
 
 
 def test_keygen_fresh_and_adding_to_own_jwks(mcp_auth_cli, tmp_path):

@@ -143,13 +143,13 @@ static void test_rsa1024_rejected(void **state)
     assert_refused(p, tu_pub_jwk_json(p, K.rsa1024, "weak", MCP_ALG_RS256, 0), 0, "RSA key shorter than 2048 bits");
 }
 
-/* A modulus with the ROCA fingerprint (test/unit/vectors/roca_gen.py) is
+/* A modulus with the ROCA fingerprint (test/unit/vectors/roca/roca_gen.py) is
  * refused like a short key, in a JWK and inside a JWKS; a normal 2048-bit
  * key beside it still parses. */
 static void test_rsa_roca_fingerprint_rejected(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    json_t *v = tu_vector(p, "roca_rsa2048.json");
+    json_t *v = tu_vector(p, "roca/rsa2048.json");
     json_t *roca = json_object_get(v, "public_jwk");
     const char *why = NULL;
     mcp_jwks_t *set;

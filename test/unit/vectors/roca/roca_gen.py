@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generates roca_rsa2048.json: a 2048-bit RSA public key whose modulus has
+"""Generates rsa2048.json: a 2048-bit RSA public key whose modulus has
 the ROCA fingerprint (Nemec, Sys, Svenda, Klinec, Matyas: "The Return of
 Coppersmith's Attack", CCS 2017; CVE-2017-15361).
 
@@ -10,7 +10,7 @@ detector (roca-detect) tests for r = 3..167. Here M is the primorial of the
 primes 2..167 and the primes are found with Miller-Rabin. Deterministic
 (seeded), standard library only:
 
-    /usr/bin/python3 test/unit/vectors/roca_gen.py > test/unit/vectors/roca_rsa2048.json
+    /usr/bin/python3 test/unit/vectors/roca/roca_gen.py > test/unit/vectors/roca/rsa2048.json
 """
 import base64
 import json
@@ -79,6 +79,6 @@ n = p * q
 assert n.bit_length() == 2048 and fingerprint(n)
 print(json.dumps({
     "name": "RSA 2048 modulus with the ROCA fingerprint (CVE-2017-15361)",
-    "source": "test/unit/vectors/roca_gen.py (primes k*M + 65537^a mod M, M = primorial of 2..167)",
+    "source": "test/unit/vectors/roca/roca_gen.py (primes k*M + 65537^a mod M, M = primorial of 2..167)",
     "public_jwk": {"kty": "RSA", "kid": "roca", "alg": "RS256", "n": b64(n), "e": "AQAB"},
 }, indent=2))

@@ -104,16 +104,13 @@ static mcp_doc_policy_t doc_policy(const mcp_fetch_settings_t *s)
     return pol;
 }
 
-/* Another process holds the lease and nothing is cached yet: wait for its
- * result instead of asking the IdP a second time. */
-static void wait_for_fetch(mcp_store_t *st, int doc, const unsigned char *key, mcp_doc_meta_t *meta)
+/* Another process is fetching this document and the caller needs its
+ * result (nothing cached yet, or an unknown kid that may be in it): sleep
+ * until that fetch lands (woken by it, SPEC 7), at most MCPAuthHTTPTimeout. */
+static void wait_for_fetch(mcp_keyring_t *kr, int doc, const unsigned char *key)
 {
-    apr_time_t until = meta->lease_until;
-    while (apr_time_now() < until) {
-        apr_sleep(apr_time_from_msec(20));
-        if (mcp_store_doc_meta(st, doc, key, meta) != 0 || meta->generation != 0 || meta->lease_until == 0)
-            return;
-    }
+    apr_time_t until = apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
+    mcp_store_doc_wait(kr->store, doc, key, until);
 }
 
 /* One discovery document: must name this issuer exactly. */
@@ -144,6 +141,20 @@ static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, si
     return resp.body;
 }
 
+/* SPEC 7: an https issuer's discovery document cannot send us to clear
+ * text (keys an on-path attacker could swap, a client secret in clear). */
+static const char *secure_member(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member,
+                                 const char *value)
+{
+    if (!value || strncasecmp(kr->issuer, "https://", 8) != 0 || strncasecmp(value, "https://", 8) == 0)
+        return value;
+    if (strcmp(member, "jwks_uri") != 0 && strcmp(member, "introspection_endpoint") != 0)
+        return value;
+    mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed: insecure %s %s in the discovery document of issuer %s",
+             member, mcp_printable(p, value, 256), mcp_printable(p, kr->issuer, 256));
+    return NULL;
+}
+
 const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member)
 {
     mcp_doc_policy_t pol = doc_policy(kr->settings);
@@ -172,7 +183,7 @@ const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_l
                      mcp_printable(p, err2, 256));
     }
     else if (d == MCP_DOC_WAIT) {
-        wait_for_fetch(kr->store, kr->disc_doc, kr->disc_key, &meta);
+        wait_for_fetch(kr, kr->disc_doc, kr->disc_key);
     }
     if (!text) {
         /* The shared copy: ours just now, another process's, or a stale one. */
@@ -181,7 +192,7 @@ const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_l
             return NULL;
     }
     doc = mcp_json_parse(p, text, len);
-    return mcp_json_str(doc, member);
+    return secure_member(kr, p, log, member, mcp_json_str(doc, member));
 }
 
 /* Fetches the JWKS text and checks it holds usable keys before it may
@@ -205,7 +216,7 @@ static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
         *where = kr->jwks_uri ? kr->jwks_uri : mcp_keyring_discovered(kr, p, log, "jwks_uri");
         if (!*where) {
             *where = apr_psprintf(p, "discovery for %s", kr->issuer);
-            *err = "no jwks_uri discovered";
+            *err = "no usable jwks_uri discovered";
             return NULL;
         }
         if (strncasecmp(*where, "https://", 8) != 0 && strncasecmp(*where, "http://", 7) != 0) {
@@ -324,8 +335,19 @@ static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, con
     return 0;
 }
 
+apr_time_t mcp_keyring_wait_deadline(const mcp_keyring_t *kr)
+{
+    return apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
+}
+
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
                         mcp_keyset_t **out, mcp_fail_t *fail)
+{
+    return mcp_keyring_acquire_until(kr, refresh, mcp_keyring_wait_deadline(kr), p, log, out, fail);
+}
+
+int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_until, apr_pool_t *p,
+                              const mcp_log_t *log, mcp_keyset_t **out, mcp_fail_t *fail)
 {
     const mcp_fetch_settings_t *s = kr->settings;
     mcp_doc_policy_t pol = doc_policy(s);
@@ -363,7 +385,7 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
         break;
     }
     case MCP_DOC_WAIT:
-        wait_for_fetch(kr->store, kr->jwks_doc, kr->jwks_key, &meta);
+        mcp_store_doc_wait(kr->store, kr->jwks_doc, kr->jwks_key, wait_until);
         break;
     default:
         break;
@@ -383,6 +405,26 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
                                  kr->issuer ? mcp_printable(p, kr->issuer, 256) : "(any issuer)",
                                  where ? mcp_printable(p, where, 512) : "discovery", err ? ": " : "",
                                  err ? mcp_printable(p, err, 256) : ""));
+}
+
+int mcp_keyring_reload_file(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log)
+{
+    const char *where = NULL, *err = NULL;
+    size_t len = 0;
+    char *text;
+
+    if (!kr->jwks_file || !kr->store)
+        return 0;
+    text = fetch_jwks(kr, p, log, &where, &len, &err);
+    if (!text) {
+        mcp_logf(log, p, MCP_LOG_ERR, "jwks_file %s: %s (the keys of the previous start stay)",
+                 mcp_printable(p, where, 512), mcp_printable(p, err, 256));
+        return -1;
+    }
+    /* The store compares the content digest with the shared copy: a changed
+     * file gets a new generation, and every verdict made with the old keys
+     * (shared and per-process caches) dies with it. */
+    return mcp_store_doc_finish(kr->store, kr->jwks_doc, kr->jwks_key, apr_time_now(), text, len) == 0 ? 0 : -1;
 }
 
 void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks)

@@ -46,6 +46,19 @@ int mcp_keyring_jwks_doc(const mcp_keyring_t *kr);
  * Fails with MCP_FAIL_UNAVAILABLE when no usable keys exist. */
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
                         mcp_keyset_t **out, mcp_fail_t *fail);
+/* A jwks_file keyring: re-reads the file into the shared copy (SPEC 7: at
+ * every start and graceful restart, since shared memory survives those).
+ * Other sources: nothing to do. 0 ok, -1 unreadable or unusable file. */
+int mcp_keyring_reload_file(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log);
+
+/* The same, with waits for another process's fetch ending by wait_until
+ * (one deadline for all the acquires of one request: SPEC 7 bounds the
+ * whole wait by MCPAuthHTTPTimeout). */
+int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_until, apr_pool_t *p,
+                              const mcp_log_t *log, mcp_keyset_t **out, mcp_fail_t *fail);
+/* now + MCPAuthHTTPTimeout. */
+apr_time_t mcp_keyring_wait_deadline(const mcp_keyring_t *kr);
+
 void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks);
 
 /* Drops this process's parsed keys. Their pools hang off APR's global pool

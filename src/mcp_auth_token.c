@@ -7,6 +7,10 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -214,29 +218,86 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
     return 0;
 }
 
-static int write_file(const char *path, const char *data, int private_mode)
+/* Creates path (never an existing file, never through a symlink: a file
+ * planted in a shared directory must not receive a private key or make us
+ * write through it) with mode 0600 for secrets, 0644 otherwise. */
+static void write_new_file(const char *path, const char *data, int private_mode)
 {
-    FILE *f;
-    if (private_mode) {
-        /* Create with 0600 from the start: a private key never exists world-readable. */
-        apr_pool_t *tp;
-        apr_file_t *af;
-        apr_size_t n = strlen(data);
-        int rc;
-        apr_pool_create(&tp, NULL);
-        rc = apr_file_open(&af, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_TRUNCATE,
-                           APR_FPROT_UREAD | APR_FPROT_UWRITE, tp) == APR_SUCCESS &&
-                     apr_file_write_full(af, data, n, NULL) == APR_SUCCESS && apr_file_close(af) == APR_SUCCESS
-                 ? 0
-                 : -1;
-        apr_pool_destroy(tp);
-        return rc;
+    size_t n = strlen(data), off = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, private_mode ? 0600 : 0644);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            die("refusing to overwrite an existing file (remove it or use another --out/--kid)", path);
+        die("cannot create", path);
     }
-    f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(data, f);
-    return fclose(f) == 0 ? 0 : -1;
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(fd);
+            die("cannot write", path);
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0)
+        die("cannot write", path);
+}
+
+/* The JWKS a new key is added to: only a regular file of ours that nobody
+ * else can write (else someone else's key would be published with ours).
+ * NULL when there is none yet. */
+static json_t *read_own_jwks(apr_pool_t *p, const char *path)
+{
+    struct stat st;
+    char *buf;
+    ssize_t got;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    json_t *doc;
+
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return NULL;
+        die(errno == ELOOP ? "refusing a symbolic link" : "cannot read", path);
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        die("not a regular file", path);
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        die("refusing a JWKS owned or writable by someone else", path);
+    if (st.st_size > (1 << 20))
+        die("file too large", path);
+    buf = apr_palloc(p, (apr_size_t)st.st_size + 1);
+    while (len < (size_t)st.st_size && (got = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
+        len += (size_t)got;
+    close(fd);
+    buf[len] = '\0';
+    doc = mcp_json_parse(p, buf, len);
+    return doc ? json_incref(doc) : NULL;
+}
+
+/* Replaces path atomically with a fresh file of ours (rename replaces a
+ * planted symlink itself, it never writes through it). */
+static void replace_file(apr_pool_t *p, const char *path, const char *data)
+{
+    char *tmp = apr_pstrcat(p, path, ".XXXXXX", NULL);
+    size_t n = strlen(data), off = 0;
+    int fd = mkstemp(tmp); /* O_CREAT|O_EXCL, 0600 */
+    if (fd < 0)
+        die("cannot create", tmp);
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    /* Public keys: readable by the web server's user. */
+    if (off != n || fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        die("cannot write", path);
+    }
 }
 
 static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
@@ -272,12 +333,14 @@ static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
         const char *path = apr_psprintf(p, "%s/%s.key", dir, kid);
         if (RAND_bytes(raw, sizeof(raw)) != 1)
             die("no randomness", NULL);
-        if (write_file(path, apr_pstrcat(p, mcp_b64url_encode(p, raw, sizeof(raw)), "\n", NULL), 1))
-            die("cannot write", path);
+        write_new_file(path, apr_pstrcat(p, mcp_b64url_encode(p, raw, sizeof(raw)), "\n", NULL), 1);
         printf("%s\n", path);
         return 0;
     }
 
+    /* The JWKS is checked first: a refused one leaves no new key behind. */
+    jwks_path = apr_psprintf(p, "%s/jwks.json", dir);
+    jwks = read_own_jwks(p, jwks_path);
     pkey = mcp_keygen(alg, bits);
     if (!pkey)
         die("key generation failed", alg_name);
@@ -288,19 +351,11 @@ static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
         const char *path = apr_psprintf(p, "%s/%s.pem", dir, kid);
         PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL);
         n = BIO_get_mem_data(bio, &pem);
-        if (write_file(path, apr_pstrmemdup(p, pem, (apr_size_t)n), 1))
-            die("cannot write", path);
+        write_new_file(path, apr_pstrmemdup(p, pem, (apr_size_t)n), 1);
         BIO_free(bio);
         printf("%s\n", path);
     }
     /* Add to (or start) DIR/jwks.json, replacing a key with the same kid. */
-    jwks_path = apr_psprintf(p, "%s/jwks.json", dir);
-    {
-        mcp_http_resp_t r;
-        const char *err;
-        if (mcp_file_read(p, jwks_path, 1 << 20, &r, &err) == 0)
-            jwks = json_incref(mcp_json_parse(p, r.body, r.len));
-    }
     if (!json_is_object(jwks) || !json_is_array(json_object_get(jwks, "keys"))) {
         json_decref(jwks);
         jwks = json_pack("{s:[]}", "keys");
@@ -312,8 +367,13 @@ static int cmd_keygen(apr_pool_t *p, int argc, char **argv)
             json_array_remove(keys, idx);
     }
     json_array_append_new(keys, mcp_jwk_public(pkey, kid, alg));
-    if (json_dump_file(jwks, jwks_path, JSON_INDENT(2)))
-        die("cannot write", jwks_path);
+    {
+        char *text = json_dumps(jwks, JSON_INDENT(2));
+        if (!text)
+            die("cannot write", jwks_path);
+        replace_file(p, jwks_path, apr_pstrcat(p, text, "\n", NULL));
+        free(text);
+    }
     printf("%s\n", jwks_path);
     json_decref(jwks);
     EVP_PKEY_free(pkey);

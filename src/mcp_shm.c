@@ -5,6 +5,8 @@
 #include <http_log.h>
 #include <http_core.h>
 #include <http_main.h>
+#include <dirent.h>
+#include <string.h>
 #include <unistd.h>
 #include <util_mutex.h>
 
@@ -23,6 +25,14 @@ static mcp_store_t *store;
 static mcp_l1_t *l1;
 static apr_time_t last_eviction_warning;
 static const char *persist_files[2];
+/* The runtime directory, kept for the stop-time sweep (a cleanup cannot
+ * allocate from the pool being destroyed). */
+static char runtime_dir[4096];
+
+/* Our segment names all start with this (see mcp_shm_post_config); the
+ * sizes in the rest of the name change with the configuration. */
+#define PERSIST_PREFIX "slotmem-shm-mcp_auth_"
+#define PERSIST_SUFFIX ".shm.persist"
 
 int mcp_shm_pre_config(apr_pool_t *pconf)
 {
@@ -48,6 +58,28 @@ static const char *persist_file(apr_pool_t *p, const char *name)
     return ap_runtime_dir_relative(p, apr_pstrcat(p, "slotmem-shm-", name, ".shm.persist", NULL));
 }
 
+/* Removes every persist file of ours in the runtime directory, those of
+ * earlier configurations (other sizes, other names) included. */
+static void sweep_persist_files(void)
+{
+    size_t plen = strlen(PERSIST_PREFIX), slen = strlen(PERSIST_SUFFIX);
+    DIR *d;
+    struct dirent *e;
+    char path[sizeof(runtime_dir) + 256];
+
+    if (!runtime_dir[0] || !(d = opendir(runtime_dir)))
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n <= plen + slen || strncmp(e->d_name, PERSIST_PREFIX, plen) != 0 ||
+            strcmp(e->d_name + n - slen, PERSIST_SUFFIX) != 0)
+            continue;
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", runtime_dir, e->d_name) < sizeof(path))
+            unlink(path);
+    }
+    closedir(d);
+}
+
 /* Runs after mod_slotmem_shm has written the content out (cleanups run in
  * reverse order of registration): a stop leaves nothing behind, a graceful
  * restart keeps it for the next generation. */
@@ -60,6 +92,7 @@ static apr_status_t forget_on_exit(void *data)
     for (i = 0; i < 2; i++)
         if (persist_files[i])
             unlink(persist_files[i]);
+    sweep_persist_files();
     return APR_SUCCESS;
 }
 
@@ -139,6 +172,28 @@ static uint64_t *epoch_word(const ap_slotmem_provider_t *sm, apr_pool_t *pconf)
     return ptr;
 }
 
+static void log_to_server(void *ctx, int level, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, 0, (server_rec *)ctx, "%s", msg);
+}
+
+/* The shared copy of a jwks_file survives graceful restarts (persisted
+ * segments): compare it with the file now, or a replaced file's old keys
+ * would keep verifying until the TTL runs out. */
+static void reload_jwks_files(apr_pool_t *pconf, server_rec *s)
+{
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    mcp_log_t log = {log_to_server, s};
+    apr_pool_t *tmp;
+    int i;
+
+    apr_pool_create(&tmp, pconf);
+    for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
+        if (defs[i].jwks_file)
+            mcp_keyring_reload_file(defs[i].ring, tmp, &log);
+    apr_pool_destroy(tmp);
+}
+
 const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const ap_slotmem_provider_t *sm =
@@ -153,6 +208,14 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     int i;
 
     store = NULL;
+    {
+        const char *dir = ap_runtime_dir_relative(pconf, "");
+        if (dir && strlen(dir) < sizeof(runtime_dir))
+            apr_cpystrn(runtime_dir, dir, sizeof(runtime_dir));
+        /* A fresh start begins empty: nothing a previous run left counts. */
+        if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+            sweep_persist_files();
+    }
     if (!sm)
         return "mod_mcp_auth needs mod_slotmem_shm for its shared cache: "
                "LoadModule slotmem_shm_module modules/mod_slotmem_shm.so (Debian: a2enmod slotmem_shm)";
@@ -185,6 +248,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     mcp_store_attach_epoch(store, epoch_word(sm, pconf));
     for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
         mcp_keyring_attach(defs[i].ring, store, 2 * i, 2 * i + 1);
+    reload_jwks_files(pconf, s);
     return NULL;
 }
 

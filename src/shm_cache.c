@@ -4,6 +4,13 @@
 #include <apr_thread_mutex.h>
 #include <openssl/evp.h>
 #include <string.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <limits.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 /* Slot layouts. Only fixed-size integers and bytes: the same bytes are
  * read by processes of different generations after a graceful restart. */
@@ -26,7 +33,11 @@ typedef struct {
     int64_t lease_until;
     uint64_t generation; /* read without the lock: naturally aligned */
     uint32_t len;
-    unsigned char pad[28];
+    /* Bumped (under the lock) each time a fetch ends; waiters sleep on it
+     * with a futex. Not a private futex: waiters and the fetcher are
+     * different processes sharing this segment. */
+    uint32_t fetch_seq;
+    unsigned char pad[24];
 } doc_hdr;
 
 _Static_assert(sizeof(entry_hdr) == MCP_ENTRY_HEADER, "entry header size");
@@ -361,12 +372,47 @@ mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned ch
         d->attempted_at = now;
         decision = MCP_DOC_FETCH;
     }
-    else if (d->generation == 0 && leased) {
+    else if (leased && (d->generation == 0 || refresh)) {
+        /* Nothing to use yet, or the caller's keys may be in the document
+         * being fetched right now (a rotation): wait for it. */
         decision = MCP_DOC_WAIT;
     }
     meta_of(d, meta);
     unlock(st);
     return decision;
+}
+
+/* Sleeps until *word differs from seen, a wake-up, or `until` (absolute).
+ * Linux: a futex in the shared segment, so the fetcher's wake-up reaches
+ * waiters in every process. Elsewhere: short bounded sleeps (the caller
+ * re-checks the slot after each). */
+static void sleep_on(uint32_t *word, uint32_t seen, apr_time_t until)
+{
+    apr_interval_time_t left = until - apr_time_now();
+    if (left <= 0)
+        return;
+#if defined(__linux__)
+    {
+        struct timespec ts;
+        ts.tv_sec = (time_t)(left / APR_USEC_PER_SEC);
+        ts.tv_nsec = (long)(left % APR_USEC_PER_SEC) * 1000;
+        /* EAGAIN (already changed), EINTR, ETIMEDOUT: the caller re-checks. */
+        syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+    }
+#else
+    (void)word;
+    (void)seen;
+    apr_sleep(left < apr_time_from_msec(10) ? left : apr_time_from_msec(10));
+#endif
+}
+
+static void wake_waiters(doc_hdr *d)
+{
+#if defined(__linux__)
+    syscall(SYS_futex, &d->fetch_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)d;
+#endif
 }
 
 int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now, const char *data,
@@ -387,6 +433,7 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
         return -2;
     claim_doc(d, key);
     d->lease_until = 0;
+    __atomic_add_fetch(&d->fetch_seq, 1, __ATOMIC_RELEASE);
     if (data) {
         if (d->generation == 0 || d->len != len || memcmp(d->content_hash, hash, 32) != 0) {
             memcpy((char *)d + MCP_DOC_HEADER, data, len);
@@ -401,6 +448,7 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
         d->fetched_at = now;
     }
     unlock(st);
+    wake_waiters(d);
     return rc;
 }
 
@@ -435,6 +483,28 @@ int mcp_store_doc_copy(mcp_store_t *st, int doc, const unsigned char *key, uint6
     }
     unlock(st);
     return rc;
+}
+
+void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t until)
+{
+    doc_hdr *d = doc_at(st, doc);
+    for (;;) {
+        apr_time_t now = apr_time_now(), end = until;
+        uint32_t seen;
+        if (!d || now >= until || lock(st))
+            return;
+        /* The sequence is read under the lock the fetcher bumps it under:
+         * a fetch ending after this point changes it, so no wake-up is lost. */
+        seen = d->fetch_seq;
+        if (memcmp(d->key, key, 32) != 0 || d->lease_until <= now) {
+            unlock(st);
+            return;
+        }
+        if (d->lease_until < end)
+            end = d->lease_until; /* a crashed fetcher's lease runs out */
+        unlock(st);
+        sleep_on(&d->fetch_seq, seen, end);
+    }
 }
 
 uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc)

@@ -88,7 +88,8 @@ typedef struct {
 typedef enum {
     MCP_DOC_USE,        /* the shared copy is fresh (or another process refreshes it) */
     MCP_DOC_FETCH,      /* the caller holds the lease: fetch, then mcp_store_doc_finish */
-    MCP_DOC_WAIT,       /* nothing stored yet and another process is fetching */
+    MCP_DOC_WAIT,       /* another process is fetching and the caller needs its result
+                           (nothing stored yet, or refresh): mcp_store_doc_wait */
     MCP_DOC_UNAVAILABLE /* no shared slot or its lock is gone (an old generation) */
 } mcp_doc_decision;
 
@@ -115,6 +116,11 @@ int mcp_store_doc_meta(mcp_store_t *st, int doc, const unsigned char *key, mcp_d
 /* Copies the document when its generation is still `generation`. */
 int mcp_store_doc_copy(mcp_store_t *st, int doc, const unsigned char *key, uint64_t generation, apr_pool_t *p,
                        char **data, size_t *len);
+
+/* Returns when the fetch in flight on the slot has ended (woken by
+ * mcp_store_doc_finish in any process), its lease ran out, or at `until`;
+ * at once when no fetch is in flight. No polling on Linux (futex). */
+void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t until);
 
 /* Current generation of a document slot (0 when empty), lock-free read. */
 uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc);

@@ -69,6 +69,7 @@ static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti
 {
     mcp_keyset_t *ks;
     keys_result r;
+    apr_time_t until;
 
     if (!ti->ring) {
         if (!ti->keys)
@@ -76,14 +77,17 @@ static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti
         r = try_keys(ti->keys, jws);
         return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
     }
-    if (mcp_keyring_acquire(ti->ring, 0, p, log, &ks, fail))
+    /* Waiting for another process's fetch is bounded once for the request. */
+    until = mcp_keyring_wait_deadline(ti->ring);
+    if (mcp_keyring_acquire_until(ti->ring, 0, until, p, log, &ks, fail))
         return -1;
     r = try_keys(mcp_keyset_jwks(ks), jws);
     out->key_generation = mcp_keyset_generation(ks);
     mcp_keyring_release(ti->ring, ks);
     if (r == KEYS_NO_MATCH) {
-        /* Maybe the IdP rotated keys: refetch (rate-limited) and retry once. */
-        if (mcp_keyring_acquire(ti->ring, 1, p, log, &ks, fail))
+        /* Maybe the IdP rotated keys: refetch (rate-limited; or wait for the
+         * refetch already in flight in any process) and retry once. */
+        if (mcp_keyring_acquire_until(ti->ring, 1, until, p, log, &ks, fail))
             return -1;
         r = try_keys(mcp_keyset_jwks(ks), jws);
         out->key_generation = mcp_keyset_generation(ks);

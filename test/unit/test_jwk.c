@@ -143,6 +143,34 @@ static void test_rsa1024_rejected(void **state)
     assert_refused(p, tu_pub_jwk_json(p, K.rsa1024, "weak", MCP_ALG_RS256, 0), 0, "RSA key shorter than 2048 bits");
 }
 
+/* A modulus with the ROCA fingerprint (test/unit/vectors/roca/roca_gen.py) is
+ * refused like a short key, in a JWK and inside a JWKS; a normal 2048-bit
+ * key beside it still parses. */
+static void test_rsa_roca_fingerprint_rejected(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    json_t *v = tu_vector(p, "roca/rsa2048.json");
+    json_t *roca = json_object_get(v, "public_jwk");
+    const char *why = NULL;
+    mcp_jwks_t *set;
+    char *doc;
+
+    assert_non_null(roca);
+    assert_refused(p, roca, 0, "RSA key has the ROCA weakness (CVE-2017-15361)");
+    assert_refused(p, roca, 1, "RSA key has the ROCA weakness (CVE-2017-15361)");
+    assert_parsed(p, tu_pub_jwk_json(p, K.rsa, "normal", MCP_ALG_RS256, 1), 0);
+
+    doc = apr_psprintf(p, "{\"keys\":[%s,%s]}", mcp_json_compact(p, roca),
+                       mcp_json_compact(p, tu_pub_jwk_json(p, K.rsa, "normal", MCP_ALG_RS256, 1)));
+    assert_int_equal(mcp_jwks_parse(p, doc, strlen(doc), &set, &why), 0);
+    assert_int_equal(set->nkeys, 1);
+    assert_string_equal(set->keys[0]->kid, "normal");
+    assert_int_equal(set->skipped, 1);
+    assert_string_equal(set->skip_reason, "RSA key has the ROCA weakness (CVE-2017-15361)");
+    doc = apr_psprintf(p, "{\"keys\":[%s]}", mcp_json_compact(p, roca));
+    assert_int_equal(mcp_jwks_parse(p, doc, strlen(doc), &set, &why), -1);
+}
+
 static void test_rsa_leading_zero_tolerated(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -614,6 +642,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_TEST(test_rsa2048_ok),
         TU_TEST(test_rsa1024_rejected),
+        TU_TEST(test_rsa_roca_fingerprint_rejected),
         TU_TEST(test_rsa_leading_zero_tolerated),
         TU_TEST(test_rsa_bad_members),
         TU_TEST(test_ec_curves_ok),

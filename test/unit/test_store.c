@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include <apr_file_io.h>
+#include <apr_thread_proc.h>
 
 #include "keyring.h"
 #include "l1_cache.h"
@@ -181,7 +182,10 @@ static void doc_lease_and_generations(void **state)
     assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(20), &POLICY, 1, &m), MCP_DOC_USE);
     /* After the cooldown a forced refresh is allowed, once. */
     assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(40), &POLICY, 1, &m), MCP_DOC_FETCH);
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(41), &POLICY, 1, &m), MCP_DOC_USE);
+    /* A second unknown kid while that fetch runs waits for it (SPEC 7: a
+     * rotation refuses no valid token); a known kid uses the copy. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(41), &POLICY, 1, &m), MCP_DOC_WAIT);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(41), &POLICY, 0, &m), MCP_DOC_USE);
     /* Same bytes: generation kept, fetched_at moves. */
     assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(42), "{\"keys\":1}", 10), 0);
     assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
@@ -192,6 +196,95 @@ static void doc_lease_and_generations(void **state)
     assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(143), "{\"keys\":2}", 10), 0);
     assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
     assert_true(m.generation > g1);
+}
+
+/* ---- waiting for a fetch in flight (real clock, real threads) ---------- */
+
+typedef struct {
+    mcp_store_t *st;
+    const unsigned char *key;
+    const char *data; /* NULL: the fetch fails */
+    apr_interval_time_t delay;
+} finisher_t;
+
+static void *APR_THREAD_FUNC finish_later(apr_thread_t *t, void *arg)
+{
+    finisher_t *f = arg;
+    apr_sleep(f->delay);
+    mcp_store_doc_finish(f->st, 0, f->key, apr_time_now(), f->data, f->data ? strlen(f->data) : 0);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static apr_interval_time_t timed_wait(mcp_store_t *st, const unsigned char *key, apr_interval_time_t bound)
+{
+    apr_time_t t0 = apr_time_now();
+    mcp_store_doc_wait(st, 0, key, t0 + bound);
+    return apr_time_now() - t0;
+}
+
+static void doc_wait_is_woken_when_the_fetch_lands(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+    const unsigned char *key = key_of(p, "jwks-wait");
+    mcp_doc_policy_t pol = {SEC(100), SEC(30), SEC(10)};
+    finisher_t f = {st, key, "{\"keys\":2}", apr_time_from_msec(300)};
+    apr_thread_t *t;
+    apr_status_t rv;
+    mcp_doc_meta_t m;
+    uint64_t g1;
+    apr_interval_time_t took;
+
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, apr_time_now(), "{\"keys\":1}", 10), 0);
+    g1 = mcp_store_doc_generation(st, 0);
+    /* No fetch in flight: no wait at all. */
+    assert_true(timed_wait(st, key, SEC(5)) < apr_time_from_msec(50));
+
+    /* Rotation: one caller refetches (slowly), the next unknown kid waits
+     * and is woken by the fetch's end, long before its bound. */
+    pol.cooldown = 0;
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 1, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 1, &m), MCP_DOC_WAIT);
+    assert_int_equal(apr_thread_create(&t, NULL, finish_later, &f, p), APR_SUCCESS);
+    took = timed_wait(st, key, SEC(5));
+    apr_thread_join(&rv, t);
+    assert_true(took >= apr_time_from_msec(250));
+    assert_true(took < SEC(2));
+    assert_true(mcp_store_doc_generation(st, 0) != g1);
+
+    /* A failed fetch wakes the waiters too. */
+    f.data = NULL;
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 1, &m), MCP_DOC_FETCH);
+    assert_int_equal(apr_thread_create(&t, NULL, finish_later, &f, p), APR_SUCCESS);
+    took = timed_wait(st, key, SEC(5));
+    apr_thread_join(&rv, t);
+    assert_true(took >= apr_time_from_msec(250));
+    assert_true(took < SEC(2));
+}
+
+static void doc_wait_is_bounded(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+    const unsigned char *key = key_of(p, "jwks-bound");
+    mcp_doc_policy_t pol = {SEC(100), 0, SEC(10)};
+    mcp_doc_meta_t m;
+    apr_interval_time_t took;
+
+    /* The fetcher never finishes: the waiter gives up at its bound... */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 0, &m), MCP_DOC_FETCH);
+    took = timed_wait(st, key, apr_time_from_msec(200));
+    assert_true(took >= apr_time_from_msec(190));
+    assert_true(took < SEC(1));
+    /* ...or when the (crashed) fetcher's lease runs out, if that is sooner. */
+    mcp_store_doc_finish(st, 0, key, apr_time_now(), "x", 1);
+    pol.lease = apr_time_from_msec(150);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 1, &m), MCP_DOC_FETCH);
+    took = timed_wait(st, key, SEC(5));
+    assert_true(took >= apr_time_from_msec(100));
+    assert_true(took < SEC(1));
 }
 
 static void doc_failure_backs_off(void **state)
@@ -544,6 +637,49 @@ static void keyring_file_source_and_rotation(void **state)
     apr_file_remove(path, p);
 }
 
+/* Two processes (two keyrings on one store): A's unknown-kid refetch falls
+ * inside the cooldown because B just refetched; A must use B's new keys. */
+static void keyring_refresh_in_cooldown_uses_keys_fetched_by_another(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    static mcp_fetch_settings_t sa, sb;
+    const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-cool-%d.json", (int)getpid());
+    EVP_PKEY *k1 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0)), *k2 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 65536);
+    mcp_keyring_t *a, *b;
+    mcp_keyset_t *ks;
+    mcp_fail_t fail;
+
+    sa.ttl = SEC(3600);
+    sa.cooldown = SEC(3600);
+    sa.max_stale = SEC(3600);
+    sa.http.max_size = 65536;
+    sa.http.timeout_s = 5;
+    sb = sa;
+    sb.cooldown = 0; /* B's refetch is the one the cooldown allows */
+    write_jwks(p, path, k1, "one");
+    a = mcp_keyring_create(p, "https://idp", NULL, path, &sa);
+    b = mcp_keyring_create(p, "https://idp", NULL, path, &sb);
+    mcp_keyring_attach(a, st, 0, 1);
+    mcp_keyring_attach(b, st, 0, 1);
+    assert_int_equal(mcp_keyring_acquire(a, 0, p, NULL, &ks, &fail), 0);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "one");
+    mcp_keyring_release(a, ks);
+
+    write_jwks(p, path, k2, "two");
+    apr_sleep(1000);
+    assert_int_equal(mcp_keyring_acquire(b, 1, p, NULL, &ks, &fail), 0);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
+    mcp_keyring_release(b, ks);
+    /* A's forced refresh is suppressed (cooldown), yet it sees "two". */
+    assert_int_equal(mcp_keyring_acquire(a, 1, p, NULL, &ks, &fail), 0);
+    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
+    mcp_keyring_release(a, ks);
+    mcp_keyring_forget(a);
+    mcp_keyring_forget(b);
+    apr_file_remove(path, p);
+}
+
 static void keyring_missing_source_is_unavailable(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -572,6 +708,8 @@ int main(void)
         TU_TEST(entry_expired_slot_reused_without_eviction),
         TU_TEST(small_values_share_slots),
         TU_TEST(doc_lease_and_generations),
+        TU_TEST(doc_wait_is_woken_when_the_fetch_lands),
+        TU_TEST(doc_wait_is_bounded),
         TU_TEST(doc_failure_backs_off),
         TU_TEST(doc_too_large_and_foreign_slot),
         TU_TEST(entry_dependency_on_document),
@@ -583,6 +721,7 @@ int main(void)
         TU_TEST(shared_hit_carries_its_stored_generation),
         TU_TEST(discovery_urls),
         TU_TEST(keyring_file_source_and_rotation),
+        TU_TEST(keyring_refresh_in_cooldown_uses_keys_fetched_by_another),
         TU_TEST(keyring_missing_source_is_unavailable),
     };
     tu_global_init();

@@ -283,8 +283,10 @@ static void insert_error_filter(request_rec *r)
 /* Before authentication: client-sent copies of identity headers go. */
 static int scrub_identity(request_rec *r)
 {
-    if (is_ours(r))
-        mcp_identity_scrub(r, dir_conf(r));
+    /* Every request of the virtual host, protected or not (SPEC 4): an open
+     * sibling location in front of the same backend must not let a client
+     * speak for a user either. */
+    mcp_identity_scrub(r, dir_conf(r));
     return DECLINED;
 }
 

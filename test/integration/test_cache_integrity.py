@@ -12,7 +12,7 @@ alone, and which does not depend on where in memory the configuration lives
   key): a dev-signed token accepted at ``/dev`` is refused at ``/prod`` --
   before and after ``/dev`` accepted it, from every child, under load.
 * Two ``<Directory>`` trees whose ``.htaccess`` differ in
-  ``MCPAuthRequiredClaims`` (or ``MCPAuthTokenType``): a token accepted in
+  ``MCPAuthRequiredClaims`` (which ``.htaccess`` may narrow): a token accepted in
   one is refused in the other, on one keep-alive connection (same child,
   same thread, request pools reused at the same addresses) and under load.
 
@@ -136,8 +136,8 @@ def devprod(httpd_factory, mcp_auth_so, keydir):
 HTACCESS = {
     "ra": "MCPAuthRequiredClaims sub jti",
     "rb": "MCPAuthRequiredClaims sub eml",
-    "ta": "MCPAuthTokenType JWT",
-    "tb": "MCPAuthTokenType at+jwt",
+    "na": "MCPAuthRequiredClaims iat",
+    "nb": "MCPAuthRequiredClaims nbf",
 }
 
 
@@ -205,7 +205,7 @@ def test_prod_token_passes_at_prod_only(devprod, keydir):
 
 @pytest.mark.parametrize("allowed,refused,tok_kw,good_kw", [
     ("ra", "rb", {}, {"eml": "alice@example.com"}),
-    ("ta", "tb", {}, {"typ": "at+jwt"}),
+    ("na", "nb", {}, {"nbf": int(time.time()) - 5}),
 ])
 def test_htaccess_verdict_does_not_leak_between_directories(htaccess, keydir, allowed, refused, tok_kw, good_kw):
     _, dev, _ = keydir

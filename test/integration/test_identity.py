@@ -16,9 +16,10 @@ Two backends behind one httpd:
   ``AUTH_TYPE``, ``MCP_AUTH_SUB/ISS/SCOPE/CLAIMS``, ``MCPAuthClaimEnv``
   naming, ``MCP_AUTH_TOKEN`` only with ``MCPAuthPassToken On``, UTF-8 values.
 
-A control location without the module (``/px/plain``) proves that the proxy
-and the echo server do pass every spoofed spelling through, so the scrubbing
-assertions can only hold because of mod_mcp_auth.
+An open location (``/px/plain``, no token asked) proves that the proxy and
+the echo server pass every spelling of an unconfigured header through, so the
+scrubbing assertions can only hold because of mod_mcp_auth -- which removes
+the virtual host's identity headers there too (SPEC 4: on every request).
 """
 
 import json
@@ -233,7 +234,7 @@ def server(httpd_factory, jwks_server, mcp_auth_so, echo, env_cgi):
         "/px/nofwd": loc("MCPAuthTokenHeader X-MCP-Token\nMCPAuthForwardToken Off\n"
                          "MCPAuthClaimHeader X-User-Sub $.sub\n"
                          f'ProxyPass "{back}/px/nofwd"'),
-        # control: no mod_mcp_auth here, the spoofed headers do get through
+        # control: no token asked here; only the vhost's identity headers are scrubbed
         "/px/plain": f'Require all granted\nProxyPass "{back}/px/plain"',
         "/env/basic": loc(ENV_CLAIMS),
         "/env/pass": loc("MCPAuthPassToken On"),
@@ -273,16 +274,30 @@ def assert_compact_json(text: str, expected):
 # (a) headers through mod_proxy
 # ---------------------------------------------------------------------------
 
-def test_control_location_lets_spoofed_headers_through(server):
-    """Sanity check of the rig: without mod_mcp_auth every spelling reaches the
-    backend, so the scrub tests below are meaningful."""
-    hdrs = [(n, f"spoof-{i}") for i, n in enumerate(SPOOF_VARIANTS)]
+def test_control_location_lets_other_headers_through(server):
+    """Sanity check of the rig: every spelling of a header that no
+    MCPAuthClaimHeader names reaches the backend through the open location,
+    so the scrub tests below are meaningful."""
+    variants = [v.replace("User", "Other").replace("USER", "OTHER").replace("user", "other")
+                for v in SPOOF_VARIANTS]
+    hdrs = [(n, f"spoof-{i}") for i, n in enumerate(variants)]
     seen = Seen(server.request("GET", "/px/plain", hdrs))
-    got = seen.like("X-User-Sub")
+    got = seen.like("X-Other-Sub")
     # httpd folds same-name (case-insensitive) copies into one comma list
     values = [part for _, v in got for part in v.split(", ")]
     assert sorted(values) == sorted(v for _, v in hdrs), seen
     assert any("_" in k for k, _ in got), seen
+
+
+def test_open_location_of_the_vhost_scrubs_identity_headers(server):
+    """SPEC 4: the identity headers of the virtual host are removed on every
+    request, also where no token is asked for -- an open sibling location in
+    front of the same backend must not let a client name the user."""
+    hdrs = [(n, f"spoof-{i}") for i, n in enumerate(SPOOF_VARIANTS)]
+    hdrs.append(("X-Other-Sub", "kept"))
+    seen = Seen(server.request("GET", "/px/plain", hdrs))
+    assert seen.like("X-User-Sub") == [], seen
+    assert seen.one("X-Other-Sub") == "kept"
 
 
 def test_claim_headers_values_and_encoding(server, minter):

@@ -100,6 +100,24 @@ static mcp_section_t *record_section(cmd_parms *cmd, const mcp_dir_conf_t *conf,
     return rec;
 }
 
+/* Adds value (once, as same() sees it) to the per-server list of h; all of
+ * it lives in pconf, so only at configuration time. */
+static void server_list_add(apr_hash_t *h, server_rec *s, const char *value, int (*same)(const char *, const char *))
+{
+    apr_array_header_t *list = apr_hash_get(h, &s, sizeof(s));
+    int i;
+    if (!list) {
+        server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
+        *key = s;
+        list = apr_array_make(mcp_global.pconf, 4, sizeof(const char *));
+        apr_hash_set(h, key, sizeof(*key), list);
+    }
+    for (i = 0; i < list->nelts; i++)
+        if (same(APR_ARRAY_IDX(list, i, const char *), value) == 0)
+            return;
+    APR_ARRAY_PUSH(list, const char *) = apr_pstrdup(mcp_global.pconf, value);
+}
+
 /* Remembers which <Location> the directives of this section belong to (the
  * default resource URI is built from it) and records the section for the
  * checks across sections. Allocates from pconf only at configuration
@@ -108,8 +126,6 @@ static mcp_section_t *note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
 {
     const ap_directive_t *sec = enclosing_section(cmd);
     mcp_section_t *rec;
-    apr_array_header_t *paths;
-    int i;
 
     if (!mcp_cmd_at_config_time(cmd))
         return NULL;
@@ -118,17 +134,7 @@ static mcp_section_t *note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
         return rec;
     conf->location = cmd->path;
     /* Remembered per virtual host for the root metadata document. */
-    paths = apr_hash_get(mcp_global.locations, &cmd->server, sizeof(cmd->server));
-    if (!paths) {
-        server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
-        *key = cmd->server;
-        paths = apr_array_make(mcp_global.pconf, 2, sizeof(const char *));
-        apr_hash_set(mcp_global.locations, key, sizeof(*key), paths);
-    }
-    for (i = 0; i < paths->nelts; i++)
-        if (strcmp(APR_ARRAY_IDX(paths, i, const char *), cmd->path) == 0)
-            return rec;
-    APR_ARRAY_PUSH(paths, const char *) = apr_pstrdup(mcp_global.pconf, cmd->path);
+    server_list_add(mcp_global.locations, cmd->server, cmd->path, strcmp);
     return rec;
 }
 
@@ -565,21 +571,8 @@ static int valid_claim_expr(const char *e)
  * request's merged list instead, nothing request-time goes into pconf). */
 static void note_identity_header(cmd_parms *cmd, const char *name)
 {
-    apr_array_header_t *names;
-    int i;
-    if (!mcp_cmd_at_config_time(cmd))
-        return;
-    names = apr_hash_get(mcp_global.identity_headers, &cmd->server, sizeof(cmd->server));
-    if (!names) {
-        server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
-        *key = cmd->server;
-        names = apr_array_make(mcp_global.pconf, 4, sizeof(const char *));
-        apr_hash_set(mcp_global.identity_headers, key, sizeof(*key), names);
-    }
-    for (i = 0; i < names->nelts; i++)
-        if (strcasecmp(APR_ARRAY_IDX(names, i, const char *), name) == 0)
-            return;
-    APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(mcp_global.pconf, name);
+    if (mcp_cmd_at_config_time(cmd))
+        server_list_add(mcp_global.identity_headers, cmd->server, name, strcasecmp);
 }
 
 const apr_array_header_t *mcp_identity_header_names(const server_rec *s)

@@ -986,6 +986,29 @@ def httpd_factory(tmp_root, tls):
         factory.stop_all()
 
 
+@pytest.fixture
+def start_httpd(httpd_factory, mcp_auth_so):
+    """start(locations, conf="", name="httpd"): an httpd with the built
+    module, stopped when the test ends."""
+    started = []
+
+    def start(locations, conf="", name="httpd"):
+        h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name=name)
+        started.append(h)
+        return h
+
+    try:
+        yield start
+    finally:
+        for h in started:
+            h.stop()
+
+
+def es256_key(label: str = "k") -> SigningKey:
+    """A fresh P-256 signing key with a unique kid starting with label."""
+    return SigningKey("ES256", f"{label}-{secrets.token_hex(6)}", ec.generate_private_key(ec.SECP256R1()))
+
+
 def mcp_location(issuer: str = ISSUER, jwks_uri: str = None, *, audience: str = AUDIENCE,
                  extra: str = "", jwks_file: str = None) -> str:
     """A standard protected-location snippet."""

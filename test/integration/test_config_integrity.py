@@ -20,7 +20,6 @@ Each attack sits beside the legitimate neighbour that must still pass.
 import http.client
 import json
 import os
-from pathlib import Path
 
 import pytest
 

@@ -30,7 +30,6 @@ import random
 import select
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -14,31 +14,10 @@ import secrets
 import subprocess
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import APACHE2, AUDIENCE, Minter, SigningKey, wait_for_port
+from conftest import APACHE2, AUDIENCE, Minter, es256_key, wait_for_port
 
 CACHE_HIT = "verified-token cache hit"
-
-
-def es256_key(label):
-    return SigningKey("ES256", f"{label}-{secrets.token_hex(6)}", ec.generate_private_key(ec.SECP256R1()))
-
-
-@pytest.fixture
-def start_httpd(httpd_factory, mcp_auth_so):
-    started = []
-
-    def start(locations, conf=""):
-        h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name="lifecycle")
-        started.append(h)
-        return h
-
-    try:
-        yield start
-    finally:
-        for h in started:
-            h.stop()
 
 
 def restart(h, how):

@@ -18,7 +18,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import AUDIENCE, HTTPSServer, Minter, SigningKey, _IdPHandler
+from conftest import AUDIENCE, HTTPSServer, Minter, SigningKey, _IdPHandler, es256_key
 
 AUDIENCE_CONF = f"MCPAuthAudience {AUDIENCE}"
 PID_RE = re.compile(r"\[pid (\d+)")
@@ -48,26 +48,6 @@ def slow_idp(tls):
         yield srv
     finally:
         srv.stop()
-
-
-@pytest.fixture
-def start_httpd(httpd_factory, mcp_auth_so):
-    started = []
-
-    def start(locations, conf=""):
-        h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name="rotation")
-        started.append(h)
-        return h
-
-    try:
-        yield start
-    finally:
-        for h in started:
-            h.stop()
-
-
-def es256_key(label):
-    return SigningKey("ES256", f"{label}-{secrets.token_hex(6)}", ec.generate_private_key(ec.SECP256R1()))
 
 
 def location(issuer, jwks_uri):

@@ -35,6 +35,7 @@ from conftest import (
     Minter,
     SigningKey,
     _IdPHandler,
+    es256_key,
     _TLSThreadingServer,
     free_port,
     json_bytes,
@@ -65,10 +66,6 @@ def location(issuer, jwks_uri=None, extra="") -> str:
     return "\n".join(parts)
 
 
-def es256_key(label="k") -> SigningKey:
-    return SigningKey("ES256", f"{label}-{secrets.token_hex(6)}", ec.generate_private_key(ec.SECP256R1()))
-
-
 def jwks_of(*keys) -> dict:
     return {"keys": [k.jwk for k in keys]}
 
@@ -93,23 +90,6 @@ def idp(tls):
         yield srv
     finally:
         srv.stop()
-
-
-@pytest.fixture
-def start_httpd(httpd_factory, mcp_auth_so):
-    """Starts httpds through the factory and stops them when the test ends."""
-    started = []
-
-    def start(locations, conf="", name="shm"):
-        h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name=name)
-        started.append(h)
-        return h
-
-    try:
-        yield start
-    finally:
-        for h in started:
-            h.stop()
 
 
 class HTTPSServerOnPort(HTTPSServer):

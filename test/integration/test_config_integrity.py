@@ -229,6 +229,7 @@ REFUSED_IN_HTACCESS = {
     "MCPAuthTokenHeader": "MCPAuthTokenHeader Cookie",
     "MCPAuthTokenType": "MCPAuthTokenType JWT",
     "MCPAuthMaxTokenSize": "MCPAuthMaxTokenSize 1048576",
+    "MCPAuthAllowedOrigins": "MCPAuthAllowedOrigins *",
 }
 
 NARROWING_HTACCESS = """\

@@ -115,6 +115,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->alg_mask = add->alg_set ? add->alg_mask : base->alg_mask;
     c->hmac_key = MERGE(hmac_key, NULL);
     c->skew = MERGE(skew, -1);
+    c->from_htaccess = base->from_htaccess || add->from_htaccess;
     c->required_claims = merge_required_claims(p, base, add);
     c->required_claims_add = add->required_claims ? add->required_claims_add : base->required_claims_add;
     c->token_type = MERGE(token_type, NULL);

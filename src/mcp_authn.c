@@ -59,20 +59,53 @@ static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_
     }
 }
 
+/* What the memo knows a configuration by: the policy as build_policy made
+ * it, whose pointers lead to objects that stay unchanged for the whole
+ * configuration generation (the generation is part of the key), minus the
+ * request time; the default audience, built per request, by its text. */
+typedef struct {
+    int generation;
+    mcp_verify_policy_t verify;
+    const char *user_claim, *scope_claim;
+    const mcp_introspect_conf_t *introspection;
+} memo_key;
+
 /* The location's policy fingerprint, which names the rules a verdict was
  * reached under in both cache levels: computed from content (never from
  * addresses of configuration objects, which .htaccess rebuilds per
- * request), at most once per request -- one SHA-256 over a few hundred
- * bytes. */
+ * request) -- one SHA-256 over a few hundred bytes, remembered per
+ * configuration in this process unless .htaccess took part in it. */
 static void policy_fingerprint(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
                                unsigned char fp[MCP_FINGERPRINT_LEN])
 {
     mcp_cache_policy_t cp;
+    memo_key *k = NULL;
+    size_t klen = 0;
+
     cp.verify = pol;
     cp.user_claim = conf->remote_user_claim;
     cp.scope_claim = conf->scope_claim;
     cp.introspection = conf->introspection;
+    if (!conf->from_htaccess) {
+        const char *resource = conf->audiences ? "" : pol->claims.audiences[0];
+        size_t rlen = strlen(resource);
+        klen = sizeof(*k) + rlen;
+        k = apr_pcalloc(r->pool, klen); /* padding included: compared byte for byte */
+        k->generation = ap_state_query(AP_SQ_CONFIG_GEN);
+        memcpy(&k->verify, pol, sizeof(*pol)); /* build_policy zeroed its padding */
+        k->verify.claims.now = 0;
+        if (!conf->audiences)
+            k->verify.claims.audiences = NULL;
+        k->user_claim = cp.user_claim;
+        k->scope_claim = cp.scope_claim;
+        k->introspection = cp.introspection;
+        memcpy((char *)k + sizeof(*k), resource, rlen);
+        if (mcp_policy_memo_get(mcp_shm_policy_memo(), k, klen, fp) == 0)
+            return;
+    }
     mcp_policy_fingerprint(r->pool, &cp, fp);
+    if (k)
+        mcp_policy_memo_put(mcp_shm_policy_memo(), k, klen, fp);
 }
 
 static apr_time_t keep_until(const mcp_verdict_t *v, apr_time_t now)

@@ -43,6 +43,7 @@ typedef struct {
     int pass_token;                      /* -1 unset, 0 Off (default), 1 On */
     int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
     const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
+    int from_htaccess;                   /* a directive of ours came from .htaccess: request-pool data */
     int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */
     apr_array_header_t *allowed_origins; /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
 } mcp_dir_conf_t;

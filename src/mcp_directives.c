@@ -127,8 +127,10 @@ static mcp_section_t *note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
     const ap_directive_t *sec = enclosing_section(cmd);
     mcp_section_t *rec;
 
-    if (!mcp_cmd_at_config_time(cmd))
+    if (!mcp_cmd_at_config_time(cmd)) {
+        conf->from_htaccess = 1;
         return NULL;
+    }
     rec = record_section(cmd, conf, sec);
     if (!sec || strcasecmp(sec->directive, "<Location") != 0 || !cmd->path || cmd->path[0] != '/')
         return rec;

@@ -23,6 +23,7 @@ APLOG_USE_MODULE(mcp_auth);
 static apr_global_mutex_t *shm_mutex;
 static mcp_store_t *store;
 static mcp_l1_t *l1;
+static mcp_policy_memo_t *policy_memo;
 static apr_time_t last_eviction_warning;
 static const char *persist_files[2];
 /* The runtime directory, kept for the stop-time sweep (a cleanup cannot
@@ -257,12 +258,18 @@ mcp_l1_t *mcp_shm_l1(void)
     return l1;
 }
 
+mcp_policy_memo_t *mcp_shm_policy_memo(void)
+{
+    return policy_memo;
+}
+
 void mcp_shm_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
     /* Sized for the tokens one child sees in a burst; misses fall through
      * to the shared cache. */
     l1 = mcp_l1_create(p, 1024);
+    policy_memo = mcp_policy_memo_create(p, 64);
     if (!shm_mutex)
         return;
     rv = apr_global_mutex_child_init(&shm_mutex, apr_global_mutex_lockfile(shm_mutex), p);

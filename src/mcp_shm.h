@@ -7,6 +7,7 @@
 #include <httpd.h>
 
 #include "l1_cache.h"
+#include "policy_memo.h"
 #include "shm_cache.h"
 
 #define MCP_MUTEX_TYPE "mcp-auth-shm"
@@ -29,6 +30,9 @@ mcp_store_t *mcp_shm_store(void);
 
 /* This process's small verdict cache (NULL outside a child). */
 mcp_l1_t *mcp_shm_l1(void);
+
+/* This process's memo of policy fingerprints (NULL outside a child). */
+mcp_policy_memo_t *mcp_shm_policy_memo(void);
 
 /* A full store costs speed, never a request: warn, at most once a minute. */
 void mcp_shm_note_eviction(request_rec *r);

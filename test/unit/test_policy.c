@@ -23,6 +23,7 @@
 #include <ctype.h>
 
 #include "introspect.h"
+#include "policy_memo.h"
 #include "token_cache.h"
 #include "verifier.h"
 
@@ -569,6 +570,31 @@ static void cost_per_request(void **state)
                   (double)(t1 - t0) * 1000.0 / N, (double)(t2 - t1) * 1000.0 / N);
 }
 
+/* The per-process memo answers only for the exact key bytes it was given,
+ * and a replaced slot forgets the old key. */
+static void memo_answers_only_its_key(void **state)
+{
+    apr_pool_t *p = *state;
+    mcp_policy_memo_t *m = mcp_policy_memo_create(p, 1); /* one slot: every key collides */
+    unsigned char a[MCP_FINGERPRINT_LEN], b[MCP_FINGERPRINT_LEN], out[MCP_FINGERPRINT_LEN];
+    const char k1[] = "generation 1 policy A", k2[] = "generation 1 policy B";
+
+    memset(a, 0xaa, sizeof(a));
+    memset(b, 0xbb, sizeof(b));
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), -1);
+    mcp_policy_memo_put(m, k1, sizeof(k1), a);
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), 0);
+    assert_memory_equal(out, a, sizeof(a));
+    /* same length, one byte apart; a prefix; a longer key */
+    assert_int_equal(mcp_policy_memo_get(m, k2, sizeof(k2), out), -1);
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1) - 1, out), -1);
+    mcp_policy_memo_put(m, k2, sizeof(k2), b);
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), -1);
+    assert_int_equal(mcp_policy_memo_get(m, k2, sizeof(k2), out), 0);
+    assert_memory_equal(out, b, sizeof(b));
+    assert_int_equal(mcp_policy_memo_get(NULL, k2, sizeof(k2), out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +606,7 @@ int main(void)
         TU_TEST(boundaries_and_null_are_unambiguous),
         TU_TEST(same_issuer_other_keys),
         TU_TEST(cost_per_request),
+        TU_TEST(memo_answers_only_its_key),
     };
     tu_global_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

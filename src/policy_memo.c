@@ -1,0 +1,89 @@
+#include "policy_memo.h"
+
+#include <apr_thread_mutex.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One malloc'd block per entry: the fingerprint, then the key bytes. */
+typedef struct {
+    size_t len;
+    unsigned char fp[MCP_FINGERPRINT_LEN];
+    unsigned char key[];
+} entry;
+
+struct mcp_policy_memo {
+    apr_thread_mutex_t *lock;
+    unsigned mask;
+    entry **slots;
+};
+
+static apr_status_t free_all(void *data)
+{
+    mcp_policy_memo_t *m = data;
+    unsigned i;
+    for (i = 0; i <= m->mask; i++) {
+        free(m->slots[i]);
+        m->slots[i] = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+mcp_policy_memo_t *mcp_policy_memo_create(apr_pool_t *p, unsigned slots)
+{
+    mcp_policy_memo_t *m = apr_pcalloc(p, sizeof(*m));
+    unsigned n = 1;
+    while (n < slots)
+        n <<= 1;
+    m->mask = n - 1;
+    m->slots = apr_pcalloc(p, n * sizeof(entry *));
+    apr_thread_mutex_create(&m->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    apr_pool_cleanup_register(p, m, free_all, apr_pool_cleanup_null);
+    return m;
+}
+
+static unsigned slot_of(const mcp_policy_memo_t *m, const unsigned char *key, size_t len)
+{
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < len; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h & m->mask;
+}
+
+int mcp_policy_memo_get(mcp_policy_memo_t *m, const void *key, size_t len, unsigned char fp[MCP_FINGERPRINT_LEN])
+{
+    entry *e;
+    int hit = 0;
+    if (!m)
+        return -1;
+    apr_thread_mutex_lock(m->lock);
+    e = m->slots[slot_of(m, key, len)];
+    if (e && e->len == len && memcmp(e->key, key, len) == 0) {
+        memcpy(fp, e->fp, MCP_FINGERPRINT_LEN);
+        hit = 1;
+    }
+    apr_thread_mutex_unlock(m->lock);
+    return hit ? 0 : -1;
+}
+
+void mcp_policy_memo_put(mcp_policy_memo_t *m, const void *key, size_t len,
+                         const unsigned char fp[MCP_FINGERPRINT_LEN])
+{
+    entry *e, *old;
+    unsigned slot;
+    if (!m)
+        return;
+    e = malloc(sizeof(*e) + len);
+    if (!e)
+        return; /* a lost memo entry costs one SHA-256 */
+    e->len = len;
+    memcpy(e->fp, fp, MCP_FINGERPRINT_LEN);
+    memcpy(e->key, key, len);
+    slot = slot_of(m, key, len);
+    apr_thread_mutex_lock(m->lock);
+    old = m->slots[slot];
+    m->slots[slot] = e;
+    apr_thread_mutex_unlock(m->lock);
+    free(old);
+}

@@ -805,21 +805,28 @@ static const char *check_hmac_pair(apr_pool_t *p, const mcp_section_t *b)
     return NULL;
 }
 
+/* Section i as it applies in server s (a main server section applies in
+ * every virtual host too); 0 when it does not apply there. */
+static int applies_in(int i, server_rec *s, mcp_section_t *here)
+{
+    const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+    if (b->server != s && (b->server->is_virtual || !s->is_virtual))
+        return 0;
+    *here = *b;
+    here->server = s;
+    return 1;
+}
+
 static const char *check_hmac_lengths(apr_pool_t *p)
 {
     server_rec *s;
+    mcp_section_t here;
     const char *err;
     int i;
     for (s = ap_server_conf; s; s = s->next)
-        for (i = 0; i < mcp_global.sections->nelts; i++) {
-            const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
-            mcp_section_t here = *b;
-            if (b->server != s && (b->server->is_virtual || !s->is_virtual))
-                continue;
-            here.server = s; /* a main server section as it applies in s */
-            if ((err = check_hmac_pair(p, &here)))
+        for (i = 0; i < mcp_global.sections->nelts; i++)
+            if (applies_in(i, s, &here) && (err = check_hmac_pair(p, &here)))
                 return err;
-        }
     return NULL;
 }
 
@@ -860,12 +867,8 @@ static const char *check_resource_sources(apr_pool_t *p)
     for (s = ap_server_conf; s; s = s->next) {
         int usable = -1;
         for (i = 0; i < mcp_global.sections->nelts; i++) {
-            const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
-            mcp_section_t here = *b;
-            if (b->server != s && (b->server->is_virtual || !s->is_virtual))
-                continue;
-            here.server = s; /* a main server section as it applies in s */
-            if (b->conf->resource || inherited(&here, has_resource))
+            mcp_section_t here;
+            if (!applies_in(i, s, &here) || here.conf->resource || inherited(&here, has_resource))
                 continue;
             if (usable < 0)
                 usable = usable_server_name(s);
@@ -875,7 +878,7 @@ static const char *check_resource_sources(apr_pool_t *p)
                                 "mod_mcp_auth: the section at %s protects %s without MCPAuthResource, and %s has "
                                 "no ServerName: set ServerName (e.g. ServerName https://mcp.example.com) or "
                                 "MCPAuthResource -- the resource URI is never taken from the request's Host header",
-                                b->where,
+                                here.where,
                                 s->is_virtual ? apr_psprintf(p, "<VirtualHost> at %s:%u", s->defn_name,
                                                              s->defn_line_number)
                                               : "the main server",

@@ -434,6 +434,11 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
     claim_doc(d, key);
     d->lease_until = 0;
     __atomic_add_fetch(&d->fetch_seq, 1, __ATOMIC_RELEASE);
+    /* A failed attempt's cooldown runs from its end, not its start: a fetch
+     * that took the whole timeout must not be followed at once by another
+     * (a request that queued behind the first would then wait for both). */
+    if (!data)
+        d->attempted_at = now;
     if (data) {
         if (d->generation == 0 || d->len != len || memcmp(d->content_hash, hash, 32) != 0) {
             memcpy((char *)d + MCP_DOC_HEADER, data, len);

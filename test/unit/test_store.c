@@ -223,6 +223,26 @@ static apr_interval_time_t timed_wait(mcp_store_t *st, const unsigned char *key,
     return apr_time_now() - t0;
 }
 
+/* The cooldown after a failed fetch runs from the failure: a fetch that
+ * took the whole timeout is not followed at once by another one (requests
+ * queued behind the first would otherwise wait for two timeouts). */
+static void failed_fetch_cooldown_runs_from_its_end(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 64);
+    const unsigned char *key = key_of(p, "jwks-fail");
+    mcp_doc_meta_t m;
+
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(8), NULL, 0), 0); /* failed after 8 s */
+    /* 31 s after the start, 23 s after the failure: still cooling down. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(31), &POLICY, 0, &m), MCP_DOC_USE);
+    assert_int_equal(m.generation, 0);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(37), &POLICY, 1, &m), MCP_DOC_USE);
+    /* 30 s after the failure: the next attempt. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(38), &POLICY, 0, &m), MCP_DOC_FETCH);
+}
+
 static void doc_wait_is_woken_when_the_fetch_lands(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -708,6 +728,7 @@ int main(void)
         TU_TEST(entry_expired_slot_reused_without_eviction),
         TU_TEST(small_values_share_slots),
         TU_TEST(doc_lease_and_generations),
+        TU_TEST(failed_fetch_cooldown_runs_from_its_end),
         TU_TEST(doc_wait_is_woken_when_the_fetch_lands),
         TU_TEST(doc_wait_is_bounded),
         TU_TEST(doc_failure_backs_off),

@@ -22,20 +22,29 @@ static void add_names(apr_array_header_t *names, const apr_array_header_t *more,
     }
 }
 
-/* Every identity header name of the virtual host goes, not just this
- * section's: a sibling or parent section's header must not arrive spoofed
- * where this one forwards the request. The merged list adds names that
- * came from .htaccess (never recorded server-wide). */
-void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
+/* Every identity header name of the virtual host goes from table t, not
+ * just this section's: a sibling or parent section's header must not
+ * arrive spoofed where this one forwards the request. The merged list adds
+ * names that came from .htaccess (never recorded server-wide). */
+static void scrub_table(request_rec *r, const mcp_dir_conf_t *conf, apr_table_t *t)
 {
-    apr_array_header_t *names = apr_array_make(r->pool, 8, sizeof(const char *));
+    const apr_array_header_t *vhost = mcp_identity_header_names(r->server);
+    const apr_array_header_t *main_srv = r->server != ap_server_conf ? mcp_identity_header_names(ap_server_conf) : NULL;
+    apr_array_header_t *names;
 
-    add_names(names, mcp_identity_header_names(r->server), 0);
-    if (r->server != ap_server_conf)
-        add_names(names, mcp_identity_header_names(ap_server_conf), 0);
+    if (!vhost && !main_srv && !conf->claim_headers)
+        return; /* most requests of a server without identity headers */
+    names = apr_array_make(r->pool, 8, sizeof(const char *));
+    add_names(names, vhost, 0);
+    add_names(names, main_srv, 0);
     add_names(names, conf->claim_headers, APR_OFFSETOF(mcp_claim_export_t, name));
     if (names->nelts)
-        mcp_scrub_headers(r->pool, r->headers_in, (const char *const *)names->elts, names->nelts);
+        mcp_scrub_headers(r->pool, t, (const char *const *)names->elts, names->nelts);
+}
+
+void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    scrub_table(r, conf, r->headers_in);
 }
 
 /* One claim into a table; a value with control characters is never set. */
@@ -107,11 +116,8 @@ void mcp_identity_after_body(request_rec *r, const mcp_dir_conf_t *conf, apr_tab
     if (merged != authorized)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "chunked trailers not merged into the request headers");
     /* The trailers themselves, for handlers that read r->trailers_in. */
-    if (r->trailers_in) {
-        r->headers_in = r->trailers_in;
-        mcp_identity_scrub(r, conf);
-        r->headers_in = authorized;
-    }
+    if (r->trailers_in)
+        scrub_table(r, conf, r->trailers_in);
     mcp_identity_scrub(r, conf);
     /* Last: nothing read after this point can replace them. */
     if (st && st->verified)

@@ -9,6 +9,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_auth.h>
+#include <mpm_common.h>
 #include <apr_strings.h>
 #include <curl/curl.h>
 
@@ -20,6 +21,7 @@
 #include "src/mcp_metadata.h"
 #include "src/mcp_shm.h"
 #include "src/mcp_toolscope.h"
+#include "src/stopping.h"
 
 /* ---- per-directory configuration ------------------------------------ */
 
@@ -369,6 +371,15 @@ static void child_init(apr_pool_t *p, server_rec *s)
     mcp_shm_child_init(p, s);
 }
 
+/* Threaded MPMs tell the child before they wait for its requests: loops
+ * waiting on the IdP or on another process give up from here on. */
+static void child_stopping(apr_pool_t *pchild, int graceful)
+{
+    (void)pchild;
+    (void)graceful;
+    mcp_stopping_set();
+}
+
 /* Runs for configtest and for every start: checks across sections. */
 static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
@@ -419,6 +430,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config_last, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_quick_handler(mcp_metadata_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_access_ex(skip_access_control, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_access_ex(pass_preflight, NULL, NULL, APR_HOOK_REALLY_LAST, AP_AUTH_INTERNAL_PER_CONF);

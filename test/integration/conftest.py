@@ -837,7 +837,6 @@ class HttpdStartError(Exception):
 
 
 _BASE_MODULES = [
-    ("mpm_event_module", "mod_mpm_event.so"),
     ("authn_core_module", "mod_authn_core.so"),
     ("authz_core_module", "mod_authz_core.so"),
     ("authz_user_module", "mod_authz_user.so"),
@@ -851,8 +850,25 @@ _BASE_MODULES = [
 ]
 
 
+# The process model: event is the default; availability tests run their core
+# cases under worker and prefork too (a prefork child serves one request).
+MPMS = ("event", "worker", "prefork")
+
+
+def _mpm_lines(mpm: str):
+    if mpm not in MPMS:
+        raise ValueError(f"unknown MPM {mpm!r}")
+    lines = [f'LoadModule mpm_{mpm}_module "{APACHE_MODULES_DIR / f"mod_mpm_{mpm}.so"}"']
+    if mpm == "prefork":
+        return lines + ["StartServers 3", "MinSpareServers 3", "MaxSpareServers 8",
+                        "ServerLimit 16", "MaxRequestWorkers 16"]
+    return lines + ["StartServers 3", "ServerLimit 4", "ThreadsPerChild 8", "MinSpareThreads 8",
+                    "MaxSpareThreads 32", "MaxRequestWorkers 32"]
+
+
 def render_config(*, root: Path, port: int, locations, cgi: Path, module_so: Path = None,
-                  server_conf: str = "", ca_file: Path = None) -> str:
+                  server_conf: str = "", ca_file: Path = None, mpm: str = "event",
+                  modules=()) -> str:
     lines = [
         f'ServerRoot "{root}"',
         f'DefaultRuntimeDir "{root}/run"',
@@ -861,7 +877,8 @@ def render_config(*, root: Path, port: int, locations, cgi: Path, module_so: Pat
         f"ServerName 127.0.0.1:{port}",
         f"Listen 127.0.0.1:{port}",
     ]
-    for name, so in _BASE_MODULES:
+    lines += _mpm_lines(mpm)
+    for name, so in list(_BASE_MODULES) + list(modules):
         lines.append(f'LoadModule {name} "{APACHE_MODULES_DIR / so}"')
     lines += [
         "<IfModule !log_config_module>",
@@ -873,12 +890,6 @@ def render_config(*, root: Path, port: int, locations, cgi: Path, module_so: Pat
     if os.geteuid() == 0:
         lines += ["User nobody", "Group nogroup"]
     lines += [
-        "StartServers 3",
-        "ServerLimit 4",
-        "ThreadsPerChild 8",
-        "MinSpareThreads 8",
-        "MaxSpareThreads 32",
-        "MaxRequestWorkers 32",
         "Timeout 20",
         "KeepAlive On",
         # Room for the oversized-token tests: the module, not httpd's header
@@ -926,7 +937,8 @@ class HttpdFactory:
         self._n = 0
 
     def start(self, locations, *, server_conf: str = "", module_so: Path = None,
-              with_module: bool = True, name: str = "httpd") -> Httpd:
+              with_module: bool = True, name: str = "httpd", mpm: str = "event",
+              modules=()) -> Httpd:
         """Start an httpd with one <Location> per entry.
 
         locations: dict or list of (path, snippet).  Every location is served
@@ -955,7 +967,7 @@ class HttpdFactory:
             conf = root / "conf" / "httpd.conf"
             conf.write_text(render_config(root=root, port=port, locations=locations, cgi=cgi,
                                           module_so=module_so, server_conf=server_conf,
-                                          ca_file=self.tls.ca_pem))
+                                          ca_file=self.tls.ca_pem, mpm=mpm, modules=modules))
             _make_world_readable(root)
             os.chmod(root / "logs", 0o755)
             h = Httpd(root, port, conf)
@@ -988,12 +1000,14 @@ def httpd_factory(tmp_root, tls):
 
 @pytest.fixture
 def start_httpd(httpd_factory, mcp_auth_so):
-    """start(locations, conf="", name="httpd"): an httpd with the built
-    module, stopped when the test ends."""
+    """start(locations, conf="", name="httpd", mpm="event", modules=()): an
+    httpd with the built module, stopped when the test ends. modules: extra
+    (name, file) pairs to load, e.g. ("http2_module", "mod_http2.so")."""
     started = []
 
-    def start(locations, conf="", name="httpd"):
-        h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name=name)
+    def start(locations, conf="", name="httpd", mpm="event", modules=()):
+        h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name=name,
+                                mpm=mpm, modules=modules)
         started.append(h)
         return h
 

@@ -1,13 +1,16 @@
 #include "jsonrpc.h"
 
-#include <apr_hash.h>
 #include <apr_strings.h>
 #include <string.h>
 
-/* A strict RFC 8259 reader that records only what tool scopes need. It is
- * iterative (an explicit stack of one byte per nesting level, grown in the
- * pool) so no body within the size limit can exhaust the C stack, and it
- * has no caps: depth, members and number sizes are bounded by the body. */
+/* A strict RFC 8259 reader that records only what tool scopes need, in one
+ * pass and in bounded memory: an explicit stack of one byte per nesting
+ * level, fixed at MCP_RPC_MAX_DEPTH (no C recursion, no growth per
+ * element); member names of the open message and params object in fixed
+ * tables; everything a message needs in a scratch pool cleared per message.
+ * Nothing is kept per array element or per member of other objects, so an
+ * adversarial body costs at most its own size again (one unescaped string)
+ * whatever its shape. Number sizes are bounded by the body only. */
 
 /* Frames on the stack: what the open container is to us. */
 enum { F_ARRAY = 'a', F_OBJECT = 'o', F_BATCH = 'b', F_MESSAGE = 'm', F_PARAMS = 'p' };
@@ -25,13 +28,26 @@ typedef struct {
     int ids;                         /* members that are or fold to "id" */
 } message_t;
 
+/* The member names of one message or params object seen so far (for the
+ * duplicate check): a hash first, the bytes only when hashes match. */
 typedef struct {
-    apr_pool_t *p;
+    struct {
+        unsigned hash;
+        const char *key;
+        size_t len;
+    } k[MCP_RPC_MAX_MEMBERS];
+    int n;
+} members_t;
+
+typedef struct {
+    apr_pool_t *p;       /* what outlives the parse: out's fields */
+    apr_pool_t *scratch; /* one message's names and values, cleared per message */
     const unsigned char *s;
     size_t len, pos;
-    char *stack;
-    size_t depth, cap;
-    apr_hash_t *seen[2]; /* member names of the open message / params object */
+    char stack[MCP_RPC_MAX_DEPTH];
+    size_t depth;
+    int messages;        /* in the batch so far */
+    members_t seen[2];   /* the open message / params object */
     message_t msg;
     mcp_rpc_body_t *out;
 } parser_t;
@@ -88,12 +104,36 @@ int mcp_jsonrpc_name_equal(const char *a, const char *b)
     return *x == '\0' && *y == '\0';
 }
 
+const char *mcp_jsonrpc_name_key(apr_pool_t *p, const char *s, apr_size_t *klen)
+{
+    const unsigned char *x = (const unsigned char *)s;
+    unsigned char *key = apr_palloc(p, 4 * strlen(s) + 1), *o = key;
+
+    while (*x) {
+        unsigned cp = fold_cp(next_cp(&x));
+        *o++ = (unsigned char)(cp >> 24);
+        *o++ = (unsigned char)(cp >> 16);
+        *o++ = (unsigned char)(cp >> 8);
+        *o++ = (unsigned char)cp;
+    }
+    *klen = (apr_size_t)(o - key);
+    return (const char *)key;
+}
+
 /* ---- refusals ----------------------------------------------------------- */
 
 static int parse_error(parser_t *P, const char *what)
 {
     P->out->code = MCP_RPC_PARSE_ERROR;
     P->out->cause = apr_psprintf(P->p, "not JSON (RFC 8259): %s at byte %" APR_SIZE_T_FMT, what, P->pos);
+    return -1;
+}
+
+/* A limit (SPEC 6): reading stops here; no later error can replace it. */
+static int too_much(parser_t *P, int code, const char *cause)
+{
+    P->out->code = code;
+    P->out->cause = apr_psprintf(P->p, "%s at byte %" APR_SIZE_T_FMT, cause, P->pos);
     return -1;
 }
 
@@ -276,7 +316,7 @@ static int read_string(parser_t *P, char **val, size_t *vlen)
         P->pos += k;
     }
     if (val)
-        *val = unescape(P->p, s, start, P->pos, vlen);
+        *val = unescape(P->scratch, s, start, P->pos, vlen);
     P->pos++;
     return 0;
 }
@@ -330,23 +370,34 @@ static int read_literal(parser_t *P)
 
 /* ---- the stack and the messages ---------------------------------------- */
 
-static void push(parser_t *P, char frame)
+/* Deeper than any MCP message goes (serde_json, the Rust SDK's parser,
+ * stops at 128 too): refused as -32600 rather than read. */
+static int push(parser_t *P, char frame)
 {
-    if (P->depth == P->cap) {
-        size_t cap = P->cap ? P->cap * 2 : 64;
-        char *grown = apr_palloc(P->p, cap);
-        if (P->depth)
-            memcpy(grown, P->stack, P->depth);
-        P->stack = grown;
-        P->cap = cap;
+    if (P->depth == MCP_RPC_MAX_DEPTH) {
+        P->out->code = MCP_RPC_INVALID_REQUEST;
+        P->out->cause = apr_psprintf(P->p, "JSON nested deeper than %d at byte %" APR_SIZE_T_FMT,
+                                     MCP_RPC_MAX_DEPTH, P->pos);
+        return -1;
     }
     P->stack[P->depth++] = frame;
+    return 0;
 }
 
-static void begin_message(parser_t *P)
+static int begin_message(parser_t *P)
 {
+    if (P->depth > 0 && ++P->messages > MCP_RPC_MAX_MESSAGES)
+        return too_much(P, MCP_RPC_TOO_MANY, apr_psprintf(P->p, "more than %d messages in a batch",
+                                                          MCP_RPC_MAX_MESSAGES));
+    apr_pool_clear(P->scratch);
     memset(&P->msg, 0, sizeof(P->msg));
-    apr_hash_clear(P->seen[0]);
+    P->seen[0].n = 0;
+    return 0;
+}
+
+static const char *keep(parser_t *P, const char *s)
+{
+    return s ? apr_pstrdup(P->p, s) : NULL;
 }
 
 static void end_message(parser_t *P, int single)
@@ -356,14 +407,14 @@ static void end_message(parser_t *P, int single)
         if (!m->name)
             invalid(P, "a tools/call without a string params.name");
         else
-            APR_ARRAY_PUSH(P->out->tool_calls, const char *) = m->name;
+            APR_ARRAY_PUSH(P->out->tool_calls, const char *) = keep(P, m->name);
     }
     if (single) {
-        P->out->method = m->method;
-        P->out->name = m->name;
-        P->out->uri = m->uri;
+        P->out->method = keep(P, m->method);
+        P->out->name = keep(P, m->name);
+        P->out->uri = keep(P, m->uri);
         if (m->ids == 1 && m->id)
-            P->out->id = m->id;
+            P->out->id = keep(P, m->id);
     }
 }
 
@@ -378,11 +429,39 @@ static void pop(parser_t *P)
  * when it equals a JSON-RPC/MCP member name only under case folding (the C
  * string view too: "name\u0000x" is "name" to a C reader). Returns what
  * its value is to us. */
+static unsigned key_hash(const char *key, size_t klen)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    size_t i;
+    for (i = 0; i < klen; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    return h;
+}
+
+/* Records key; 1 when it was there already. */
+static int seen_before(members_t *seen, const char *key, size_t klen)
+{
+    unsigned h = key_hash(key, klen);
+    int i;
+    for (i = 0; i < seen->n; i++)
+        if (seen->k[i].hash == h && seen->k[i].len == klen && memcmp(seen->k[i].key, key, klen) == 0)
+            return 1;
+    seen->k[seen->n].hash = h;
+    seen->k[seen->n].key = key;
+    seen->k[seen->n].len = klen;
+    seen->n++;
+    return 0;
+}
+
 static int check_member(parser_t *P, char frame, const char *key, size_t klen)
 {
-    apr_hash_t *seen = P->seen[frame == F_MESSAGE ? 0 : 1];
+    members_t *seen = &P->seen[frame == F_MESSAGE ? 0 : 1];
     const char *exact = NULL;
     size_t i;
+
+    if (seen->n == MCP_RPC_MAX_MEMBERS)
+        return too_much(P, MCP_RPC_TOO_MANY,
+                        apr_psprintf(P->p, "more than %d members in a message or its params", MCP_RPC_MAX_MEMBERS));
 
     for (i = 0; i < NMEMBERS; i++) {
         int same = klen == strlen(MEMBERS[i]) && memcmp(key, MEMBERS[i], klen) == 0;
@@ -393,10 +472,8 @@ static int check_member(parser_t *P, char frame, const char *key, size_t klen)
         if (frame == F_MESSAGE && i == 1 && (same || mcp_jsonrpc_name_equal(key, "id")))
             P->msg.ids++;
     }
-    if (apr_hash_get(seen, key, (apr_ssize_t)klen))
+    if (seen_before(seen, key, klen))
         invalid(P, exact ? apr_psprintf(P->p, "duplicate member \"%s\"", exact) : "a duplicate member name");
-    else
-        apr_hash_set(seen, key, (apr_ssize_t)klen, "");
     if (!exact)
         return T_NONE;
     if (frame == F_MESSAGE)
@@ -426,7 +503,7 @@ static int read_scalar(parser_t *P, int target)
     else if (target == T_URI)
         P->msg.uri = val;
     else if (target == T_ID && (is_string || P->s[from] == '-' || (P->s[from] >= '0' && P->s[from] <= '9')))
-        P->msg.id = apr_pstrmemdup(P->p, (const char *)P->s + from, P->pos - from);
+        P->msg.id = apr_pstrmemdup(P->scratch, (const char *)P->s + from, P->pos - from);
     return 0;
 }
 
@@ -458,18 +535,21 @@ static int parse(parser_t *P)
                 char frame = F_OBJECT;
                 if (target == T_TOP || target == T_MESSAGE) {
                     frame = F_MESSAGE;
-                    begin_message(P);
+                    if (begin_message(P) != 0)
+                        return -1;
                 }
                 else if (target == T_PARAMS) {
                     frame = F_PARAMS;
-                    apr_hash_clear(P->seen[1]);
+                    P->seen[1].n = 0;
                 }
-                push(P, frame);
+                if (push(P, frame) != 0)
+                    return -1;
                 P->pos++;
                 state = S_FIRST_MEMBER;
             }
             else if (P->s[P->pos] == '[') {
-                push(P, target == T_TOP ? F_BATCH : F_ARRAY);
+                if (push(P, target == T_TOP ? F_BATCH : F_ARRAY) != 0)
+                    return -1;
                 P->out->is_batch |= target == T_TOP;
                 P->pos++;
                 state = S_FIRST_ELEMENT;
@@ -493,6 +573,8 @@ static int parse(parser_t *P)
             if (read_string(P, top == F_OBJECT ? NULL : &key, &klen) != 0)
                 return -1;
             target = top == F_OBJECT ? T_NONE : check_member(P, top, key, klen);
+            if (target < 0)
+                return -1;
             skip_ws(P);
             if (P->pos >= P->len || P->s[P->pos] != ':')
                 return parse_error(P, "expected ':'");
@@ -544,15 +626,19 @@ int mcp_jsonrpc_parse(apr_pool_t *p, const char *body, size_t len, mcp_rpc_body_
     P.s = (const unsigned char *)(body ? body : "");
     P.len = body ? len : 0;
     P.out = out;
-    P.seen[0] = apr_hash_make(p);
-    P.seen[1] = apr_hash_make(p);
+    if (apr_pool_create(&P.scratch, p) != APR_SUCCESS) {
+        out->code = MCP_RPC_TOO_MANY;
+        out->cause = "out of memory";
+        return out->code;
+    }
     if (P.len >= 3 && memcmp(P.s, "\xEF\xBB\xBF", 3) == 0)
         parse_error(&P, "a UTF-8 byte order mark");
     else if (parse(&P) != 0) {
         out->id = "null";
         apr_array_clear(out->tool_calls);
     }
-    if (out->code == MCP_RPC_INVALID_REQUEST)
+    if (out->code != 0)
         apr_array_clear(out->tool_calls);
+    apr_pool_destroy(P.scratch);
     return out->code;
 }

@@ -23,9 +23,10 @@ APLOG_USE_MODULE(mcp_auth);
 static ap_filter_rec_t *kept_body_handle;
 
 /* A body read before the handler, once per request and its internal
- * redirects (they share the connection, which has no second copy). */
+ * redirects (they share the connection, which has no second copy). One
+ * flat copy in the request pool is all that is kept: the parser reads it
+ * and the replay hands out pool buckets that point into it. */
 typedef struct {
-    apr_bucket_brigade *bb;      /* as read, EOS last; only ever copied from */
     char *flat;
     apr_size_t len;
     int method_number;           /* a redirect to an ErrorDocument is a GET: no body */
@@ -38,20 +39,14 @@ typedef struct {
     int eos_sent;
 } replay_t;
 
-/* Copies [offset, offset + n) of the kept body into b. */
-static apr_status_t copy_range(const kept_body_t *kb, apr_off_t offset, apr_off_t n, apr_bucket_brigade *b)
+/* [offset, offset + n) of the kept body into b, without copying: a pool
+ * bucket (the flat copy lives in r->pool; should a bucket outlive it, APR
+ * turns it into a heap copy when the pool goes). */
+static apr_status_t copy_range(request_rec *r, const kept_body_t *kb, apr_off_t offset, apr_off_t n,
+                               apr_bucket_brigade *b)
 {
-    apr_bucket *e, *end, *copy;
-    apr_status_t rv;
-
-    if ((rv = apr_brigade_partition(kb->bb, offset, &e)) != APR_SUCCESS ||
-        (rv = apr_brigade_partition(kb->bb, offset + n, &end)) != APR_SUCCESS)
-        return rv;
-    for (; e != end; e = APR_BUCKET_NEXT(e)) {
-        if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS)
-            return rv;
-        APR_BRIGADE_INSERT_TAIL(b, copy);
-    }
+    APR_BRIGADE_INSERT_TAIL(b, apr_bucket_pool_create(kb->flat + offset, (apr_size_t)n, r->pool,
+                                                      r->connection->bucket_alloc));
     return APR_SUCCESS;
 }
 
@@ -73,7 +68,7 @@ static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_i
         readbytes = HUGE_STRING_LEN; /* a line reader gets a chunk; lines are its business */
     if (readbytes > left)
         readbytes = left;
-    if (readbytes > 0 && (rv = copy_range(ctx->kb, ctx->offset, readbytes, b)) != APR_SUCCESS)
+    if (readbytes > 0 && (rv = copy_range(f->r, ctx->kb, ctx->offset, readbytes, b)) != APR_SUCCESS)
         return rv;
     if (mode == AP_MODE_SPECULATIVE) {
         if (readbytes == 0)
@@ -128,77 +123,147 @@ void mcp_toolscope_insert_filter(request_rec *r)
     add_replay(r, kb);
 }
 
-/* Reads the whole body (up to the limit) into a brigade kept for replay,
- * once per chain of internal redirects: a redirected request gets what the
- * first one read, never a second (empty) read of the connection. */
-static int read_body(request_rec *r, apr_bucket_brigade **kept, char **flat, apr_size_t *len)
+/* The request's Content-Length when it is one within the limit, else -1
+ * (chunked, or h2 without one). */
+static apr_off_t declared_length(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t n;
+    char *end;
+
+    if (!cl || apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end || n < 0 || n > MCP_TOOL_BODY_LIMIT)
+        return -1;
+    return n;
+}
+
+/* Moves what bb holds into the flat buffer *buf (room for cap bytes, *len
+ * used), growing it by doubling when the length was not declared; the
+ * buckets are freed at once, so the body is held once (twice only while a
+ * chunked body outgrows its buffer). */
+static int take(request_rec *r, apr_bucket_brigade *bb, char **buf, apr_size_t *cap, apr_size_t *len, int *eos)
+{
+    apr_bucket *e;
+
+    while ((e = APR_BRIGADE_FIRST(bb)) != APR_BRIGADE_SENTINEL(bb)) {
+        const char *data;
+        apr_size_t n;
+
+        if (APR_BUCKET_IS_EOS(e))
+            *eos = 1;
+        if (apr_bucket_read(e, &data, &n, APR_BLOCK_READ) != APR_SUCCESS)
+            return HTTP_BAD_REQUEST;
+        if (*len + n > MCP_TOOL_BODY_LIMIT)
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        if (*len + n > *cap) {
+            apr_size_t grown = *cap ? *cap : 8192;
+            char *bigger;
+            while (grown < *len + n)
+                grown *= 2;
+            if (grown > MCP_TOOL_BODY_LIMIT)
+                grown = MCP_TOOL_BODY_LIMIT;
+            bigger = apr_palloc(r->pool, grown + 1);
+            if (*len)
+                memcpy(bigger, *buf, *len);
+            *buf = bigger;
+            *cap = grown;
+        }
+        if (n)
+            memcpy(*buf + *len, data, n);
+        *len += n;
+        apr_bucket_delete(e);
+    }
+    return OK;
+}
+
+/* Reads the whole body (up to the limit) into one flat buffer kept for
+ * replay, once per chain of internal redirects: a redirected request gets
+ * what the first one read, never a second (empty) read of the connection. */
+static int read_body(request_rec *r, char **flat, apr_size_t *len)
 {
     const kept_body_t *had = chain_body(r);
     apr_table_t *authorized = r->headers_in;
-    apr_bucket_brigade *bb, *k;
+    apr_bucket_brigade *bb;
     kept_body_t *kb;
-    apr_off_t total = 0;
-    int seen_eos = 0;
+    apr_off_t declared;
+    apr_size_t cap = 0;
+    char *buf = NULL;
+    int eos = 0, rc;
 
     if (had) {
-        *kept = had->bb;
         *flat = had->flat;
         *len = had->len;
         return OK;
     }
+    *len = 0;
+    if ((declared = declared_length(r)) >= 0) {
+        cap = (apr_size_t)declared;
+        buf = apr_palloc(r->pool, cap + 1);
+    }
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    k = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    while (!seen_eos) {
-        apr_bucket *e;
+    while (!eos) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS)
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-        while ((e = APR_BRIGADE_FIRST(bb)) != APR_BRIGADE_SENTINEL(bb)) {
-            if (APR_BUCKET_IS_EOS(e))
-                seen_eos = 1;
-            /* Buckets must outlive this read loop: set them aside. */
-            if (apr_bucket_setaside(e, r->pool) != APR_SUCCESS) {
-                const char *data;
-                apr_size_t n;
-                apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
-                apr_bucket_setaside(e, r->pool);
-            }
-            APR_BUCKET_REMOVE(e);
-            APR_BRIGADE_INSERT_TAIL(k, e);
-            total += e->length == (apr_size_t)-1 ? 0 : (apr_off_t)e->length;
+        if ((rc = take(r, bb, &buf, &cap, len, &eos)) != OK) {
+            apr_brigade_cleanup(bb);
+            return rc;
         }
-        if (total > MCP_TOOL_BODY_LIMIT)
-            return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    if (apr_brigade_pflatten(k, flat, len, r->pool) != APR_SUCCESS)
-        return HTTP_INTERNAL_SERVER_ERROR;
+    apr_brigade_destroy(bb);
+    *flat = buf ? buf : apr_pcalloc(r->pool, 1);
+    (*flat)[*len] = '\0';
     /* Chunked trailers arrived with the last chunk: they must not change
      * the identity or the credentials the backend gets. */
     mcp_identity_after_body(r, ap_get_module_config(r->per_dir_config, &mcp_auth_module), authorized);
     kb = apr_palloc(r->pool, sizeof(*kb));
-    kb->bb = k;
     kb->flat = *flat;
     kb->len = *len;
     kb->method_number = r->method_number;
     mcp_request(r)->kept_body = kb;
     add_replay(r, kb);
-    *kept = k;
     return OK;
 }
 
+/* The MCPAuthToolScope lines by folded tool name (mcp_jsonrpc_name_key):
+ * each call is one lookup, not a comparison with every line, so a batch
+ * costs calls x O(1) whatever the number of lines. */
+static apr_hash_t *tool_index(apr_pool_t *p, const mcp_dir_conf_t *conf)
+{
+    apr_hash_t *index = apr_hash_make(p);
+    int j;
+    for (j = 0; j < conf->tool_scopes->nelts; j++) {
+        const mcp_tool_scope_t *ts = &APR_ARRAY_IDX(conf->tool_scopes, j, mcp_tool_scope_t);
+        apr_size_t klen;
+        const char *key = mcp_jsonrpc_name_key(p, ts->tool, &klen);
+        apr_array_header_t *lines = apr_hash_get(index, key, (apr_ssize_t)klen);
+        if (!lines) {
+            lines = apr_array_make(p, 1, sizeof(const mcp_tool_scope_t *));
+            apr_hash_set(index, key, (apr_ssize_t)klen, lines);
+        }
+        APR_ARRAY_PUSH(lines, const mcp_tool_scope_t *) = ts;
+    }
+    return index;
+}
+
 /* Scopes the named tools need, minus what the token has, into missing. */
-static void tool_requirements(const mcp_dir_conf_t *conf, const apr_array_header_t *called,
+static void tool_requirements(apr_pool_t *p, const mcp_dir_conf_t *conf, const apr_array_header_t *called,
                               const apr_array_header_t *granted, apr_array_header_t *missing)
 {
+    apr_hash_t *index;
     int i, j, k;
+
+    if (called->nelts == 0)
+        return;
+    index = tool_index(p, conf);
     for (i = 0; i < called->nelts; i++) {
         const char *name = APR_ARRAY_IDX(called, i, const char *);
-        for (j = 0; j < conf->tool_scopes->nelts; j++) {
-            const mcp_tool_scope_t *ts = &APR_ARRAY_IDX(conf->tool_scopes, j, mcp_tool_scope_t);
-            /* Case-insensitive (and ſ/K folded): a backend that matches tool
-             * names loosely cannot be reached under a spelling we did not check. */
-            if (!mcp_jsonrpc_name_equal(ts->tool, name))
-                continue;
+        apr_size_t klen;
+        /* Case-insensitive (and ſ/K folded): a backend that matches tool
+         * names loosely cannot be reached under a spelling we did not check. */
+        const char *key = mcp_jsonrpc_name_key(p, name, &klen);
+        const apr_array_header_t *lines = apr_hash_get(index, key, (apr_ssize_t)klen);
+        for (j = 0; lines && j < lines->nelts; j++) {
+            const mcp_tool_scope_t *ts = APR_ARRAY_IDX(lines, j, const mcp_tool_scope_t *);
             for (k = 0; k < ts->scopes->nelts; k++) {
                 const char *s = APR_ARRAY_IDX(ts->scopes, k, const char *);
                 if (!mcp_scope_has(granted, s))
@@ -212,7 +277,6 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_request_t *st = mcp_request_peek(r);
     const char *encoding = apr_table_get(r->headers_in, "Content-Encoding");
-    apr_bucket_brigade *kept = NULL;
     apr_array_header_t *missing;
     mcp_rpc_body_t rpc;
     mcp_fail_t fail;
@@ -230,7 +294,7 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
                       mcp_printable(r->pool, encoding, 64));
         return HTTP_UNSUPPORTED_MEDIA_TYPE;
     }
-    rc = read_body(r, &kept, &body, &len);
+    rc = read_body(r, &body, &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "Request body over %d bytes: tool scopes cannot be checked",
                       MCP_TOOL_BODY_LIMIT);
@@ -241,12 +305,16 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
         return rc;
 
     /* Anything two parsers could read differently never reaches the backend. */
-    if (mcp_jsonrpc_parse(r->pool, body, len, &rpc) != 0)
+    if (mcp_jsonrpc_parse(r->pool, body, len, &rpc) == MCP_RPC_TOO_MANY) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "JSON-RPC body refused (413): %s", rpc.cause);
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    if (rpc.code != 0)
         return mcp_respond_jsonrpc(r, rpc.code, rpc.id, rpc.cause);
     /* Only what the tools need: scopes a RequireAny branch asked for but did
      * not need are not owed here. */
     missing = apr_array_make(r->pool, 2, sizeof(const char *));
-    tool_requirements(conf, rpc.tool_calls, st->granted, missing);
+    tool_requirements(r->pool, conf, rpc.tool_calls, st->granted, missing);
     if (missing->nelts == 0)
         return DECLINED;
     st->missing = missing;

@@ -6,7 +6,11 @@
  *    walking jansson's tree finds: -32600 exactly when a message or params
  *    object has a duplicate member or a member that only folds onto a
  *    JSON-RPC/MCP member name, or a tools/call has no string params.name;
- *    otherwise every tools/call's params.name, in order, and nothing else. */
+ *    otherwise every tools/call's params.name, in order, and nothing else.
+ * Limits (SPEC 6): a body whose nesting passes MCP_RPC_MAX_DEPTH before any
+ * syntax error is -32600, found by the validator too; a 413 (too many
+ * messages or members) needs a body that can hold that many. Properties
+ * 1-3 hold for the rest. */
 #include "fuzz_common.h"
 #include "jsonrpc.h"
 
@@ -23,6 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 typedef struct {
     const unsigned char *s;
     size_t n, i;
+    int depth, too_deep; /* too_deep: nesting passed the limit before any error */
 } rd_t;
 
 static void ws(rd_t *r)
@@ -160,6 +165,10 @@ static int value(rd_t *r)
         return string(r);
     case '{':
     case '[':
+        if (r->depth == MCP_RPC_MAX_DEPTH) {
+            r->too_deep = 1;
+            return 0;
+        }
         close = r->s[r->i] == '{' ? '}' : ']';
         r->i++;
         ws(r);
@@ -167,6 +176,7 @@ static int value(rd_t *r)
             r->i++;
             return 1;
         }
+        r->depth++;
         for (;;) {
             if (close == '}') {
                 ws(r);
@@ -183,6 +193,7 @@ static int value(rd_t *r)
                 return 0;
             if (r->s[r->i] == close) {
                 r->i++;
+                r->depth--;
                 return 1;
             }
             if (r->s[r->i++] != ',')
@@ -200,11 +211,12 @@ static int value(rd_t *r)
     }
 }
 
+/* 1 valid, 0 not, -1 nested deeper than the limit before any error. */
 static int rfc8259(const uint8_t *data, size_t size)
 {
-    rd_t r = {data, size, 0};
+    rd_t r = {data, size, 0, 0, 0};
     if (!value(&r))
-        return 0;
+        return r.too_deep ? -1 : 0;
     ws(&r);
     return r.i == r.n;
 }
@@ -256,17 +268,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mcp_rpc_body_t rpc;
     json_error_t err;
     json_t *doc, *loose;
-    int code, bad = 0, i;
+    int code, bad = 0, i, valid;
     size_t k;
 
     code = mcp_jsonrpc_parse(p, (const char *)data, size, &rpc);
     FZ_ASSERT(code == rpc.code);
-    FZ_ASSERT(code == 0 || code == MCP_RPC_PARSE_ERROR || code == MCP_RPC_INVALID_REQUEST);
+    FZ_ASSERT(code == 0 || code == MCP_RPC_PARSE_ERROR || code == MCP_RPC_INVALID_REQUEST || code == MCP_RPC_TOO_MANY);
     FZ_ASSERT((code == 0) == (rpc.cause == NULL));
     FZ_ASSERT(code == 0 || rpc.tool_calls->nelts == 0);
     FZ_ASSERT(rpc.id != NULL);
+    if (code == MCP_RPC_TOO_MANY) { /* 257 members or 1025 messages: "":0, / {}, each */
+        FZ_ASSERT(size > 2 * MCP_RPC_MAX_MEMBERS);
+        apr_pool_destroy(p);
+        return 0;
+    }
+    valid = rfc8259(data, size);
+    if (valid < 0) {
+        FZ_ASSERT(code == MCP_RPC_INVALID_REQUEST && strstr(rpc.cause, "nested deeper"));
+        apr_pool_destroy(p);
+        return 0;
+    }
+    FZ_ASSERT(!strstr(rpc.cause ? rpc.cause : "", "nested deeper"));
     /* 1 */
-    FZ_ASSERT((code == MCP_RPC_PARSE_ERROR) == !rfc8259(data, size));
+    FZ_ASSERT((code == MCP_RPC_PARSE_ERROR) == !valid);
     /* 2 (jansson stops at a raw NUL byte: "0\0" is 0 to it) */
     loose = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (loose && memchr(data, 0, size)) {

@@ -195,37 +195,152 @@ static void test_not_exactly_one_json_value(void **state)
     assert_code_len(p, "{\"id\":\"a\0b\"}", 12, MCP_RPC_PARSE_ERROR);
 }
 
-static void test_deep_nesting_has_no_cap(void **state)
+/* A body nested d levels inside a tools/call's arguments (total depth
+ * d + 3: message, params, arguments). */
+static char *nested(apr_pool_t *p, size_t d, size_t *n)
+{
+    const char *head = "{\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\",\"arguments\":{\"a\":";
+    const char *tail = "}}}";
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *b = apr_palloc(p, hl + 2 * d + tl + 2);
+
+    memcpy(b, head, hl);
+    *n = hl;
+    memset(b + *n, '[', d);
+    *n += d;
+    memset(b + *n, ']', d);
+    *n += d;
+    memcpy(b + *n, tail, tl);
+    *n += tl;
+    b[*n] = '\0';
+    return b;
+}
+
+/* Was: no cap (an explicit stack grown per level). Now a fixed stack of
+ * MCP_RPC_MAX_DEPTH levels: deeper is -32600, whatever follows. */
+static void test_nesting_deeper_than_the_limit_is_invalid(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
     static const char *const del[] = {"delete_notes"};
-    const size_t depth = 100000;
-    const char *head = "{\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\",\"arguments\":{\"a\":";
-    const char *tail = "}}}";
-    size_t hl = strlen(head), tl = strlen(tail), n = 0;
-    char *b = apr_palloc(p, hl + 2 * depth + tl + 2);
     mcp_rpc_body_t rpc;
+    size_t n;
+    char *b;
 
-    memcpy(b, head, hl);
-    n = hl;
-    memset(b + n, '[', depth);
-    n += depth;
-    memset(b + n, ']', depth);
-    n += depth;
-    memcpy(b + n, tail, tl);
-    n += tl;
-    b[n] = '\0';
-    assert_calls(p, b, 1, del);
-    /* one bracket short: a parse error, not a crash or a cap */
-    assert_code_len(p, b, n - 1, MCP_RPC_PARSE_ERROR);
-    b[hl + depth] = '}';
-    assert_code_len(p, b, n, MCP_RPC_PARSE_ERROR);
-    /* a deep top-level array: just JSON, no messages */
-    memset(b, '[', depth);
-    memset(b + depth, ']', depth);
-    assert_int_equal(mcp_jsonrpc_parse(p, b, 2 * depth, &rpc), 0);
+    /* the legitimate neighbours: 32 levels in arguments, and exactly the limit */
+    assert_calls(p, nested(p, 32, &n), 1, del);
+    assert_calls(p, nested(p, MCP_RPC_MAX_DEPTH - 3, &n), 1, del);
+    /* one more, and 100000 more: refused before the stack grows */
+    assert_code(p, nested(p, MCP_RPC_MAX_DEPTH - 2, &n), MCP_RPC_INVALID_REQUEST);
+    b = nested(p, 100000, &n);
+    assert_code_len(p, b, n, MCP_RPC_INVALID_REQUEST);
+    assert_non_null(strstr((parse(p, b, &rpc), rpc.cause), "nested deeper than 128"));
+    /* a syntax error beyond the limit is never reached: still -32600 */
+    assert_code_len(p, b, n - 1, MCP_RPC_INVALID_REQUEST);
+    /* a deep top-level array: the same limit */
+    memset(b, '[', 100000);
+    memset(b + 100000, ']', 100000);
+    assert_code_len(p, b, 200000, MCP_RPC_INVALID_REQUEST);
+    memset(b, '[', MCP_RPC_MAX_DEPTH);
+    memset(b + MCP_RPC_MAX_DEPTH, ']', MCP_RPC_MAX_DEPTH);
+    assert_int_equal(mcp_jsonrpc_parse(p, b, 2 * MCP_RPC_MAX_DEPTH, &rpc), 0);
     assert_true(rpc.is_batch);
-    assert_int_equal(rpc.tool_calls->nelts, 0);
+}
+
+/* A batch of n copies of one message, "[m,m,...]". */
+static char *batch(apr_pool_t *p, const char *m, int count, size_t *n)
+{
+    size_t ml = strlen(m);
+    char *b = apr_palloc(p, (ml + 1) * (size_t)count + 2), *o = b;
+    int i;
+
+    *o++ = '[';
+    for (i = 0; i < count; i++) {
+        memcpy(o, m, ml);
+        o += ml;
+        *o++ = i + 1 < count ? ',' : ']';
+    }
+    *o = '\0';
+    *n = (size_t)(o - b);
+    return b;
+}
+
+static void test_more_messages_than_the_limit_is_too_many(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    const char *m = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\"}}";
+    mcp_rpc_body_t rpc;
+    size_t n;
+    char *b;
+    int i;
+
+    /* the legitimate neighbour: 100, and exactly the limit, all seen */
+    b = batch(p, m, 100, &n);
+    assert_int_equal(mcp_jsonrpc_parse(p, b, n, &rpc), 0);
+    assert_int_equal(rpc.tool_calls->nelts, 100);
+    b = batch(p, m, MCP_RPC_MAX_MESSAGES, &n);
+    assert_int_equal(mcp_jsonrpc_parse(p, b, n, &rpc), 0);
+    assert_int_equal(rpc.tool_calls->nelts, MCP_RPC_MAX_MESSAGES);
+    for (i = 0; i < MCP_RPC_MAX_MESSAGES; i++)
+        assert_string_equal(APR_ARRAY_IDX(rpc.tool_calls, i, const char *), "delete_notes");
+    /* one more message, and 300000 empty ones */
+    b = batch(p, m, MCP_RPC_MAX_MESSAGES + 1, &n);
+    assert_code_len(p, b, n, MCP_RPC_TOO_MANY);
+    b = batch(p, "{}", 300000, &n);
+    assert_code_len(p, b, n, MCP_RPC_TOO_MANY);
+    /* arrays of anything else are not messages: no limit but the body's */
+    b = batch(p, "[{}]", 1, &n);
+    assert_int_equal(mcp_jsonrpc_parse(p, b, n, &rpc), 0);
+    b = apr_pstrcat(p, "{\"method\":\"tools/call\",\"params\":{\"name\":\"delete_notes\",\"arguments\":",
+                    batch(p, "{\"a\":1,\"b\":2}", 100000, &n), "}}", NULL);
+    assert_calls(p, b, 1, (const char *const[]){"delete_notes"});
+}
+
+static void test_more_members_than_the_limit_is_too_many(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    static const char *const del[] = {"delete_notes"};
+    const char *params = "\"params\":{\"name\":\"delete_notes\"";
+    char *m = "", *pm = "";
+    int i;
+
+    /* m: 253 members; pm: 254 */
+    for (i = 0; i < MCP_RPC_MAX_MEMBERS - 3; i++)
+        m = apr_psprintf(p, "%s,\"m%d\":%d", m, i, i);
+    pm = apr_psprintf(p, "%s,\"m%d\":%d", m, i, i);
+    /* the limit exactly: method + 253 + params + last; name + 254 + last */
+    assert_calls(p, apr_pstrcat(p, "{\"method\":\"tools/call\"", m, ",", params, "},\"last\":1}", NULL), 1, del);
+    assert_calls(p, apr_pstrcat(p, "{\"method\":\"tools/call\",", params, pm, ",\"last\":1}}", NULL), 1, del);
+    /* one more in either object */
+    assert_code(p, apr_pstrcat(p, "{\"method\":\"tools/call\"", m, ",", params, "},\"last\":1,\"x\":1}", NULL),
+                MCP_RPC_TOO_MANY);
+    assert_code(p, apr_pstrcat(p, "{\"method\":\"tools/call\",", params, pm, ",\"last\":1,\"x\":1}}", NULL),
+                MCP_RPC_TOO_MANY);
+    /* duplicates are still found among many members, at either end */
+    assert_code(p, apr_pstrcat(p, "{\"method\":\"tools/call\",", params, pm, ",\"m0\":1}}", NULL),
+                MCP_RPC_INVALID_REQUEST);
+    assert_code(p, apr_pstrcat(p, "{\"method\":\"tools/call\"", m, ",", params, "},\"m252\":1}", NULL),
+                MCP_RPC_INVALID_REQUEST);
+    /* other objects (arguments) have no member limit */
+    assert_calls(p, apr_pstrcat(p, "{\"method\":\"tools/call\",", params, ",\"arguments\":{\"a\":0", pm, pm,
+                                "}}}", NULL), 1, del);
+}
+
+/* Tool names are looked up by this key: equal exactly when names are. */
+static void test_name_key_matches_name_equal(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    static const char *const names[] = {"delete_notes", "DELETE_NOTES", "delete_note\xc5\xbf", "\xe2\x84\xaa" "ey",
+                                        "key", "kex", "delete_notes ", "", "\xc5", "\xc5\xbf", "s", "\xff"};
+    size_t i, j;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        for (j = 0; j < sizeof(names) / sizeof(names[0]); j++) {
+            apr_size_t la, lb;
+            const char *a = mcp_jsonrpc_name_key(p, names[i], &la), *b = mcp_jsonrpc_name_key(p, names[j], &lb);
+            int same = la == lb && memcmp(a, b, la) == 0;
+            if (same != mcp_jsonrpc_name_equal(names[i], names[j]))
+                fail_msg("key and name_equal disagree on \"%s\" / \"%s\"", names[i], names[j]);
+        }
 }
 
 static void test_tools_call_needs_a_string_name(void **state)
@@ -298,7 +413,9 @@ int main(void)
         TU_TEST(test_many_case_variants_of_name),      TU_TEST(test_decoy_method_and_params),
         TU_TEST(test_unicode_folds_onto_member_names), TU_TEST(test_duplicates_after_unescaping),
         TU_TEST(test_big_numbers_are_numbers),         TU_TEST(test_not_exactly_one_json_value),
-        TU_TEST(test_deep_nesting_has_no_cap),         TU_TEST(test_tools_call_needs_a_string_name),
+        TU_TEST(test_nesting_deeper_than_the_limit_is_invalid),
+        TU_TEST(test_more_messages_than_the_limit_is_too_many), TU_TEST(test_more_members_than_the_limit_is_too_many),
+        TU_TEST(test_name_key_matches_name_equal),         TU_TEST(test_tools_call_needs_a_string_name),
         TU_TEST(test_plain_calls_and_batches),         TU_TEST(test_escaped_nul_in_a_name_counts_up_to_the_nul),
     };
     apr_initialize();

@@ -47,6 +47,35 @@ void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
     scrub_table(r, conf, r->headers_in);
 }
 
+/* Linux refuses to exec a program with one environment string
+ * ("NAME=value" and its NUL) over MAX_ARG_STRLEN, 32 pages: a CGI would
+ * fail (E2BIG) for every request of that token. */
+#define MCP_ENV_STRING_MAX (32 * 4096)
+
+/* A variable for the backend's environment, left out (with a log line
+ * naming it, never its value) when no exec could carry it: the other
+ * variables still reach the CGI. */
+static void set_env(request_rec *r, apr_table_t *env, const char *name, const char *value, int copy)
+{
+    size_t len;
+
+    if (!value)
+        return;
+    len = strlen(name) + 1 + strlen(value) + 1;
+    if (len > MCP_ENV_STRING_MAX) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "%s not set: %" APR_SIZE_T_FMT " bytes, over the %d-byte limit of one environment variable "
+                      "(a CGI could not be started with it)",
+                      name, len, MCP_ENV_STRING_MAX);
+        apr_table_unset(env, name);
+        return;
+    }
+    if (copy)
+        apr_table_set(env, name, value);
+    else
+        apr_table_setn(env, name, value);
+}
+
 /* One claim into a table; a value with control characters is never set. */
 static void export_claim(request_rec *r, apr_table_t *t, const char *what, const char *name, const json_t *claims,
                          const char *expr)
@@ -57,7 +86,9 @@ static void export_claim(request_rec *r, apr_table_t *t, const char *what, const
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "Claim %s holds control characters: %s %s not set (header injection refused)",
                       mcp_printable(r->pool, expr, 64), what, name);
-    if (text)
+    if (text && t == r->subprocess_env)
+        set_env(r, t, name, text, 1);
+    else if (text)
         apr_table_set(t, name, text);
 }
 
@@ -78,21 +109,21 @@ void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char 
     int i;
 
     /* The fixed set comes ready-made from the verdict: no JSON on a hit. */
-    apr_table_set(env, "REMOTE_USER", r->user);
+    set_env(r, env, "REMOTE_USER", r->user, 1);
     apr_table_setn(env, "AUTH_TYPE", MCP_AUTH_TYPE);
     if (v->sub)
-        apr_table_setn(env, "MCP_AUTH_SUB", v->sub);
+        set_env(r, env, "MCP_AUTH_SUB", v->sub, 0);
     if (v->iss)
-        apr_table_setn(env, "MCP_AUTH_ISS", v->iss);
-    apr_table_setn(env, "MCP_AUTH_SCOPE", v->scope);
-    apr_table_setn(env, "MCP_AUTH_CLAIMS", v->claims);
+        set_env(r, env, "MCP_AUTH_ISS", v->iss, 0);
+    set_env(r, env, "MCP_AUTH_SCOPE", v->scope, 0);
+    set_env(r, env, "MCP_AUTH_CLAIMS", v->claims, 0);
     for (i = 0; conf->claim_envs && i < conf->claim_envs->nelts; i++) {
         const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_envs, i, mcp_claim_export_t);
         export_claim(r, env, "variable", ex->name, mcp_request_claims(r, st), ex->expr);
     }
     export_headers(r, conf, st);
     if (conf->pass_token == 1)
-        apr_table_set(env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len));
+        set_env(r, env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len), 0);
 }
 
 void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf)

@@ -382,3 +382,140 @@ def test_adversarial_bodies_keep_child_rss_bounded_h2c(h2server, minter, tmp_pat
     assert len(results) == 4 and all(len(st) == 30 for _, st in results), results
     assert all(v in (400, 404, None) for _, st in results for v in st.values()), results
     assert max(growth.values()) < 50 * 1024, growth
+
+
+# -- limits, beside the legitimate requests they must not touch ---------------
+
+def assert_jsonrpc_400(resp, code):
+    assert resp.status == 400, resp
+    assert json.loads(resp.body)["error"]["code"] == code, resp
+    assert b"BODY_LENGTH" not in resp.body, resp
+
+
+def test_legitimate_calls_pass_and_are_still_checked(server, minter):
+    everything = minter.token(scope=all_scopes())
+    # a normal tools/call
+    ok = post(server, "/tools", everything, json.dumps(call("tool005")).encode())
+    assert ok.status == 200 and "BODY_LENGTH=" in ok.text, ok
+    assert post(server, "/tools", minter.token(scope="s004"), json.dumps(call("tool005")).encode()).status == 403
+    # a batch of 100 tools/call: passes with every scope, one missing is named
+    batch = json.dumps([call(f"tool{i:03d}", i) for i in range(100)]).encode()
+    resp = post(server, "/tools", everything, batch)
+    assert resp.status == 200 and f"BODY_LENGTH={len(batch)}" in resp.text, resp
+    short = " ".join(f"s{i:03d}" for i in range(100) if i != 57)
+    resp = post(server, "/tools", minter.token(scope=short), batch)
+    assert resp.status == 403 and 'scope="' in (resp.header("WWW-Authenticate") or ""), resp
+    assert "s057" in resp.header("WWW-Authenticate"), resp
+    # case-folded spellings still find their line (hash lookup by folded name)
+    for spelled in ("TOOL007", "Tool007", "DELETE_NOTE\u017f"):
+        resp = post(server, "/tools", minter.token(scope="mcp:tools"), json.dumps(call(spelled)).encode())
+        assert resp.status == 403, (spelled, resp)
+    # depth 32 inside arguments: read, checked, passed
+    deep = {"x": 1}
+    for _ in range(31):
+        deep = {"x": deep}
+    body = json.dumps(call("delete_notes", 3, deep)).encode()
+    assert post(server, "/tools", minter.token(scope="s001"), body).status == 403
+    resp = post(server, "/tools", minter.token(scope="notes:delete"), body)
+    assert resp.status == 200 and f"BODY_LENGTH={len(body)}" in resp.text, resp
+
+
+def test_nesting_past_128_levels_is_invalid_request(server, minter):
+    token = minter.token(scope=all_scopes())
+    for depth in (127, 2000, MIB // 2 - 64):  # + message, params: 129 and more
+        body = (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool001","arguments":'
+                + b"[" * depth + b"]" * depth + b"}}")
+        assert_jsonrpc_400(post(server, "/tools", token, body), -32600)
+    # the whole body counts: 128 levels pass, 129 do not
+    assert post(server, "/tools", token, b"[" * 128 + b"]" * 128).status == 200
+    assert_jsonrpc_400(post(server, "/tools", token, b"[" * 129 + b"]" * 129), -32600)
+
+
+def test_too_many_messages_or_members_is_413(server, minter):
+    token = minter.token(scope=all_scopes())
+    since = server.log_offset()
+    at_limit = json.dumps([call("tool001", i) for i in range(1024)]).encode()
+    resp = post(server, "/tools", token, at_limit)
+    assert resp.status == 200 and f"BODY_LENGTH={len(at_limit)}" in resp.text, resp
+    over = json.dumps([call("tool001", i) for i in range(1025)]).encode()
+    assert post(server, "/tools", token, over).status == 413
+    assert post(server, "/tools", token, ADVERSARIAL["empty-objects"]).status == 413
+    assert post(server, "/tools", token, ADVERSARIAL["distinct-members"]).status == 413
+    assert post(server, "/tools", token, ADVERSARIAL["params-members"]).status == 413
+    log = server.wait_for_log("more than 256 members", since)
+    assert "JSON-RPC body refused (413): more than 1024 messages in a batch" in log, log
+    # the same number of members in arguments is data, not a message
+    args = {f"k{i}": i for i in range(5000)}
+    body = json.dumps(call("tool001", 1, args)).encode()
+    resp = post(server, "/tools", token, body)
+    assert resp.status == 200 and f"BODY_LENGTH={len(body)}" in resp.text, resp
+
+
+def server_cpu_ticks(h):
+    """utime + stime of every httpd child (the workers and mod_cgid's daemon)."""
+    total = 0
+    for pid in children_of(h.pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def test_non_json_bodies_cost_little_cpu_with_200_tool_lines(server, minter):
+    """Issue 15 item 9: with 200 MCPAuthToolScope lines, 1 MiB of text cost
+    1.8 s of CPU per request (each line searched the body). Ten such bodies,
+    plus JSON that spells every tool name in a string and a full batch of
+    calls, must cost under 2 s of server CPU together."""
+    token = minter.token(scope="mcp:tools")
+    names = " ".join(f"tool{i:03d}" for i in range(TOOLS)).encode() + b" delete_notes "
+    text = (names * (MIB // len(names)))[:MIB]
+    bodies = [text] * 10 + [b'"' + text[:MIB - 2] + b'"',
+                            json.dumps([call("tool%03d" % (i % TOOLS), i) for i in range(1024)]).encode()]
+    hz = os.sysconf("SC_CLK_TCK")
+    before = server_cpu_ticks(server)
+    t0 = time.monotonic()
+    statuses = [post(server, "/adv", token, b).status for b in bodies]
+    wall = time.monotonic() - t0
+    cpu = (server_cpu_ticks(server) - before) / hz
+    print(f"\n{len(bodies)} x 1 MiB bodies, {TOOLS + 1} tool lines: server CPU {cpu:.2f}s, wall {wall:.2f}s")
+    assert statuses == [400] * 10 + [404, 403], statuses
+    assert cpu < 2.0, cpu
+
+
+# -- MCP_AUTH_CLAIMS over the kernel's per-variable limit ---------------------
+
+@pytest.fixture(scope="module")
+def bigserver(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
+    loc = protected("MCPAuthMaxTokenSize 1048576\nMCPAuthClaimEnv MCP_AUTH_BIG $.big\nRequire valid-user",
+                    jwks_server.jwks_uri)
+    conf = f'LimitRequestFieldSize 1048576\nScriptAliasMatch "^/cgi(/.*)?$" "{env_cgi}"'
+    h = httpd_factory.start({"/cgi": loc}, server_conf=conf, module_so=mcp_auth_so, name="avbody-big")
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_claims_over_128k_leave_out_the_variable_not_the_cgi(bigserver, minter):
+    big = "b" * (140 * 1024)
+    token = minter.token(scope="mcp:tools", big=big, note="n" * 1000)
+    assert len(token) > 180 * 1024
+    since = bigserver.log_offset()
+    resp = bigserver.request("GET", "/cgi", [("Authorization", f"Bearer {token}")])
+    assert resp.status == 200, (resp, bigserver.log_since(since)[-2000:])
+    env = dict(line.split("=", 1) for line in resp.text.splitlines() if "=" in line)
+    assert env["MCP_AUTH_SUB"] == minter.claims()["sub"], env
+    assert env["MCP_AUTH_SCOPE"] == "mcp:tools", env
+    assert env["MCP_AUTH_CLAIMS"] == "<absent>" and env["MCP_AUTH_BIG"] == "<absent>", env
+    log = bigserver.wait_for_log("MCP_AUTH_BIG not set", since)
+    assert "MCP_AUTH_CLAIMS not set" in log, log
+    assert "over the 131072-byte limit of one environment variable" in log, log
+    assert big[:64] not in log and token[:64] not in log, "never the value or the token"
+    # the neighbour: claims under the limit are all there
+    small = minter.token(scope="mcp:tools", big="b" * 1000)
+    resp = bigserver.request("GET", "/cgi", [("Authorization", f"Bearer {small}")])
+    assert resp.status == 200, resp
+    assert "MCP_AUTH_CLAIMS=<absent>" not in resp.text and "MCP_AUTH_BIG=<1000 bytes>" in resp.text, resp.text

@@ -717,8 +717,14 @@ def test_invalid_request_echoes_a_readable_id_only(server, minter):
     assert_jsonrpc_400(post(server, tok, body), -32600, None)
 
 
-def _deep(open_, close, inner=b"1"):
-    return open_ * DEEP + inner + close * DEEP
+def _deep(open_, close, inner=b"1", depth=None):
+    depth = DEEP if depth is None else depth
+    return open_ * depth + inner + close * depth
+
+
+# Nesting within SPEC 6's limit (128 levels for the whole body) once the
+# message, params, arguments and "x" levels are added.
+LEGAL_DEEP = 120
 
 
 PARSE_ERROR_BODIES = {
@@ -732,8 +738,9 @@ PARSE_ERROR_BODIES = {
     "invalid-utf8": b'{"jsonrpc":"2.0","id":"\xff","method":"tools/call","params":{"name":"delete_notes"}}',
     "lone-surrogate": b'{"jsonrpc":"2.0","id":"\\ud800","method":"tools/call","params":{"name":"delete_notes"}}',
     "empty": b"",
+    # within the nesting limit (SPEC 6: 128 levels); deeper is -32600 (below)
     "deep-unclosed": b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes","arguments":'
-                     + b"[" * DEEP + b"]" * (DEEP - 1) + b"}}",
+                     + b"[" * LEGAL_DEEP + b"]" * (LEGAL_DEEP - 1) + b"}}",
 }
 
 
@@ -752,17 +759,27 @@ def test_not_exactly_one_json_value_is_400_parse_error(server, minter, name):
 
 def test_big_numbers_and_deep_nesting_are_json(server, minter):
     """The legitimate neighbours: numbers of any size are numbers (jansson
-    refused 1e400), deep nesting has no cap, and the tool they call is seen."""
+    refused 1e400), nesting up to the limit is read, and the tool they call
+    is seen. (Was: "deep nesting has no cap", 100000 levels passed; issue 15
+    item 2 caps it at 128 levels, deeper is -32600 -- see below.)"""
     bodies = [
         b'{"jsonrpc":"2.0","id":1e400,"method":"tools/call","params":{"name":"delete_notes"}}',
         b'{"jsonrpc":"2.0","id":1234567890123456789012345,"method":"tools/call","params":{"name":"delete_notes"}}',
         b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_notes","arguments":{"x":'
-        + _deep(b"[", b"]") + b"}}}",
+        + _deep(b"[", b"]", depth=LEGAL_DEEP) + b"}}}",
     ]
     for body in bodies:
         resp = post(server, minter.token(scope="mcp:tools"), body)
         assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
         assert_passed_intact(post(server, minter.token(scope="mcp:tools notes:delete"), body), body)
+
+
+def test_nesting_deeper_than_the_limit_is_invalid_request(server, minter):
+    for depth in (129, DEEP):
+        body = (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","arguments":'
+                + _deep(b"[", b"]", depth=depth) + b"}}")
+        resp = post(server, minter.token(scope="mcp:tools notes:delete"), body)
+        assert_jsonrpc_400(resp, -32600, None)
 
 
 def test_escaped_slash_in_a_tool_name_behind_a_huge_id(server, minter):

@@ -136,11 +136,34 @@ static apr_off_t declared_length(request_rec *r)
     return n;
 }
 
-/* Moves what bb holds into the flat buffer *buf (room for cap bytes, *len
- * used), growing it by doubling when the length was not declared; the
- * buckets are freed at once, so the body is held once (twice only while a
- * chunked body outgrows its buffer). */
-static int take(request_rec *r, apr_bucket_brigade *bb, char **buf, apr_size_t *cap, apr_size_t *len, int *eos)
+/* Copies what bb holds to buf at *len (room for the declared length) and
+ * frees the buckets at once: the body is held once. */
+static int take_declared(apr_bucket_brigade *bb, char *buf, apr_size_t cap, apr_size_t *len, int *eos)
+{
+    apr_bucket *e;
+
+    while ((e = APR_BRIGADE_FIRST(bb)) != APR_BRIGADE_SENTINEL(bb)) {
+        const char *data;
+        apr_size_t n;
+
+        if (APR_BUCKET_IS_EOS(e))
+            *eos = 1;
+        if (apr_bucket_read(e, &data, &n, APR_BLOCK_READ) != APR_SUCCESS)
+            return HTTP_BAD_REQUEST;
+        if (*len + n > cap) /* more than Content-Length: not ours to judge, but never past buf */
+            return *len + n > MCP_TOOL_BODY_LIMIT ? HTTP_REQUEST_ENTITY_TOO_LARGE : HTTP_BAD_REQUEST;
+        if (n)
+            memcpy(buf + *len, data, n);
+        *len += n;
+        apr_bucket_delete(e);
+    }
+    return OK;
+}
+
+/* Moves what bb holds to the end of hold (set aside: they outlive this
+ * read), counting its length against the limit. Without a declared length
+ * the buckets are kept as they came (no copy) until the end is known. */
+static int take_chunked(request_rec *r, apr_bucket_brigade *bb, apr_bucket_brigade *hold, apr_size_t *len, int *eos)
 {
     apr_bucket *e;
 
@@ -154,23 +177,11 @@ static int take(request_rec *r, apr_bucket_brigade *bb, char **buf, apr_size_t *
             return HTTP_BAD_REQUEST;
         if (*len + n > MCP_TOOL_BODY_LIMIT)
             return HTTP_REQUEST_ENTITY_TOO_LARGE;
-        if (*len + n > *cap) {
-            apr_size_t grown = *cap ? *cap : 8192;
-            char *bigger;
-            while (grown < *len + n)
-                grown *= 2;
-            if (grown > MCP_TOOL_BODY_LIMIT)
-                grown = MCP_TOOL_BODY_LIMIT;
-            bigger = apr_palloc(r->pool, grown + 1);
-            if (*len)
-                memcpy(bigger, *buf, *len);
-            *buf = bigger;
-            *cap = grown;
-        }
-        if (n)
-            memcpy(*buf + *len, data, n);
         *len += n;
-        apr_bucket_delete(e);
+        if (apr_bucket_setaside(e, r->pool) != APR_SUCCESS)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        APR_BUCKET_REMOVE(e);
+        APR_BRIGADE_INSERT_TAIL(hold, e);
     }
     return OK;
 }
@@ -182,12 +193,11 @@ static int read_body(request_rec *r, char **flat, apr_size_t *len)
 {
     const kept_body_t *had = chain_body(r);
     apr_table_t *authorized = r->headers_in;
-    apr_bucket_brigade *bb;
+    apr_bucket_brigade *bb, *hold = NULL;
     kept_body_t *kb;
     apr_off_t declared;
-    apr_size_t cap = 0;
     char *buf = NULL;
-    int eos = 0, rc;
+    int eos = 0, rc = OK;
 
     if (had) {
         *flat = had->flat;
@@ -195,22 +205,32 @@ static int read_body(request_rec *r, char **flat, apr_size_t *len)
         return OK;
     }
     *len = 0;
-    if ((declared = declared_length(r)) >= 0) {
-        cap = (apr_size_t)declared;
-        buf = apr_palloc(r->pool, cap + 1);
-    }
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    while (!eos) {
+    if ((declared = declared_length(r)) >= 0)
+        buf = apr_palloc(r->pool, (apr_size_t)declared + 1);
+    else
+        hold = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!eos && rc == OK) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS)
-            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-        if ((rc = take(r, bb, &buf, &cap, len, &eos)) != OK) {
-            apr_brigade_cleanup(bb);
-            return rc;
-        }
+            rc = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        else if (buf)
+            rc = take_declared(bb, buf, (apr_size_t)declared, len, &eos);
+        else
+            rc = take_chunked(r, bb, hold, len, &eos);
     }
     apr_brigade_destroy(bb);
-    *flat = buf ? buf : apr_pcalloc(r->pool, 1);
+    if (hold && rc == OK) {
+        apr_size_t n = *len;
+        buf = apr_palloc(r->pool, n + 1);
+        if (apr_brigade_flatten(hold, buf, &n) != APR_SUCCESS || n != *len)
+            rc = HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (hold)
+        apr_brigade_destroy(hold); /* its buckets go back to the allocator now, not at the request's end */
+    if (rc != OK)
+        return rc;
+    *flat = buf;
     (*flat)[*len] = '\0';
     /* Chunked trailers arrived with the last chunk: they must not change
      * the identity or the credentials the backend gets. */

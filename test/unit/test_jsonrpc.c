@@ -329,7 +329,7 @@ static void test_more_members_than_the_limit_is_too_many(void **state)
 static void test_name_key_matches_name_equal(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    static const char *const names[] = {"delete_notes", "DELETE_NOTES", "delete_note\xc5\xbf", "\xe2\x84\xaa" "ey",
+    static const char *const names[] = {"delete_notes", "DELETE_NOTES", "delete_note\xc5\xbf", ("\xe2\x84\xaa" "ey"),
                                         "key", "kex", "delete_notes ", "", "\xc5", "\xc5\xbf", "s", "\xff"};
     size_t i, j;
 

@@ -146,6 +146,14 @@ static void invalid(parser_t *P, const char *cause)
     }
 }
 
+/* The same for a member name; formatted only for the first one, so a body
+ * of many bad members costs no memory per member. */
+static void invalid_member(parser_t *P, const char *fmt, const char *name)
+{
+    if (P->out->code == 0)
+        invalid(P, apr_psprintf(P->p, fmt, name));
+}
+
 /* ---- lexical ------------------------------------------------------------ */
 
 static void skip_ws(parser_t *P)
@@ -468,12 +476,12 @@ static int check_member(parser_t *P, char frame, const char *key, size_t klen)
         if (same)
             exact = MEMBERS[i];
         else if (mcp_jsonrpc_name_equal(key, MEMBERS[i]))
-            invalid(P, apr_psprintf(P->p, "a member name that folds to \"%s\"", MEMBERS[i]));
+            invalid_member(P, "a member name that folds to \"%s\"", MEMBERS[i]);
         if (frame == F_MESSAGE && i == 1 && (same || mcp_jsonrpc_name_equal(key, "id")))
             P->msg.ids++;
     }
     if (seen_before(seen, key, klen))
-        invalid(P, exact ? apr_psprintf(P->p, "duplicate member \"%s\"", exact) : "a duplicate member name");
+        invalid_member(P, exact ? "duplicate member \"%s\"" : "a duplicate member name%s", exact ? exact : "");
     if (!exact)
         return T_NONE;
     if (frame == F_MESSAGE)

@@ -5,6 +5,8 @@
 
 #include "jsonrpc.h"
 
+#include <unistd.h>
+
 /* Parses a NUL-free literal body. */
 static int parse(apr_pool_t *p, const char *body, mcp_rpc_body_t *out)
 {
@@ -325,6 +327,100 @@ static void test_more_members_than_the_limit_is_too_many(void **state)
                                 "}}}", NULL), 1, del);
 }
 
+/* Resident bytes of this process: APR pools take their blocks with mmap
+ * here, which malloc's counters do not see. */
+static size_t heap_in_use(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* What parsing body costs beyond the body, in a pool of its own (fresh
+ * allocator: no free blocks of earlier tests hide the cost). */
+static size_t parse_cost(const char *body, size_t len, int *code)
+{
+    apr_allocator_t *a;
+    apr_pool_t *p;
+    mcp_rpc_body_t rpc;
+    size_t before, after;
+
+    assert_int_equal(apr_allocator_create(&a), APR_SUCCESS);
+    assert_int_equal(apr_pool_create_ex(&p, NULL, NULL, a), APR_SUCCESS);
+    apr_allocator_owner_set(a, p);
+    before = heap_in_use();
+    *code = mcp_jsonrpc_parse(p, body, len, &rpc);
+    after = heap_in_use();
+    apr_pool_destroy(p);
+    return after > before ? after - before : 0;
+}
+
+/* Issue 15 item 2: a 1 MiB body of any shape costs at most 2 MiB more
+ * (jansson: ~80 MB for [{},{},...]; the first version of this reader: an
+ * apr_hash entry per member name, ~7 MB for 1 MiB of distinct names). */
+static void test_memory_per_body_is_bounded(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    const size_t mib = 1024 * 1024;
+    char *b = apr_palloc(p, mib + 64);
+    const char *preload = getenv("LD_PRELOAD");
+    size_t n, i, cost;
+    int code, k;
+
+    if (preload && strstr(preload, "vgpreload")) /* valgrind's own shadow memory is resident too */
+        skip();
+    memset(b, ' ', mib + 64); /* resident before any measurement */
+
+    for (k = 0; k < 6; k++) {
+        n = 0;
+        switch (k) {
+        case 0: /* [{},{},...] */
+            b[n++] = '[';
+            while (n < mib - 4)
+                n += (size_t)sprintf(b + n, "{},");
+            n += (size_t)sprintf(b + n, "{}]");
+            break;
+        case 1: /* one message, distinct member names */
+        case 2: /* its params, the same */
+            n += (size_t)sprintf(b, k == 1 ? "{" : "{\"method\":\"tools/call\",\"params\":{\"name\":\"x\",");
+            for (i = 0; n < mib - 32; i++)
+                n += (size_t)sprintf(b + n, "\"k%zu\":1,", i);
+            n += (size_t)sprintf(b + n, k == 1 ? "\"z\":1}" : "\"z\":1}}");
+            break;
+        case 3: /* deep nesting */
+            memset(b, '[', mib / 2);
+            memset(b + mib / 2, ']', mib / 2);
+            n = mib;
+            break;
+        case 4: /* a 1 MiB tool name of escapes */
+            n += (size_t)sprintf(b, "{\"method\":\"tools/call\",\"params\":{\"name\":\"");
+            while (n < mib - 16)
+                n += (size_t)sprintf(b + n, "\\u00e9\\n");
+            n += (size_t)sprintf(b + n, "\"}}");
+            break;
+        case 5: /* a full batch of calls with 900-byte names */
+            b[n++] = '[';
+            for (i = 0; i < MCP_RPC_MAX_MESSAGES; i++) {
+                n += (size_t)sprintf(b + n, "{\"method\":\"tools/call\",\"params\":{\"name\":\"");
+                memset(b + n, 'a', 900);
+                n += 900;
+                n += (size_t)sprintf(b + n, "\"}}%s", i + 1 < MCP_RPC_MAX_MESSAGES ? "," : "]");
+            }
+            break;
+        }
+        assert_true(n <= mib + 64);
+        cost = parse_cost(b, n, &code);
+        print_message("body %d (%zu bytes): code %d, %zu bytes beyond the body\n", k, n, code, cost);
+        if (cost > 2 * mib)
+            fail_msg("body %d: parsing cost %zu bytes, more than 2 MiB", k, cost);
+    }
+}
+
 /* Tool names are looked up by this key: equal exactly when names are. */
 static void test_name_key_matches_name_equal(void **state)
 {
@@ -415,7 +511,7 @@ int main(void)
         TU_TEST(test_big_numbers_are_numbers),         TU_TEST(test_not_exactly_one_json_value),
         TU_TEST(test_nesting_deeper_than_the_limit_is_invalid),
         TU_TEST(test_more_messages_than_the_limit_is_too_many), TU_TEST(test_more_members_than_the_limit_is_too_many),
-        TU_TEST(test_name_key_matches_name_equal),         TU_TEST(test_tools_call_needs_a_string_name),
+        TU_TEST(test_name_key_matches_name_equal), TU_TEST(test_memory_per_body_is_bounded),         TU_TEST(test_tools_call_needs_a_string_name),
         TU_TEST(test_plain_calls_and_batches),         TU_TEST(test_escaped_nul_in_a_name_counts_up_to_the_nul),
     };
     apr_initialize();

@@ -17,7 +17,8 @@ legitimate request that must still pass:
   little server CPU (was 1.8 s per request: tools x body size);
 * a JWT whose claims exceed the kernel's 128 KiB per-variable limit reaches
   a CGI (MCP_AUTH_CLAIMS left out with a log line naming it) instead of
-  breaking the exec (E2BIG).
+  breaking the exec (E2BIG);
+* the limits, a legitimate batch and the RSS bound under worker and prefork.
 """
 
 import http.client
@@ -542,3 +543,46 @@ def test_claims_over_128k_leave_out_the_variable_not_the_cgi(bigserver, minter):
     resp = bigserver.request("GET", "/cgi", [("Authorization", f"Bearer {small}")])
     assert resp.status == 200, resp
     assert "MCP_AUTH_CLAIMS=<absent>" not in resp.text and "MCP_AUTH_BIG=<1000 bytes>" in resp.text, resp.text
+
+
+# -- the same under the other MPMs --------------------------------------------
+
+def all_children_rss(h):
+    """{pid: VmRSS kB} of every apache2 child (prefork's are single-threaded)."""
+    out = {}
+    for pid in children_of(h.pid):
+        try:
+            if b"apache2" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            out[pid] = int(m.group(1))
+    return out
+
+
+@pytest.mark.parametrize("mpm", ["worker", "prefork"])
+def test_bounds_and_neighbours_under_other_mpms(httpd_factory, jwks_server, mcp_auth_so, env_cgi, minter, mpm):
+    conf = ('Alias /adv "/nonexistent-mcp-adv"\n<Directory "/nonexistent-mcp-adv">\nRequire all granted\n'
+            f'</Directory>\nScriptAliasMatch "^/tools(/.*)?$" "{env_cgi}"')
+    h = httpd_factory.start(locations(jwks_server.jwks_uri), server_conf=conf, module_so=mcp_auth_so,
+                            name=f"avbody-{mpm}", mpm=mpm)
+    try:
+        token = minter.token(scope=all_scopes())
+        batch = json.dumps([call(f"tool{i:03d}", i) for i in range(100)]).encode()
+        assert post(h, "/tools", token, batch).status == 200
+        assert post(h, "/tools", minter.token(scope="s001"), batch).status == 403
+        warm(h, token)
+        time.sleep(0.3)
+        before = all_children_rss(h)
+        statuses = fire_http1(h, token, rounds=1)
+        time.sleep(0.3)
+        growth = rss_growth(before, all_children_rss(h))
+        print(f"\n{mpm}: 20 x 1 MiB adversarial bodies; child RSS growth kB {growth}")
+        assert all(s in (400, 403, 404, 413) for _, s in statuses), statuses
+        assert max(growth.values()) < 50 * 1024, growth
+        assert post(h, "/tools", token, b"[" * 129 + b"]" * 129).status == 400
+        assert post(h, "/tools", token, ADVERSARIAL["empty-objects"]).status == 413
+    finally:
+        h.stop()

@@ -19,6 +19,7 @@
 #include "src/mcp_identity.h"
 #include "src/mcp_conf.h"
 #include "src/mcp_metadata.h"
+#include "src/mcp_request.h"
 #include "src/mcp_shm.h"
 #include "src/mcp_toolscope.h"
 #include "src/stopping.h"
@@ -369,6 +370,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     mcp_shm_child_init(p, s);
+    mcp_refusal_log_child_init(p, s);
 }
 
 /* Threaded MPMs tell the child before they wait for its requests: loops

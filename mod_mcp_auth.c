@@ -217,6 +217,8 @@ static const command_rec mcp_cmds[] = {
             "connect+total timeout in seconds for calls to the IdP (default 5)"),
     SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, 0, "verify IdP TLS certificates (default On)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, 0, "CA bundle for IdP TLS (default: system store)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthRefusalLogInterval", mcp_cmd_refusal_log_interval, 0,
+            "seconds in which each process logs one refusal per reason and counts the rest (default 1; 0: all)"),
     {NULL},
 };
 

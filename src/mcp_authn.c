@@ -324,6 +324,14 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
                  "not a JWT and no introspection endpoint is configured");
         return mcp_respond(r, conf, &fail);
     }
+    if (pol.n_issuers == 0) {
+        /* configtest refuses such sections; only AuthType from .htaccess
+         * gets here: say what is wrong in the line the operator reads. */
+        mcp_fail(&fail, MCP_FAIL_CONFIG, "No issuer configured",
+                 "AuthType mcp-jwt applies here (from .htaccess?) but no MCPAuthIssuer does: every JWT is refused "
+                 "with 500 until the server configuration gives this directory an issuer");
+        return mcp_respond(r, conf, &fail);
+    }
     if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, &fail))
         return mcp_respond(r, conf, &fail);
     return accept_token(r, conf, verdict, claims, token, len, mcp_alg_name(verdict->alg));

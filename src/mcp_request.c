@@ -25,7 +25,7 @@ static void log_summaries(server_rec *s, const mcp_log_summary_t *due, int n)
         apr_time_t secs = apr_time_sec(due[i].span + APR_USEC_PER_SEC - 1);
         ap_log_error(APLOG_MARK, due[i].level, 0, s,
                      "%" APR_UINT64_T_FMT " more \"%s\" refusals suppressed in the last %ld s "
-                     "(the first of each reason is logged once a second per process)",
+                     "(each process logs the first of each reason per MCPAuthRefusalLogInterval)",
                      due[i].count, due[i].reason, (long)(secs > 0 ? secs : 1));
     }
 }
@@ -54,6 +54,7 @@ static apr_status_t flush_refusal_counts(void *s)
 
 void mcp_refusal_log_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    mcp_log_limit_process()->interval = mcp_global.refusal_log_interval;
     /* The last interval's count has no later refusal to report it. */
     apr_pool_cleanup_register(pchild, s, flush_refusal_counts, apr_pool_cleanup_null);
 }

@@ -1032,7 +1032,7 @@ static const char *check_auth_section(apr_pool_t *p, const ap_directive_t *d)
     const char *args = d->args, *type;
     server_rec *s;
     mcp_section_t b;
-    int i;
+    int i, all;
 
     type = ap_getword_conf(p, &args);
     if (strcasecmp(type, MCP_AUTH_TYPE) != 0 || !sec || !(s = server_of(vhost)))
@@ -1040,10 +1040,16 @@ static const char *check_auth_section(apr_pool_t *p, const ap_directive_t *d)
     auth_section(p, d, sec, s, &b);
     if (b.conf && has_token_source(b.conf))
         return NULL;
-    for (i = 0; i < mcp_global.sections->nelts; i++) {
-        const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
-        if (a->conf != b.conf && has_token_source(a->conf) && may_reach(a, &b))
-            return NULL;
+    /* A main server section applies in every virtual host too: an issuer
+     * reaching it in any of them lets it pass (which ones serve requests
+     * is not for configtest to guess). */
+    for (all = !s->is_virtual; s; s = all ? s->next : NULL) {
+        b.server = s;
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+            if (a->conf != b.conf && has_token_source(a->conf) && may_reach(a, &b))
+                return NULL;
+        }
     }
     return apr_psprintf(p,
                         "mod_mcp_auth: AuthType %s at %s (in %s %s at %s:%d) has no issuer: no MCPAuthIssuer or "

@@ -186,6 +186,9 @@ INHERITED = {
     "main-server-issuer-in-vhost": f"{ISS}\n<VirtualHost 127.0.0.1:1>\n ServerName b.example\n"
                                    " <Location /mcp>\n  AuthType mcp-jwt\n  Require valid-user\n </Location>\n"
                                    "</VirtualHost>",
+    "main-location-issuer-in-vhost-top-level": "<Location /mcp>\n AuthType mcp-jwt\n Require valid-user\n</Location>\n"
+                                               "<VirtualHost 127.0.0.1:1>\n ServerName b.example\n"
+                                               f" {ISS}\n</VirtualHost>",
     "same-path-two-sections": f"<Location /mcp>\n AuthType mcp-jwt\n Require valid-user\n</Location>\n"
                               f"<Location /mcp>\n {ISS}\n</Location>",
     "introspection-url-only": "<Location /mcp>\n AuthType mcp-jwt\n"

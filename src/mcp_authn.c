@@ -325,11 +325,14 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
         return mcp_respond(r, conf, &fail);
     }
     if (pol.n_issuers == 0) {
-        /* configtest refuses such sections; only AuthType from .htaccess
-         * gets here: say what is wrong in the line the operator reads. */
+        /* configtest refuses a section no issuer reaches: what gets here is
+         * AuthType from .htaccess (or a section with an introspection URL
+         * only, which serves opaque tokens). Say what is wrong in the line
+         * the operator reads. */
         mcp_fail(&fail, MCP_FAIL_CONFIG, "No issuer configured",
-                 "AuthType mcp-jwt applies here (from .htaccess?) but no MCPAuthIssuer does: every JWT is refused "
-                 "with 500 until the server configuration gives this directory an issuer");
+                 "AuthType mcp-jwt applies here but no MCPAuthIssuer does (AuthType from .htaccess? configtest "
+                 "cannot see it there): every JWT is answered 500 until the server configuration gives this "
+                 "place an issuer");
         return mcp_respond(r, conf, &fail);
     }
     if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, &fail))

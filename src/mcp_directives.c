@@ -52,20 +52,28 @@ int mcp_cmd_at_config_time(const cmd_parms *cmd)
 
 static const char *where(cmd_parms *cmd);
 
-/* The innermost per-directory section around the current directive. */
-static const ap_directive_t *enclosing_section(cmd_parms *cmd)
+/* Is d a per-directory section (its settings merge per request)? */
+static int is_dir_section(const ap_directive_t *d)
 {
     static const char *const kinds[] = {"<Location",  "<LocationMatch", "<Directory", "<DirectoryMatch",
                                         "<Files",     "<FilesMatch",    "<If",        "<ElseIf",
                                         "<Else",      "<Proxy",         "<ProxyMatch", NULL};
-    const ap_directive_t *d;
     int i;
+    for (i = 0; kinds[i]; i++)
+        if (strcasecmp(d->directive, kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The innermost per-directory section around the current directive. */
+static const ap_directive_t *enclosing_section(cmd_parms *cmd)
+{
+    const ap_directive_t *d;
     for (d = cmd->directive ? cmd->directive->parent : NULL; d; d = d->parent) {
         if (strcasecmp(d->directive, "<VirtualHost") == 0)
             return NULL;
-        for (i = 0; kinds[i]; i++)
-            if (strcasecmp(d->directive, kinds[i]) == 0)
-                return d;
+        if (is_dir_section(d))
+            return d;
     }
     return NULL;
 }
@@ -936,20 +944,15 @@ static int has_token_source(const mcp_dir_conf_t *c)
 /* The innermost per-directory section around d and its <VirtualHost>. */
 static const ap_directive_t *section_around(const ap_directive_t *d, const ap_directive_t **vhost)
 {
-    static const char *const kinds[] = {"<Location",  "<LocationMatch", "<Directory", "<DirectoryMatch",
-                                        "<Files",     "<FilesMatch",    "<If",        "<ElseIf",
-                                        "<Else",      "<Proxy",         "<ProxyMatch", NULL};
     const ap_directive_t *sec = NULL;
-    int i;
     *vhost = NULL;
     for (d = d->parent; d; d = d->parent) {
         if (strcasecmp(d->directive, "<VirtualHost") == 0) {
             *vhost = d;
             break;
         }
-        for (i = 0; !sec && kinds[i]; i++)
-            if (strcasecmp(d->directive, kinds[i]) == 0)
-                sec = d;
+        if (!sec && is_dir_section(d))
+            sec = d;
     }
     return sec;
 }

@@ -99,6 +99,8 @@ def test_garbage_token_flood_writes_little_log(start_httpd, jwks_server, minter,
     assert sums, f"no summary line:\n{log[-3000:]}"
     first_lines = log.count("Malformed token: not a JWT")
     suppressed = sum(n for n, reason in sums if reason == "Malformed token")
+    print(f"[{mpm}] with the summaries, to the children's exit: {len(log.encode())} bytes, "
+          f"{first_lines} first lines, {len(sums)} summary lines")
     assert first_lines + suppressed == 2040, (first_lines, suppressed, log[-3000:])
     assert "garbage-" not in log and "late-" not in log, "a token reached the log"
 

@@ -19,6 +19,7 @@
 #include "src/mcp_identity.h"
 #include "src/mcp_conf.h"
 #include "src/mcp_metadata.h"
+#include "src/mcp_request.h"
 #include "src/mcp_shm.h"
 #include "src/mcp_toolscope.h"
 #include "src/stopping.h"
@@ -216,6 +217,8 @@ static const command_rec mcp_cmds[] = {
             "connect+total timeout in seconds for calls to the IdP (default 5)"),
     SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, 0, "verify IdP TLS certificates (default On)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, 0, "CA bundle for IdP TLS (default: system store)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthRefusalLogInterval", mcp_cmd_refusal_log_interval, 0,
+            "seconds in which each process logs one refusal per reason and counts the rest (default 1; 0: all)"),
     {NULL},
 };
 
@@ -369,6 +372,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     mcp_shm_child_init(p, s);
+    mcp_refusal_log_child_init(p, s);
 }
 
 /* Threaded MPMs tell the child before they wait for its requests: loops

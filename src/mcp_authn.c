@@ -324,6 +324,17 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
                  "not a JWT and no introspection endpoint is configured");
         return mcp_respond(r, conf, &fail);
     }
+    if (pol.n_issuers == 0) {
+        /* configtest refuses a section no issuer reaches: what gets here is
+         * AuthType from .htaccess (or a section with an introspection URL
+         * only, which serves opaque tokens). Say what is wrong in the line
+         * the operator reads. */
+        mcp_fail(&fail, MCP_FAIL_CONFIG, "No issuer configured",
+                 "AuthType mcp-jwt applies here but no MCPAuthIssuer does (AuthType from .htaccess? configtest "
+                 "cannot see it there): every JWT is answered 500 until the server configuration gives this "
+                 "place an issuer");
+        return mcp_respond(r, conf, &fail);
+    }
     if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, &fail))
         return mcp_respond(r, conf, &fail);
     return accept_token(r, conf, verdict, claims, token, len, mcp_alg_name(verdict->alg));

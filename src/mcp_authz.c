@@ -224,11 +224,11 @@ void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf)
     /* The error page text for the status the error was raised with. */
     ap_custom_response(r, status, mcp_error_body(r->pool, &fail));
     ap_add_output_filter(JSON_ERROR_FILTER, NULL, r, r->connection);
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "Insufficient scope: user %s, missing %s (%s %s)",
-                  mcp_printable(r->pool, r->user, 128),
-                  st->missing->nelts ? mcp_printable(r->pool, mcp_scope_join(r->pool, st->missing), 256)
-                                     : "(a Require rule refused the token)",
-                  r->method, mcp_printable(r->pool, r->uri, 256));
+    mcp_log_refusal(r, APLOG_WARNING, "Insufficient scope", "Insufficient scope: user %s, missing %s (%s %s)",
+                    mcp_printable(r->pool, r->user, 128),
+                    st->missing->nelts ? mcp_printable(r->pool, mcp_scope_join(r->pool, st->missing), 256)
+                                       : "(a Require rule refused the token)",
+                    r->method, mcp_printable(r->pool, r->uri, 256));
 }
 
 /* ---- browsers: Origin and CORS preflights (SPEC section 3 step 2) ------- */
@@ -293,9 +293,9 @@ int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf)
 
     if (!apr_table_get(r->headers_in, "Origin") || allowed_origin(r, conf))
         return DECLINED;
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "Origin not allowed: %s (%s %s)",
-                  mcp_printable(r->pool, apr_table_get(r->headers_in, "Origin"), 128), r->method,
-                  mcp_printable(r->pool, r->uri, 256));
+    mcp_log_refusal(r, APLOG_WARNING, "Origin not allowed", "Origin not allowed: %s (%s %s)",
+                    mcp_printable(r->pool, apr_table_get(r->headers_in, "Origin"), 128), r->method,
+                    mcp_printable(r->pool, r->uri, 256));
     if (!r->main) {
         /* No challenge: no token can make this origin acceptable. */
         st = mcp_request(r);

@@ -70,6 +70,7 @@ typedef struct {
     const char *where;                   /* file:line of the first directive */
     const char *where_alg;               /* MCPAuthAlgorithms */
     const char *where_secret;            /* MCPAuthHMACSecret */
+    const ap_directive_t *section;       /* the section's own directive; NULL: top level */
 } mcp_section_t;
 
 /* Module-wide state for one configuration generation (reset by pre_config). */
@@ -78,6 +79,7 @@ typedef struct {
     unsigned cache_entries;              /* MCPAuthCacheEntries */
     apr_size_t cache_entry_size;         /* MCPAuthCacheEntrySize */
     apr_interval_time_t token_ttl;       /* MCPAuthTokenCacheTTL; 0 disables */
+    apr_interval_time_t refusal_log_interval; /* MCPAuthRefusalLogInterval; 0 logs every refusal */
     apr_array_header_t *issuer_defs;     /* mcp_issuer_def_t, one per distinct issuer + key source */
     int any_hmac_secret;                 /* some section has MCPAuthHMACSecret */
     const char *hmac_without_secret;     /* "file:line" of a section allowing HS* without a secret */
@@ -128,6 +130,7 @@ const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_refusal_log_interval(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Checks that need the whole configuration (check_config): HS* without a

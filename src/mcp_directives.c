@@ -39,6 +39,7 @@ void mcp_global_reset(apr_pool_t *pconf)
     mcp_global.cache_entries = 4096;
     mcp_global.cache_entry_size = 4096;
     mcp_global.token_ttl = apr_time_from_sec(300);
+    mcp_global.refusal_log_interval = apr_time_from_sec(1);
 }
 
 int mcp_cmd_at_config_time(const cmd_parms *cmd)
@@ -51,20 +52,28 @@ int mcp_cmd_at_config_time(const cmd_parms *cmd)
 
 static const char *where(cmd_parms *cmd);
 
-/* The innermost per-directory section around the current directive. */
-static const ap_directive_t *enclosing_section(cmd_parms *cmd)
+/* Is d a per-directory section (its settings merge per request)? */
+static int is_dir_section(const ap_directive_t *d)
 {
     static const char *const kinds[] = {"<Location",  "<LocationMatch", "<Directory", "<DirectoryMatch",
                                         "<Files",     "<FilesMatch",    "<If",        "<ElseIf",
                                         "<Else",      "<Proxy",         "<ProxyMatch", NULL};
-    const ap_directive_t *d;
     int i;
+    for (i = 0; kinds[i]; i++)
+        if (strcasecmp(d->directive, kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The innermost per-directory section around the current directive. */
+static const ap_directive_t *enclosing_section(cmd_parms *cmd)
+{
+    const ap_directive_t *d;
     for (d = cmd->directive ? cmd->directive->parent : NULL; d; d = d->parent) {
         if (strcasecmp(d->directive, "<VirtualHost") == 0)
             return NULL;
-        for (i = 0; kinds[i]; i++)
-            if (strcasecmp(d->directive, kinds[i]) == 0)
-                return d;
+        if (is_dir_section(d))
+            return d;
     }
     return NULL;
 }
@@ -86,6 +95,7 @@ static mcp_section_t *record_section(cmd_parms *cmd, const mcp_dir_conf_t *conf,
     rec->kind = kind;
     rec->conf = conf;
     rec->where = apr_pstrdup(mcp_global.pconf, where(cmd));
+    rec->section = sec;
     /* Only plain <Location /path> and <Directory /path> nest by prefix;
      * regular expressions and the rest are checked on their own. */
     if (kind && cmd->path && (strcasecmp(kind, "<Location") == 0 || strcasecmp(kind, "<Directory") == 0) &&
@@ -731,6 +741,21 @@ const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* Seconds per reason and process in which one refusal is logged in full
+ * and the rest only counted (log_limit.h); 0 logs every refusal. */
+const char *mcp_cmd_refusal_log_interval(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    (void)dconf;
+    if (err)
+        return err;
+    if (parse_long(arg, 0, 3600, &v))
+        return "MCPAuthRefusalLogInterval takes seconds from 0 (log every refusal) to 3600";
+    mcp_global.refusal_log_interval = apr_time_from_sec(v);
+    return NULL;
+}
+
 /* ---- checks across sections (check_config) ---------------------------- */
 
 /* Can section a's settings reach a request that section b's settings
@@ -905,6 +930,166 @@ const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
+/* ---- AuthType mcp-jwt without an issuer (configtest) -------------------- */
+
+/* Can any token pass here? A JWT needs an issuer to be matched to (an
+ * HMAC secret alone is not enough: find_issuer refuses every token with
+ * 500); an opaque token needs an introspection endpoint given as a URL
+ * ("discover" needs an issuer again). */
+static int has_token_source(const mcp_dir_conf_t *c)
+{
+    return (c->issuers && c->issuers->nelts > 0) || (c->introspection && c->introspection->url);
+}
+
+/* The innermost per-directory section around d and its <VirtualHost>. */
+static const ap_directive_t *section_around(const ap_directive_t *d, const ap_directive_t **vhost)
+{
+    const ap_directive_t *sec = NULL;
+    *vhost = NULL;
+    for (d = d->parent; d; d = d->parent) {
+        if (strcasecmp(d->directive, "<VirtualHost") == 0) {
+            *vhost = d;
+            break;
+        }
+        if (!sec && is_dir_section(d))
+            sec = d;
+    }
+    return sec;
+}
+
+static server_rec *server_of(const ap_directive_t *vhost)
+{
+    server_rec *s;
+    if (!vhost)
+        return ap_server_conf;
+    for (s = ap_server_conf->next; s; s = s->next)
+        if (s->defn_name && (unsigned)vhost->line_num == s->defn_line_number &&
+            strcmp(vhost->filename, s->defn_name) == 0)
+            return s;
+    return NULL;
+}
+
+/* "/mcp" of <Location "/mcp">; NULL for a regular expression or a kind
+ * that does not nest by path. */
+static const char *section_path(apr_pool_t *p, const ap_directive_t *sec)
+{
+    char *args, *end;
+    const char *a;
+    if (!sec->args || (strcasecmp(sec->directive, "<Location") != 0 && strcasecmp(sec->directive, "<Directory") != 0))
+        return NULL;
+    args = apr_pstrdup(p, sec->args);
+    if ((end = strrchr(args, '>')))
+        *end = '\0';
+    a = args;
+    a = ap_getword_conf(p, &a);
+    return *a && *a != '~' ? a : NULL;
+}
+
+/* a's path covers b's (a Directory's trailing slash aside). */
+static int path_covers(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    if (n > 1 && a[n - 1] == '/')
+        n--;
+    return strncmp(a, b, n) == 0;
+}
+
+/* Can a's settings be merged into the requests section b (in its server)
+ * answers? When the two are of kinds that do not nest by path (a
+ * <Directory> and a <Location>, an <If>, a regular expression) nobody can
+ * tell at configtest: assume they can -- a false refusal to start is
+ * worse than the 500 this check exists to prevent. */
+static int may_reach(const mcp_section_t *a, const mcp_section_t *b)
+{
+    if (a->server != b->server && (a->server->is_virtual || !b->server->is_virtual))
+        return 0;
+    if (!a->kind)
+        return 1;
+    if (!a->path || !b->path || strcasecmp(a->kind, b->kind) != 0)
+        return 1;
+    return path_covers(a->path, b->path);
+}
+
+/* Section b as the AuthType line at d sees it: the record of its own
+ * directives if it has one, else only where it is. */
+static void auth_section(apr_pool_t *p, const ap_directive_t *d, const ap_directive_t *sec, server_rec *s,
+                         mcp_section_t *b)
+{
+    int i;
+    memset(b, 0, sizeof(*b));
+    for (i = 0; i < mcp_global.sections->nelts; i++) {
+        const mcp_section_t *r = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+        if (r->section == sec && r->server == s)
+            *b = *r;
+    }
+    b->server = s;
+    b->kind = sec->directive;
+    if (!b->conf)
+        b->path = section_path(p, sec);
+    b->where = apr_psprintf(p, "%s:%d", d->filename, d->line_num);
+}
+
+static const char *check_auth_section(apr_pool_t *p, const ap_directive_t *d)
+{
+    const ap_directive_t *vhost, *sec = section_around(d, &vhost);
+    const char *args = d->args, *type;
+    server_rec *s;
+    mcp_section_t b;
+    int i, all;
+
+    type = ap_getword_conf(p, &args);
+    if (strcasecmp(type, MCP_AUTH_TYPE) != 0 || !sec || !(s = server_of(vhost)))
+        return NULL;
+    auth_section(p, d, sec, s, &b);
+    if (b.conf && has_token_source(b.conf))
+        return NULL;
+    /* A main server section applies in every virtual host too: an issuer
+     * reaching it in any of them lets it pass (which ones serve requests
+     * is not for configtest to guess). */
+    for (all = !s->is_virtual; s; s = all ? s->next : NULL) {
+        b.server = s;
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+            if (a->conf != b.conf && has_token_source(a->conf) && may_reach(a, &b))
+                return NULL;
+        }
+    }
+    return apr_psprintf(p,
+                        "mod_mcp_auth: AuthType %s at %s (in %s %s at %s:%d) has no issuer: no MCPAuthIssuer or "
+                        "MCPAuthIntrospection <url> in this section or one it inherits from, so every token would "
+                        "be answered 500. Add MCPAuthIssuer there (MCPAuthHMACSecret alone is not enough: a token "
+                        "is matched to an issuer by its iss)",
+                        MCP_AUTH_TYPE, b.where, sec->directive, sec->args ? sec->args : ">", sec->filename,
+                        sec->line_num);
+}
+
+static const char *check_auth_sections(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *err;
+    for (; d; d = d->next) {
+        if (strcasecmp(d->directive, "AuthType") == 0 && d->args && (err = check_auth_section(p, d)))
+            return err;
+        if (d->first_child && (err = check_auth_sections(p, d->first_child)))
+            return err;
+    }
+    return NULL;
+}
+
+/* The shared cache is one segment of entries x entry size: each directive
+ * has its own range, and their product must stay a sane allocation. */
+#define MCP_CACHE_MAX_BYTES ((apr_uint64_t)1 << 30)
+
+static const char *check_cache_size(apr_pool_t *p)
+{
+    apr_uint64_t bytes = (apr_uint64_t)mcp_global.cache_entries * (apr_uint64_t)mcp_global.cache_entry_size;
+    if (bytes <= MCP_CACHE_MAX_BYTES)
+        return NULL;
+    return apr_psprintf(p,
+                        "MCPAuthCacheEntries %u x MCPAuthCacheEntrySize %" APR_UINT64_T_FMT " is %" APR_UINT64_T_FMT
+                        " MiB of shared memory: keep the product at most 1024 MiB (1 GiB)",
+                        mcp_global.cache_entries, (apr_uint64_t)mcp_global.cache_entry_size, bytes >> 20);
+}
+
 const char *mcp_config_check(apr_pool_t *p)
 {
     const char *err;
@@ -912,6 +1097,10 @@ const char *mcp_config_check(apr_pool_t *p)
         return apr_psprintf(p, "MCPAuthAlgorithms at %s allows HS256/384/512 but no MCPAuthHMACSecret is set",
                             mcp_global.hmac_without_secret);
     if ((err = check_hmac_lengths(p)))
+        return err;
+    if ((err = check_cache_size(p)))
+        return err;
+    if ((err = check_auth_sections(p, ap_conftree)))
         return err;
     return check_resource_sources(p);
 }

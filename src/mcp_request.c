@@ -6,13 +6,58 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "challenge.h"
 #include "claims.h"
 #include "json_util.h"
+#include "log_limit.h"
 
 APLOG_USE_MODULE(mcp_auth);
+
+/* Summary lines of refusals the limit held back. Not about this request:
+ * logged for its server, without its client. */
+static void log_summaries(server_rec *s, const mcp_log_summary_t *due, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        apr_time_t secs = apr_time_sec(due[i].span + APR_USEC_PER_SEC - 1);
+        ap_log_error(APLOG_MARK, due[i].level, 0, s,
+                     "%" APR_UINT64_T_FMT " more \"%s\" refusals suppressed in the last %ld s "
+                     "(each process logs the first of each reason per MCPAuthRefusalLogInterval)",
+                     due[i].count, due[i].reason, (long)(secs > 0 ? secs : 1));
+    }
+}
+
+void mcp_log_refusal(request_rec *r, int level, const char *reason, const char *fmt, ...)
+{
+    mcp_log_summary_t due[16];
+    int n, admit;
+    va_list ap;
+
+    admit = mcp_log_limit_admit(mcp_log_limit_process(), reason, level, apr_time_now(), due, 16, &n);
+    log_summaries(r->server, due, n);
+    if (!admit)
+        return;
+    va_start(ap, fmt);
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", apr_pvsprintf(r->pool, fmt, ap));
+    va_end(ap);
+}
+
+static apr_status_t flush_refusal_counts(void *s)
+{
+    mcp_log_summary_t due[MCP_LOG_LIMIT_KINDS];
+    log_summaries(s, due, mcp_log_limit_flush(mcp_log_limit_process(), apr_time_now(), due, MCP_LOG_LIMIT_KINDS));
+    return APR_SUCCESS;
+}
+
+void mcp_refusal_log_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    mcp_log_limit_process()->interval = mcp_global.refusal_log_interval;
+    /* The last interval's count has no later refusal to report it. */
+    apr_pool_cleanup_register(pchild, s, flush_refusal_counts, apr_pool_cleanup_null);
+}
 
 mcp_request_t *mcp_request_peek(request_rec *r)
 {
@@ -116,8 +161,8 @@ int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fa
                 : fail->kind == MCP_FAIL_UNAVAILABLE || fail->kind == MCP_FAIL_CONFIG ? APLOG_ERR
                                                                                       : APLOG_WARNING;
 
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s%s%s (%s %s)", fail->reason, fail->detail ? ": " : "",
-                  fail->detail ? fail->detail : "", r->method, mcp_printable(r->pool, r->uri, 256));
+    mcp_log_refusal(r, level, fail->reason, "%s%s%s (%s %s)", fail->reason, fail->detail ? ": " : "",
+                    fail->detail ? fail->detail : "", r->method, mcp_printable(r->pool, r->uri, 256));
     st->has_fail = fail->kind != MCP_FAIL_INSUFFICIENT_SCOPE;
     st->fail = *fail;
     if (status == HTTP_UNAUTHORIZED)
@@ -140,8 +185,8 @@ int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *ca
     mcp_request_t *st = mcp_request(r);
     const char *message = code == -32700 ? "Parse error" : "Invalid Request";
 
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "JSON-RPC body refused (%d %s): %s (%s %s)", code, message,
-                  cause ? cause : "(no cause)", r->method, mcp_printable(r->pool, r->uri, 256));
+    mcp_log_refusal(r, APLOG_WARNING, "JSON-RPC body refused", "JSON-RPC body refused (%d %s): %s (%s %s)", code,
+                    message, cause ? cause : "(no cause)", r->method, mcp_printable(r->pool, r->uri, 256));
     /* Not an authorization failure: no challenge, whatever ran before. */
     apr_table_unset(r->err_headers_out, "WWW-Authenticate");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");

@@ -47,6 +47,16 @@ int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fa
  * the body). Through httpd's error path like mcp_respond. */
 int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *cause);
 
+/* One refusal's log line, rate-limited per reason and process
+ * (log_limit.h): the first of each reason per second is logged, the rest
+ * counted and summed up in one line. reason is the fixed text the line is
+ * counted under. */
+void mcp_log_refusal(request_rec *r, int level, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Registers the child-exit report of refusals still held back. */
+void mcp_refusal_log_child_init(apr_pool_t *pchild, server_rec *s);
+
 /* WWW-Authenticate for what the state says (note_auth_failure and errors). */
 void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf);
 

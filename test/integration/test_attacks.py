@@ -107,6 +107,7 @@ def rig(httpd_factory, jwks_server, keys, tls, mcp_auth_so):
         "MCPAuthHTTPTimeout 3",
         "MCPAuthJWKSMaxSize 1048576",          # the 1000-key JWKS is ~270 KB
         "LimitRequestFieldSize 262144",        # room for the 10,000-claim token
+        "MCPAuthRefusalLogInterval 0",         # each test reads its own refusal's log line
     ])
     h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name="attacks")
     r.h = h

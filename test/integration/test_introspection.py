@@ -439,6 +439,7 @@ def rig(httpd_factory, mcp_auth_so, idp, env_cgi, tmp_root):
     server_conf = "\n".join([
         f"MCPAuthHTTPTimeout {HTTP_TIMEOUT}",
         "LogLevel warn core:notice mcp_auth:debug",
+        "MCPAuthRefusalLogInterval 0",  # each test reads its own refusal's log line
         'LogFormat "%P %U %>s" mcp_introspection_pid',
         f'CustomLog "{pid_log}" mcp_introspection_pid',
         # before the harness's own ScriptAliasMatch lines: /i/* gets the env CGI

@@ -63,8 +63,10 @@ def server(httpd_factory, jwks_server, mcp_auth_so):
         "/weak": mcp_location(WEAK_ISSUER, jwks_server.weak_jwks_uri),
         "/down": mcp_location(UNREACHABLE_ISSUER, unreachable_jwks),
     }
-    h = httpd_factory.start(locations, server_conf="MCPAuthHTTPTimeout 3", module_so=mcp_auth_so,
-                            name="jwt")
+    # Each test reads its own refusal's log line, many of one reason in a
+    # row: every refusal is logged (the rate limit: test_availability_config).
+    h = httpd_factory.start(locations, server_conf="MCPAuthHTTPTimeout 3\nMCPAuthRefusalLogInterval 0",
+                            module_so=mcp_auth_so, name="jwt")
     h.unreachable_jwks = unreachable_jwks
     try:
         yield h

@@ -123,6 +123,8 @@ def server(httpd_factory, jwks_server, mcp_auth_so, hash_cgi):
     }
     # Before the harness's own ScriptAliasMatch lines, so /tools gets the hash CGI.
     server_conf = f'ScriptAliasMatch "^/tools(/.*)?$" "{hash_cgi}"'
+    # Tests read their own refusal's log line, several of one reason in a row.
+    server_conf += "\nMCPAuthRefusalLogInterval 0"
     h = httpd_factory.start(locations, server_conf=server_conf, module_so=mcp_auth_so, name="authz")
     try:
         yield h

@@ -352,8 +352,10 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
           f"{len(slow_later)} slower than 0.3 s, statuses {sorted(set(r[2] for r in later))}, "
           f"Retry-After {sorted(set(str(r[3]) for r in later))}; recovered "
           f"{'after %.1f s' % recovered if recovered is not None else 'never'}")
-    assert p99(neighbours["/index.txt"]) < 0.5, sorted(neighbours["/index.txt"])[-5:]
-    assert p99(neighbours["/jwt"]) < 0.5, sorted(neighbours["/jwt"])[-5:]
+    # Before: ~3 s (every worker waits out MCPAuthHTTPTimeout).
+    fast = 1.0 if SANITIZED else 0.5
+    assert p99(neighbours["/index.txt"]) < fast, sorted(neighbours["/index.txt"])[-5:]
+    assert p99(neighbours["/jwt"]) < fast, sorted(neighbours["/jwt"])[-5:]
     assert first_timeout is not None, "no request ran into the timeout"
     assert len(later) >= 50, f"only {len(later)} requests after the first timeout"
     assert {r[2] for r in later} == {503}, sorted(set(str(r[2]) for r in later))

@@ -383,11 +383,24 @@ static int outbound_cap(void)
     return threads > 1 ? threads / 2 : 1;
 }
 
+/* Half of all the workers of the server may wait on one endpoint: what a
+ * per-process cap cannot bound when every process has one thread
+ * (prefork). */
+static int server_outbound_cap(void)
+{
+    int daemons = 1, threads = 1;
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS || daemons < 1)
+        daemons = 1;
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1)
+        threads = 1;
+    return daemons * threads > 1 ? daemons * threads / 2 : 1;
+}
+
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     mcp_shm_child_init(p, s);
     /* Handles of this process only, freed with it (never across a fork). */
-    mcp_http_child_init(p, outbound_cap(), idp_health);
+    mcp_http_child_init(p, outbound_cap(), server_outbound_cap(), idp_health);
 }
 
 /* Threaded MPMs tell the child before they wait for its requests: loops

@@ -82,10 +82,10 @@ typedef struct handles {
 static struct {
     pthread_mutex_t lock; /* a plain mutex: it must outlive every pool */
     handles_t *idle;
-    int in_use, max_calls, open;
+    int in_use, max_calls, server_calls, open;
     pid_t pid; /* handles never cross a fork: only their process uses them */
     mcp_idp_health_t *health;
-} proc = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0, NULL};
+} proc = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0, 0, NULL};
 
 static __thread apr_time_t scope_deadline;
 static __thread long scope_retry;
@@ -127,12 +127,13 @@ static apr_status_t close_handles(void *data)
     return APR_SUCCESS;
 }
 
-void mcp_http_child_init(apr_pool_t *pchild, int max_calls, mcp_idp_health_t *health)
+void mcp_http_child_init(apr_pool_t *pchild, int max_calls, int server_calls, mcp_idp_health_t *health)
 {
     pthread_mutex_lock(&proc.lock);
     proc.idle = NULL;
     proc.in_use = 0;
     proc.max_calls = max_calls > 0 ? max_calls : 1;
+    proc.server_calls = server_calls > 0 ? server_calls : 1;
     proc.open = 1;
     proc.pid = getpid();
     proc.health = health;
@@ -367,13 +368,15 @@ static apr_interval_time_t time_limit(const mcp_http_opts_t *o, apr_time_t now)
     return limit >= apr_time_from_msec(1) ? limit : 0;
 }
 
-/* Before a call: the reasons not to make it. NULL: go ahead (*h set). */
+/* Before a call: the reasons not to make it. NULL: go ahead (*h set,
+ * *lease taken for a per-token call). */
 static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, int document, apr_time_t now,
-                         apr_interval_time_t limit, handles_t **h, int *own)
+                         apr_interval_time_t limit, handles_t **h, int *own, mcp_idp_lease_t *lease)
 {
     apr_interval_time_t wait;
 
     *h = NULL;
+    lease->index = -1;
     if (mcp_stopping())
         return "not asked: the server is stopping";
     if (!limit)
@@ -386,8 +389,16 @@ static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *
         note_retry(APR_USEC_PER_SEC);
         return apr_psprintf(p, "not asked: %d calls to the IdP already under way in this process", proc.max_calls);
     }
+    if (proc.health && !*own && !document &&
+        mcp_idp_health_enter(proc.health, url, proc.server_calls, now, limit + apr_time_from_sec(1), lease)) {
+        checkin(*h, *own);
+        *h = NULL;
+        note_retry(APR_USEC_PER_SEC);
+        return apr_psprintf(p, "not asked: %d calls to it already under way in the server", proc.server_calls);
+    }
     if (proc.health && !*own &&
         mcp_idp_health_admit(proc.health, url, now, limit + apr_time_from_sec(1), &wait)) {
+        mcp_idp_health_leave(proc.health, lease);
         checkin(*h, *own);
         *h = NULL;
         note_retry(wait);
@@ -406,11 +417,12 @@ static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *
     apr_interval_time_t limit = time_limit(o, started);
     struct curl_slist *hdrs;
     handles_t *h;
+    mcp_idp_lease_t lease;
     CURLcode rc;
     int own, stopped;
     long status = 0;
 
-    if ((*err = admit(p, url, o, document, started, limit, &h, &own)) != NULL)
+    if ((*err = admit(p, url, o, document, started, limit, &h, &own, &lease)) != NULL)
         return -1;
     hdrs = curl_slist_append(NULL, "Accept: application/json");
     if (authorization)
@@ -422,6 +434,7 @@ static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *
     if (rc == CURLE_OK)
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     checkin(h, own);
+    mcp_idp_health_leave(proc.health, &lease);
     curl_slist_free_all(hdrs);
     note_outcome(url, rc, status, limit, apr_time_from_sec(o->timeout_s), started);
     if (stopped) {

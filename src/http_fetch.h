@@ -48,9 +48,11 @@ int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, c
                      const char *authorization, mcp_http_resp_t *resp, const char **err);
 
 /* child_init: this process's handles, at most max_calls per-token calls
- * under way at once (documents: two more), freed when pchild is cleared.
- * health: the shared failure table (NULL: no backoff). */
-void mcp_http_child_init(apr_pool_t *pchild, int max_calls, mcp_idp_health_t *health);
+ * under way at once (documents: two more), freed when pchild is cleared;
+ * and at most server_calls per-token calls to one endpoint in the whole
+ * server. health: the shared failure table (NULL: no backoff, no
+ * server-wide bound). */
+void mcp_http_child_init(apr_pool_t *pchild, int max_calls, int server_calls, mcp_idp_health_t *health);
 
 /* One request's IdP time budget, for the calling thread: every transfer
  * between begin and end ends by deadline (SPEC 7: MCPAuthHTTPTimeout for

@@ -15,6 +15,7 @@ typedef struct {
     int64_t last_failure;  /* when the last failure was recorded */
     uint32_t failures;     /* consecutive, since the last answer */
     uint32_t unused;
+    int64_t lease[MCP_IDP_MAX_LEASES]; /* start of a call under way; 0: free */
 } slot_t;
 
 struct mcp_idp_health {
@@ -145,4 +146,36 @@ void mcp_idp_health_ok(mcp_idp_health_t *h, const char *url)
         return;
     STORE(s->failures, 0);
     STORE(s->until, 0);
+}
+
+int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time_t now,
+                         apr_interval_time_t stale_after, mcp_idp_lease_t *lease)
+{
+    slot_t *s;
+    int i;
+
+    lease->index = -1;
+    lease->taken = 0;
+    if (!h || !(s = claim(h, endpoint_key(url), now)))
+        return 0;
+    if (max > MCP_IDP_MAX_LEASES)
+        max = MCP_IDP_MAX_LEASES;
+    for (i = 0; i < max; i++) {
+        int64_t v = LOAD(s->lease[i]);
+        if ((v == 0 || v < now - stale_after) && CAS(s->lease[i], v, (int64_t)now)) {
+            lease->index = (int)((s - h->slot) * MCP_IDP_MAX_LEASES + i);
+            lease->taken = now;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void mcp_idp_health_leave(mcp_idp_health_t *h, const mcp_idp_lease_t *lease)
+{
+    int64_t expect = lease->taken;
+    if (!h || lease->index < 0)
+        return;
+    /* Only our own value: a place taken over as stale is someone else's. */
+    CAS(h->slot[lease->index / MCP_IDP_MAX_LEASES].lease[lease->index % MCP_IDP_MAX_LEASES], expect, 0);
 }

@@ -14,6 +14,7 @@
 
 #include <apr_pools.h>
 #include <apr_time.h>
+#include <stdint.h>
 
 typedef struct mcp_idp_health mcp_idp_health_t;
 
@@ -40,5 +41,23 @@ apr_interval_time_t mcp_idp_health_failed(mcp_idp_health_t *h, const char *url, 
 
 /* The endpoint answered: no backoff any more. */
 void mcp_idp_health_ok(mcp_idp_health_t *h, const char *url);
+
+/* A place among the calls under way to one endpoint, server-wide (all
+ * processes): bounds how many workers of the whole server one endpoint
+ * can hold before its first timeout is known (a prefork server has one
+ * thread per process, so a per-process cap alone does not). */
+typedef struct {
+    int index;     /* -1: untracked (no table, no slot) */
+    int64_t taken; /* the value written there, to give back only our own */
+} mcp_idp_lease_t;
+
+#define MCP_IDP_MAX_LEASES 64
+
+/* 0: *lease taken (or untracked). -1: max (at most MCP_IDP_MAX_LEASES)
+ * calls to url are under way; places older than stale_after (a process
+ * that died in a call) are taken over. */
+int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time_t now,
+                         apr_interval_time_t stale_after, mcp_idp_lease_t *lease);
+void mcp_idp_health_leave(mcp_idp_health_t *h, const mcp_idp_lease_t *lease);
 
 #endif

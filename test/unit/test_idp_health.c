@@ -106,6 +106,35 @@ static void many_endpoints_never_break_it(void **state)
     assert_int_equal(mcp_idp_health_admit(h, URL, t + SEC(70), SEC(4), &wait), -1);
 }
 
+static void server_wide_places_per_endpoint(void **state)
+{
+    mcp_idp_health_t *h = mcp_idp_health_create(TU_POOL(state));
+    mcp_idp_lease_t l[4], extra, other;
+    apr_time_t t = SEC(1000);
+    int i;
+
+    for (i = 0; i < 3; i++)
+        assert_int_equal(mcp_idp_health_enter(h, URL, 3, t, SEC(4), &l[i]), 0);
+    /* full for this endpoint, not for another */
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t, SEC(4), &extra), -1);
+    assert_int_equal(mcp_idp_health_enter(h, "https://idp.example/jwks", 3, t, SEC(4), &other), 0);
+    /* a call that ends gives its place back */
+    mcp_idp_health_leave(h, &l[1]);
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t + 1, SEC(4), &l[1]), 0);
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t + 1, SEC(4), &extra), -1);
+    /* places of calls older than stale_after (a process died in them) are
+     * taken over; their late leave does not free the new owner's place */
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t + SEC(5), SEC(4), &l[3]), 0);
+    mcp_idp_health_leave(h, &l[0]);
+    mcp_idp_health_leave(h, &l[2]);
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t + SEC(5), SEC(4), &extra), 0);
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t + SEC(5), SEC(4), &extra), 0);
+    assert_int_equal(mcp_idp_health_enter(h, URL, 3, t + SEC(5), SEC(4), &extra), -1);
+    /* no table: nothing is bounded */
+    assert_int_equal(mcp_idp_health_enter(NULL, URL, 3, t, SEC(4), &extra), 0);
+    assert_int_equal(extra.index, -1);
+}
+
 /* ---- calls against a server that accepts and never answers -------------- */
 
 static int silent_port(int *fd)
@@ -179,7 +208,7 @@ static void cap_and_backoff_refuse_at_once(void **state)
 
     apr_pool_create(&child, p);
     apr_pool_create(&tp, p);
-    mcp_http_child_init(child, 1, h);
+    mcp_http_child_init(child, 1, 8, h);
     a.p = tp;
     a.url = apr_psprintf(p, "http://127.0.0.1:%d/introspect", port);
     pthread_create(&th, NULL, hung_call, &a);
@@ -242,6 +271,7 @@ int main(void)
         TU_TEST(failures_of_calls_already_under_way_count_once),
         TU_TEST(one_probe_after_the_backoff),
         TU_TEST(many_endpoints_never_break_it),
+        TU_TEST(server_wide_places_per_endpoint),
         TU_TEST(the_request_deadline_bounds_a_call),
         TU_TEST(cap_and_backoff_refuse_at_once),
         TU_TEST(a_stop_ends_a_hung_call),

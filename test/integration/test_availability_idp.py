@@ -366,8 +366,10 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
           f"{len(slow_later)} slower than 0.3 s, statuses {sorted(set(r[2] for r in later))}, "
           f"Retry-After {sorted(set(str(r[3]) for r in later))}; recovered "
           f"{'after %.1f s' % recovered if recovered is not None else 'never'}")
-    # Before: ~3 s (every worker waits out MCPAuthHTTPTimeout).
-    fast = 1.0 if SANITIZED else 0.5
+    # Before: ~3 s (event, worker), ~9 s (prefork): every worker waits out
+    # MCPAuthHTTPTimeout. Prefork queues 50 fresh connections on 16
+    # processes: more room there.
+    fast = 1.0 if SANITIZED or mpm == "prefork" else 0.5
     assert p99(neighbours["/index.txt"]) < fast, sorted(neighbours["/index.txt"])[-5:]
     assert p99(neighbours["/jwt"]) < fast, sorted(neighbours["/jwt"])[-5:]
     assert first_timeout is not None, "no request ran into the timeout"

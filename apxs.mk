@@ -20,7 +20,7 @@ CFLAGS    ?= -O2 -g
 SAN       ?=
 ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
 
-ENGINE    := b64url mcp_fail stopping jose_alg json_util jwk jws_verify jwt claim_rules http_fetch keyring policy_memo \
+ENGINE    := b64url mcp_fail stopping jose_alg json_util jwk jws_verify jwt claim_rules idp_health http_fetch keyring policy_memo \
              verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate introspect verdict l1_cache
 ENGINE    += log_limit
 HTTPD_GLUE:= mcp_directives mcp_request mcp_authn mcp_authz mcp_toolscope mcp_metadata mcp_identity mcp_shm

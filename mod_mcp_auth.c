@@ -23,6 +23,7 @@
 #include "src/mcp_shm.h"
 #include "src/mcp_toolscope.h"
 #include "src/stopping.h"
+#include "src/http_fetch.h"
 
 /* ---- per-directory configuration ------------------------------------ */
 
@@ -369,10 +370,41 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return mcp_shm_pre_config(pconf) == APR_SUCCESS ? OK : !OK;
 }
 
+/* The shared per-endpoint failure table of this generation (idp_health.h),
+ * made in post_config, inherited by the children. */
+static mcp_idp_health_t *idp_health;
+
+/* At most half the threads of a child wait on the IdP at once: the others
+ * stay free for everything else (static pages, cached tokens) however
+ * many random tokens arrive while the IdP is slow. A single-threaded
+ * child keeps its one call. */
+static int outbound_cap(void)
+{
+    int threads = 1;
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1)
+        threads = 1;
+    return threads > 1 ? threads / 2 : 1;
+}
+
+/* Half of all the workers of the server may wait on one endpoint: what a
+ * per-process cap cannot bound when every process has one thread
+ * (prefork). */
+static int server_outbound_cap(void)
+{
+    int daemons = 1, threads = 1;
+    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS || daemons < 1)
+        daemons = 1;
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1)
+        threads = 1;
+    return daemons * threads > 1 ? daemons * threads / 2 : 1;
+}
+
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     mcp_shm_child_init(p, s);
     mcp_refusal_log_child_init(p, s);
+    /* Handles of this process only, freed with it (never across a fork). */
+    mcp_http_child_init(p, outbound_cap(), server_outbound_cap(), idp_health);
 }
 
 /* Threaded MPMs tell the child before they wait for its requests: loops
@@ -409,6 +441,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    idp_health = mcp_idp_health_create(pconf);
+    if (!idp_health)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "no shared memory for the IdP failure table: a failing IdP is asked by every request");
     /* Once, in the parent, before any thread exists. */
     if (!libraries_ready) {
         curl_global_init(CURL_GLOBAL_DEFAULT);

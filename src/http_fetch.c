@@ -3,7 +3,12 @@
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "stopping.h"
 
 typedef struct {
     apr_pool_t *p;
@@ -56,29 +61,200 @@ char *mcp_form_encode(apr_pool_t *p, const char *s)
     return out;
 }
 
+/* ---- this process's handles -------------------------------------------- */
+
+/* One multi handle with one easy handle: the multi keeps the connection
+ * cache, the DNS cache and the parsed CA bundle (CURLOPT_CA_CACHE_TIMEOUT,
+ * libcurl >= 7.87), the easy handle the TLS session cache. A set is used
+ * by one thread at a time. */
+typedef struct handles {
+    CURLM *multi;
+    CURL *easy;
+    struct handles *next;
+} handles_t;
+
+/* Documents may go this many calls above the cap: a flood of per-token
+ * calls never keeps the keys from being fetched. */
+#define DOC_RESERVE 2
+/* How often a transfer looks at mcp_stopping() while it waits. */
+#define STOP_POLL_MS 100
+
+static struct {
+    pthread_mutex_t lock; /* a plain mutex: it must outlive every pool */
+    handles_t *idle;
+    int in_use, max_calls, server_calls, open;
+    pid_t pid; /* handles never cross a fork: only their process uses them */
+    mcp_idp_health_t *health;
+} proc = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0, 0, NULL};
+
+static __thread apr_time_t scope_deadline;
+static __thread long scope_retry;
+
+static void handles_free(handles_t *h)
+{
+    if (!h)
+        return;
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    if (h->easy)
+        curl_easy_cleanup(h->easy);
+    free(h);
+}
+
+static handles_t *handles_new(void)
+{
+    handles_t *h = calloc(1, sizeof(*h));
+    if (h && (!(h->multi = curl_multi_init()) || !(h->easy = curl_easy_init()))) {
+        handles_free(h);
+        h = NULL;
+    }
+    return h;
+}
+
+static apr_status_t close_handles(void *data)
+{
+    handles_t *list, *next;
+    (void)data;
+    pthread_mutex_lock(&proc.lock);
+    proc.open = 0;
+    list = proc.idle;
+    proc.idle = NULL;
+    pthread_mutex_unlock(&proc.lock);
+    for (; list; list = next) {
+        next = list->next;
+        handles_free(list);
+    }
+    return APR_SUCCESS;
+}
+
+void mcp_http_child_init(apr_pool_t *pchild, int max_calls, int server_calls, mcp_idp_health_t *health)
+{
+    pthread_mutex_lock(&proc.lock);
+    proc.idle = NULL;
+    proc.in_use = 0;
+    proc.max_calls = max_calls > 0 ? max_calls : 1;
+    proc.server_calls = server_calls > 0 ? server_calls : 1;
+    proc.open = 1;
+    proc.pid = getpid();
+    proc.health = health;
+    pthread_mutex_unlock(&proc.lock);
+    apr_pool_cleanup_register(pchild, NULL, close_handles, apr_pool_cleanup_null);
+}
+
+/* A set for one transfer. *own: the caller frees it (no process pool).
+ * NULL with *own == 0: the cap is reached. */
+static handles_t *checkout(int document, int *own)
+{
+    handles_t *h = NULL;
+    int limit;
+
+    *own = 0;
+    pthread_mutex_lock(&proc.lock);
+    if (!proc.open || proc.pid != getpid()) {
+        pthread_mutex_unlock(&proc.lock);
+        *own = 1;
+        return handles_new();
+    }
+    limit = proc.max_calls + (document ? DOC_RESERVE : 0);
+    if (proc.in_use >= limit) {
+        pthread_mutex_unlock(&proc.lock);
+        return NULL;
+    }
+    proc.in_use++;
+    if ((h = proc.idle) != NULL)
+        proc.idle = h->next;
+    pthread_mutex_unlock(&proc.lock);
+    if (!h && !(h = handles_new())) {
+        pthread_mutex_lock(&proc.lock);
+        proc.in_use--;
+        pthread_mutex_unlock(&proc.lock);
+        *own = 1; /* reported as a failure to create, not as the cap */
+    }
+    return h;
+}
+
+static void checkin(handles_t *h, int own)
+{
+    if (!h)
+        return;
+    /* No option of the finished call (error buffer, header list, sink on
+     * the caller's stack) may stay set on an idle handle. */
+    curl_easy_reset(h->easy);
+    if (own) {
+        handles_free(h);
+        return;
+    }
+    pthread_mutex_lock(&proc.lock);
+    proc.in_use--;
+    if (proc.open) {
+        h->next = proc.idle;
+        proc.idle = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&proc.lock);
+    handles_free(h); /* the process is closing: nothing keeps it */
+}
+
+/* ---- the request's budget ------------------------------------------------ */
+
+void mcp_http_scope_begin(apr_time_t deadline)
+{
+    scope_deadline = deadline;
+    scope_retry = 0;
+}
+
+void mcp_http_scope_end(void)
+{
+    scope_deadline = 0;
+    scope_retry = 0;
+}
+
+apr_time_t mcp_http_deadline(void)
+{
+    return scope_deadline;
+}
+
+long mcp_http_retry_after(void)
+{
+    return scope_retry;
+}
+
+/* Whole seconds, rounded up, at least 1. */
+static void note_retry(apr_interval_time_t wait)
+{
+    long s = (long)((wait + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
+    if (s < 1)
+        s = 1;
+    if (s > scope_retry)
+        scope_retry = s;
+}
+
+/* ---- one transfer --------------------------------------------------------- */
+
+static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, const char *form,
+                         const char *authorization, int document, mcp_http_resp_t *resp, const char **err);
+
 int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp,
                  const char **err)
 {
-    return mcp_http_request(p, url, o, NULL, NULL, resp, err);
+    return mcp_http_call(p, url, o, NULL, NULL, 1, resp, err);
 }
 
 int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, const char *form,
                      const char *authorization, mcp_http_resp_t *resp, const char **err)
 {
-    char errbuf[CURL_ERROR_SIZE] = "";
-    body_sink sink = {p, NULL, 0, 0, o->max_size, 0};
-    CURL *c = curl_easy_init();
-    CURLcode rc;
+    return mcp_http_call(p, url, o, form, authorization, 0, resp, err);
+}
+
+static void set_options(CURL *c, const char *url, const mcp_http_opts_t *o, long limit_ms, const char *form,
+                        struct curl_slist *hdrs, body_sink *sink, char *errbuf)
+{
     int https = strncasecmp(url, "https://", 8) == 0;
 
-    if (!c) {
-        *err = "curl_easy_init failed";
-        return -1;
-    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->timeout_s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, limit_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, limit_ms);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     /* Never let a redirect downgrade an https IdP to plain http. */
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
@@ -92,25 +268,179 @@ int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, c
     curl_easy_setopt(c, CURLOPT_USERAGENT, "mod_mcp_auth");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-    {
-        struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
-        if (authorization)
-            hdrs = curl_slist_append(hdrs, apr_pstrcat(p, "Authorization: ", authorization, NULL));
-        if (form) {
-            hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-            /* A POST is never replayed by a redirect into a GET elsewhere. */
-            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+    if (form) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+        /* A POST is never replayed by a redirect into a GET elsewhere. */
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+}
+
+/* curl_easy_perform, but through the multi handle in short slices, so the
+ * transfer notices a stop within STOP_POLL_MS whatever it waits for (DNS,
+ * connect, TLS, a silent server: progress callbacks can be a second apart
+ * there). *stopped: given up because the process is stopping. */
+static CURLcode perform(handles_t *h, int *stopped)
+{
+    CURLcode rc = CURLE_FAILED_INIT;
+    CURLMcode mc;
+    CURLMsg *msg;
+    int running = 1, left;
+
+    *stopped = 0;
+    if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+        return CURLE_FAILED_INIT;
+    for (;;) {
+        mc = curl_multi_perform(h->multi, &running);
+        if (mc != CURLM_OK || !running)
+            break;
+        if (mcp_stopping()) {
+            *stopped = 1;
+            break;
         }
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        rc = curl_easy_perform(c);
-        curl_slist_free_all(hdrs);
+        if (curl_multi_poll(h->multi, NULL, 0, STOP_POLL_MS, NULL) != CURLM_OK)
+            break;
     }
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy)
+            rc = msg->data.result;
+    if (*stopped)
+        rc = CURLE_ABORTED_BY_CALLBACK;
+    /* Removing an unfinished transfer closes its connection: a stopped or
+     * failed call never leaves a half-used connection for the next one. */
+    curl_multi_remove_handle(h->multi, h->easy);
+    return rc;
+}
+
+/* Failures that say the endpoint is down or hung (not that its answer or
+ * our configuration is wrong): they start or extend its backoff. */
+static int endpoint_failure(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+        return 1;
+    default:
+        return 0;
     }
-    curl_easy_cleanup(c);
+}
+
+/* Records the outcome in the shared table. A timeout counts only when the
+ * call had most of MCPAuthHTTPTimeout: one cut short by the request's
+ * spent budget says nothing about the endpoint. */
+static void note_outcome(const char *url, CURLcode rc, long status, apr_interval_time_t limit,
+                         apr_interval_time_t full, apr_time_t started)
+{
+    mcp_idp_health_t *health = proc.health;
+    int failed;
+
+    if (!health || rc == CURLE_ABORTED_BY_CALLBACK)
+        return;
+    if (rc == CURLE_OK)
+        failed = status >= 500;
+    else if (rc == CURLE_OPERATION_TIMEDOUT && limit < full / 2)
+        return;
+    else if (!endpoint_failure(rc))
+        return;
+    else
+        failed = 1;
+    if (failed)
+        note_retry(mcp_idp_health_failed(health, url, started, apr_time_now()));
+    else
+        mcp_idp_health_ok(health, url);
+}
+
+/* The time this call may take: MCPAuthHTTPTimeout, or what is left of the
+ * request's budget. 0: nothing left. */
+static apr_interval_time_t time_limit(const mcp_http_opts_t *o, apr_time_t now)
+{
+    apr_interval_time_t limit = apr_time_from_sec(o->timeout_s);
+    if (scope_deadline && scope_deadline - now < limit)
+        limit = scope_deadline - now;
+    return limit >= apr_time_from_msec(1) ? limit : 0;
+}
+
+/* Before a call: the reasons not to make it. NULL: go ahead (*h set,
+ * *lease taken for a per-token call). */
+static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, int document, apr_time_t now,
+                         apr_interval_time_t limit, handles_t **h, int *own, mcp_idp_lease_t *lease)
+{
+    apr_interval_time_t wait;
+
+    *h = NULL;
+    lease->index = -1;
+    if (mcp_stopping())
+        return "not asked: the server is stopping";
+    if (!limit)
+        return apr_psprintf(p, "not asked: this request's time for the IdP (MCPAuthHTTPTimeout %ld s) is spent",
+                            o->timeout_s);
+    *h = checkout(document, own);
+    if (!*h) {
+        if (*own)
+            return "curl_easy_init failed";
+        note_retry(APR_USEC_PER_SEC);
+        return apr_psprintf(p, "not asked: %d calls to the IdP already under way in this process", proc.max_calls);
+    }
+    if (proc.health && !*own && !document &&
+        mcp_idp_health_enter(proc.health, url, proc.server_calls, now, limit + apr_time_from_sec(1), lease)) {
+        checkin(*h, *own);
+        *h = NULL;
+        note_retry(APR_USEC_PER_SEC);
+        return apr_psprintf(p, "not asked: %d calls to it already under way in the server", proc.server_calls);
+    }
+    if (proc.health && !*own &&
+        mcp_idp_health_admit(proc.health, url, now, limit + apr_time_from_sec(1), &wait)) {
+        mcp_idp_health_leave(proc.health, lease);
+        checkin(*h, *own);
+        *h = NULL;
+        note_retry(wait);
+        return apr_psprintf(p, "not asked: it failed moments ago, calls paused for another %ld ms",
+                            (long)apr_time_as_msec(wait));
+    }
+    return NULL;
+}
+
+static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, const char *form,
+                         const char *authorization, int document, mcp_http_resp_t *resp, const char **err)
+{
+    char errbuf[CURL_ERROR_SIZE] = "";
+    body_sink sink = {p, NULL, 0, 0, o->max_size, 0};
+    apr_time_t started = apr_time_now();
+    apr_interval_time_t limit = time_limit(o, started);
+    struct curl_slist *hdrs;
+    handles_t *h;
+    mcp_idp_lease_t lease;
+    CURLcode rc;
+    int own, stopped;
+    long status = 0;
+
+    if ((*err = admit(p, url, o, document, started, limit, &h, &own, &lease)) != NULL)
+        return -1;
+    hdrs = curl_slist_append(NULL, "Accept: application/json");
+    if (authorization)
+        hdrs = curl_slist_append(hdrs, apr_pstrcat(p, "Authorization: ", authorization, NULL));
+    if (form)
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+    set_options(h->easy, url, o, (long)((limit + 999) / 1000), form, hdrs, &sink, errbuf);
+    rc = perform(h, &stopped);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+    checkin(h, own);
+    mcp_idp_health_leave(proc.health, &lease);
+    curl_slist_free_all(hdrs);
+    note_outcome(url, rc, status, limit, apr_time_from_sec(o->timeout_s), started);
+    if (stopped) {
+        *err = "given up: the server is stopping";
+        return -1;
+    }
     if (sink.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         *err = apr_psprintf(p, "response larger than %lu bytes", (unsigned long)o->max_size);
         return -1;
@@ -119,6 +449,7 @@ int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, c
         *err = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
         return -1;
     }
+    resp->status = status;
     resp->body = sink.buf ? sink.buf : apr_pstrdup(p, "");
     resp->body[sink.len] = '\0';
     resp->len = sink.len;

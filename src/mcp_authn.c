@@ -9,6 +9,7 @@
 
 #include "bearer.h"
 #include "claims.h"
+#include "http_fetch.h"
 #include "json_util.h"
 #include "l1_cache.h"
 #include "mcp_identity.h"
@@ -293,7 +294,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
     return accept_token(r, conf, verdict, result, token, len, "introspection");
 }
 
-int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
+static int authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_log_t log = {log_to_request, r};
     mcp_verify_policy_t pol;
@@ -338,4 +339,15 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
     if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, &fail))
         return mcp_respond(r, conf, &fail);
     return accept_token(r, conf, verdict, claims, token, len, mcp_alg_name(verdict->alg));
+}
+
+/* SPEC 7: every wait of the request for the IdP (discovery, JWKS,
+ * introspection, in any sequence) ends within one MCPAuthHTTPTimeout. */
+int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    int rc;
+    mcp_http_scope_begin(apr_time_now() + apr_time_from_sec(mcp_global.fetch.http.timeout_s));
+    rc = authenticate(r, conf);
+    mcp_http_scope_end();
+    return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "challenge.h"
 #include "claims.h"
+#include "http_fetch.h"
 #include "json_util.h"
 #include "log_limit.h"
 
@@ -169,8 +170,12 @@ int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fa
         ap_note_auth_failure(r); /* runs our note_auth_failure hook: the challenge */
     else
         mcp_set_challenge(r, conf);
-    if (status == HTTP_SERVICE_UNAVAILABLE)
-        apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        /* The backoff of the endpoint that failed or was not asked (whole
+         * seconds, >= 1); 30 when no call of this request told us more. */
+        long retry = mcp_http_retry_after();
+        apr_table_setn(r->err_headers_out, "Retry-After", retry > 0 ? apr_ltoa(r->pool, retry) : "30");
+    }
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (r->main)
         return status; /* a subrequest's refusal is the main request's to answer */

@@ -1046,6 +1046,15 @@ def prompt(r: Resp, limit=1.5) -> Resp:
     return r
 
 
+def after_backoff(r: Resp):
+    """An endpoint that timed out, refused the connection or answered 5xx is
+    not asked again before its backoff ends (issue 15): the 503's
+    Retry-After (whole seconds, at most 10) says when."""
+    ra = int(r.headers.get("retry-after") or 0)
+    if ra <= 10:
+        time.sleep(ra)
+
+
 def _failure_line(text, url):
     return [ln for ln in text.splitlines() if "Introspection failed" in ln and url in ln]
 
@@ -1058,20 +1067,25 @@ def test_idp_down_then_recovers(rig):
     r = rig.get("/i/down", tok)
     assert_503(r)
     assert time.monotonic() - t0 < HTTP_TIMEOUT + 2, r
+    down = r
     url = f"http://127.0.0.1:{rig.down_port}/introspect"
     text = h.wait_for_log(url, since=off)
     assert _failure_line(text, url), text[-3000:]
     # GET mode: the logged URL has no query (the token would be in it)
     off = h.log_offset()
-    assert_503(rig.get("/i/get-down", gtok))
+    gdown = rig.get("/i/get-down", gtok)
+    assert_503(gdown)
     gurl = f"http://127.0.0.1:{rig.down_port}/tokeninfo"
     text = h.wait_for_log(gurl, since=off)
     lines = _failure_line(text, gurl)
     assert lines and not any("access_token" in ln or "alt=json" in ln for ln in lines), text[-3000:]
 
-    # the endpoint comes back: the failure was not cached, the next request is 200
+    # the endpoint comes back: the failure was not cached, the next request
+    # after the endpoints' backoff is 200
     back = Introspector(port=rig.down_port)
     try:
+        after_backoff(down)
+        after_backoff(gdown)
         back.answer(tok, active("back"))
         back.answer(gtok, active("gback"))
         assert_ok(prompt(rig.get("/i/down", tok)), "back")
@@ -1100,10 +1114,16 @@ def test_idp_slow_gives_503_within_timeout_and_frees_workers(rig):
     took = time.monotonic() - t0
     assert [s for s, _ in results] == [503] * 20, results
     assert took <= HTTP_TIMEOUT + 3, f"20 concurrent slow introspections took {took:.1f} s: {results}"
-    # the workers are free again: a normal request is answered at once
+    # the workers are free again: a normal request is answered at once (503
+    # while the endpoint's backoff lasts, at most 10 s, then 200)
     quick = new_token("quick")
     rig.idp.answer(quick, active("quick"))
+    t0 = time.monotonic()
     r = rig.get("/i/basic", quick)
+    while r.status == 503 and time.monotonic() - t0 < 12:
+        assert r.elapsed < 1.5, r
+        after_backoff(r)
+        r = rig.get("/i/basic", quick)
     assert_ok(r, "quick")
     assert r.elapsed < 1.5, r
     # the endpoint is fast again: the slow token was not cached
@@ -1126,15 +1146,18 @@ def test_idp_error_answers_give_503_and_are_not_cached(rig, status, ctype, body,
     tok = new_token("err")
     rig.idp.answer(tok, body, status=status, ctype=ctype)
     off = rig.httpd.log_offset()
-    assert_503(rig.get("/i/basic", tok))
+    r = rig.get("/i/basic", tok)
+    assert_503(r)
     url = rig.idp.url("/introspect")
     text = rig.httpd.wait_for_log("Introspection failed", since=off)
     lines = _failure_line(text, url)
     assert lines, text[-3000:]
     if log_words:
         assert any(log_words in ln and "client" in ln for ln in lines), lines
-    # the endpoint recovers: nothing was cached, the next request is 200
+    # the endpoint recovers: nothing was cached, the next request after the
+    # backoff (5xx only) is 200
     rig.idp.answer(tok, active("recovered"))
+    after_backoff(r)
     assert_ok(prompt(rig.get("/i/basic", tok)), "recovered")
     assert rig.idp.count(tok) == 2
 

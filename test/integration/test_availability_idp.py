@@ -1,0 +1,471 @@
+"""Availability against a slow, hung or merely remote IdP (issue 15, items 3, 4
+and 13): what an unauthenticated caller, a hung IdP and an operator's stop
+may cost the server, each bounded.
+
+* CPU per random opaque token over HTTPS, once warm (the module keeps its
+  curl handles: connections, DNS and the parsed CA bundle survive), with a
+  CA file the size of the system bundle; the IdP sees reused connections.
+* A hung introspection endpoint flooded with random tokens by 50
+  connections: a static page and a cached JWT stay fast, later tokens get
+  503 + Retry-After at once (per-endpoint backoff, per-process cap), and
+  the IdP is used again once it answers.
+* Discovery followed by the JWKS: both together within one
+  MCPAuthHTTPTimeout.
+* `apache2 -k stop` (and graceful-stop) with requests waiting on a hung IdP
+  returns within 2 s, without SIGKILL.
+
+The IdP here (``IdP``) is a small threaded HTTP(S) server: it counts TCP
+accepts and requests, answers introspection per token (inactive by default)
+and discovery/JWKS documents, and can hang every request until released.
+"""
+
+import http.client
+import http.server
+import json
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import APACHE2, AUDIENCE, ISSUER, Minter, mcp_location, pid_alive
+
+SANITIZED = bool(os.environ.get("MCP_AUTH_SANITIZER"))
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def opaque():
+    return "opq" + secrets.token_urlsafe(24)
+
+
+# ---------------------------------------------------------------------------
+# The IdP
+# ---------------------------------------------------------------------------
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the module may reuse connections
+    timeout = 60
+
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        self.server.owner.handle(self, None)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        form = self.rfile.read(n).decode() if n else ""
+        fields = dict(kv.split("=", 1) for kv in form.split("&") if "=" in kv)
+        self.server.owner.handle(self, fields.get("token"))
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        self.owner.note_accept()
+        if self.owner.ctx is not None:
+            sock = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+class IdP:
+    def __init__(self, tls=None):
+        self.ctx = None
+        if tls is not None:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
+        self.lock = threading.Lock()
+        self.accepts = 0
+        self.requests = 0
+        self.in_flight = 0
+        self.active = {}      # token -> sub
+        self.docs = {}        # path -> (delay, dict)
+        self.released = threading.Event()
+        self.released.set()   # not hung
+        self.closing = threading.Event()
+        self.srv = _Server(("127.0.0.1", 0), _Handler)
+        self.srv.owner = self
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self):
+        return f"{'https' if self.ctx else 'http'}://127.0.0.1:{self.port}"
+
+    def note_accept(self):
+        with self.lock:
+            self.accepts += 1
+
+    def hang(self):
+        self.released.clear()
+
+    def release(self):
+        self.released.set()
+
+    def handle(self, h, token):
+        path = h.path.split("?", 1)[0]
+        with self.lock:
+            self.requests += 1
+            self.in_flight += 1
+        try:
+            doc = self.docs.get(path)
+            if doc is not None and doc[0] is None:
+                self.closing.wait(60)  # this document never comes
+                return
+            if doc is not None:
+                time.sleep(doc[0])
+                body = doc[1]
+            else:
+                while not self.released.wait(0.05):
+                    if self.closing.is_set():
+                        return
+                sub = self.active.get(token)
+                body = {"active": True, "sub": sub} if sub else {"active": False}
+            out = json.dumps(body).encode()
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(out)))
+            h.end_headers()
+            h.wfile.write(out)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def stop(self):
+        self.closing.set()
+        self.released.set()
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def idp():
+    srv = IdP()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def tls_idp(tls):
+    srv = IdP(tls)
+    yield srv
+    srv.stop()
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def get(port, path, token=None, timeout=30, conn=None):
+    """(status, retry_after, seconds); status None on a socket error."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if own:
+        headers["Connection"] = "close"
+    t0 = time.monotonic()
+    try:
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return r.status, r.getheader("Retry-After"), time.monotonic() - t0
+    except (OSError, http.client.HTTPException):
+        return None, None, time.monotonic() - t0
+    finally:
+        if own:
+            conn.close()
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+def cpu_ticks(pids):
+    """{pid: utime + stime} in clock ticks."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return out
+
+
+def p99(values):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * 0.99))]
+
+
+def introspection_location(idp):
+    return "\n".join([
+        "AuthType mcp-jwt", 'AuthName "mcp"',
+        f"MCPAuthIssuer {ISSUER} jwks_uri={idp.base}/jwks",
+        f"MCPAuthAudience {AUDIENCE}",
+        f"MCPAuthIntrospection {idp.base}/introspect auth=none",
+        "Require valid-user"])
+
+
+# ---------------------------------------------------------------------------
+# item 3: CPU per random opaque token over HTTPS
+# ---------------------------------------------------------------------------
+
+def test_random_opaque_tokens_over_https_cost_little_cpu_and_reuse_connections(start_httpd, tls_idp, tls,
+                                                                                tmp_root):
+    # A CA file like the system's: ~140 certificates, the test CA last.
+    bundle = tmp_root / f"system-like-ca-{secrets.token_hex(4)}.pem"
+    bundle.write_bytes(SYSTEM_CA.read_bytes() + b"\n" + tls.ca_pem.read_bytes())
+    os.chmod(bundle, 0o644)
+    h = start_httpd({"/o": introspection_location(tls_idp)},
+                    conf=f'MCPAuthCAFile "{bundle}"\nMCPAuthHTTPTimeout 5', name="avail-cpu")
+    good = opaque()
+    tls_idp.active[good] = "alice"
+    assert get(h.port, "/o", good)[0] == 200
+    for _ in range(30):  # warm every child: connections and trust store
+        assert get(h.port, "/o", opaque())[0] == 401
+
+    n = 200
+    kids = children(h.pid)
+    before, accepts0, requests0 = cpu_ticks(kids), tls_idp.accepts, tls_idp.requests
+    statuses = [get(h.port, "/o", opaque())[0] for _ in range(n)]
+    after = cpu_ticks(children(h.pid))
+    ticks = sum(after[p] - before.get(p, 0) for p in after)
+    per_token_ms = ticks * 1000.0 / os.sysconf("SC_CLK_TCK") / n
+    accepts, calls = tls_idp.accepts - accepts0, tls_idp.requests - requests0
+    print(f"\n[https cpu] {n} random tokens: {per_token_ms:.2f} ms CPU each in httpd's children; "
+          f"IdP: {calls} calls over {accepts} new connections")
+    assert statuses == [401] * n, statuses
+    assert calls == n
+    bound = 8.0 if SANITIZED else 2.0
+    assert per_token_ms < bound, f"{per_token_ms:.1f} ms of CPU per random token (bound {bound} ms)"
+    assert accepts <= 20, f"{accepts} new TLS connections for {n} calls: connections are not reused"
+
+
+# ---------------------------------------------------------------------------
+# item 4: a hung introspection endpoint under a flood of random tokens
+# ---------------------------------------------------------------------------
+
+HUNG_T = 3  # MCPAuthHTTPTimeout of the flood tests
+
+
+def flood(port, stop, results, lock, keepalive=True):
+    conn = None
+    while not stop.is_set():
+        if not keepalive:
+            t0 = time.monotonic()
+            status, ra, took = get(port, "/o", opaque(), timeout=HUNG_T + 20)
+            with lock:
+                results.append((t0, took, status, ra))
+            continue
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HUNG_T + 20)
+        t0 = time.monotonic()
+        status, ra, took = get(port, "/o", opaque(), conn=conn)
+        with lock:
+            results.append((t0, took, status, ra))
+        if status is None:
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+@pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_httpd, idp, jwks_server, minter, mpm):
+    conf = f"MCPAuthHTTPTimeout {HUNG_T}"
+    if mpm == "prefork":
+        # All 16 processes from the start: prefork spawns slowly (3 at first),
+        # and the bound is half of the server's workers, not of those alive.
+        conf += "\nStartServers 16\nMinSpareServers 16\nMaxSpareServers 16"
+    h = start_httpd({"/o": introspection_location(idp),
+                     "/jwt": mcp_location(jwks_uri=jwks_server.jwks_uri)},
+                    conf=conf, name=f"avail-flood-{mpm}", mpm=mpm)
+    jwt = minter.token("ES256")
+    assert get(h.port, "/jwt", jwt)[0] == 200
+    assert get(h.port, "/index.txt")[0] == 200
+    good = opaque()
+    idp.active[good] = "bob"
+
+    idp.hang()
+    stop, lock, results = threading.Event(), threading.Lock(), []
+    # prefork: a kept-alive connection holds a whole process (16 here)
+    # whatever the module does, so there the flood opens one per request.
+    threads = [threading.Thread(target=flood, args=(h.port, stop, results, lock, mpm != "prefork"), daemon=True)
+               for _ in range(50)]
+    t_start = time.monotonic()
+    for t in threads:
+        t.start()
+    neighbours = {"/index.txt": [], "/jwt": []}
+    while time.monotonic() - t_start < HUNG_T + 4:
+        for path, lat in neighbours.items():
+            status, _, took = get(h.port, path, jwt if path == "/jwt" else None, timeout=20)
+            assert status == 200, (path, status)
+            lat.append(took)
+        time.sleep(0.05)
+    # The IdP answers again (the good token is active); the flood stops.
+    idp.release()
+    t_release = time.monotonic()
+    stop.set()
+    for t in threads:
+        t.join(HUNG_T + 25)
+    recovered = None
+    while time.monotonic() - t_release < 15:
+        status, ra, _ = get(h.port, "/o", good)
+        if status == 200:
+            recovered = time.monotonic() - t_release
+            break
+        time.sleep(0.2)
+
+    with lock:
+        res = list(results)
+    timeouts = [r for r in res if r[2] == 503 and r[1] >= HUNG_T - 0.5]
+    first_timeout = min((r[0] + r[1] for r in timeouts), default=None)
+    # Answered while the IdP was still hung (a probe released with it may end in 401).
+    later = [r for r in res if first_timeout and r[0] > first_timeout + 0.1 and r[0] + r[1] < t_release]
+    slow_later = [r for r in later if r[1] > 0.3]
+    bad_ra = [r for r in later if r[2] == 503 and not (r[3] or "").isdigit()]
+    print(f"\n[flood {mpm}] {len(res)} random-token requests, {idp.requests} reached the IdP; "
+          f"static p99 {p99(neighbours['/index.txt']) * 1000:.0f} ms, cached JWT p99 "
+          f"{p99(neighbours['/jwt']) * 1000:.0f} ms; after the first timeout: {len(later)} requests, "
+          f"{len(slow_later)} slower than 0.3 s, statuses {sorted(set(r[2] for r in later))}, "
+          f"Retry-After {sorted(set(str(r[3]) for r in later))}; recovered "
+          f"{'after %.1f s' % recovered if recovered is not None else 'never'}")
+    # Before: ~3 s (event, worker), ~9 s (prefork): every worker waits out
+    # MCPAuthHTTPTimeout. Prefork queues 50 fresh connections on 16
+    # processes: more room there.
+    fast = 1.0 if SANITIZED or mpm == "prefork" else 0.5
+    assert p99(neighbours["/index.txt"]) < fast, sorted(neighbours["/index.txt"])[-5:]
+    assert p99(neighbours["/jwt"]) < fast, sorted(neighbours["/jwt"])[-5:]
+    assert first_timeout is not None, "no request ran into the timeout"
+    assert len(later) >= 50, f"only {len(later)} requests after the first timeout"
+    assert {r[2] for r in later} == {503}, sorted(set(str(r[2]) for r in later))
+    assert not bad_ra, bad_ra[:3]
+    # Only the probes (one per backoff, for all processes) wait for the IdP.
+    assert len(slow_later) <= 3, [(round(r[1], 2), r[2]) for r in slow_later]
+    assert idp.requests < len(res) / 5, f"{idp.requests} IdP calls for {len(res)} requests"
+    # Back after the backoff: at most its 10 s ceiling, here far less.
+    assert recovered is not None and recovered < 11, recovered
+
+
+# ---------------------------------------------------------------------------
+# item 4: discovery then JWKS within one MCPAuthHTTPTimeout
+# ---------------------------------------------------------------------------
+
+def test_discovery_then_hung_jwks_waits_one_timeout_in_total(start_httpd, idp, keys):
+    t = 3
+    issuer = f"{idp.base}/realm"
+    idp.docs["/realm/.well-known/openid-configuration"] = (
+        0.8 * t, {"issuer": issuer, "jwks_uri": f"{idp.base}/jwks"})
+    idp.docs["/jwks"] = (None, None)  # hangs
+    loc = "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer}",
+                     f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
+    h = start_httpd({"/d": loc}, conf=f"MCPAuthHTTPTimeout {t}", name="avail-disc")
+    token = Minter(keys, issuer=issuer).token("ES256")
+    status, ra, took = get(h.port, "/d", token)
+    print(f"\n[discovery {0.8 * t:.1f} s + hung JWKS, timeout {t} s] {status} after {took:.2f} s, "
+          f"Retry-After {ra}")
+    assert status == 503 and (ra or "").isdigit(), (status, ra)
+    assert took < t + 1.2, f"discovery + JWKS took {took:.2f} s, more than MCPAuthHTTPTimeout {t} s"
+
+
+# ---------------------------------------------------------------------------
+# item 13: stop with requests waiting on a hung IdP
+# ---------------------------------------------------------------------------
+
+# The bug costs ~10.5 s (SIGKILL after httpd's reclaim timeouts); an
+# ASan-built module makes `apache2 -k stop` itself slower to start.
+STOP_BOUND = 4.0 if SANITIZED else 2.0
+
+
+def stop_and_time(h, how):
+    t0 = time.monotonic()
+    subprocess.run([APACHE2, "-f", str(h.conf), "-k", how], capture_output=True, text=True, timeout=60)
+    while pid_alive(h.pid) and time.monotonic() - t0 < 30:
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def kill_lines(text):
+    return [l for l in text.splitlines() if "SIGKILL" in l or "still did not exit" in l]
+
+
+@pytest.mark.parametrize("mpm,how", [("event", "stop"), ("worker", "stop"), ("event", "graceful-stop")])
+def test_stop_with_requests_waiting_on_hung_idp_is_prompt(start_httpd, idp, mpm, how):
+    # Room for six calls in one child, wherever the requests land.
+    h = start_httpd({"/o": introspection_location(idp)},
+                    conf="MCPAuthHTTPTimeout 60\nThreadsPerChild 16\nMaxRequestWorkers 64",
+                    name=f"avail-stop-{mpm}", mpm=mpm)
+    idp.hang()
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(get(h.port, "/o", opaque(), timeout=40)),
+                                daemon=True) for _ in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while idp.in_flight < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert idp.in_flight == 6, f"{idp.in_flight} calls waiting at the IdP"
+    mark = h.log_offset()
+    pid = h.pid
+    took = stop_and_time(h, how)
+    log = h.log_since(mark)
+    print(f"\n[{how} {mpm}] 6 requests waiting on a hung IdP: httpd gone after {took:.2f} s; "
+          f"answers {[a[0] for a in answers]}")
+    assert not pid_alive(pid), "httpd still running"
+    assert took < STOP_BOUND, f"{how} took {took:.2f} s"
+    assert not kill_lines(log), kill_lines(log)
+    for t in threads:
+        t.join(5)
+
+
+@pytest.mark.parametrize("mpm", ["event", "worker"])
+def test_stop_without_pending_requests_is_unchanged(start_httpd, idp, mpm):
+    h = start_httpd({"/o": introspection_location(idp)}, conf="MCPAuthHTTPTimeout 60",
+                    name=f"avail-stop-idle-{mpm}", mpm=mpm)
+    good = opaque()
+    idp.active[good] = "carol"
+    assert get(h.port, "/o", good)[0] == 200
+    mark = h.log_offset()
+    pid = h.pid
+    took = stop_and_time(h, "stop")
+    log = h.log_since(mark)
+    print(f"\n[stop {mpm}] idle httpd gone after {took:.2f} s")
+    assert not pid_alive(pid)
+    assert took < STOP_BOUND, took
+    assert not kill_lines(log), kill_lines(log)

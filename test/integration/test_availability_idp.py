@@ -376,8 +376,12 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
     assert len(later) >= 50, f"only {len(later)} requests after the first timeout"
     assert {r[2] for r in later} == {503}, sorted(set(str(r[2]) for r in later))
     assert not bad_ra, bad_ra[:3]
-    # Only the probes (one per backoff, for all processes) wait for the IdP.
-    assert len(slow_later) <= 3, [(round(r[1], 2), r[2]) for r in slow_later]
+    # Only the probes (one per backoff, for all processes) wait for the IdP
+    # (before: every request waited MCPAuthHTTPTimeout); on a loaded machine
+    # a few others can be slow for want of CPU, never for the IdP.
+    waited = [r for r in later if r[1] >= 1.0]
+    assert len(waited) <= 3, [(round(r[1], 2), r[2]) for r in waited]
+    assert len(slow_later) <= max(3, len(later) // 100), [(round(r[1], 2), r[2]) for r in slow_later]
     assert idp.requests < len(res) / 5, f"{idp.requests} IdP calls for {len(res)} requests"
     # Back after the backoff: at most its 10 s ceiling, here far less.
     assert recovered is not None and recovered < 11, recovered

@@ -4,7 +4,9 @@
 #include <apr_strings.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "claim_rules.h"
 #include "json_util.h"
@@ -266,10 +268,11 @@ static int store_answer(mcp_store_t *st, const unsigned char key[32], apr_time_t
 typedef enum { SEEN_NOTHING, SEEN_ANSWER, SEEN_PENDING, SEEN_FAILED, SEEN_DIRECT } seen_t;
 
 /* What the store holds for the key: an answer (*result, *valid_until),
- * a mark, or nothing. A broken answer (a part evicted) is removed, so
+ * a mark (*attempt: the id of the call a "being asked" or "failed" mark
+ * is about), or nothing. A broken answer (a part evicted) is removed, so
  * the next caller asks instead of waiting for it. */
 static seen_t look(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result,
-                   apr_time_t *valid_until, apr_time_t *failed_at)
+                   apr_time_t *valid_until, uint64_t *attempt)
 {
     mcp_entry_meta_t meta;
     uint32_t kind;
@@ -278,15 +281,15 @@ static seen_t look(mcp_store_t *st, const unsigned char key[32], apr_time_t now,
 
     if (mcp_store_get_any(st, key, now, p, &kind, &value, &len, &meta))
         return SEEN_NOTHING;
+    *attempt = 0;
+    if ((kind == KIND_PENDING || kind == KIND_FAILED) && len == sizeof(*attempt))
+        memcpy(attempt, value, sizeof(*attempt));
     switch (kind) {
     case KIND_PENDING:
         return SEEN_PENDING;
     case KIND_DIRECT:
         return SEEN_DIRECT;
     case KIND_FAILED:
-        *failed_at = 0;
-        if (len == sizeof(int64_t))
-            memcpy(failed_at, value, sizeof(int64_t));
         return SEEN_FAILED;
     case KIND_RESULT:
         text = value, tlen = len;
@@ -357,15 +360,26 @@ static void not_cacheable(mcp_store_t *st, const mcp_introspect_conf_t *c, const
                  (unsigned long)len, MAX_PARTS);
 }
 
-/* The asker's call failed: its waiters read this mark (with the time of
- * the failure) and answer 503 at once instead of each asking in turn. */
-static void mark_failed(mcp_store_t *st, const unsigned char key[32])
+/* The asker's call failed: the callers that saw its "being asked" mark
+ * (same attempt id) read this one and answer 503 at once instead of each
+ * asking in turn; a caller that comes later asks again. */
+static void mark_failed(mcp_store_t *st, const unsigned char key[32], uint64_t attempt)
 {
     apr_time_t now = apr_time_now();
-    int64_t at = now;
     mcp_entry_key_t failed = {key, KIND_FAILED, now + FAILED_TTL, -1, 0};
-    if (mcp_store_replace(st, &failed, now, &at, sizeof(at), MCP_ENTRY_TRANSIENT, KIND_PENDING) != 1)
+    if (mcp_store_replace(st, &failed, now, &attempt, sizeof(attempt), MCP_ENTRY_TRANSIENT, KIND_PENDING) != 1)
         mcp_store_remove(st, key);
+}
+
+/* Ids of calls: random, so ids of different processes never meet (the
+ * clock is too coarse to tell a waiter from a later caller). */
+static uint64_t new_attempt(void)
+{
+    static uint64_t counter;
+    uint64_t id = 0;
+    if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1)
+        id = (uint64_t)apr_time_now() ^ ((uint64_t)getpid() << 40);
+    return (id ^ __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) | 1; /* never 0 */
 }
 
 /* The call with what is left of the request's budget (never more than
@@ -409,8 +423,9 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
                    json_t **result, apr_time_t *valid_until, mcp_fail_t *fail)
 {
     unsigned char key[32];
-    apr_time_t start = apr_time_now(), now = start, failed_at = 0, budget_end;
+    apr_time_t start = apr_time_now(), now = start, budget_end;
     mcp_entry_key_t pending = {key, KIND_PENDING, 0, -1, 0};
+    uint64_t attempt = 0, waited_for = 0, mine = 0;
     int claimed = 0, rc;
 
     *valid_until = 0;
@@ -426,17 +441,21 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
      * the timeout and a margin. */
     budget_end = start + apr_time_from_sec(http->timeout_s) + WAIT_MARGIN;
     for (;;) {
-        seen_t seen = look(st, key, now, p, result, valid_until, &failed_at);
+        seen_t seen = look(st, key, now, p, result, valid_until, &attempt);
         pending.expires = now + apr_time_from_sec(http->timeout_s) + LEASE_MARGIN;
         if (seen == SEEN_ANSWER)
             return 0;
         if (seen == SEEN_DIRECT)
             break;
-        if (seen == SEEN_FAILED && failed_at >= start)
+        if (seen == SEEN_PENDING)
+            waited_for = attempt;
+        if (seen == SEEN_FAILED && waited_for && attempt == waited_for)
             return unavailable(p, fail, url, "the call another process made for this token failed just now");
         if (seen == SEEN_FAILED || seen == SEEN_NOTHING) {
-            /* An older failure is replaced like an empty slot: this request asks again. */
-            rc = mcp_store_replace(st, &pending, now, "", 0, MCP_ENTRY_TRANSIENT,
+            /* A failure this request did not wait for is replaced like an
+             * empty slot: this request asks again. */
+            mine = new_attempt();
+            rc = mcp_store_replace(st, &pending, now, &mine, sizeof(mine), MCP_ENTRY_TRANSIENT,
                                    seen == SEEN_FAILED ? KIND_FAILED : 0);
             if (rc != 0) {
                 claimed = rc == 1; /* -1: no room for the mark: ask anyway */
@@ -452,7 +471,7 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
     }
     if (ask_within(p, c, url, http, token, len, budget_end, result, fail)) {
         if (claimed)
-            mark_failed(st, key);
+            mark_failed(st, key, mine);
         return -1;
     }
     keep_answer(st, c, key, claimed, *result, log, p, valid_until);

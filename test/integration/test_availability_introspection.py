@@ -122,7 +122,7 @@ def test_large_answer_cached_second_request_fast(httpd_factory, mcp_auth_so, idp
             got = env_of(r)
             assert got["CLAIMS_SHA"] == want["CLAIMS_SHA"], (got, want)
         print(f"large answer ({mpm}): first {first.elapsed:.3f} s, then {[round(t, 3) for t in times]}")
-        assert max(times) < 1.0, times  # before: 2T+1 s = 5 s each
+        assert max(times) < 2.0, times  # before: the lease, 2T+1 s = 5 s each (measured 4.5-4.9 s)
         assert idp.count(big) == 1, f"{idp.count(big)} IdP calls for 6 requests"
 
         # neighbour: a small answer is cached as before
@@ -157,8 +157,8 @@ def test_answer_too_large_to_cache_never_stalls_and_logs_once(httpd_factory, mcp
         print(f"uncacheable answer: sequential {[round(t, 3) for t in times]}, "
               f"concurrent {[round(e, 3) for _, e in results]}")
         assert [s for s, _ in results] == [200] * 6, results
-        assert max(times) < 1.0, times  # before: 2T+2 s = 6 s from the second on
-        assert max(e for _, e in results) < 2.0, results
+        assert max(times) < 2.0, times  # before: the lease, ~5 s from the second on
+        assert max(e for _, e in results) < 3.0, results  # before: 5.0-6.6 s
         assert idp.count(huge) == 10  # each asks the IdP itself
         text = h.wait_for_log("not cached", since=off)
         lines = [ln for ln in text.splitlines() if "introspection answer of" in ln and "not cached" in ln]

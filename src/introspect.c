@@ -26,6 +26,12 @@
 /* A failed call's mark lives just long enough for its waiters (polling
  * every POLL) to read it; later requests ask again. */
 #define FAILED_TTL apr_time_from_sec(2)
+/* After a call that hung (took half the timeout or more), requests that
+ * come this soon share its failure too: they are the ones that queued for
+ * a worker behind the waiters (prefork spawning children), and asking
+ * again at once would tie up another worker for the whole timeout. A
+ * quick failure (5xx, refused) is asked again by the next request. */
+#define SLOW_FAILURE_HOLD apr_time_from_sec(1)
 #define POLL apr_time_from_msec(20)
 /* Every request's whole wait (for another process, then its own call) is
  * bounded by MCPAuthHTTPTimeout plus this. */
@@ -267,12 +273,18 @@ static int store_answer(mcp_store_t *st, const unsigned char key[32], apr_time_t
 
 typedef enum { SEEN_NOTHING, SEEN_ANSWER, SEEN_PENDING, SEEN_FAILED, SEEN_DIRECT } seen_t;
 
+/* The value of a "being asked" or "failed" mark. */
+typedef struct {
+    uint64_t attempt;   /* random id of the call */
+    int64_t hold_until; /* failed marks: everyone shares the failure until then */
+} mark_t;
+
 /* What the store holds for the key: an answer (*result, *valid_until),
- * a mark (*attempt: the id of the call a "being asked" or "failed" mark
- * is about), or nothing. A broken answer (a part evicted) is removed, so
+ * a mark (*mark: the call a "being asked" or "failed" mark is about),
+ * or nothing. A broken answer (a part evicted) is removed, so
  * the next caller asks instead of waiting for it. */
 static seen_t look(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result,
-                   apr_time_t *valid_until, uint64_t *attempt)
+                   apr_time_t *valid_until, mark_t *mark)
 {
     mcp_entry_meta_t meta;
     uint32_t kind;
@@ -281,9 +293,9 @@ static seen_t look(mcp_store_t *st, const unsigned char key[32], apr_time_t now,
 
     if (mcp_store_get_any(st, key, now, p, &kind, &value, &len, &meta))
         return SEEN_NOTHING;
-    *attempt = 0;
-    if ((kind == KIND_PENDING || kind == KIND_FAILED) && len == sizeof(*attempt))
-        memcpy(attempt, value, sizeof(*attempt));
+    memset(mark, 0, sizeof(*mark));
+    if ((kind == KIND_PENDING || kind == KIND_FAILED) && len == sizeof(*mark))
+        memcpy(mark, value, sizeof(*mark));
     switch (kind) {
     case KIND_PENDING:
         return SEEN_PENDING;
@@ -363,11 +375,12 @@ static void not_cacheable(mcp_store_t *st, const mcp_introspect_conf_t *c, const
 /* The asker's call failed: the callers that saw its "being asked" mark
  * (same attempt id) read this one and answer 503 at once instead of each
  * asking in turn; a caller that comes later asks again. */
-static void mark_failed(mcp_store_t *st, const unsigned char key[32], uint64_t attempt)
+static void mark_failed(mcp_store_t *st, const unsigned char key[32], uint64_t attempt, int slow)
 {
     apr_time_t now = apr_time_now();
     mcp_entry_key_t failed = {key, KIND_FAILED, now + FAILED_TTL, -1, 0};
-    if (mcp_store_replace(st, &failed, now, &attempt, sizeof(attempt), MCP_ENTRY_TRANSIENT, KIND_PENDING) != 1)
+    mark_t m = {attempt, slow ? now + SLOW_FAILURE_HOLD : 0};
+    if (mcp_store_replace(st, &failed, now, &m, sizeof(m), MCP_ENTRY_TRANSIENT, KIND_PENDING) != 1)
         mcp_store_remove(st, key);
 }
 
@@ -425,7 +438,8 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
     unsigned char key[32];
     apr_time_t start = apr_time_now(), now = start, budget_end;
     mcp_entry_key_t pending = {key, KIND_PENDING, 0, -1, 0};
-    uint64_t attempt = 0, waited_for = 0, mine = 0;
+    uint64_t waited_for = 0;
+    mark_t mark, mine = {0, 0};
     int claimed = 0, rc;
 
     *valid_until = 0;
@@ -441,20 +455,20 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
      * the timeout and a margin. */
     budget_end = start + apr_time_from_sec(http->timeout_s) + WAIT_MARGIN;
     for (;;) {
-        seen_t seen = look(st, key, now, p, result, valid_until, &attempt);
+        seen_t seen = look(st, key, now, p, result, valid_until, &mark);
         pending.expires = now + apr_time_from_sec(http->timeout_s) + LEASE_MARGIN;
         if (seen == SEEN_ANSWER)
             return 0;
         if (seen == SEEN_DIRECT)
             break;
         if (seen == SEEN_PENDING)
-            waited_for = attempt;
-        if (seen == SEEN_FAILED && waited_for && attempt == waited_for)
+            waited_for = mark.attempt;
+        if (seen == SEEN_FAILED && ((waited_for && mark.attempt == waited_for) || now < mark.hold_until))
             return unavailable(p, fail, url, "the call another process made for this token failed just now");
         if (seen == SEEN_FAILED || seen == SEEN_NOTHING) {
             /* A failure this request did not wait for is replaced like an
              * empty slot: this request asks again. */
-            mine = new_attempt();
+            mine.attempt = new_attempt();
             rc = mcp_store_replace(st, &pending, now, &mine, sizeof(mine), MCP_ENTRY_TRANSIENT,
                                    seen == SEEN_FAILED ? KIND_FAILED : 0);
             if (rc != 0) {
@@ -469,9 +483,10 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         apr_sleep(POLL);
         now = apr_time_now();
     }
+    now = apr_time_now();
     if (ask_within(p, c, url, http, token, len, budget_end, result, fail)) {
         if (claimed)
-            mark_failed(st, key, mine);
+            mark_failed(st, key, mine.attempt, apr_time_now() - now >= apr_time_from_sec(http->timeout_s) / 2);
         return -1;
     }
     keep_answer(st, c, key, claimed, *result, log, p, valid_until);

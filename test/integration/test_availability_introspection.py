@@ -54,6 +54,9 @@ def env_of(r):
 @pytest.fixture
 def idp():
     srv = Introspector()
+    # socketserver listens with a backlog of 5: a flood from 8 clients would
+    # drop SYNs and time out connects (503) on a loaded machine.
+    srv._srv.socket.listen(128)
     try:
         yield srv
     finally:

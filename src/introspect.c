@@ -4,14 +4,42 @@
 #include <apr_strings.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "claim_rules.h"
 #include "json_util.h"
+#include "stopping.h"
 #include "verdict.h"
 
 #define KIND_RESULT 0x494e5431u  /* "INT1": the endpoint's answer */
 #define KIND_PENDING 0x494e5450u /* "INTP": a process is asking right now */
+#define KIND_HEAD 0x494e5448u    /* "INTH": an answer split over parts (count, length, hash) */
+#define KIND_PART 0x494e542eu    /* "INT.": one part of a split answer, under a derived key */
+#define KIND_FAILED 0x494e5446u  /* "INTF": the asker's call failed just now (its waiters answer 503) */
+#define KIND_DIRECT 0x494e5444u  /* "INTD": the answer cannot be cached: ask without waiting */
+
+/* An answer larger than one entry (Keycloak's with many roles) is split
+ * over at most this many entries; a larger one is not cached. */
+#define MAX_PARTS 16
+/* A failed call's mark lives just long enough for its waiters (polling
+ * every POLL) to read it; later requests ask again. */
+#define FAILED_TTL apr_time_from_sec(2)
+/* After a call that hung (took half the timeout or more), requests that
+ * come this soon share its failure too: they are the ones that queued for
+ * a worker behind the waiters (prefork spawning children), and asking
+ * again at once would tie up another worker for the whole timeout. A
+ * quick failure (5xx, refused) is asked again by the next request. */
+#define SLOW_FAILURE_HOLD apr_time_from_sec(1)
+#define POLL apr_time_from_msec(20)
+/* Every request's whole wait (for another process, then its own call) is
+ * bounded by MCPAuthHTTPTimeout plus this. */
+#define WAIT_MARGIN apr_time_from_sec(1)
+/* The asker's mark outlives its call (bounded by the timeout) by this: a
+ * crashed asker delays the next ones, never blocks them. */
+#define LEASE_MARGIN apr_time_from_sec(2)
+#define NOTICE_INTERVAL apr_time_from_sec(60)
 
 /* The shared key of an answer: the location's policy fingerprint (when
  * given), the endpoint and everything that shapes the call or how long its
@@ -130,20 +158,167 @@ static apr_time_t keep_until(const mcp_introspect_conf_t *c, const json_t *resul
     return json_is_number(exp) ? mcp_time_cap(now + c->cache, json_number_value(exp)) : now + c->cache;
 }
 
-static int cached(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result,
-                  apr_time_t *valid_until)
+/* ---- answers in the shared store ----------------------------------------- */
+
+typedef struct {
+    uint32_t parts;
+    uint32_t pad;
+    uint64_t len;
+    unsigned char hash[32];
+} split_head;
+
+static void part_key(const unsigned char key[32], uint32_t i, unsigned char out[32])
 {
-    mcp_entry_key_t k = {key, KIND_RESULT, 0, -1, 0};
-    mcp_entry_meta_t meta;
-    char *value;
-    size_t len;
-    if (mcp_store_get_meta(st, &k, now, p, &value, &len, &meta))
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+    EVP_DigestUpdate(m, "introspection-part", 18);
+    EVP_DigestUpdate(m, key, 32);
+    EVP_DigestUpdate(m, &i, sizeof(i));
+    EVP_DigestFinal_ex(m, out, NULL);
+    EVP_MD_CTX_free(m);
+}
+
+static void remove_parts(mcp_store_t *st, const unsigned char key[32], uint32_t n)
+{
+    unsigned char pk[32];
+    uint32_t i;
+    for (i = 0; i < n; i++) {
+        part_key(key, i, pk);
+        mcp_store_remove(st, pk);
+    }
+}
+
+/* The parts first, the head last (it replaces the "being asked" mark):
+ * a reader that finds the head finds every part, or a hash mismatch. */
+static int store_split(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_time_t expires,
+                       unsigned flags, const char *text, size_t len, int *evicted)
+{
+    size_t chunk = mcp_store_entry_capacity(st);
+    mcp_entry_key_t head = {key, KIND_HEAD, expires, -1, 0};
+    unsigned char pk[32];
+    split_head h;
+    uint32_t i, n;
+    int ev;
+
+    if (!chunk || (len + chunk - 1) / chunk > MAX_PARTS)
         return -1;
-    *result = mcp_json_parse(p, value, len);
-    if (!json_is_object(*result))
+    n = (uint32_t)((len + chunk - 1) / chunk);
+    for (i = 0; i < n; i++) {
+        mcp_entry_key_t part = {pk, KIND_PART, expires, -1, 0};
+        size_t off = (size_t)i * chunk;
+        part_key(key, i, pk);
+        if (mcp_store_put_ex(st, &part, now, text + off, len - off < chunk ? len - off : chunk, flags, &ev)) {
+            remove_parts(st, key, i);
+            return -1;
+        }
+        *evicted |= ev;
+    }
+    memset(&h, 0, sizeof(h));
+    h.parts = n;
+    h.len = len;
+    EVP_Digest(text, len, h.hash, NULL, EVP_sha256(), NULL);
+    if (mcp_store_put_ex(st, &head, now, &h, sizeof(h), flags, &ev)) {
+        remove_parts(st, key, n);
         return -1;
-    *valid_until = meta.expires;
+    }
+    *evicted |= ev;
     return 0;
+}
+
+/* All or nothing: every part there, the length and the hash right. */
+static char *read_split(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p,
+                        const char *value, size_t vlen, size_t *len)
+{
+    unsigned char pk[32], hash[32];
+    split_head h;
+    char *text;
+    size_t off = 0;
+    uint32_t i;
+
+    if (vlen != sizeof(h))
+        return NULL;
+    memcpy(&h, value, sizeof(h));
+    if (h.parts == 0 || h.parts > MAX_PARTS || h.len > (uint64_t)h.parts * mcp_store_entry_capacity(st))
+        return NULL;
+    text = apr_palloc(p, (size_t)h.len + 1);
+    for (i = 0; i < h.parts; i++) {
+        mcp_entry_key_t part = {pk, KIND_PART, 0, -1, 0};
+        char *v;
+        size_t n;
+        part_key(key, i, pk);
+        if (mcp_store_get(st, &part, now, p, &v, &n) || n > h.len - off)
+            return NULL;
+        memcpy(text + off, v, n);
+        off += n;
+    }
+    if (off != h.len)
+        return NULL;
+    EVP_Digest(text, off, hash, NULL, EVP_sha256(), NULL);
+    if (memcmp(hash, h.hash, 32) != 0)
+        return NULL;
+    text[off] = '\0';
+    *len = off;
+    return text;
+}
+
+static int store_answer(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_time_t expires,
+                        unsigned flags, const char *text, size_t len, int *evicted)
+{
+    mcp_entry_key_t done = {key, KIND_RESULT, expires, -1, 0};
+    *evicted = 0;
+    if (len <= mcp_store_entry_capacity(st))
+        return mcp_store_put_ex(st, &done, now, text, len, flags, evicted);
+    return store_split(st, key, now, expires, flags, text, len, evicted);
+}
+
+typedef enum { SEEN_NOTHING, SEEN_ANSWER, SEEN_PENDING, SEEN_FAILED, SEEN_DIRECT } seen_t;
+
+/* The value of a "being asked" or "failed" mark. */
+typedef struct {
+    uint64_t attempt;   /* random id of the call */
+    int64_t hold_until; /* failed marks: everyone shares the failure until then */
+} mark_t;
+
+/* What the store holds for the key: an answer (*result, *valid_until),
+ * a mark (*mark: the call a "being asked" or "failed" mark is about),
+ * or nothing. A broken answer (a part evicted) is removed, so
+ * the next caller asks instead of waiting for it. */
+static seen_t look(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, json_t **result,
+                   apr_time_t *valid_until, mark_t *mark)
+{
+    mcp_entry_meta_t meta;
+    uint32_t kind;
+    char *value, *text = NULL;
+    size_t len, tlen = 0;
+
+    if (mcp_store_get_any(st, key, now, p, &kind, &value, &len, &meta))
+        return SEEN_NOTHING;
+    memset(mark, 0, sizeof(*mark));
+    if ((kind == KIND_PENDING || kind == KIND_FAILED) && len == sizeof(*mark))
+        memcpy(mark, value, sizeof(*mark));
+    switch (kind) {
+    case KIND_PENDING:
+        return SEEN_PENDING;
+    case KIND_DIRECT:
+        return SEEN_DIRECT;
+    case KIND_FAILED:
+        return SEEN_FAILED;
+    case KIND_RESULT:
+        text = value, tlen = len;
+        break;
+    case KIND_HEAD:
+        text = read_split(st, key, now, p, value, len, &tlen);
+        break;
+    default:
+        return SEEN_NOTHING;
+    }
+    *result = text ? mcp_json_parse(p, text, tlen) : NULL;
+    if (!json_is_object(*result)) {
+        mcp_store_remove(st, key);
+        return SEEN_NOTHING;
+    }
+    *valid_until = meta.expires;
+    return SEEN_ANSWER;
 }
 
 /* Any process that learns a token is inactive moves the revocation epoch:
@@ -154,16 +329,118 @@ static void note_answer(mcp_store_t *st, const json_t *result)
         mcp_store_bump_epoch(st);
 }
 
+/* One warning per interval per process, not one per request. */
+static int once_per(apr_time_t *last, apr_time_t now, apr_interval_time_t interval)
+{
+    apr_time_t seen = __atomic_load_n(last, __ATOMIC_RELAXED);
+    if (seen && now - seen < interval)
+        return 0;
+    return __atomic_compare_exchange_n(last, &seen, now, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static void warn_evictions(mcp_store_t *st, const mcp_log_t *log, apr_pool_t *p, apr_time_t now)
+{
+    mcp_store_stats_t d;
+    if (!mcp_store_eviction_notice(st, now, NOTICE_INTERVAL, &d))
+        return;
+    mcp_logf(log, p, MCP_LOG_WARNING,
+             "Token cache full: %llu live answers and %llu negative answers or \"being asked\" marks evicted, "
+             "%llu of the latter not stored, in this process since the last warning; raise MCPAuthCacheEntries "
+             "(now %u)",
+             (unsigned long long)d.evicted_live, (unsigned long long)d.evicted_transient,
+             (unsigned long long)d.refused_transient, mcp_store_entries(st));
+}
+
+static apr_time_t last_too_large;
+
+/* The answer could not be stored: a short "ask directly" mark replaces
+ * the "being asked" one at once, so nobody waits for an answer that will
+ * never be there; every request for the token asks the IdP itself. */
+static void not_cacheable(mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char key[32],
+                          apr_time_t now, size_t len, const mcp_log_t *log, apr_pool_t *p)
+{
+    apr_interval_time_t ttl = c->cache < MCP_INTROSPECT_NEGATIVE_TTL ? c->cache : MCP_INTROSPECT_NEGATIVE_TTL;
+    mcp_entry_key_t direct = {key, KIND_DIRECT, now + ttl, -1, 0};
+    int evicted;
+
+    if (mcp_store_put_ex(st, &direct, now, "", 0, MCP_ENTRY_TRANSIENT, &evicted))
+        mcp_store_remove(st, key);
+    if (len > (size_t)MAX_PARTS * mcp_store_entry_capacity(st) && once_per(&last_too_large, now, NOTICE_INTERVAL))
+        mcp_logf(log, p, MCP_LOG_WARNING,
+                 "introspection answer of %lu bytes not cached (more than %d entries of MCPAuthCacheEntrySize): "
+                 "each request for such a token asks the endpoint (logged once a minute)",
+                 (unsigned long)len, MAX_PARTS);
+}
+
+/* The asker's call failed: the callers that saw its "being asked" mark
+ * (same attempt id) read this one and answer 503 at once instead of each
+ * asking in turn; a caller that comes later asks again. */
+static void mark_failed(mcp_store_t *st, const unsigned char key[32], uint64_t attempt, int slow)
+{
+    apr_time_t now = apr_time_now();
+    mcp_entry_key_t failed = {key, KIND_FAILED, now + FAILED_TTL, -1, 0};
+    mark_t m = {attempt, slow ? now + SLOW_FAILURE_HOLD : 0};
+    if (mcp_store_replace(st, &failed, now, &m, sizeof(m), MCP_ENTRY_TRANSIENT, KIND_PENDING) != 1)
+        mcp_store_remove(st, key);
+}
+
+/* Ids of calls: random, so ids of different processes never meet (the
+ * clock is too coarse to tell a waiter from a later caller). */
+static uint64_t new_attempt(void)
+{
+    static uint64_t counter;
+    uint64_t id = 0;
+    if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1)
+        id = (uint64_t)apr_time_now() ^ ((uint64_t)getpid() << 40);
+    return (id ^ __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) | 1; /* never 0 */
+}
+
+/* The call with what is left of the request's budget (never more than
+ * MCPAuthHTTPTimeout). */
+static int ask_within(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, const mcp_http_opts_t *http,
+                      const char *token, size_t len, apr_time_t budget_end, json_t **result, mcp_fail_t *fail)
+{
+    mcp_http_opts_t o = *http;
+    long left = (long)apr_time_sec(budget_end - apr_time_now());
+    if (left < o.timeout_s)
+        o.timeout_s = left;
+    if (o.timeout_s < 1)
+        return unavailable(p, fail, url, "no time left to ask (waited for another process's call)");
+    return ask(p, c, url, &o, token, len, result, fail);
+}
+
+/* Stores the answer (split when large) or, when it cannot be stored,
+ * leaves the "ask directly" mark. */
+static void keep_answer(mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char key[32], int claimed,
+                        const json_t *result, const mcp_log_t *log, apr_pool_t *p, apr_time_t *valid_until)
+{
+    apr_time_t now = apr_time_now(), expires = keep_until(c, result, now);
+    const char *text = mcp_json_compact(p, result);
+    unsigned flags = json_is_true(json_object_get(result, "active")) ? 0 : MCP_ENTRY_TRANSIENT;
+    int evicted;
+
+    if (expires > now && text) {
+        if (store_answer(st, key, now, expires, flags, text, strlen(text), &evicted) == 0)
+            *valid_until = expires;
+        else
+            not_cacheable(st, c, key, now, strlen(text), log, p);
+    }
+    else if (claimed) {
+        mcp_store_remove(st, key);
+    }
+    warn_evictions(st, log, p, now);
+}
+
 int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char *policy_fp,
                    const char *url, const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log,
                    json_t **result, apr_time_t *valid_until, mcp_fail_t *fail)
 {
     unsigned char key[32];
-    apr_time_t now = apr_time_now(), deadline;
-    apr_interval_time_t lease = apr_time_from_sec(http->timeout_s * 2 + 1);
-    mcp_entry_key_t pending = {key, KIND_PENDING, 0, -1, 0}, done = {key, KIND_RESULT, 0, -1, 0};
-    const char *text;
-    int claimed = 0;
+    apr_time_t start = apr_time_now(), now = start, budget_end;
+    mcp_entry_key_t pending = {key, KIND_PENDING, 0, -1, 0};
+    uint64_t waited_for = 0;
+    mark_t mark, mine = {0, 0};
+    int claimed = 0, rc;
 
     *valid_until = 0;
     if (!st || c->cache <= 0) {
@@ -173,43 +450,46 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         return 0;
     }
     cache_key(c, policy_fp, url, token, len, key);
-    if (cached(st, key, now, p, result, valid_until) == 0)
-        return 0;
-    /* One process asks; the others wait for its answer, bounded by the
-     * lease (a crashed asker only delays them, never blocks them). */
-    deadline = now + lease + apr_time_from_sec(1);
+    /* One process asks; the others wait for its answer, its failure or an
+     * "ask directly" mark -- the whole wait, own call included, bounded by
+     * the timeout and a margin. */
+    budget_end = start + apr_time_from_sec(http->timeout_s) + WAIT_MARGIN;
     for (;;) {
-        pending.expires = now + lease;
-        if (mcp_store_add(st, &pending, now, "", 0) != 0) {
-            claimed = 1; /* ours, or no room in the store: ask anyway */
-            break;
-        }
-        apr_sleep(apr_time_from_msec(20));
-        now = apr_time_now();
-        if (cached(st, key, now, p, result, valid_until) == 0)
+        seen_t seen = look(st, key, now, p, result, valid_until, &mark);
+        pending.expires = now + apr_time_from_sec(http->timeout_s) + LEASE_MARGIN;
+        if (seen == SEEN_ANSWER)
             return 0;
-        if (now > deadline)
+        if (seen == SEEN_DIRECT)
             break;
-    }
-    if (ask(p, c, url, http, token, len, result, fail)) {
-        if (claimed)
-            mcp_store_remove(st, key);
-        return -1;
+        if (seen == SEEN_PENDING)
+            waited_for = mark.attempt;
+        if (seen == SEEN_FAILED && ((waited_for && mark.attempt == waited_for) || now < mark.hold_until))
+            return unavailable(p, fail, url, "the call another process made for this token failed just now");
+        if (seen == SEEN_FAILED || seen == SEEN_NOTHING) {
+            /* A failure this request did not wait for is replaced like an
+             * empty slot: this request asks again. */
+            mine.attempt = new_attempt();
+            rc = mcp_store_replace(st, &pending, now, &mine, sizeof(mine), MCP_ENTRY_TRANSIENT,
+                                   seen == SEEN_FAILED ? KIND_FAILED : 0);
+            if (rc != 0) {
+                claimed = rc == 1; /* -1: no room for the mark: ask anyway */
+                break;
+            }
+        }
+        if (mcp_stopping())
+            return unavailable(p, fail, url, "the server is stopping");
+        if (now + POLL >= budget_end)
+            return unavailable(p, fail, url, "timed out waiting for another process's call for this token");
+        apr_sleep(POLL);
+        now = apr_time_now();
     }
     now = apr_time_now();
-    done.expires = keep_until(c, *result, now);
-    text = mcp_json_compact(p, *result);
-    if (done.expires > now && text) {
-        int evicted;
-        if (mcp_store_put(st, &done, now, text, strlen(text), &evicted))
-            mcp_logf(log, p, MCP_LOG_DEBUG, "introspection result of %lu bytes not cached (MCPAuthCacheEntrySize)",
-                     (unsigned long)strlen(text));
-        else
-            *valid_until = done.expires;
+    if (ask_within(p, c, url, http, token, len, budget_end, result, fail)) {
+        if (claimed)
+            mark_failed(st, key, mine.attempt, apr_time_now() - now >= apr_time_from_sec(http->timeout_s) / 2);
+        return -1;
     }
-    else if (claimed) {
-        mcp_store_remove(st, key);
-    }
+    keep_answer(st, c, key, claimed, *result, log, p, valid_until);
     /* After the store: a process that reads the new epoch then finds the
      * negative answer, never the positive one it replaced. */
     note_answer(st, *result);

@@ -22,7 +22,10 @@ typedef struct {
     int64_t last_used;
     uint64_t dep_generation;
     int32_t dep_doc;
-    unsigned char pad[12];
+    /* MCP_ENTRY_TRANSIENT or 0. Was padding: slots written by an older
+     * module read as 0 (ordinary entries). */
+    uint32_t flags;
+    unsigned char pad[8];
 } entry_hdr;
 
 typedef struct {
@@ -60,6 +63,11 @@ struct mcp_store {
     size_t doc_size;
     mcp_store_lock_t lock;
     uint64_t *epoch; /* revocation epoch, NULL: none */
+    unsigned n_entries; /* MCPAuthCacheEntries, for warnings */
+    /* This process's counts (atomic: threaded MPMs), and what the last
+     * eviction notice had already reported. */
+    mcp_store_stats_t stats, reported;
+    apr_time_t last_notice;
 };
 
 #define MCP_SMALL_CELL 512
@@ -88,6 +96,7 @@ mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entri
     st->n_docs = doc_size > MCP_DOC_HEADER ? n_docs : 0;
     st->doc_size = doc_size;
     st->lock = lock;
+    st->n_entries = n_entries;
     return st;
 }
 
@@ -209,8 +218,10 @@ int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr
     return mcp_store_get_meta(st, k, now, p, value, len, &meta);
 }
 
-int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
-                       size_t *len, mcp_entry_meta_t *meta)
+/* The live entry with this key and kind (0: any kind) and a copy of its
+ * value; dead ones met on the way are freed. 0 on a hit. */
+static int lookup(mcp_store_t *st, const unsigned char *key, uint32_t kind, apr_time_t now, apr_pool_t *p,
+                  uint32_t *found, char **value, size_t *len, mcp_entry_meta_t *meta)
 {
     const table *tables[2];
     int i, rc = -1;
@@ -220,8 +231,8 @@ int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now
     tables[0] = &st->small;
     tables[1] = &st->large;
     for (i = 0; i < 2 && rc != 0; i++) {
-        entry_hdr *e = find(tables[i], k->key);
-        if (!e || e->kind != k->kind)
+        entry_hdr *e = find(tables[i], key);
+        if (!e || (kind && e->kind != kind))
             continue;
         if (!live(st, e, now) || e->len > tables[i]->size - MCP_ENTRY_HEADER) {
             e->kind = 0; /* dead: free the slot */
@@ -231,6 +242,7 @@ int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now
         memcpy(*value, (char *)e + MCP_ENTRY_HEADER, e->len);
         (*value)[e->len] = '\0';
         *len = e->len;
+        *found = e->kind;
         meta->expires = e->expires;
         meta->dep_doc = e->dep_doc;
         meta->dep_generation = e->dep_generation;
@@ -241,7 +253,21 @@ int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now
     return rc;
 }
 
-static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len)
+int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
+                       size_t *len, mcp_entry_meta_t *meta)
+{
+    uint32_t kind;
+    return lookup(st, k->key, k->kind, now, p, &kind, value, len, meta);
+}
+
+int mcp_store_get_any(mcp_store_t *st, const unsigned char *key, apr_time_t now, apr_pool_t *p, uint32_t *kind,
+                      char **value, size_t *len, mcp_entry_meta_t *meta)
+{
+    return lookup(st, key, 0, now, p, kind, value, len, meta);
+}
+
+static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                        unsigned flags)
 {
     memcpy(slot->key, k->key, 32);
     slot->kind = k->kind;
@@ -250,35 +276,97 @@ static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t no
     slot->last_used = now;
     slot->dep_doc = k->dep_doc;
     slot->dep_generation = k->dep_generation;
+    slot->flags = flags & MCP_ENTRY_TRANSIENT;
     memcpy((char *)slot + MCP_ENTRY_HEADER, value, len);
 }
 
-/* Where a new entry goes in t: a free or dead slot, else the least recently
- * used of the set (*evicted). Caller holds the lock. */
-static entry_hdr *room_in(const mcp_store_t *st, const table *t, const unsigned char *key, apr_time_t now,
-                          int *evicted)
+static void count(uint64_t *counter)
 {
-    unsigned start = first_slot(t, key), w;
-    entry_hdr *oldest = NULL;
+    __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+/* How many ways of a set transient entries may hold between them: a flood
+ * of random tokens (each a "being asked" mark, then a negative answer)
+ * churns through these and never reaches the ordinary entries. */
+static unsigned transient_ways(const table *t)
+{
+    return ways(t) < MCP_STORE_TRANSIENT_WAYS ? ways(t) : MCP_STORE_TRANSIENT_WAYS;
+}
+
+/* Where a new entry goes in t, or NULL. An ordinary entry takes a free or
+ * dead slot, else the least recently used transient one, else the least
+ * recently used of the set (*evicted). A transient entry never pushes out
+ * a live ordinary one: a free slot while fewer than transient_ways() of
+ * the set are transient, else the least recently used transient one, else
+ * nothing. Every eviction and refusal is counted. Caller holds the lock. */
+static entry_hdr *room_in(mcp_store_t *st, const table *t, const unsigned char *key, apr_time_t now,
+                          unsigned flags, int *evicted)
+{
+    unsigned start = first_slot(t, key), w, n_transient = 0;
+    entry_hdr *free_slot = NULL, *old_transient = NULL, *old_ordinary = NULL, *victim;
+
     for (w = 0; w < ways(t); w++) {
         entry_hdr *e = entry_at(t, start, w);
-        if (!live(st, e, now))
-            return e;
-        if (!oldest || e->last_used < oldest->last_used)
-            oldest = e;
+        if (!live(st, e, now)) {
+            if (!free_slot)
+                free_slot = e;
+        }
+        else if (e->flags & MCP_ENTRY_TRANSIENT) {
+            n_transient++;
+            if (!old_transient || e->last_used < old_transient->last_used)
+                old_transient = e;
+        }
+        else if (!old_ordinary || e->last_used < old_ordinary->last_used) {
+            old_ordinary = e;
+        }
     }
-    *evicted = 1;
-    return oldest;
+    if (flags & MCP_ENTRY_TRANSIENT) {
+        if (free_slot && n_transient < transient_ways(t))
+            return free_slot;
+        victim = old_transient;
+    }
+    else {
+        if (free_slot)
+            return free_slot;
+        victim = old_transient ? old_transient : old_ordinary;
+    }
+    if (!victim) {
+        count(&st->stats.refused_transient);
+        return NULL;
+    }
+    if (victim->flags & MCP_ENTRY_TRANSIENT) {
+        count(&st->stats.evicted_transient);
+    }
+    else {
+        count(&st->stats.evicted_live);
+        *evicted = 1;
+    }
+    return victim;
+}
+
+/* The table for len bytes, counting values too large for any. */
+static const table *table_counted(mcp_store_t *st, size_t len)
+{
+    const table *t = st ? table_for(st, len) : NULL;
+    if (st && !t)
+        count(&st->stats.too_large);
+    return t;
 }
 
 int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
                   int *evicted)
 {
+    return mcp_store_put_ex(st, k, now, value, len, 0, evicted);
+}
+
+int mcp_store_put_ex(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                     unsigned flags, int *evicted)
+{
     const table *t;
     entry_hdr *slot, *other;
 
     *evicted = 0;
-    if (!st || !(t = table_for(st, len)) || lock(st))
+    if (!(t = table_counted(st, len)) || lock(st))
         return -1;
     /* One entry per key: replace ours in place, drop a copy in the other table. */
     slot = find(t, k->key);
@@ -286,29 +374,57 @@ int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, con
     if (other)
         other->kind = 0;
     if (!slot)
-        slot = room_in(st, t, k->key, now, evicted);
-    write_entry(slot, k, now, value, len);
+        slot = room_in(st, t, k->key, now, flags, evicted);
+    if (slot)
+        write_entry(slot, k, now, value, len, flags);
     unlock(st);
-    return 0;
+    return slot ? 0 : -1;
+}
+
+/* Stores the value unless the key has a live entry of another kind than
+ * `expect` (0: of any kind). 1 stored, 0 not, -1 no room or no lock. */
+static int store_unless(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                        unsigned flags, uint32_t expect)
+{
+    const table *t;
+    entry_hdr *mine, *other, *slot;
+    int evicted = 0;
+
+    if (!(t = table_counted(st, len)) || lock(st))
+        return -1;
+    mine = find(t, k->key);
+    other = find(t == &st->small ? &st->large : &st->small, k->key);
+    if ((mine && live(st, mine, now) && mine->kind != expect) ||
+        (other && live(st, other, now) && other->kind != expect)) {
+        unlock(st);
+        return 0;
+    }
+    if (other)
+        other->kind = 0;
+    /* A dead or expected entry with this key is reused in place, so a key
+     * never has two slots in one set. */
+    slot = mine ? mine : room_in(st, t, k->key, now, flags, &evicted);
+    if (slot)
+        write_entry(slot, k, now, value, len, flags);
+    unlock(st);
+    return slot ? 1 : -1;
 }
 
 int mcp_store_add(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len)
 {
-    const table *t;
-    entry_hdr *mine, *other;
-    int evicted = 0;
+    return store_unless(st, k, now, value, len, 0, 0);
+}
 
-    if (!st || !(t = table_for(st, len)) || lock(st))
-        return -1;
-    mine = find(&st->small, k->key);
-    other = find(&st->large, k->key);
-    if ((mine && live(st, mine, now)) || (other && live(st, other, now))) {
-        unlock(st);
-        return 0;
-    }
-    write_entry(room_in(st, t, k->key, now, &evicted), k, now, value, len);
-    unlock(st);
-    return 1;
+int mcp_store_add_ex(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                     unsigned flags)
+{
+    return store_unless(st, k, now, value, len, flags, 0);
+}
+
+int mcp_store_replace(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                      unsigned flags, uint32_t expect)
+{
+    return store_unless(st, k, now, value, len, flags, expect);
 }
 
 void mcp_store_remove(mcp_store_t *st, const unsigned char *key)
@@ -321,6 +437,58 @@ void mcp_store_remove(mcp_store_t *st, const unsigned char *key)
     if ((e = find(&st->large, key)) != NULL)
         e->kind = 0;
     unlock(st);
+}
+
+/* ---- entry statistics --------------------------------------------------- */
+
+static void stats_load(const mcp_store_stats_t *from, mcp_store_stats_t *to)
+{
+    to->evicted_live = __atomic_load_n(&from->evicted_live, __ATOMIC_RELAXED);
+    to->evicted_transient = __atomic_load_n(&from->evicted_transient, __ATOMIC_RELAXED);
+    to->refused_transient = __atomic_load_n(&from->refused_transient, __ATOMIC_RELAXED);
+    to->too_large = __atomic_load_n(&from->too_large, __ATOMIC_RELAXED);
+}
+
+void mcp_store_stats(mcp_store_t *st, mcp_store_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (st)
+        stats_load(&st->stats, out);
+}
+
+unsigned mcp_store_entries(const mcp_store_t *st)
+{
+    return st ? st->n_entries : 0;
+}
+
+int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval,
+                              mcp_store_stats_t *since)
+{
+    apr_time_t last;
+    mcp_store_stats_t cur, old;
+
+    if (!st)
+        return 0;
+    last = __atomic_load_n(&st->last_notice, __ATOMIC_RELAXED);
+    if (last && now - last < interval)
+        return 0;
+    mcp_store_stats(st, &cur);
+    stats_load(&st->reported, &old);
+    if (cur.evicted_live == old.evicted_live && cur.evicted_transient == old.evicted_transient &&
+        cur.refused_transient == old.refused_transient)
+        return 0;
+    /* One thread of the process wins the interval. */
+    if (!__atomic_compare_exchange_n(&st->last_notice, &last, now, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return 0;
+    since->evicted_live = cur.evicted_live - old.evicted_live;
+    since->evicted_transient = cur.evicted_transient - old.evicted_transient;
+    since->refused_transient = cur.refused_transient - old.refused_transient;
+    since->too_large = cur.too_large - old.too_large;
+    __atomic_store_n(&st->reported.evicted_live, cur.evicted_live, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->reported.evicted_transient, cur.evicted_transient, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->reported.refused_transient, cur.refused_transient, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->reported.too_large, cur.too_large, __ATOMIC_RELAXED);
+    return 1;
 }
 
 /* ---- documents ---------------------------------------------------------- */

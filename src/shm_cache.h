@@ -70,6 +70,53 @@ int mcp_store_put(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, con
 
 void mcp_store_remove(mcp_store_t *st, const unsigned char *key);
 
+/* Transient entries (negative answers, "being asked" and "failed" marks)
+ * take at most MCP_STORE_TRANSIENT_WAYS ways of a set and never push out a
+ * live ordinary entry: a flood of random tokens churns through them and
+ * leaves the cached positive answers alone. */
+#define MCP_ENTRY_TRANSIENT 1u
+#define MCP_STORE_TRANSIENT_WAYS 2
+
+/* mcp_store_put / mcp_store_add with flags (MCP_ENTRY_TRANSIENT or 0). A
+ * transient entry that finds no room is not stored (-1). */
+int mcp_store_put_ex(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                     unsigned flags, int *evicted);
+int mcp_store_add_ex(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                     unsigned flags);
+
+/* Compare and swap: stores the value when the key has no live entry or its
+ * live entry is of kind `expect` (which it replaces). 1 stored, 0 another
+ * kind is there, -1 no room or lock failure. */
+int mcp_store_replace(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
+                      unsigned flags, uint32_t expect);
+
+/* The live entry with this key whatever its kind (*kind says which). */
+int mcp_store_get_any(mcp_store_t *st, const unsigned char *key, apr_time_t now, apr_pool_t *p, uint32_t *kind,
+                      char **value, size_t *len, mcp_entry_meta_t *meta);
+
+/* ---- entry statistics --------------------------------------------------- */
+
+/* What the entry table had to give up, counted in this process since it
+ * attached the store (the metrics of issue 12 read them here). */
+typedef struct {
+    uint64_t evicted_live;      /* live ordinary entries pushed out to make room */
+    uint64_t evicted_transient; /* live transient entries pushed out */
+    uint64_t refused_transient; /* transient entries not stored: the set held only live ordinary ones */
+    uint64_t too_large;         /* values larger than any slot (not stored) */
+} mcp_store_stats_t;
+
+void mcp_store_stats(mcp_store_t *st, mcp_store_stats_t *out);
+
+/* MCPAuthCacheEntries as the store was created with (for warnings). */
+unsigned mcp_store_entries(const mcp_store_t *st);
+
+/* Rate-limited notice: 1 at most once per interval per process, when
+ * something was evicted or refused since the last notice; *since gets the
+ * counts since then (the caller logs one warning naming
+ * MCPAuthCacheEntries). */
+int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval,
+                              mcp_store_stats_t *since);
+
 /* Stores the value only when no live entry of any kind has this key: the
  * building block of "one caller does the work, the others wait".
  * 1 stored, 0 another entry is there, -1 no room or lock failure. */

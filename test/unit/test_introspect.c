@@ -18,6 +18,7 @@
 
 #include "introspect.h"
 #include "shm_cache.h"
+#include "stopping.h"
 #include "verdict.h"
 
 #define NOW 1700000000LL
@@ -833,6 +834,172 @@ static void single_flight_threads(void **state)
     lb_stop(s);
 }
 
+/* ---- issue 15 --------------------------------------------------------------- */
+
+/* An active answer with n roles (about 24 bytes each). */
+static const char *answer_with_roles(apr_pool_t *p, int n)
+{
+    char *roles = "";
+    int i;
+    for (i = 0; i < n; i++)
+        roles = apr_psprintf(p, "%s%s\"role-%05d-abcdefgh\"", roles, i ? "," : "", i);
+    return apr_psprintf(p, "{\"active\":true,\"sub\":\"kc\",\"realm_access\":{\"roles\":[%s]}}", roles);
+}
+
+/* Item 1: an answer larger than one entry (944 bytes here) is split over
+ * several and read back whole; the next caller neither waits nor asks. */
+static void large_answer_is_split_and_read_back(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    lb_t *s = lb_start(p);
+    mcp_introspect_conf_t c = conf_basic(apr_time_from_sec(300));
+    const char *url = lb_url(p, s, "/introspect"), *body = answer_with_roles(p, 200);
+    apr_time_t until, until2, t0;
+    json_t *r;
+    mcp_fail_t f;
+
+    assert_true(strlen(body) > 4 * mcp_store_entry_capacity(st));
+    lb_answer(s, 200, "application/json", body, 0);
+    assert_int_equal(introspect_until(p, st, &c, url, "tok-large", &r, &until, &f), 0);
+    assert_true(until > 0);
+    t0 = apr_time_now();
+    assert_int_equal(introspect_until(p, st, &c, url, "tok-large", &r, &until2, &f), 0);
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(200));
+    assert_true(until2 == until);
+    assert_string_equal(mcp_json_compact(p, r), mcp_json_compact(p, tu_json(p, body)));
+    assert_int_equal(lb_calls(s), 1);
+    lb_stop(s);
+}
+
+/* Item 1: an answer too large even for MAX_PARTS entries is not cached,
+ * and nobody waits for it: each caller asks at once. */
+static void answer_too_large_to_split_never_stalls(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    lb_t *s = lb_start(p);
+    mcp_introspect_conf_t c = conf_basic(apr_time_from_sec(300));
+    const char *url = lb_url(p, s, "/introspect"), *body = answer_with_roles(p, 1000);
+    apr_time_t until, t0;
+    json_t *r;
+    mcp_fail_t f;
+    int i;
+
+    assert_true(strlen(body) > 16 * mcp_store_entry_capacity(st) && strlen(body) < 65536);
+    lb_answer(s, 200, "application/json", body, 0);
+    t0 = apr_time_now();
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(introspect_until(p, st, &c, url, "tok-huge", &r, &until, &f), 0);
+        assert_true(until == 0);
+        assert_string_equal(sub_of(r), "kc");
+    }
+    /* before: the second caller waited out the lease (2 * 2 s + 1 s) */
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(1500));
+    assert_int_equal(lb_calls(s), 3);
+    {
+        mcp_store_stats_t stats;
+        mcp_store_stats(st, &stats);
+        assert_true(stats.evicted_live == 0);
+    }
+    lb_stop(s);
+}
+
+/* Item 4: the asker's failure reaches the callers waiting for it: one
+ * call, and every caller fails within the timeout plus a margin. */
+typedef struct {
+    apr_pool_t *pool;
+    mcp_store_t *st;
+    const mcp_introspect_conf_t *c;
+    const char *url, *token;
+    int rc;
+    apr_interval_time_t took;
+} waiter_t;
+
+static void *waiter(void *arg)
+{
+    waiter_t *w = arg;
+    json_t *r = NULL;
+    mcp_fail_t f;
+    apr_time_t t0 = apr_time_now();
+    w->rc = introspect(w->pool, w->st, w->c, w->url, w->token, &r, &f);
+    w->took = apr_time_now() - t0;
+    return NULL;
+}
+
+static void start_waiters(apr_pool_t *p, waiter_t *w, pthread_t *th, int n, mcp_store_t *st,
+                          const mcp_introspect_conf_t *c, const char *url, const char *token)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        apr_allocator_t *a = NULL;
+        assert_int_equal(apr_allocator_create(&a), APR_SUCCESS);
+        assert_int_equal(apr_pool_create_ex(&w[i].pool, NULL, NULL, a), APR_SUCCESS);
+        apr_allocator_owner_set(a, w[i].pool);
+        w[i].st = st;
+        w[i].c = c;
+        w[i].url = url;
+        w[i].token = token;
+        assert_int_equal(pthread_create(&th[i], NULL, waiter, &w[i]), 0);
+    }
+    (void)p;
+}
+
+static void asker_failure_reaches_its_waiters(void **state)
+{
+    enum { N = 8 };
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    lb_t *s = lb_start(p);
+    mcp_introspect_conf_t c = conf_basic(apr_time_from_sec(300));
+    waiter_t w[N];
+    pthread_t th[N];
+    int i;
+
+    memset(w, 0, sizeof(w));
+    lb_answer(s, 200, "application/json", "{\"active\":true}", 3500); /* hangs past the 2 s timeout */
+    start_waiters(p, w, th, N, st, &c, lb_url(p, s, "/introspect"), "tok-hung");
+    for (i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (i = 0; i < N; i++) {
+        if (w[i].rc != -1 || w[i].took > apr_time_from_msec(3500))
+            fail_msg("caller %d: rc %d after %.2f s", i, w[i].rc, (double)w[i].took / APR_USEC_PER_SEC);
+        apr_pool_destroy(w[i].pool);
+    }
+    assert_int_equal(lb_calls(s), 1);
+    lb_stop(s);
+}
+
+/* Item 4 / 13: a caller waiting for another's call gives up at once when
+ * the process is stopping. Last test: the flag cannot be cleared. */
+static void waiter_gives_up_when_stopping(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    lb_t *s = lb_start(p);
+    mcp_introspect_conf_t c = conf_basic(apr_time_from_sec(300));
+    const char *url = lb_url(p, s, "/introspect");
+    waiter_t w[1];
+    pthread_t th[1];
+    apr_time_t t0;
+    json_t *r;
+    mcp_fail_t f;
+
+    memset(w, 0, sizeof(w));
+    lb_answer(s, 200, "application/json", "{\"active\":true}", 1500);
+    start_waiters(p, w, th, 1, st, &c, url, "tok-stop");
+    while (lb_calls(s) == 0)
+        apr_sleep(apr_time_from_msec(5)); /* the thread is the asker now */
+    mcp_stopping_set();
+    t0 = apr_time_now();
+    assert_int_equal(introspect(p, st, &c, url, "tok-stop", &r, &f), -1);
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(300));
+    assert_true(tu_contains(f.detail, "stopping"));
+    pthread_join(th[0], NULL);
+    apr_pool_destroy(w[0].pool);
+    lb_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +1023,10 @@ int main(void)
         TU_TEST(shared_expiry_reported_and_inactive_moves_epoch),
         cmocka_unit_test(time_cap_is_range_checked),
         TU_TEST(extreme_time_values_in_answers),
+        TU_TEST(large_answer_is_split_and_read_back),
+        TU_TEST(answer_too_large_to_split_never_stalls),
+        TU_TEST(asker_failure_reaches_its_waiters),
+        TU_TEST(waiter_gives_up_when_stopping), /* last: sets the stopping flag */
     };
     tu_global_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -719,6 +719,148 @@ static void keyring_missing_source_is_unavailable(void **state)
     assert_true(tu_contains(fail.detail, "/nonexistent/jwks.json"));
 }
 
+/* ---- issue 15: transient entries, counters, compare and swap ---------------- */
+
+static int has(mcp_store_t *st, apr_pool_t *p, const char *name, uint32_t kind, apr_time_t now)
+{
+    mcp_entry_key_t k = {key_of(p, name), kind, 0, -1, 0};
+    char *v;
+    size_t len;
+    return mcp_store_get(st, &k, now, p, &v, &len) == 0;
+}
+
+/* One set of 8 ways: random tokens' negative answers and marks churn
+ * through two of them and never push out a live ordinary entry. */
+static void transient_entries_never_evict_live_ones(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 8, 256, 0, 0);
+    mcp_store_stats_t s, d;
+    int ev, i;
+
+    for (i = 0; i < 6; i++) {
+        mcp_entry_key_t k = ekey(key_of(p, tu_fmt(p, "good%d", i)), T0 + SEC(100));
+        assert_int_equal(mcp_store_put(st, &k, T0 + i, "good", 4, &ev), 0);
+    }
+    /* A flood of 100 transients: the two free ways, then each other. */
+    for (i = 0; i < 100; i++) {
+        mcp_entry_key_t k = ekey(key_of(p, tu_fmt(p, "rnd%d", i)), T0 + SEC(30));
+        assert_int_equal(mcp_store_put_ex(st, &k, T0 + 10 + i, "{}", 2, MCP_ENTRY_TRANSIENT, &ev), 0);
+        assert_int_equal(ev, 0);
+    }
+    for (i = 0; i < 6; i++)
+        assert_true(has(st, p, tu_fmt(p, "good%d", i), 7, T0 + SEC(1)));
+    assert_true(has(st, p, "rnd99", 7, T0 + SEC(1)) && has(st, p, "rnd98", 7, T0 + SEC(1)));
+    assert_false(has(st, p, "rnd97", 7, T0 + SEC(1)));
+    mcp_store_stats(st, &s);
+    assert_true(s.evicted_transient == 98 && s.evicted_live == 0 && s.refused_transient == 0);
+
+    /* Ordinary entries take the transient ways back first (not an
+     * eviction of a live answer: *evicted stays 0). */
+    for (i = 6; i < 8; i++) {
+        mcp_entry_key_t k = ekey(key_of(p, tu_fmt(p, "good%d", i)), T0 + SEC(100));
+        assert_int_equal(mcp_store_put(st, &k, T0 + SEC(2) + i, "good", 4, &ev), 0);
+        assert_int_equal(ev, 0);
+    }
+    assert_false(has(st, p, "rnd99", 7, T0 + SEC(3)) || has(st, p, "rnd98", 7, T0 + SEC(3)));
+    /* The set holds only live ordinary entries: a transient one is refused,
+     * by put, add and replace alike. */
+    {
+        mcp_entry_key_t k = ekey(key_of(p, "rnd-late"), T0 + SEC(30));
+        assert_int_equal(mcp_store_put_ex(st, &k, T0 + SEC(4), "{}", 2, MCP_ENTRY_TRANSIENT, &ev), -1);
+        assert_int_equal(mcp_store_add_ex(st, &k, T0 + SEC(4), "", 0, MCP_ENTRY_TRANSIENT), -1);
+        assert_int_equal(mcp_store_replace(st, &k, T0 + SEC(4), "", 0, MCP_ENTRY_TRANSIENT, 9), -1);
+    }
+    for (i = 0; i < 8; i++)
+        assert_true(has(st, p, tu_fmt(p, "good%d", i), 7, T0 + SEC(5)));
+    /* An ordinary entry still evicts the least recently used one. */
+    {
+        mcp_entry_key_t k = ekey(key_of(p, "good8"), T0 + SEC(100));
+        assert_int_equal(mcp_store_put(st, &k, T0 + SEC(6), "good", 4, &ev), 0);
+        assert_int_equal(ev, 1);
+    }
+    {
+        mcp_entry_key_t k = ekey(key_of(p, "huge"), T0 + SEC(100));
+        char big[300] = {0};
+        assert_int_equal(mcp_store_put(st, &k, T0 + SEC(6), big, sizeof(big), &ev), -1);
+    }
+    mcp_store_stats(st, &s);
+    assert_true(s.evicted_transient == 100 && s.evicted_live == 1 && s.refused_transient == 3 && s.too_large == 1);
+    assert_int_equal(mcp_store_entries(st), 8);
+
+    /* The notice: once per interval, with the counts since the last one. */
+    assert_int_equal(mcp_store_eviction_notice(st, T0 + SEC(10), SEC(60), &d), 1);
+    assert_true(d.evicted_transient == 100 && d.evicted_live == 1 && d.refused_transient == 3);
+    assert_int_equal(mcp_store_eviction_notice(st, T0 + SEC(11), SEC(60), &d), 0);
+    assert_int_equal(mcp_store_eviction_notice(st, T0 + SEC(100), SEC(60), &d), 0); /* nothing new */
+    {
+        mcp_entry_key_t k = ekey(key_of(p, "good9"), T0 + SEC(200));
+        assert_int_equal(mcp_store_put(st, &k, T0 + SEC(50), "good", 4, &ev), 0); /* all live: evicts one */
+    }
+    assert_int_equal(mcp_store_eviction_notice(st, T0 + SEC(30), SEC(60), &d), 0); /* within the interval */
+    assert_int_equal(mcp_store_eviction_notice(st, T0 + SEC(102), SEC(60), &d), 1);
+    assert_true(d.evicted_live == 1 && d.evicted_transient == 0 && d.refused_transient == 0);
+}
+
+/* Transient entries take at most MCP_STORE_TRANSIENT_WAYS ways of a set
+ * even when it has free ones: the rest stay for ordinary entries. */
+static void transient_entries_leave_free_ways_to_ordinary_ones(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 8, 256, 0, 0);
+    mcp_store_stats_t s;
+    int ev, i, kept = 0;
+
+    for (i = 0; i < 50; i++) {
+        mcp_entry_key_t k = ekey(key_of(p, tu_fmt(p, "neg%d", i)), T0 + SEC(30));
+        assert_int_equal(mcp_store_put_ex(st, &k, T0 + i, "{}", 2, MCP_ENTRY_TRANSIENT, &ev), 0);
+    }
+    for (i = 0; i < 50; i++)
+        kept += has(st, p, tu_fmt(p, "neg%d", i), 7, T0 + SEC(1));
+    assert_int_equal(kept, MCP_STORE_TRANSIENT_WAYS);
+    for (i = 0; i < 6; i++) {
+        mcp_entry_key_t k = ekey(key_of(p, tu_fmt(p, "pos%d", i)), T0 + SEC(100));
+        assert_int_equal(mcp_store_put(st, &k, T0 + SEC(2), "pos", 3, &ev), 0);
+        assert_int_equal(ev, 0);
+    }
+    mcp_store_stats(st, &s);
+    assert_true(s.evicted_live == 0);
+}
+
+/* The single-flight marks: add, compare and swap, and a lookup of any kind. */
+static void replace_and_get_any(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
+    const unsigned char *key = key_of(p, "token");
+    mcp_entry_key_t pending = {key, 0x50, T0 + SEC(5), -1, 0}, failed = {key, 0x46, T0 + SEC(2), -1, 0};
+    mcp_entry_key_t answer = {key, 0x41, T0 + SEC(300), -1, 0};
+    mcp_entry_meta_t meta;
+    uint32_t kind;
+    char *v;
+    size_t len;
+    int ev;
+
+    assert_int_equal(mcp_store_get_any(st, key, T0, p, &kind, &v, &len, &meta), -1);
+    assert_int_equal(mcp_store_add_ex(st, &pending, T0, "", 0, MCP_ENTRY_TRANSIENT), 1);
+    assert_int_equal(mcp_store_add_ex(st, &pending, T0, "", 0, MCP_ENTRY_TRANSIENT), 0);
+    assert_int_equal(mcp_store_get_any(st, key, T0, p, &kind, &v, &len, &meta), 0);
+    assert_true(kind == 0x50 && len == 0 && meta.expires == T0 + SEC(5));
+    /* Only the expected kind is replaced. */
+    assert_int_equal(mcp_store_replace(st, &failed, T0, "at", 2, MCP_ENTRY_TRANSIENT, 0x41), 0);
+    assert_int_equal(mcp_store_replace(st, &failed, T0, "at", 2, MCP_ENTRY_TRANSIENT, 0x50), 1);
+    assert_int_equal(mcp_store_get_any(st, key, T0 + SEC(1), p, &kind, &v, &len, &meta), 0);
+    assert_true(kind == 0x46 && len == 2 && memcmp(v, "at", 2) == 0);
+    /* Expired: the key is free again for anyone. */
+    assert_int_equal(mcp_store_get_any(st, key, T0 + SEC(3), p, &kind, &v, &len, &meta), -1);
+    assert_int_equal(mcp_store_replace(st, &pending, T0 + SEC(3), "", 0, MCP_ENTRY_TRANSIENT, 0x46), 1);
+    /* The answer replaces the mark in place (an ordinary entry). */
+    assert_int_equal(mcp_store_put(st, &answer, T0 + SEC(4), "{\"active\":true}", 15, &ev), 0);
+    assert_int_equal(mcp_store_get_any(st, key, T0 + SEC(4), p, &kind, &v, &len, &meta), 0);
+    assert_true(kind == 0x41 && len == 15);
+    assert_int_equal(mcp_store_add_ex(st, &pending, T0 + SEC(4), "", 0, MCP_ENTRY_TRANSIENT), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -744,6 +886,9 @@ int main(void)
         TU_TEST(keyring_file_source_and_rotation),
         TU_TEST(keyring_refresh_in_cooldown_uses_keys_fetched_by_another),
         TU_TEST(keyring_missing_source_is_unavailable),
+        TU_TEST(transient_entries_never_evict_live_ones),
+        TU_TEST(transient_entries_leave_free_ways_to_ordinary_ones),
+        TU_TEST(replace_and_get_any),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);

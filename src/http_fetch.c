@@ -78,14 +78,21 @@ typedef struct handles {
 #define DOC_RESERVE 2
 /* How often a transfer looks at mcp_stopping() while it waits. */
 #define STOP_POLL_MS 100
+/* How long a call may wait for a place under the caps. Long enough for a
+ * burst of new tokens to a healthy IdP (calls of a few ms) to be served,
+ * short enough that callers queued behind a hung IdP give their workers
+ * back at once (a refusal is a 503 with Retry-After). */
+#define QUEUE_WAIT apr_time_from_msec(250)
+#define QUEUE_POLL apr_time_from_msec(10)
 
 static struct {
     pthread_mutex_t lock; /* a plain mutex: it must outlive every pool */
+    pthread_cond_t freed; /* signalled when a set is checked in */
     handles_t *idle;
     int in_use, max_calls, server_calls, open;
     pid_t pid; /* handles never cross a fork: only their process uses them */
     mcp_idp_health_t *health;
-} proc = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0, 0, NULL};
+} proc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, 0, NULL};
 
 static __thread apr_time_t scope_deadline;
 static __thread long scope_retry;
@@ -141,9 +148,22 @@ void mcp_http_child_init(apr_pool_t *pchild, int max_calls, int server_calls, mc
     apr_pool_cleanup_register(pchild, NULL, close_handles, apr_pool_cleanup_null);
 }
 
-/* A set for one transfer. *own: the caller frees it (no process pool).
- * NULL with *own == 0: the cap is reached. */
-static handles_t *checkout(int document, int *own)
+/* Waits (the lock held) until a set may be freed or `until`. */
+static void wait_for_checkin(apr_time_t until)
+{
+    apr_time_t t = apr_time_now() + QUEUE_POLL;
+    struct timespec ts;
+    if (t > until)
+        t = until;
+    ts.tv_sec = (time_t)apr_time_sec(t);
+    ts.tv_nsec = (long)apr_time_usec(t) * 1000;
+    pthread_cond_timedwait(&proc.freed, &proc.lock, &ts);
+}
+
+/* A set for one transfer, waiting for a place under the per-process cap
+ * until `until` at most. *own: the caller frees it (no process pool).
+ * NULL with *own == 0: the cap stayed reached. */
+static handles_t *checkout(int document, apr_time_t until, int *own)
 {
     handles_t *h = NULL;
     int limit;
@@ -156,9 +176,12 @@ static handles_t *checkout(int document, int *own)
         return handles_new();
     }
     limit = proc.max_calls + (document ? DOC_RESERVE : 0);
-    if (proc.in_use >= limit) {
-        pthread_mutex_unlock(&proc.lock);
-        return NULL;
+    while (proc.in_use >= limit) {
+        if (mcp_stopping() || apr_time_now() >= until) {
+            pthread_mutex_unlock(&proc.lock);
+            return NULL;
+        }
+        wait_for_checkin(until);
     }
     proc.in_use++;
     if ((h = proc.idle) != NULL)
@@ -167,6 +190,7 @@ static handles_t *checkout(int document, int *own)
     if (!h && !(h = handles_new())) {
         pthread_mutex_lock(&proc.lock);
         proc.in_use--;
+        pthread_cond_signal(&proc.freed);
         pthread_mutex_unlock(&proc.lock);
         *own = 1; /* reported as a failure to create, not as the cap */
     }
@@ -186,6 +210,7 @@ static void checkin(handles_t *h, int own)
     }
     pthread_mutex_lock(&proc.lock);
     proc.in_use--;
+    pthread_cond_signal(&proc.freed);
     if (proc.open) {
         h->next = proc.idle;
         proc.idle = h;
@@ -368,6 +393,26 @@ static apr_interval_time_t time_limit(const mcp_http_opts_t *o, apr_time_t now)
     return limit >= apr_time_from_msec(1) ? limit : 0;
 }
 
+static apr_time_t queue_until(apr_time_t now, apr_interval_time_t limit)
+{
+    return now + (limit < QUEUE_WAIT ? limit : QUEUE_WAIT);
+}
+
+/* A place among the server's calls to url, waiting for one until `until`
+ * at most (other processes free them: polled). 0: taken. */
+static int enter_server_cap(const char *url, apr_time_t until, apr_interval_time_t stale_after,
+                            mcp_idp_lease_t *lease)
+{
+    for (;;) {
+        apr_time_t now = apr_time_now();
+        if (mcp_idp_health_enter(proc.health, url, proc.server_calls, now, stale_after, lease) == 0)
+            return 0;
+        if (mcp_stopping() || now >= until)
+            return -1;
+        apr_sleep(QUEUE_POLL);
+    }
+}
+
 /* Before a call: the reasons not to make it. NULL: go ahead (*h set,
  * *lease taken for a per-token call). */
 static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, int document, apr_time_t now,
@@ -382,7 +427,7 @@ static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *
     if (!limit)
         return apr_psprintf(p, "not asked: this request's time for the IdP (MCPAuthHTTPTimeout %ld s) is spent",
                             o->timeout_s);
-    *h = checkout(document, own);
+    *h = checkout(document, queue_until(now, limit), own);
     if (!*h) {
         if (*own)
             return "curl_easy_init failed";
@@ -390,7 +435,7 @@ static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *
         return apr_psprintf(p, "not asked: %d calls to the IdP already under way in this process", proc.max_calls);
     }
     if (proc.health && !*own && !document &&
-        mcp_idp_health_enter(proc.health, url, proc.server_calls, now, limit + apr_time_from_sec(1), lease)) {
+        enter_server_cap(url, queue_until(now, limit), limit + apr_time_from_sec(1), lease)) {
         checkin(*h, *own);
         *h = NULL;
         note_retry(APR_USEC_PER_SEC);

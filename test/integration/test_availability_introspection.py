@@ -265,12 +265,17 @@ def test_hung_idp_waiters_share_the_askers_failure(httpd_factory, mcp_auth_so, i
         assert [s for s, _ in results] == [503] * 10, results
         assert worst < T + 1.5, results
         assert idp.count(hung) == 1, f"{idp.count(hung)} IdP calls for one token"
-        r = get(h.port, "/a", token("x-ra"))  # unknown token: inactive, fast
-        assert r.status == 401, r
+        # Right after the timeout the endpoint is in backoff (for every
+        # token): answered at once, with the seconds to wait.
+        r = get(h.port, "/a", token("x-ra"))
+        assert r.status == 503 and r.elapsed < 1.0, r
+        retry = r.headers.get("retry-after", "")
+        assert retry.isdigit() and 1 <= int(retry) <= 10, r
 
-        # a request that comes after the hung call's short hold (1 s) asks again
+        # a request that comes after the backoff and the hung call's short
+        # hold (1 s) asks again
         idp.answer(hung, active("back"))
-        time.sleep(1.2)
+        time.sleep(max(int(retry), 1) + 0.2)
         r = get(h.port, "/a", hung)
         assert r.status == 200 and env_of(r)["REMOTE_USER"] == "back", r
         assert r.elapsed < 1.5, r

@@ -176,10 +176,10 @@ static const char *the_mutex(retained_t *kept, apr_pool_t *pconf, server_rec *s)
 /* Anonymous shared memory of the parent (inherited by every child). */
 static const char *segment(apr_shm_t **shm, apr_size_t size, server_rec *s, apr_pool_t *pconf)
 {
+    /* Anonymous mappings start zeroed: no page is touched before it is used. */
     apr_status_t rv = apr_shm_create(shm, size ? size : 64, NULL, s->process->pool);
     if (rv != APR_SUCCESS)
         return apr_psprintf(pconf, "cannot create shared memory of %lu bytes: error %d", (unsigned long)size, rv);
-    memset(apr_shm_baseaddr_get(*shm), 0, size ? size : 64);
     return NULL;
 }
 

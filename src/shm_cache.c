@@ -630,6 +630,24 @@ void mcp_store_doc_adopt(mcp_store_t *st)
     }
 }
 
+static void drop_markers(const table *t)
+{
+    unsigned i;
+    for (i = 0; i < t->n; i++) {
+        entry_hdr *e = (entry_hdr *)t->slots[i];
+        if (e->kind && e->len == 0)
+            e->kind = 0;
+    }
+}
+
+void mcp_store_entries_adopt(mcp_store_t *st)
+{
+    if (!st)
+        return;
+    drop_markers(&st->small);
+    drop_markers(&st->large);
+}
+
 /* ---- revocation epoch --------------------------------------------------- */
 
 void mcp_store_attach_epoch(mcp_store_t *st, uint64_t *word)

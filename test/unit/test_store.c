@@ -867,6 +867,21 @@ static void doc_adopt_drops_leases_of_retired_processes(void **state)
      * started by an attempt whose result it will never see. */
     assert_int_equal(mcp_store_doc_begin(st, 0, a, now + 2, &POLICY, 0, &m), MCP_DOC_FETCH);
     assert_int_equal(mcp_store_doc_begin(st, 1, b, now + SEC(41), &POLICY, 1, &m), MCP_DOC_FETCH);
+    /* Markers of retired askers go; values stay. */
+    {
+        mcp_store_t *es = mcp_store_create_local(p, 64, 256, 0, 0);
+        mcp_entry_key_t marker = ekey(key_of(p, "asking"), now + SEC(10)), value = ekey(key_of(p, "v"), now + SEC(10));
+        char *v;
+        size_t len;
+        int ev;
+        assert_int_equal(mcp_store_add(es, &marker, now, "", 0), 1);
+        assert_int_equal(mcp_store_put(es, &value, now, "kept", 4, &ev), 0);
+        assert_int_equal(mcp_store_add(es, &marker, now + 1, "", 0), 0);
+        mcp_store_entries_adopt(es);
+        assert_int_equal(mcp_store_add(es, &marker, now + 2, "", 0), 1);
+        assert_int_equal(mcp_store_get(es, &value, now + 2, p, &v, &len), 0);
+        assert_string_equal(v, "kept");
+    }
     /* A wait for the retired fetch returns at once. */
     {
         mcp_store_t *st2 = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);

@@ -346,7 +346,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     mcp_store_attach_epoch(store, epoch_word(sm, pconf));
     /* Fetches leased by retired children never land: nobody waits for them. */
     mcp_store_doc_adopt(store);
-    mcp_store_entries_adopt(store);
+    mcp_store_entries_adopt(store, apr_time_now());
     mcp_store_doc_place(store, keys, n_issuers * 2, placed);
     for (i = 0; i < n_issuers; i++)
         mcp_keyring_attach(defs[i].ring, store, placed[2 * i], placed[2 * i + 1]);

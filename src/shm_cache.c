@@ -66,6 +66,9 @@ struct mcp_store {
     size_t doc_size;
     mcp_store_lock_t lock;
     uint64_t *epoch; /* revocation epoch, NULL: none */
+    /* Empty entries (markers) written before this time belong to retired
+     * processes (mcp_store_entries_adopt): dead. */
+    apr_time_t markers_before;
 };
 
 #define MCP_SMALL_CELL 512
@@ -180,7 +183,8 @@ static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
 
 static int live(const mcp_store_t *st, const entry_hdr *e, apr_time_t now)
 {
-    return e->kind && e->expires > now && dependency_holds(st, e);
+    return e->kind && e->expires > now && dependency_holds(st, e) &&
+           !(e->len == 0 && e->last_used < st->markers_before);
 }
 
 /* The entry with this key in table t (any kind), or NULL. */
@@ -630,22 +634,11 @@ void mcp_store_doc_adopt(mcp_store_t *st)
     }
 }
 
-static void drop_markers(const table *t)
+void mcp_store_entries_adopt(mcp_store_t *st, apr_time_t now)
 {
-    unsigned i;
-    for (i = 0; i < t->n; i++) {
-        entry_hdr *e = (entry_hdr *)t->slots[i];
-        if (e->kind && e->len == 0)
-            e->kind = 0;
-    }
-}
-
-void mcp_store_entries_adopt(mcp_store_t *st)
-{
-    if (!st)
-        return;
-    drop_markers(&st->small);
-    drop_markers(&st->large);
+    /* Lazily (see live): scanning would touch every page of a large cache. */
+    if (st)
+        st->markers_before = now;
 }
 
 /* ---- revocation epoch --------------------------------------------------- */

@@ -145,9 +145,10 @@ unsigned mcp_store_doc_import(mcp_store_t *st, void *const *old, unsigned n_old,
 void mcp_store_doc_adopt(mcp_store_t *st);
 
 /* The same for entries: empty values are markers ("a process is asking",
- * mcp_store_add) that a retired process will never replace or remove; they
- * go, so no new request polls until their lease runs out. */
-void mcp_store_entries_adopt(mcp_store_t *st);
+ * mcp_store_add) that a retired process will never replace or remove; those
+ * written before now count as gone, so no new request polls until their
+ * lease runs out. */
+void mcp_store_entries_adopt(mcp_store_t *st, apr_time_t now);
 
 /* ---- revocation epoch --------------------------------------------------- */
 

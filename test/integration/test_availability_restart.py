@@ -145,7 +145,7 @@ def first_200_after(h, token, budget):
 # item 6: graceful restart during a first fetch
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mpm", ["event", "prefork"])
+@pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
 def test_graceful_during_first_fetch_serves_within_one_timeout(start_httpd, keys, flaky, mpm):
     key = es256_key("first")
     idp = flaky({"keys": [key.jwk]})
@@ -363,3 +363,35 @@ def test_idp_down_at_boot_is_retried_with_backoff(start_httpd, keys, flaky):
     assert took is not None and took < 4.5, f"keys only after {took} s: statuses {seen}"
     # The backoff spaces the attempts: a handful while down, not one per request.
     assert idp.hits <= 2, idp.hits
+
+
+# ---------------------------------------------------------------------------
+# item 6, introspection: a question in flight at the restart
+# ---------------------------------------------------------------------------
+
+def test_graceful_while_introspection_in_flight_no_wait_for_its_marker(start_httpd, keys, flaky):
+    from test_introspection import Introspector
+
+    key = es256_key("intro")
+    jwks = flaky({"keys": [key.jwk]})
+    intro = Introspector()
+    try:
+        token = "opaque-" + os.urandom(12).hex()
+        intro.answer(token, {"active": True, "sub": "alice"}, delay=2.0)
+        issuer = "https://idp.intro.example"
+        location = "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks.jwks_uri}",
+                              f"MCPAuthIntrospection {intro.url('/introspect')} auth=none", "Require valid-user"])
+        h = start_httpd({"/mcp": location}, conf())
+        early = {}
+        t = threading.Thread(target=lambda: early.update(r=h.get("/mcp", token)))
+        t.start()
+        time.sleep(0.5)  # the first child is asking the IdP (its marker is in the shared store)
+        graceful(h)
+        took, seen = first_200_after(h, token, budget=15)
+        t.join(20)
+        print(f"\n[graceful during introspection] first 200 after {took} s; statuses {seen}")
+        # The marker's lease is 2 x timeout + 1 = 7 s: a new child must not poll it out.
+        assert took is not None and took < HTTP_TIMEOUT + 1, f"{took} s, statuses {seen}"
+        assert early.get("r") is not None and early["r"].status == 200, early
+    finally:
+        intro.stop()

@@ -302,7 +302,6 @@ static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
     mcp_keyset_t *ks;
     char *text;
     size_t len = 0;
-
     apr_time_t now = apr_time_now();
 
     apr_thread_mutex_lock(kr->lock);

@@ -22,8 +22,11 @@ struct mcp_keyring {
     unsigned char jwks_key[32], disc_key[32]; /* names of our document slots */
     mcp_store_t *store;
     int jwks_doc, disc_doc;
-    apr_thread_mutex_t *lock; /* guards current */
+    apr_thread_mutex_t *lock; /* guards current and private_attempt */
     mcp_keyset_t *current;
+    /* Start of this process's last fetch made without the shared store
+     * (its lock failed): such fetches too are spaced by the cooldown. */
+    apr_time_t private_attempt;
 };
 
 const mcp_jwks_t *mcp_keyset_jwks(const mcp_keyset_t *ks)
@@ -68,6 +71,12 @@ void mcp_keyring_attach(mcp_keyring_t *kr, mcp_store_t *store, int jwks_doc, int
     kr->store = store;
     kr->jwks_doc = jwks_doc;
     kr->disc_doc = discovery_doc;
+}
+
+void mcp_keyring_doc_keys(const mcp_keyring_t *kr, const unsigned char **jwks_key, const unsigned char **disc_key)
+{
+    *jwks_key = kr->jwks_key;
+    *disc_key = kr->disc_key;
 }
 
 int mcp_keyring_jwks_doc(const mcp_keyring_t *kr)
@@ -293,6 +302,7 @@ static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
     mcp_keyset_t *ks;
     char *text;
     size_t len = 0;
+    apr_time_t now = apr_time_now();
 
     apr_thread_mutex_lock(kr->lock);
     if (kr->current) {
@@ -301,6 +311,14 @@ static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
         apr_thread_mutex_unlock(kr->lock);
         return 0;
     }
+    /* Without the shared lock every request would otherwise fetch: at most
+     * one attempt per cooldown in this process (its threads included). */
+    if (kr->private_attempt && now - kr->private_attempt < kr->settings->cooldown && now >= kr->private_attempt) {
+        apr_thread_mutex_unlock(kr->lock);
+        *err = "the shared store is unavailable and this process fetched within MCPAuthJWKSRefreshCooldown";
+        return -1;
+    }
+    kr->private_attempt = now;
     apr_thread_mutex_unlock(kr->lock);
     text = fetch_jwks(kr, p, log, where, &len, err);
     if (!text || !(ks = parse_keyset(kr, text, len, 0, p, log)))

@@ -38,6 +38,10 @@ mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const c
  * discovery). Call before the first acquire. */
 void mcp_keyring_attach(mcp_keyring_t *kr, mcp_store_t *store, int jwks_doc, int discovery_doc);
 
+/* The names (32 bytes each) of the keyring's two documents: the store finds
+ * them by these, wherever a configuration change put them. */
+void mcp_keyring_doc_keys(const mcp_keyring_t *kr, const unsigned char **jwks_key, const unsigned char **disc_key);
+
 /* The JWKS document slot (for entries whose validity depends on the keys). */
 int mcp_keyring_jwks_doc(const mcp_keyring_t *kr);
 

@@ -8,30 +8,47 @@
 #include <dirent.h>
 #include <string.h>
 #include <unistd.h>
+#include <util_cfgtree.h>
 #include <util_mutex.h>
 
 #include "mcp_conf.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
-/* One mutex for the life of httpd, kept across restarts in retained data
- * (this module's statics vanish when httpd reloads it). Children of an old
- * generation still finish their requests on the old segments after a
- * graceful restart, and the parent copies those segments out for the next
- * generation: both sides must take the same lock. */
-#define RETAINED_MUTEX "mcp_auth_shm_mutex"
+/* What the parent keeps across restarts in retained data (this module's
+ * statics vanish when httpd reloads it): the lock, the word that says which
+ * configuration generation owns the store, and the store itself. The store
+ * is anonymous shared memory of the parent: children of every generation
+ * inherit it, so a graceful restart copies nothing (no persist file, no
+ * stall while a large cache is copied) and the new generation starts with
+ * everything the old one cached. The new generation's post_config takes it
+ * over under the lock; from then on old children find the store "not
+ * theirs" (their lock fails), finish their requests without it, and never
+ * write to it again. A changed layout gets fresh segments, and documents
+ * (JWKS, discovery) are carried over by key. */
+#define RETAINED "mcp_auth_shm_retained"
+typedef struct {
+    apr_global_mutex_t *mutex;
+    char mutex_conf[1024]; /* the Mutex lines the lock was made from */
+    apr_shm_t *ctl;        /* 64 bytes; the first word: the owning generation */
+    apr_shm_t *entries, *docs;
+    unsigned n_entries, n_docs;
+    apr_size_t entry_size, doc_size;
+} retained_t;
+
 static apr_global_mutex_t *shm_mutex;
+static volatile uint64_t *owner_word;
+static uint64_t my_generation;
 static mcp_store_t *store;
 static mcp_l1_t *l1;
 static mcp_policy_memo_t *policy_memo;
 static apr_time_t last_eviction_warning;
-static const char *persist_files[2];
-/* The runtime directory, kept for the stop-time sweep (a cleanup cannot
+/* The runtime directory, kept for the sweep at stop (a cleanup cannot
  * allocate from the pool being destroyed). */
 static char runtime_dir[4096];
 
-/* Our segment names all start with this (see mcp_shm_post_config); the
- * sizes in the rest of the name change with the configuration. */
+/* Persist files of earlier versions of this module (mod_slotmem_shm's
+ * copies of its segments) all start with this. */
 #define PERSIST_PREFIX "slotmem-shm-mcp_auth_"
 #define PERSIST_SUFFIX ".shm.persist"
 
@@ -40,23 +57,23 @@ int mcp_shm_pre_config(apr_pool_t *pconf)
     return ap_mutex_register(pconf, MCP_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
 }
 
+/* The store's lock: this generation's, as long as no newer one owns it. */
 static int global_lock(void *ctx)
 {
     (void)ctx;
-    return apr_global_mutex_lock(shm_mutex) == APR_SUCCESS ? 0 : -1;
+    if (!owner_word || apr_global_mutex_lock(shm_mutex) != APR_SUCCESS)
+        return -1;
+    if (*owner_word != my_generation) {
+        apr_global_mutex_unlock(shm_mutex);
+        return -1; /* retired: a newer generation owns the store */
+    }
+    return 0;
 }
 
 static void global_unlock(void *ctx)
 {
     (void)ctx;
     apr_global_mutex_unlock(shm_mutex);
-}
-
-/* Slot pointers for this process (slotmem hands them out one by one). */
-/* mod_slotmem_shm's name for the content it keeps across restarts. */
-static const char *persist_file(apr_pool_t *p, const char *name)
-{
-    return ap_runtime_dir_relative(p, apr_pstrcat(p, "slotmem-shm-", name, ".shm.persist", NULL));
 }
 
 /* Removes every persist file of ours in the runtime directory, those of
@@ -81,46 +98,21 @@ static void sweep_persist_files(void)
     closedir(d);
 }
 
-/* Runs after mod_slotmem_shm has written the content out (cleanups run in
- * reverse order of registration): a stop leaves nothing behind, a graceful
- * restart keeps it for the next generation. */
+/* A stop leaves nothing behind (persist files of earlier versions of the
+ * module included); restarts keep the store in memory. */
 static apr_status_t forget_on_exit(void *data)
 {
-    int i;
     (void)data;
-    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING)
-        return APR_SUCCESS;
-    for (i = 0; i < 2; i++)
-        if (persist_files[i])
-            unlink(persist_files[i]);
-    sweep_persist_files();
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_EXITING)
+        sweep_persist_files();
     return APR_SUCCESS;
 }
 
-/* While mod_slotmem_shm copies the segments out at the end of a generation,
- * children still running must not write to them: the copy and its checksum
- * would disagree and the next generation would start empty. Our lock is
- * held from just before that copy (a cleanup registered after
- * mod_slotmem_shm's, so run before it) to just after (registered before). */
-static apr_status_t hold_during_persist(void *data)
-{
-    apr_global_mutex_t *m = data;
-    apr_global_mutex_lock(m);
-    return APR_SUCCESS;
-}
-
-static apr_status_t release_after_persist(void *data)
-{
-    apr_global_mutex_t *m = data;
-    apr_global_mutex_unlock(m);
-    return APR_SUCCESS;
-}
-
-/* post_config, after mod_slotmem_shm's (APR_HOOK_REALLY_LAST). */
+/* Nothing is copied out at the end of a generation any more (the store
+ * stays in memory): kept for the post_config hook that calls it. */
 void mcp_shm_guard_persist(apr_pool_t *pconf)
 {
-    if (shm_mutex && store)
-        apr_pool_cleanup_register(pconf, shm_mutex, hold_during_persist, apr_pool_cleanup_null);
+    (void)pconf;
 }
 
 /* Parsed keys live in pools whose cleanups are this module's code: they go
@@ -135,28 +127,132 @@ static apr_status_t forget_parsed_keys(void *data)
     return APR_SUCCESS;
 }
 
-static const char *slots(const ap_slotmem_provider_t *sm, apr_pool_t *p, const char *name, apr_size_t size,
-                         unsigned n, int which, void ***out)
+/* The Mutex lines that configure our lock (ours, "default", or a bare
+ * mechanism), in order: when they change, the lock is made anew. */
+static void mutex_lines(const ap_directive_t *d, char *out, size_t size)
 {
-    ap_slotmem_instance_t *inst;
-    void **ptrs = apr_pcalloc(p, (n + 1) * sizeof(void *));
+    for (; d; d = d->next) {
+        if (d->first_child)
+            mutex_lines(d->first_child, out, size);
+        if (strcasecmp(d->directive, "Mutex") != 0 || !d->args)
+            continue;
+        if (!strstr(d->args, MCP_MUTEX_TYPE) && !strstr(d->args, "default") && strchr(d->args, ' '))
+            continue;
+        apr_cpystrn(out + strlen(out), d->args, size - strlen(out));
+        apr_cpystrn(out + strlen(out), "\n", size - strlen(out));
+    }
+}
+
+/* The lock of this generation. Made once; made again when its Mutex lines
+ * changed (the old generation is retired first, so no process shares data
+ * under two locks). The old lock stays until httpd exits: old children may
+ * still take it to learn that they are retired. */
+static const char *the_mutex(retained_t *kept, apr_pool_t *pconf, server_rec *s)
+{
+    char conf[sizeof(kept->mutex_conf)] = "";
+    apr_global_mutex_t *m = NULL;
     apr_status_t rv;
 
-    /* A fresh start (not a restart) begins empty: drop what a previous run
-     * left. Restarts restore the content mod_slotmem_shm persisted. */
-    persist_files[which] = persist_file(p, name);
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
-        unlink(persist_files[which]);
-    rv = sm->create(&inst, name, size, n, AP_SLOTMEM_TYPE_PERSIST, p);
-    unsigned i;
+    mutex_lines(ap_conftree, conf, sizeof(conf));
+    if (kept->mutex && strcmp(conf, kept->mutex_conf) == 0)
+        return NULL;
+    rv = ap_global_mutex_create(&m, NULL, MCP_MUTEX_TYPE, NULL, s, s->process->pool, 0);
+    if (rv != APR_SUCCESS) {
+        if (!kept->mutex)
+            return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "The changed Mutex line for %s does not take effect: the new lock cannot be created; "
+                     "the previous lock (%s) stays in use", MCP_MUTEX_TYPE, apr_global_mutex_name(kept->mutex));
+        return NULL;
+    }
+    if (kept->mutex)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "The %s lock changed from %s to %s with the Mutex line",
+                     MCP_MUTEX_TYPE, apr_global_mutex_name(kept->mutex), apr_global_mutex_name(m));
+    kept->mutex = m;
+    apr_cpystrn(kept->mutex_conf, conf, sizeof(kept->mutex_conf));
+    return NULL;
+}
 
+/* Anonymous shared memory of the parent (inherited by every child). */
+static const char *segment(apr_shm_t **shm, apr_size_t size, server_rec *s, apr_pool_t *pconf)
+{
+    /* Anonymous mappings start zeroed: no page is touched before it is used. */
+    apr_status_t rv = apr_shm_create(shm, size ? size : 64, NULL, s->process->pool);
     if (rv != APR_SUCCESS)
-        return apr_psprintf(p, "cannot create shared memory %s (%u x %lu bytes): error %d", name, n,
-                            (unsigned long)size, rv);
+        return apr_psprintf(pconf, "cannot create shared memory of %lu bytes: error %d", (unsigned long)size, rv);
+    return NULL;
+}
+
+static void **slot_ptrs(apr_pool_t *p, apr_shm_t *shm, unsigned n, apr_size_t size)
+{
+    void **ptrs = apr_pcalloc(p, (n + 1) * sizeof(void *));
+    char *base = apr_shm_baseaddr_get(shm);
+    unsigned i;
     for (i = 0; i < n; i++)
-        if (sm->dptr(inst, i, &ptrs[i]) != APR_SUCCESS)
-            return apr_psprintf(p, "shared memory %s: slot %u not addressable", name, i);
-    *out = ptrs;
+        ptrs[i] = base + (apr_size_t)i * size;
+    return ptrs;
+}
+
+/* Takes the store over for this generation: from now on the lock fails in
+ * older children, so nothing they still do reaches the shared memory. */
+static void retire_older_generations(retained_t *kept)
+{
+    uint64_t *word = apr_shm_baseaddr_get(kept->ctl);
+    apr_global_mutex_lock(kept->mutex);
+    my_generation = *word + 1;
+    *word = my_generation;
+    apr_global_mutex_unlock(kept->mutex);
+    owner_word = word;
+}
+
+/* The documents' segment for this layout; a changed layout gets a new one,
+ * and the cached documents move over by key (SPEC 7: stale keys stay
+ * usable while the IdP is down, whatever the configuration change). */
+static const char *doc_segment(retained_t *kept, unsigned n_docs, apr_size_t doc_size, const unsigned char **keys,
+                               unsigned n_keys, int *placed, apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *old = kept->docs;
+    const char *err;
+
+    if (old && kept->n_docs == n_docs && kept->doc_size == doc_size)
+        return NULL;
+    if ((err = segment(&kept->docs, n_docs * doc_size, s, pconf)) != NULL) {
+        kept->docs = old;
+        return err;
+    }
+    if (old) {
+        mcp_store_t *tmp = mcp_store_create(pconf, NULL, 0, 0, slot_ptrs(pconf, kept->docs, n_docs, doc_size),
+                                            n_docs, doc_size, (mcp_store_lock_t){global_lock, global_unlock, NULL});
+        unsigned carried;
+        mcp_store_doc_place(tmp, keys, n_keys, placed);
+        carried = mcp_store_doc_import(tmp, slot_ptrs(pconf, old, kept->n_docs, kept->doc_size), kept->n_docs,
+                                       kept->doc_size, keys, placed, n_keys);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "Shared document layout changed: %u cached document(s) kept",
+                     carried);
+        apr_shm_destroy(old);
+    }
+    kept->n_docs = n_docs;
+    kept->doc_size = doc_size;
+    return NULL;
+}
+
+static const char *entry_segment(retained_t *kept, unsigned n, apr_size_t size, apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *old = kept->entries;
+    const char *err;
+
+    if (old && kept->n_entries == n && kept->entry_size == size)
+        return NULL;
+    /* Entries of another layout are dropped: each is one token's verdict,
+     * cheap to make again, unlike keys from an IdP that may be down. */
+    if ((err = segment(&kept->entries, (apr_size_t)n * size, s, pconf)) != NULL) {
+        kept->entries = old;
+        return err;
+    }
+    if (old)
+        apr_shm_destroy(old);
+    kept->n_entries = n;
+    kept->entry_size = size;
     return NULL;
 }
 
@@ -200,55 +296,60 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     const ap_slotmem_provider_t *sm =
         ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm", AP_SLOTMEM_PROVIDER_VERSION);
     mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
-    unsigned n_docs = (unsigned)mcp_global.issuer_defs->nelts * 2;
+    unsigned n_issuers = (unsigned)mcp_global.issuer_defs->nelts, n_docs = n_issuers * 2;
     apr_size_t doc_size = APR_ALIGN(MCP_DOC_HEADER + mcp_global.fetch.http.max_size, 64);
     apr_size_t entry_size = APR_ALIGN(mcp_global.cache_entry_size, 64);
     mcp_store_lock_t lock = {global_lock, global_unlock, NULL};
-    void **entries, **docs;
+    const unsigned char **keys;
+    int *placed;
+    retained_t *kept;
     const char *err;
-    int i;
+    unsigned i;
 
     store = NULL;
     {
         const char *dir = ap_runtime_dir_relative(pconf, "");
         if (dir && strlen(dir) < sizeof(runtime_dir))
             apr_cpystrn(runtime_dir, dir, sizeof(runtime_dir));
-        /* A fresh start begins empty: nothing a previous run left counts. */
-        if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
-            sweep_persist_files();
+        /* Persist files of earlier versions of the module (and of a run that
+         * was killed) mean nothing to this one. */
+        sweep_persist_files();
     }
     if (!sm)
         return "mod_mcp_auth needs mod_slotmem_shm for its shared cache: "
                "LoadModule slotmem_shm_module modules/mod_slotmem_shm.so (Debian: a2enmod slotmem_shm)";
-    {
-        apr_global_mutex_t **kept = ap_retained_data_get(RETAINED_MUTEX);
-        if (!kept)
-            kept = ap_retained_data_create(RETAINED_MUTEX, sizeof(*kept));
-        if (!*kept) {
-            apr_status_t rv = ap_global_mutex_create(kept, NULL, MCP_MUTEX_TYPE, NULL, s, s->process->pool, 0);
-            if (rv != APR_SUCCESS)
-                return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
-        }
-        shm_mutex = *kept;
-    }
+    if (!(kept = ap_retained_data_get(RETAINED)))
+        kept = ap_retained_data_create(RETAINED, sizeof(*kept));
+    if (!kept->ctl && (err = segment(&kept->ctl, 64, s, pconf)) != NULL)
+        return err;
+    /* Older children are retired under the lock they know, before the lock
+     * or the segments may be replaced. */
+    if (kept->mutex)
+        retire_older_generations(kept);
+    if ((err = the_mutex(kept, pconf, s)) != NULL)
+        return err;
+    shm_mutex = kept->mutex;
+    retire_older_generations(kept);
+    keys = apr_pcalloc(pconf, (n_docs + 1) * sizeof(*keys));
+    placed = apr_pcalloc(pconf, (n_docs + 1) * sizeof(*placed));
+    for (i = 0; i < n_issuers; i++)
+        mcp_keyring_doc_keys(defs[i].ring, &keys[2 * i], &keys[2 * i + 1]);
     if (n_docs == 0)
-        n_docs = 1;
-    /* Sizes are part of the names: a changed size gets a fresh segment
-     * instead of a mismatched one after a graceful restart. */
-    err = slots(sm, pconf, apr_psprintf(pconf, "mcp_auth_e%ux%lu", mcp_global.cache_entries, (unsigned long)entry_size),
-                entry_size, mcp_global.cache_entries, 0, &entries);
-    if (!err)
-        err = slots(sm, pconf, apr_psprintf(pconf, "mcp_auth_d%ux%lu", n_docs, (unsigned long)doc_size), doc_size,
-                    n_docs, 1, &docs);
-    if (err)
+        n_docs = 1; /* a slot nobody uses: the segment is never empty */
+    if ((err = entry_segment(kept, mcp_global.cache_entries, entry_size, pconf, s)) != NULL ||
+        (err = doc_segment(kept, n_docs, doc_size, keys, n_issuers * 2, placed, pconf, s)) != NULL)
         return err;
     apr_pool_cleanup_register(pconf, NULL, forget_on_exit, apr_pool_cleanup_null);
     apr_pool_cleanup_register(pconf, NULL, forget_parsed_keys, apr_pool_cleanup_null);
-    apr_pool_cleanup_register(pconf, shm_mutex, release_after_persist, apr_pool_cleanup_null);
-    store = mcp_store_create(pconf, entries, mcp_global.cache_entries, entry_size, docs, n_docs, doc_size, lock);
+    store = mcp_store_create(pconf, slot_ptrs(pconf, kept->entries, kept->n_entries, entry_size), kept->n_entries,
+                             entry_size, slot_ptrs(pconf, kept->docs, n_docs, doc_size), n_docs, doc_size, lock);
     mcp_store_attach_epoch(store, epoch_word(sm, pconf));
-    for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
-        mcp_keyring_attach(defs[i].ring, store, 2 * i, 2 * i + 1);
+    /* Fetches leased by retired children never land: nobody waits for them. */
+    mcp_store_doc_adopt(store);
+    mcp_store_entries_adopt(store, apr_time_now());
+    mcp_store_doc_place(store, keys, n_issuers * 2, placed);
+    for (i = 0; i < n_issuers; i++)
+        mcp_keyring_attach(defs[i].ring, store, placed[2 * i], placed[2 * i + 1]);
     reload_jwks_files(pconf, s);
     return NULL;
 }

@@ -1,5 +1,7 @@
 #include "shm_cache.h"
 
+#include "stopping.h"
+
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <openssl/evp.h>
@@ -40,7 +42,11 @@ typedef struct {
      * with a futex. Not a private futex: waiters and the fetcher are
      * different processes sharing this segment. */
     uint32_t fetch_seq;
-    unsigned char pad[24];
+    /* Failed attempts in a row while nothing is stored: a first fetch that
+     * fails (IdP not up yet at boot) is retried after 1 s, 2 s, 4 s, ...
+     * up to the cooldown, not after the whole cooldown. */
+    uint32_t failures;
+    unsigned char pad[20];
 } doc_hdr;
 
 _Static_assert(sizeof(entry_hdr) == MCP_ENTRY_HEADER, "entry header size");
@@ -68,6 +74,9 @@ struct mcp_store {
      * eviction notice had already reported. */
     mcp_store_stats_t stats, reported;
     apr_time_t last_notice;
+    /* Empty entries (markers) written before this time belong to retired
+     * processes (mcp_store_entries_adopt): dead. */
+    apr_time_t markers_before;
 };
 
 #define MCP_SMALL_CELL 512
@@ -183,7 +192,8 @@ static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
 
 static int live(const mcp_store_t *st, const entry_hdr *e, apr_time_t now)
 {
-    return e->kind && e->expires > now && dependency_holds(st, e);
+    return e->kind && e->expires > now && dependency_holds(st, e) &&
+           !(e->len == 0 && e->last_used < st->markers_before);
 }
 
 /* The entry with this key in table t (any kind), or NULL. */
@@ -518,6 +528,16 @@ static void meta_of(const doc_hdr *d, mcp_doc_meta_t *meta)
     meta->len = d->len;
 }
 
+/* How long after a failed attempt the next unscheduled one may start. */
+static apr_interval_time_t retry_after(const doc_hdr *d, const mcp_doc_policy_t *pol)
+{
+    apr_interval_time_t wait;
+    if (d->generation != 0 || d->failures == 0)
+        return pol->cooldown;
+    wait = apr_time_from_sec(1) << (d->failures - 1 < 20 ? d->failures - 1 : 20);
+    return wait < pol->cooldown ? wait : pol->cooldown;
+}
+
 mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t now,
                                      const mcp_doc_policy_t *pol, int refresh, mcp_doc_meta_t *meta)
 {
@@ -531,8 +551,9 @@ mcp_doc_decision mcp_store_doc_begin(mcp_store_t *st, int doc, const unsigned ch
     claim_doc(d, key);
     due = d->generation == 0 || now - d->fetched_at >= pol->ttl;
     /* Unscheduled attempts (forced, or retries after a failure) are spaced
-     * by the cooldown; a copy past its TTL is always due once. */
-    allowed = d->attempted_at == 0 || now - d->attempted_at >= pol->cooldown ||
+     * by the cooldown; a copy past its TTL is always due once; with nothing
+     * stored, failures back off from 1 s (keys as soon as the IdP is up). */
+    allowed = d->attempted_at == 0 || now - d->attempted_at >= retry_after(d, pol) ||
               (due && d->generation != 0 && d->attempted_at <= d->fetched_at);
     leased = d->lease_until > now;
     if ((due || refresh) && allowed && !leased) {
@@ -605,9 +626,12 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
     /* A failed attempt's cooldown runs from its end, not its start: a fetch
      * that took the whole timeout must not be followed at once by another
      * (a request that queued behind the first would then wait for both). */
-    if (!data)
+    if (!data) {
         d->attempted_at = now;
+        d->failures++;
+    }
     if (data) {
+        d->failures = 0;
         if (d->generation == 0 || d->len != len || memcmp(d->content_hash, hash, 32) != 0) {
             memcpy((char *)d + MCP_DOC_HEADER, data, len);
             memcpy(d->content_hash, hash, 32);
@@ -664,7 +688,7 @@ void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_
     for (;;) {
         apr_time_t now = apr_time_now(), end = until;
         uint32_t seen;
-        if (!d || now >= until || lock(st))
+        if (!d || now >= until || mcp_stopping() || lock(st))
             return;
         /* The sequence is read under the lock the fetcher bumps it under:
          * a fetch ending after this point changes it, so no wake-up is lost. */
@@ -675,6 +699,10 @@ void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_
         }
         if (d->lease_until < end)
             end = d->lease_until; /* a crashed fetcher's lease runs out */
+        /* A stop (mcp_stopping) or a newer generation taking the store
+         * over wakes no futex: look again at least every 100 ms. */
+        if (end - now > apr_time_from_msec(100))
+            end = now + apr_time_from_msec(100);
         unlock(st);
         sleep_on(&d->fetch_seq, seen, end);
     }
@@ -684,6 +712,101 @@ uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc)
 {
     doc_hdr *d = doc_at(st, doc);
     return d ? __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* ---- generations and layouts (graceful restart) -------------------------- */
+
+static int find_doc(const mcp_store_t *st, const unsigned char *key)
+{
+    unsigned i;
+    for (i = 0; i < st->n_docs; i++)
+        if (memcmp(((const doc_hdr *)st->docs[i])->key, key, 32) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int is_wanted(const unsigned char *slot_key, const unsigned char *const *keys, unsigned n)
+{
+    unsigned i;
+    for (i = 0; i < n; i++)
+        if (memcmp(slot_key, keys[i], 32) == 0)
+            return 1;
+    return 0;
+}
+
+void mcp_store_doc_place(mcp_store_t *st, const unsigned char *const *keys, unsigned n, int *slots)
+{
+    unsigned i, j, next_free = 0;
+
+    for (i = 0; i < n; i++)
+        slots[i] = st ? find_doc(st, keys[i]) : -1;
+    for (i = 0; i < n && st; i++) {
+        if (slots[i] >= 0)
+            continue;
+        /* A key listed twice shares the slot placed for its first mention. */
+        for (j = 0; j < i && slots[i] < 0; j++)
+            if (memcmp(keys[j], keys[i], 32) == 0)
+                slots[i] = slots[j];
+        while (slots[i] < 0 && next_free < st->n_docs) {
+            doc_hdr *d = st->docs[next_free];
+            if (!is_wanted(d->key, keys, n)) {
+                claim_doc(d, keys[i]);
+                slots[i] = (int)next_free;
+            }
+            next_free++;
+        }
+    }
+}
+
+unsigned mcp_store_doc_import(mcp_store_t *st, void *const *old, unsigned n_old, size_t old_size,
+                              const unsigned char *const *keys, const int *slots, unsigned n)
+{
+    unsigned i, j, copied = 0;
+
+    if (!st || old_size <= MCP_DOC_HEADER)
+        return 0;
+    for (i = 0; i < n_old; i++) {
+        const doc_hdr *from = old[i];
+        for (j = 0; j < n; j++) {
+            doc_hdr *to = doc_at(st, slots[j]);
+            if (!to || from->generation == 0 || memcmp(from->key, keys[j], 32) != 0 ||
+                from->len > old_size - MCP_DOC_HEADER || from->len > st->doc_size - MCP_DOC_HEADER ||
+                memcmp(to->key, keys[j], 32) != 0 || (to->generation != 0 && to->fetched_at >= from->fetched_at))
+                continue;
+            /* The generation goes along: entries tied to it stay valid,
+             * since the bytes (the keys they were verified with) are the same. */
+            memcpy(to, from, MCP_DOC_HEADER + from->len);
+            to->lease_until = 0;
+            to->fetch_seq = 0;
+            copied++;
+            break;
+        }
+    }
+    return copied;
+}
+
+void mcp_store_doc_adopt(mcp_store_t *st)
+{
+    unsigned i;
+    if (!st)
+        return;
+    for (i = 0; i < st->n_docs; i++) {
+        doc_hdr *d = st->docs[i];
+        if (d->lease_until != 0) {
+            /* A fetch in flight in a retired process: its attempt time would
+             * start a cooldown for a result this generation never sees. */
+            d->lease_until = 0;
+            d->attempted_at = d->fetched_at;
+            __atomic_add_fetch(&d->fetch_seq, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+void mcp_store_entries_adopt(mcp_store_t *st, apr_time_t now)
+{
+    /* Lazily (see live): scanning would touch every page of a large cache. */
+    if (st)
+        st->markers_before = now;
 }
 
 /* ---- revocation epoch --------------------------------------------------- */

@@ -172,6 +172,31 @@ void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_
 /* Current generation of a document slot (0 when empty), lock-free read. */
 uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc);
 
+/* ---- generations and layouts (graceful restart) -------------------------- */
+
+/* Gives each of n keys a document slot: the slot already holding that key,
+ * else one holding none of the keys (reset for it). slots[i] is keys[i]'s
+ * slot, -1 when there are more distinct keys than slots. Documents are
+ * found by key, so adding or reordering issuers keeps every cached copy. */
+void mcp_store_doc_place(mcp_store_t *st, const unsigned char *const *keys, unsigned n, int *slots);
+
+/* Carries documents over from an older layout (n_old slots of old_size
+ * bytes at old[i], read-only) into the slots placed for the same keys,
+ * unless those already hold a newer copy. Returns how many were copied. */
+unsigned mcp_store_doc_import(mcp_store_t *st, void *const *old, unsigned n_old, size_t old_size,
+                              const unsigned char *const *keys, const int *slots, unsigned n);
+
+/* A new generation takes the store over: fetches leased by processes of an
+ * older one will never land here, so their leases (and the attempt times
+ * they set) go; no waiter and no cooldown waits for them. */
+void mcp_store_doc_adopt(mcp_store_t *st);
+
+/* The same for entries: empty values are markers ("a process is asking",
+ * mcp_store_add) that a retired process will never replace or remove; those
+ * written before now count as gone, so no new request polls until their
+ * lease runs out. */
+void mcp_store_entries_adopt(mcp_store_t *st, apr_time_t now);
+
 /* ---- revocation epoch --------------------------------------------------- */
 
 /* A counter shared by every process, read without the lock (an aligned

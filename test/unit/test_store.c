@@ -8,6 +8,7 @@
 #include "keyring.h"
 #include "l1_cache.h"
 #include "shm_cache.h"
+#include "stopping.h"
 #include "token_cache.h"
 
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
@@ -233,14 +234,24 @@ static void failed_fetch_cooldown_runs_from_its_end(void **state)
     const unsigned char *key = key_of(p, "jwks-fail");
     mcp_doc_meta_t m;
 
+    /* A stored copy past its TTL: the refresh fails after 8 s. (Issue 15:
+     * with nothing stored, retries back off from 1 s instead; see
+     * doc_failure_backs_off. The cooldown governs once keys exist.) */
     assert_int_equal(mcp_store_doc_begin(st, 0, key, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
-    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(8), NULL, 0), 0); /* failed after 8 s */
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0, "{}", 2), 0);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(100), &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(108), NULL, 0), 0); /* failed after 8 s */
     /* 31 s after the start, 23 s after the failure: still cooling down. */
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(31), &POLICY, 0, &m), MCP_DOC_USE);
-    assert_int_equal(m.generation, 0);
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(37), &POLICY, 1, &m), MCP_DOC_USE);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(131), &POLICY, 0, &m), MCP_DOC_USE);
+    assert_true(m.generation != 0);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(137), &POLICY, 1, &m), MCP_DOC_USE);
     /* 30 s after the failure: the next attempt. */
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(38), &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(138), &POLICY, 0, &m), MCP_DOC_FETCH);
+    /* With nothing stored, the first retry comes 1 s after the failure's end (not its start). */
+    assert_int_equal(mcp_store_doc_begin(st, 1, key, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 1, key, T0 + SEC(8), NULL, 0), 0);
+    assert_int_equal(mcp_store_doc_begin(st, 1, key, T0 + SEC(8) + SEC(1) / 2, &POLICY, 0, &m), MCP_DOC_USE);
+    assert_int_equal(mcp_store_doc_begin(st, 1, key, T0 + SEC(9), &POLICY, 0, &m), MCP_DOC_FETCH);
 }
 
 static void doc_wait_is_woken_when_the_fetch_lands(void **state)
@@ -312,15 +323,27 @@ static void doc_failure_backs_off(void **state)
     apr_pool_t *p = TU_POOL(state);
     mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
     const unsigned char *key = key_of(p, "jwks-b");
+    apr_interval_time_t expect[] = {SEC(1), SEC(2), SEC(4), SEC(8), SEC(16), SEC(30), SEC(30)};
+    apr_time_t t = T0;
     mcp_doc_meta_t m;
+    unsigned i;
 
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
-    assert_int_equal(mcp_store_doc_finish(st, 0, key, T0 + SEC(1), NULL, 0), 0);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, t, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, t, NULL, 0), 0);
     assert_int_equal(mcp_store_doc_meta(st, 0, key, &m), 0);
     assert_true(m.generation == 0 && m.lease_until == 0);
-    /* A dead IdP is asked at most once per cooldown. */
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(5), &POLICY, 0, &m), MCP_DOC_USE);
-    assert_int_equal(mcp_store_doc_begin(st, 0, key, T0 + SEC(31), &POLICY, 0, &m), MCP_DOC_FETCH);
+    /* Issue 15: an IdP not up yet at boot is asked again after 1 s, 2 s,
+     * 4 s, ... (never more often), then once per cooldown. */
+    for (i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        assert_int_equal(mcp_store_doc_begin(st, 0, key, t + expect[i] - 1, &POLICY, 0, &m), MCP_DOC_USE);
+        assert_int_equal(mcp_store_doc_begin(st, 0, key, t + expect[i], &POLICY, 0, &m), MCP_DOC_FETCH);
+        t += expect[i];
+        assert_int_equal(mcp_store_doc_finish(st, 0, key, t, NULL, 0), 0);
+    }
+    /* A success resets the backoff; keys in hand: the cooldown governs again. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, t + SEC(30), &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 0, key, t + SEC(30), "{}", 2), 0);
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, t + SEC(31), &POLICY, 1, &m), MCP_DOC_USE);
 }
 
 static void doc_too_large_and_foreign_slot(void **state)
@@ -861,6 +884,245 @@ static void replace_and_get_any(void **state)
     assert_int_equal(mcp_store_add_ex(st, &pending, T0 + SEC(4), "", 0, MCP_ENTRY_TRANSIENT), 0);
 }
 
+/* ---- issue 15: generations, layouts, lock failure ----------------------- */
+
+static void doc_place_finds_documents_by_key(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 4, MCP_DOC_HEADER + 64);
+    const unsigned char *a = key_of(p, "a"), *b = key_of(p, "b"), *c = key_of(p, "c");
+    const unsigned char *first[2], *later[3];
+    int slots[3];
+    mcp_doc_meta_t m;
+
+    first[0] = a, first[1] = b;
+    mcp_store_doc_place(st, first, 2, slots);
+    assert_true(slots[0] == 0 && slots[1] == 1);
+    assert_int_equal(mcp_store_doc_finish(st, slots[1], b, T0, "{\"b\":1}", 7), 0);
+    /* A new key in front (an issuer added before the others): b keeps its
+     * slot and its document; c gets a slot nobody listed. */
+    later[0] = c, later[1] = a, later[2] = b;
+    mcp_store_doc_place(st, later, 3, slots);
+    assert_int_equal(slots[2], 1);
+    assert_int_equal(slots[1], 0);
+    assert_true(slots[0] == 2 || slots[0] == 3);
+    assert_int_equal(mcp_store_doc_meta(st, slots[2], b, &m), 0);
+    assert_true(m.generation != 0);
+    /* More distinct keys than slots: the rest get none. */
+    {
+        mcp_store_t *tiny = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+        mcp_store_doc_place(tiny, later, 3, slots);
+        assert_true(slots[0] == 0 && slots[1] == -1 && slots[2] == -1);
+    }
+}
+
+static int plain_lock(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static void plain_unlock(void *ctx)
+{
+    (void)ctx;
+}
+
+/* A store over plain memory (slot i at mem + i * size), as a process of
+ * one layout maps the shared segment. */
+static mcp_store_t *store_over(apr_pool_t *p, unsigned n, size_t size, void ***ptrs_out)
+{
+    mcp_store_lock_t lk = {plain_lock, plain_unlock, NULL};
+    char *mem = apr_pcalloc(p, n * size);
+    void **ptrs = apr_pcalloc(p, (n + 1) * sizeof(void *));
+    unsigned i;
+    for (i = 0; i < n; i++)
+        ptrs[i] = mem + i * size;
+    *ptrs_out = ptrs;
+    return mcp_store_create(p, NULL, 0, 0, ptrs, n, size, lk);
+}
+
+static void doc_import_carries_documents_to_a_new_layout(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    void **old_ptrs, **new_ptrs;
+    /* The old layout: 2 slots of 64 bytes; the new one: 4 slots of 128. */
+    mcp_store_t *old = store_over(p, 2, MCP_DOC_HEADER + 64, &old_ptrs);
+    mcp_store_t *st = store_over(p, 4, MCP_DOC_HEADER + 128, &new_ptrs);
+    const unsigned char *a = key_of(p, "a"), *b = key_of(p, "b"), *c = key_of(p, "c");
+    const unsigned char *keys[3];
+    int slots[3];
+    mcp_doc_meta_t m, old_meta;
+    char *text;
+    size_t len;
+
+    keys[0] = a, keys[1] = b;
+    mcp_store_doc_place(old, keys, 2, slots);
+    assert_int_equal(mcp_store_doc_finish(old, slots[0], a, T0, "{\"a\":1}", 7), 0);
+    assert_int_equal(mcp_store_doc_meta(old, slots[0], a, &old_meta), 0);
+    /* A fetch in flight in the old layout does not travel. */
+    assert_int_equal(mcp_store_doc_begin(old, slots[1], b, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+
+    keys[0] = c, keys[1] = b, keys[2] = a;
+    mcp_store_doc_place(st, keys, 3, slots);
+    assert_int_equal(mcp_store_doc_import(st, old_ptrs, 2, MCP_DOC_HEADER + 64, keys, slots, 3), 1);
+    assert_int_equal(mcp_store_doc_meta(st, slots[2], a, &m), 0);
+    /* The same generation (entries tied to it stay valid) and the same bytes. */
+    assert_true(m.generation == old_meta.generation && m.fetched_at == T0 && m.lease_until == 0);
+    assert_int_equal(mcp_store_doc_copy(st, slots[2], a, m.generation, p, &text, &len), 0);
+    assert_string_equal(text, "{\"a\":1}");
+    /* b was never fetched: nothing to carry, and no lease either. */
+    assert_int_equal(mcp_store_doc_meta(st, slots[1], b, &m), 0);
+    assert_true(m.generation == 0 && m.lease_until == 0);
+    /* A newer copy already in the new layout is not replaced by an older one. */
+    assert_int_equal(mcp_store_doc_finish(st, slots[2], a, T0 + SEC(5), "{\"a\":2}", 7), 0);
+    assert_int_equal(mcp_store_doc_import(st, old_ptrs, 2, MCP_DOC_HEADER + 64, keys, slots, 3), 0);
+    /* A document larger than the new slots stays behind. */
+    {
+        void **tiny_ptrs;
+        mcp_store_t *tiny = store_over(p, 1, MCP_DOC_HEADER + 4, &tiny_ptrs);
+        const unsigned char *only[1];
+        int slot;
+        only[0] = a;
+        mcp_store_doc_place(tiny, only, 1, &slot);
+        assert_int_equal(mcp_store_doc_import(tiny, old_ptrs, 2, MCP_DOC_HEADER + 64, only, &slot, 1), 0);
+    }
+}
+
+static void doc_adopt_drops_leases_of_retired_processes(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 64);
+    const unsigned char *a = key_of(p, "a"), *b = key_of(p, "b");
+    apr_time_t now = apr_time_now();
+    mcp_doc_meta_t m;
+
+    /* a: a first fetch in flight in a process of the old generation. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, a, now, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_begin(st, 0, a, now + 1, &POLICY, 0, &m), MCP_DOC_WAIT);
+    /* b: keys fetched, then a forced refresh in flight. */
+    assert_int_equal(mcp_store_doc_begin(st, 1, b, now, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, 1, b, now, "{}", 2), 0);
+    assert_int_equal(mcp_store_doc_begin(st, 1, b, now + SEC(40), &POLICY, 1, &m), MCP_DOC_FETCH);
+
+    mcp_store_doc_adopt(st);
+    /* The new generation fetches at once: no lease to wait out, no cooldown
+     * started by an attempt whose result it will never see. */
+    assert_int_equal(mcp_store_doc_begin(st, 0, a, now + 2, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_begin(st, 1, b, now + SEC(41), &POLICY, 1, &m), MCP_DOC_FETCH);
+    /* Markers of retired askers go; values stay. */
+    {
+        mcp_store_t *es = mcp_store_create_local(p, 64, 256, 0, 0);
+        mcp_entry_key_t marker = ekey(key_of(p, "asking"), now + SEC(10)), value = ekey(key_of(p, "v"), now + SEC(10));
+        char *v;
+        size_t len;
+        int ev;
+        assert_int_equal(mcp_store_add(es, &marker, now, "", 0), 1);
+        assert_int_equal(mcp_store_put(es, &value, now, "kept", 4, &ev), 0);
+        assert_int_equal(mcp_store_add(es, &marker, now + 1, "", 0), 0);
+        mcp_store_entries_adopt(es, now + 2);
+        assert_int_equal(mcp_store_add(es, &marker, now + 2, "", 0), 1);
+        assert_int_equal(mcp_store_get(es, &value, now + 2, p, &v, &len), 0);
+        assert_string_equal(v, "kept");
+    }
+    /* A wait for the retired fetch returns at once. */
+    {
+        mcp_store_t *st2 = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+        apr_time_t t0;
+        assert_int_equal(mcp_store_doc_begin(st2, 0, a, apr_time_now(), &POLICY, 0, &m), MCP_DOC_FETCH);
+        mcp_store_doc_adopt(st2);
+        t0 = apr_time_now();
+        mcp_store_doc_wait(st2, 0, a, t0 + SEC(5));
+        assert_true(apr_time_now() - t0 < apr_time_from_msec(50));
+    }
+}
+
+static void *APR_THREAD_FUNC stop_later(apr_thread_t *t, void *data)
+{
+    (void)data;
+    apr_sleep(apr_time_from_msec(200));
+    mcp_stopping_set();
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void doc_wait_notices_stopping(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
+    const unsigned char *key = key_of(p, "jwks-stop");
+    mcp_doc_policy_t pol = {SEC(100), SEC(30), SEC(10)};
+    apr_thread_t *t;
+    apr_status_t rv;
+    apr_time_t t0;
+    mcp_doc_meta_t m;
+
+    assert_int_equal(mcp_store_doc_begin(st, 0, key, apr_time_now(), &pol, 0, &m), MCP_DOC_FETCH);
+    /* httpd tells the child to stop 200 ms into a wait for a hung fetch. */
+    apr_thread_create(&t, NULL, stop_later, NULL, p);
+    t0 = apr_time_now();
+    mcp_store_doc_wait(st, 0, key, t0 + SEC(5));
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(450));
+    apr_thread_join(&rv, t);
+}
+
+/* A store whose lock always fails (its generation was retired, or the
+ * mutex is broken). */
+static int failing_lock(void *ctx)
+{
+    (void)ctx;
+    return -1;
+}
+
+static void no_unlock(void *ctx)
+{
+    (void)ctx;
+}
+
+static void keyring_without_lock_fetches_once_per_cooldown(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    static mcp_fetch_settings_t s, s0;
+    const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-nolock-%d.json", (int)getpid());
+    EVP_PKEY *k = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
+    mcp_store_lock_t broken = {failing_lock, no_unlock, NULL};
+    void **docs = apr_pcalloc(p, 3 * sizeof(void *));
+    mcp_store_t *st;
+    mcp_keyring_t *kr, *kr0;
+    mcp_keyset_t *ks;
+    mcp_fail_t fail;
+
+    docs[0] = apr_pcalloc(p, MCP_DOC_HEADER + 65536);
+    docs[1] = apr_pcalloc(p, MCP_DOC_HEADER + 65536);
+    st = mcp_store_create(p, NULL, 0, 0, docs, 2, MCP_DOC_HEADER + 65536, broken);
+    s.ttl = SEC(3600);
+    s.cooldown = SEC(30);
+    s.http.max_size = 65536;
+    s0 = s;
+    s0.cooldown = 0;
+    unlink(path);
+    kr = mcp_keyring_create(p, "https://idp", NULL, path, &s);
+    kr0 = mcp_keyring_create(p, "https://idp", NULL, path, &s0);
+    mcp_keyring_attach(kr, st, 0, 1);
+    mcp_keyring_attach(kr0, st, 0, 1);
+    /* The source fails: one attempt. */
+    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), -1);
+    assert_int_equal(mcp_keyring_acquire(kr0, 0, p, NULL, &ks, &fail), -1);
+    /* It is back, but this process attempted within the cooldown: no new
+     * attempt for every request while the shared store is unusable. */
+    write_jwks(p, path, k, "one");
+    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), -1);
+    assert_int_equal(fail.kind, MCP_FAIL_UNAVAILABLE);
+    assert_true(tu_contains(fail.detail, "MCPAuthJWKSRefreshCooldown"));
+    /* The neighbour: without a cooldown the keys are fetched and kept. */
+    assert_int_equal(mcp_keyring_acquire(kr0, 0, p, NULL, &ks, &fail), 0);
+    assert_int_equal(mcp_keyset_jwks(ks)->nkeys, 1);
+    mcp_keyring_release(kr0, ks);
+    unlink(path);
+    assert_int_equal(mcp_keyring_acquire(kr0, 0, p, NULL, &ks, &fail), 0);
+    mcp_keyring_release(kr0, ks);
+    mcp_keyring_forget(kr0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +1151,12 @@ int main(void)
         TU_TEST(transient_entries_never_evict_live_ones),
         TU_TEST(transient_entries_leave_free_ways_to_ordinary_ones),
         TU_TEST(replace_and_get_any),
+        TU_TEST(doc_place_finds_documents_by_key),
+        TU_TEST(doc_import_carries_documents_to_a_new_layout),
+        TU_TEST(doc_adopt_drops_leases_of_retired_processes),
+        TU_TEST(keyring_without_lock_fetches_once_per_cooldown),
+        /* Last: the stopping flag stays set for the rest of the process. */
+        TU_TEST(doc_wait_notices_stopping),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);

@@ -78,21 +78,24 @@ typedef struct handles {
 #define DOC_RESERVE 2
 /* How often a transfer looks at mcp_stopping() while it waits. */
 #define STOP_POLL_MS 100
-/* How long a call may wait for a place under the caps. Long enough for a
- * burst of new tokens to a healthy IdP (calls of a few ms) to be served,
- * short enough that callers queued behind a hung IdP give their workers
- * back at once (a refusal is a 503 with Retry-After). */
+/* How long a call may wait for a place under the caps: long enough for a
+ * burst of new tokens to a healthy IdP (calls of a few ms) to be served.
+ * It waits only while places keep changing hands (a call started or ended
+ * within PROGRESS): behind calls that hang, it is refused at once (503
+ * with Retry-After) and its worker is free for other requests. */
 #define QUEUE_WAIT apr_time_from_msec(250)
 #define QUEUE_POLL apr_time_from_msec(10)
+#define PROGRESS apr_time_from_msec(100)
 
 static struct {
     pthread_mutex_t lock; /* a plain mutex: it must outlive every pool */
     pthread_cond_t freed; /* signalled when a set is checked in */
     handles_t *idle;
     int in_use, max_calls, server_calls, open;
+    apr_time_t last_progress; /* last checkout or checkin under the cap */
     pid_t pid; /* handles never cross a fork: only their process uses them */
     mcp_idp_health_t *health;
-} proc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, 0, NULL};
+} proc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, 0, 0, NULL};
 
 static __thread apr_time_t scope_deadline;
 static __thread long scope_retry;
@@ -177,13 +180,15 @@ static handles_t *checkout(int document, apr_time_t until, int *own)
     }
     limit = proc.max_calls + (document ? DOC_RESERVE : 0);
     while (proc.in_use >= limit) {
-        if (mcp_stopping() || apr_time_now() >= until) {
+        apr_time_t now = apr_time_now();
+        if (mcp_stopping() || now >= until || now - proc.last_progress > PROGRESS) {
             pthread_mutex_unlock(&proc.lock);
             return NULL;
         }
         wait_for_checkin(until);
     }
     proc.in_use++;
+    proc.last_progress = apr_time_now();
     if ((h = proc.idle) != NULL)
         proc.idle = h->next;
     pthread_mutex_unlock(&proc.lock);
@@ -210,6 +215,7 @@ static void checkin(handles_t *h, int own)
     }
     pthread_mutex_lock(&proc.lock);
     proc.in_use--;
+    proc.last_progress = apr_time_now();
     pthread_cond_signal(&proc.freed);
     if (proc.open) {
         h->next = proc.idle;
@@ -407,7 +413,8 @@ static int enter_server_cap(const char *url, apr_time_t until, apr_interval_time
         apr_time_t now = apr_time_now();
         if (mcp_idp_health_enter(proc.health, url, proc.server_calls, now, stale_after, lease) == 0)
             return 0;
-        if (mcp_stopping() || now >= until)
+        if (mcp_stopping() || now >= until ||
+            now - mcp_idp_health_last_start(proc.health, url, proc.server_calls) > PROGRESS)
             return -1;
         apr_sleep(QUEUE_POLL);
     }

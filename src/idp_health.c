@@ -179,3 +179,21 @@ void mcp_idp_health_leave(mcp_idp_health_t *h, const mcp_idp_lease_t *lease)
     /* Only our own value: a place taken over as stale is someone else's. */
     CAS(h->slot[lease->index / MCP_IDP_MAX_LEASES].lease[lease->index % MCP_IDP_MAX_LEASES], expect, 0);
 }
+
+apr_time_t mcp_idp_health_last_start(mcp_idp_health_t *h, const char *url, int max)
+{
+    slot_t *s;
+    int64_t last = 0;
+    int i;
+
+    if (!h || !(s = find(h, endpoint_key(url))))
+        return 0;
+    if (max > MCP_IDP_MAX_LEASES)
+        max = MCP_IDP_MAX_LEASES;
+    for (i = 0; i < max; i++) {
+        int64_t v = LOAD(s->lease[i]);
+        if (v > last)
+            last = v;
+    }
+    return (apr_time_t)last;
+}

@@ -60,4 +60,9 @@ int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time
                          apr_interval_time_t stale_after, mcp_idp_lease_t *lease);
 void mcp_idp_health_leave(mcp_idp_health_t *h, const mcp_idp_lease_t *lease);
 
+/* When the most recent of the calls under way to url started (0: none):
+ * a caller that finds every place taken waits for one only while calls
+ * keep starting (the endpoint answers), not behind calls that hang. */
+apr_time_t mcp_idp_health_last_start(mcp_idp_health_t *h, const char *url, int max);
+
 #endif

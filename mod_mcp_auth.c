@@ -10,6 +10,8 @@
 #include <http_request.h>
 #include <mod_auth.h>
 #include <mpm_common.h>
+#include <http_main.h>
+#include <scoreboard.h>
 #include <apr_strings.h>
 #include <curl/curl.h>
 
@@ -399,21 +401,50 @@ static int server_outbound_cap(void)
     return daemons * threads > 1 ? daemons * threads / 2 : 1;
 }
 
+/* The generation this child was started for (see child_stopping). */
+static ap_generation_t child_generation;
+
 static void child_init(apr_pool_t *p, server_rec *s)
 {
+    int gen = 0;
+    if (ap_mpm_query(AP_MPMQ_GENERATION, &gen) == APR_SUCCESS)
+        child_generation = (ap_generation_t)gen;
+    else if (ap_scoreboard_image && ap_scoreboard_image->global)
+        child_generation = ap_scoreboard_image->global->running_generation;
     mcp_shm_child_init(p, s);
     mcp_refusal_log_child_init(p, s);
     /* Handles of this process only, freed with it (never across a fork). */
     mcp_http_child_init(p, outbound_cap(), server_outbound_cap(), idp_health);
 }
 
-/* Threaded MPMs tell the child before they wait for its requests: loops
- * waiting on the IdP or on another process give up from here on. */
+/* Threaded MPMs tell the child before they wait for its requests. On a
+ * stop or a hard restart, loops waiting on the IdP or on another process
+ * give up at once (httpd would SIGKILL the child otherwise). A graceful
+ * signal gives them a short grace, enough for a healthy IdP, and then,
+ * unless a new generation has started (a graceful restart, e.g. for log
+ * rotation: nobody will kill this child, and its requests are served to
+ * their own MCPAuthHTTPTimeout), they give up too: graceful-stop, and a
+ * stop that httpd delivers to a child as a graceful one, never wait for a
+ * hung IdP. */
+#define GRACEFUL_GRACE apr_time_from_msec(1000)
+
+
+static int new_generation_started(void)
+{
+    return ap_scoreboard_image && ap_scoreboard_image->global &&
+           ap_scoreboard_image->global->running_generation != child_generation;
+}
+
 static void child_stopping(apr_pool_t *pchild, int graceful)
 {
     (void)pchild;
-    (void)graceful;
-    mcp_stopping_set();
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf, "child stopping (%s)",
+                 graceful ? "graceful: calls to the IdP go on for a restart, 1 s otherwise"
+                          : "calls to the IdP end now");
+    if (graceful)
+        mcp_stopping_set_graceful(GRACEFUL_GRACE, new_generation_started);
+    else
+        mcp_stopping_set();
 }
 
 /* Runs for configtest and for every start: checks across sections. */

@@ -74,8 +74,9 @@ struct mcp_store {
      * eviction notice had already reported. */
     mcp_store_stats_t stats, reported;
     apr_time_t last_notice;
-    /* Empty entries (markers) written before this time belong to retired
-     * processes (mcp_store_entries_adopt): dead. */
+    /* Transient entries ("being asked"/"failed" marks, negative answers)
+     * written before this time belong to retired processes
+     * (mcp_store_entries_adopt): dead. */
     apr_time_t markers_before;
 };
 
@@ -193,7 +194,7 @@ static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
 static int live(const mcp_store_t *st, const entry_hdr *e, apr_time_t now)
 {
     return e->kind && e->expires > now && dependency_holds(st, e) &&
-           !(e->len == 0 && e->last_used < st->markers_before);
+           !((e->flags & MCP_ENTRY_TRANSIENT) && e->last_used < st->markers_before);
 }
 
 /* The entry with this key in table t (any kind), or NULL. */

@@ -1016,11 +1016,11 @@ static void doc_adopt_drops_leases_of_retired_processes(void **state)
         char *v;
         size_t len;
         int ev;
-        assert_int_equal(mcp_store_add(es, &marker, now, "", 0), 1);
+        assert_int_equal(mcp_store_add_ex(es, &marker, now, "", 0, MCP_ENTRY_TRANSIENT), 1);
         assert_int_equal(mcp_store_put(es, &value, now, "kept", 4, &ev), 0);
-        assert_int_equal(mcp_store_add(es, &marker, now + 1, "", 0), 0);
+        assert_int_equal(mcp_store_add_ex(es, &marker, now + 1, "", 0, MCP_ENTRY_TRANSIENT), 0);
         mcp_store_entries_adopt(es, now + 2);
-        assert_int_equal(mcp_store_add(es, &marker, now + 2, "", 0), 1);
+        assert_int_equal(mcp_store_add_ex(es, &marker, now + 2, "", 0, MCP_ENTRY_TRANSIENT), 1);
         assert_int_equal(mcp_store_get(es, &value, now + 2, p, &v, &len), 0);
         assert_string_equal(v, "kept");
     }

@@ -420,13 +420,14 @@ static void child_init(apr_pool_t *p, server_rec *s)
 /* Threaded MPMs tell the child before they wait for its requests. On a
  * stop or a hard restart, loops waiting on the IdP or on another process
  * give up at once (httpd would SIGKILL the child otherwise). A graceful
- * signal gives them a short grace, enough for a healthy IdP, and then,
+ * signal gives them a short grace (2 s: enough for a healthy IdP, and for
+ * the parent to read the configuration again under load), and then,
  * unless a new generation has started (a graceful restart, e.g. for log
  * rotation: nobody will kill this child, and its requests are served to
  * their own MCPAuthHTTPTimeout), they give up too: graceful-stop, and a
  * stop that httpd delivers to a child as a graceful one, never wait for a
  * hung IdP. */
-#define GRACEFUL_GRACE apr_time_from_msec(1000)
+#define GRACEFUL_GRACE apr_time_from_msec(2000)
 
 
 static int new_generation_started(void)
@@ -439,7 +440,7 @@ static void child_stopping(apr_pool_t *pchild, int graceful)
 {
     (void)pchild;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf, "child stopping (%s)",
-                 graceful ? "graceful: calls to the IdP go on for a restart, 1 s otherwise"
+                 graceful ? "graceful: calls to the IdP go on for a restart, 2 s otherwise"
                           : "calls to the IdP end now");
     if (graceful)
         mcp_stopping_set_graceful(GRACEFUL_GRACE, new_generation_started);

@@ -23,6 +23,11 @@ struct mcp_keyring {
     mcp_store_t *store;
     int jwks_doc, disc_doc;
     apr_thread_mutex_t *lock; /* guards current and private_attempt */
+    /* Held for a whole fetch made without the shared store: the threads of
+     * this process that need keys meanwhile wait for it (bounded by
+     * MCPAuthHTTPTimeout) and use its result, instead of being refused by
+     * the once-per-cooldown rule while it is still in flight. */
+    apr_thread_mutex_t *private_fetch;
     mcp_keyset_t *current;
     /* Start of this process's last fetch made without the shared store
      * (its lock failed): such fetches too are spaced by the cooldown. */
@@ -63,6 +68,7 @@ mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const c
     slot_name(kr->jwks_key, "jwks", issuer, jwks_file ? jwks_file : jwks_uri);
     slot_name(kr->disc_key, "discovery", issuer, NULL);
     apr_thread_mutex_create(&kr->lock, APR_THREAD_MUTEX_DEFAULT, pconf);
+    apr_thread_mutex_create(&kr->private_fetch, APR_THREAD_MUTEX_DEFAULT, pconf);
     return kr;
 }
 
@@ -296,8 +302,8 @@ static void adopt(mcp_keyring_t *kr, mcp_keyset_t *ks, mcp_keyset_t **out)
 /* Without the shared store (its lock went away with the configuration
  * generation this process belongs to): the keys this process already has,
  * or keys fetched for this process alone. */
-static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
-                        const char **where, const char **err)
+static int private_keys_locked(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
+                               const char **where, const char **err)
 {
     mcp_keyset_t *ks;
     char *text;
@@ -325,6 +331,16 @@ static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
         return -1;
     adopt(kr, ks, out);
     return 0;
+}
+
+static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
+                        const char **where, const char **err)
+{
+    int rc;
+    apr_thread_mutex_lock(kr->private_fetch);
+    rc = private_keys_locked(kr, p, log, out, where, err);
+    apr_thread_mutex_unlock(kr->private_fetch);
+    return rc;
 }
 
 /* This process's parsed keys for the shared generation, parsing on change. */

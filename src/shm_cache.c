@@ -99,7 +99,7 @@ mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entri
     for (i = 0; i < split; i++)
         for (j = 0; j < per; j++)
             st->small.slots[i * per + j] = (char *)entry_ptrs[i] + j * MCP_SMALL_CELL;
-    st->large.slots = entry_ptrs + split;
+    st->large.slots = entry_ptrs ? entry_ptrs + split : NULL; /* no entries: no pointer arithmetic on NULL */
     st->large.n = n_entries - split;
     st->large.size = entry_size;
     st->docs = doc_ptrs;

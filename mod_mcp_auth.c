@@ -380,11 +380,15 @@ static mcp_idp_health_t *idp_health;
  * stay free for everything else (static pages, cached tokens) however
  * many random tokens arrive while the IdP is slow. A single-threaded
  * child keeps its one call. */
+static int mpm_count(int query)
+{
+    int n = 1;
+    return ap_mpm_query(query, &n) == APR_SUCCESS && n >= 1 ? n : 1;
+}
+
 static int outbound_cap(void)
 {
-    int threads = 1;
-    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1)
-        threads = 1;
+    int threads = mpm_count(AP_MPMQ_MAX_THREADS);
     return threads > 1 ? threads / 2 : 1;
 }
 
@@ -393,12 +397,8 @@ static int outbound_cap(void)
  * (prefork). */
 static int server_outbound_cap(void)
 {
-    int daemons = 1, threads = 1;
-    if (ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons) != APR_SUCCESS || daemons < 1)
-        daemons = 1;
-    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1)
-        threads = 1;
-    return daemons * threads > 1 ? daemons * threads / 2 : 1;
+    int workers = mpm_count(AP_MPMQ_MAX_DAEMONS) * mpm_count(AP_MPMQ_MAX_THREADS);
+    return workers > 1 ? workers / 2 : 1;
 }
 
 /* The generation this child was started for (see child_stopping). */
@@ -428,7 +428,6 @@ static void child_init(apr_pool_t *p, server_rec *s)
  * stop that httpd delivers to a child as a graceful one, never wait for a
  * hung IdP. */
 #define GRACEFUL_GRACE apr_time_from_msec(2000)
-
 
 static int new_generation_started(void)
 {
@@ -486,21 +485,11 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return OK;
 }
 
-static int post_config_last(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
-{
-    (void)plog;
-    (void)ptemp;
-    (void)s;
-    mcp_shm_guard_persist(pconf);
-    return OK;
-}
-
 static void register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(post_config_last, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_quick_handler(mcp_metadata_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -108,13 +108,6 @@ static apr_status_t forget_on_exit(void *data)
     return APR_SUCCESS;
 }
 
-/* Nothing is copied out at the end of a generation any more (the store
- * stays in memory): kept for the post_config hook that calls it. */
-void mcp_shm_guard_persist(apr_pool_t *pconf)
-{
-    (void)pconf;
-}
-
 /* Parsed keys live in pools whose cleanups are this module's code: they go
  * with the configuration, before httpd unloads the module. */
 static apr_status_t forget_parsed_keys(void *data)

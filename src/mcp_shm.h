@@ -21,10 +21,6 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s);
 
 void mcp_shm_child_init(apr_pool_t *p, server_rec *s);
 
-/* Registers the lock around mod_slotmem_shm's copy-out; call from a
- * post_config hook that runs after mod_slotmem_shm's. */
-void mcp_shm_guard_persist(apr_pool_t *pconf);
-
 /* The store of this generation (NULL before post_config). */
 mcp_store_t *mcp_shm_store(void);
 

@@ -429,6 +429,22 @@ def stop_and_time(h, how):
     return time.monotonic() - t0
 
 
+def requests_waiting_on_hung_idp(h, idp, tokens):
+    """Sends one request per token with the IdP hung and returns (threads,
+    answers) once all of them are waiting at the IdP."""
+    idp.hang()
+    answers = []
+    threads = [threading.Thread(target=lambda t=t: answers.append(get(h.port, "/o", t, timeout=40)),
+                                daemon=True) for t in tokens]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while idp.in_flight < len(tokens) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert idp.in_flight == len(tokens), f"{idp.in_flight} calls waiting at the IdP"
+    return threads, answers
+
+
 def kill_lines(text):
     return [l for l in text.splitlines() if "SIGKILL" in l or "still did not exit" in l]
 
@@ -439,16 +455,7 @@ def test_stop_with_requests_waiting_on_hung_idp_is_prompt(start_httpd, idp, mpm,
     h = start_httpd({"/o": introspection_location(idp)},
                     conf="MCPAuthHTTPTimeout 60\nThreadsPerChild 16\nMaxRequestWorkers 64",
                     name=f"avail-stop-{mpm}", mpm=mpm)
-    idp.hang()
-    answers = []
-    threads = [threading.Thread(target=lambda: answers.append(get(h.port, "/o", opaque(), timeout=40)),
-                                daemon=True) for _ in range(6)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while idp.in_flight < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert idp.in_flight == 6, f"{idp.in_flight} calls waiting at the IdP"
+    threads, answers = requests_waiting_on_hung_idp(h, idp, [opaque() for _ in range(6)])
     mark = h.log_offset()
     pid = h.pid
     took = stop_and_time(h, how)
@@ -492,16 +499,7 @@ def test_graceful_serves_requests_asking_a_slow_idp(start_httpd, idp, how):
     tokens = [opaque() for _ in range(6)]
     for i, t in enumerate(tokens):
         idp.active[t] = f"user{i}"
-    idp.hang()
-    answers = []
-    threads = [threading.Thread(target=lambda t=t: answers.append(get(h.port, "/o", t, timeout=40)),
-                                daemon=True) for t in tokens]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while idp.in_flight < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert idp.in_flight == 6, f"{idp.in_flight} calls waiting at the IdP"
+    threads, answers = requests_waiting_on_hung_idp(h, idp, tokens)
     mark = h.log_offset()
     subprocess.run([APACHE2, "-f", str(h.conf), "-k", how], capture_output=True, text=True, timeout=60)
     time.sleep(0.3)

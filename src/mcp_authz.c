@@ -45,6 +45,20 @@ static int negated_rule(cmd_parms *cmd)
     return n % 2;
 }
 
+/* A rule that needs offline_access: challenges never ask for it (MCP
+ * 2026-07-28), so a client cannot learn it must; said once at startup. */
+static void warn_offline_access(cmd_parms *cmd, const require_args *a)
+{
+    int i;
+    for (i = 0; i < a->n; i++)
+        if (strcmp(a->values[i], "offline_access") == 0 && mcp_cmd_at_config_time(cmd) && cmd->directive)
+            APR_ARRAY_PUSH(mcp_global.warnings, const char *) = apr_psprintf(
+                mcp_global.pconf,
+                "Require mcp-scope offline_access (%s:%d): challenges never name offline_access, so a client "
+                "without it cannot learn that it must ask for it",
+                cmd->directive->filename, cmd->directive->line_num);
+}
+
 /* Arguments are parsed once, at configuration time. */
 static const char *parse_words(cmd_parms *cmd, const char *line, const void **parsed, int with_path)
 {
@@ -68,6 +82,8 @@ static const char *parse_words(cmd_parms *cmd, const char *line, const void **pa
         a->n = words->nelts;
     }
     a->negated = negated_rule(cmd);
+    if (!with_path && !a->negated)
+        warn_offline_access(cmd, a);
     *parsed = a;
     return NULL;
 }

@@ -489,8 +489,15 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
     ts->scopes = apr_array_make(cmd->pool, 2, sizeof(const char *));
     if (!*ts->tool)
         return "MCPAuthToolScope needs a tool name and at least one scope";
-    while (*(word = ap_getword_conf(cmd->pool, &args)))
+    while (*(word = ap_getword_conf(cmd->pool, &args))) {
         APR_ARRAY_PUSH(ts->scopes, const char *) = word;
+        if (strcmp(word, "offline_access") == 0)
+            note_warning(cmd, apr_psprintf(cmd->temp_pool,
+                                           "MCPAuthToolScope %s offline_access (%s:%d): challenges never name "
+                                           "offline_access, so a client without it cannot learn that it must ask "
+                                           "for it",
+                                           ts->tool, cmd->directive->filename, cmd->directive->line_num));
+    }
     if (ts->scopes->nelts == 0)
         return apr_psprintf(cmd->pool, "MCPAuthToolScope %s: name at least one scope", ts->tool);
     return NULL;

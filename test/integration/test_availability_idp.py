@@ -338,9 +338,11 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
             assert status == 200, (path, status)
             lat.append(took)
         time.sleep(0.05)
-    # The IdP answers again (the good token is active); the flood stops.
-    idp.release()
+    # The IdP answers again (the good token is active); the flood stops. The
+    # time is taken before the release: a probe the release lets through can
+    # be answered (401, a random token) before release() returns.
     t_release = time.monotonic()
+    idp.release()
     stop.set()
     for t in threads:
         t.join(HUNG_T + 25)

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -431,3 +432,23 @@ def test_mcp_param_headers_are_forwarded_untouched(server, minter, backend):
                               [("Mcp-Method", "tools/call"), ("Mcp-Name", "delete_notes"),
                                ("Mcp-Param-Region", "us-west1")]), b, before, body)
     assert env["HTTP_MCP_PARAM_REGION"] == "us-west1"
+
+
+# ---------------------------------------------------------------------------
+# offline_access in a rule: a startup warning (a client is never told)
+# ---------------------------------------------------------------------------
+
+def test_offline_access_in_require_or_tool_scope_warns_at_startup(tmp_path, mcp_auth_so):
+    from test_config import configtest, location
+    r = configtest(tmp_path, mcp_auth_so, location(
+        f"MCPAuthIssuer {ISSUER}",
+        "Require mcp-scope mcp:tools offline_access",
+        "MCPAuthToolScope renew offline_access notes:write"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert re.search(r"Require mcp-scope offline_access \(.*httpd\.conf:\d+\): challenges never name", out), out
+    assert re.search(r"MCPAuthToolScope renew offline_access \(.*httpd\.conf:\d+\)", out), out
+    # the neighbour: no offline_access, no warning
+    r = configtest(tmp_path, mcp_auth_so, location(f"MCPAuthIssuer {ISSUER}", "Require mcp-scope mcp:tools",
+                                                   "MCPAuthToolScope renew notes:write"))
+    assert r.returncode == 0 and "offline_access" not in r.stdout + r.stderr, r.stderr

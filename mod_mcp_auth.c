@@ -285,8 +285,10 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
 
 static void insert_error_filter(request_rec *r)
 {
-    if (is_ours(r))
+    if (is_ours(r)) {
         mcp_authz_error_response(r, dir_conf(r));
+        mcp_authz_cors_error(r, dir_conf(r));
+    }
 }
 
 /* Before authentication: client-sent copies of identity headers go. */
@@ -504,6 +506,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mcp_authz_register(p);
+    mcp_authz_cors_register(p);
     mcp_toolscope_register(p);
 }
 

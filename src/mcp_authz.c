@@ -266,8 +266,16 @@ static int count_origin(void *rec, const char *key, const char *value)
     return 1;
 }
 
+/* MCPAuthAllowedOrigins *: every page may call. */
+static int any_origin(const mcp_dir_conf_t *conf)
+{
+    return conf->allowed_origins && strcmp(APR_ARRAY_IDX(conf->allowed_origins, 0, const char *), "*") == 0;
+}
+
 /* The request's Origin in canonical form if the location allows it; NULL
- * when it is not allowed (or not one well-formed origin). */
+ * when it is not allowed (or not one well-formed origin). Two Origin
+ * headers are never allowed: no browser sends them, and whichever one a
+ * reader takes, another could take the other. */
 static const char *allowed_origin(request_rec *r, const mcp_dir_conf_t *conf)
 {
     const apr_array_header_t *list = conf->allowed_origins;
@@ -275,7 +283,13 @@ static const char *allowed_origin(request_rec *r, const mcp_dir_conf_t *conf)
     int i, n = 0;
 
     apr_table_do(count_origin, &n, r->headers_in, "Origin", NULL);
-    if (n != 1 || !(canon = mcp_origin_canonical(r->pool, origin, 0)))
+    if (n != 1)
+        return NULL;
+    /* An opaque origin (sandboxed frame, file:) is "null": only * lets it
+     * in -- listing it would let in every sandboxed page of the web. */
+    if (any_origin(conf) && strcmp(origin, "null") == 0)
+        return origin;
+    if (!(canon = mcp_origin_canonical(r->pool, origin, 0)))
         return NULL;
     if (!list)
         return strcmp(canon, mcp_origin_canonical(r->pool, mcp_resource_uri(r, conf), 1)) == 0 ? canon : NULL;
@@ -333,4 +347,58 @@ int mcp_authz_preflight_answer(request_rec *r)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "CORS preflight answered (%s)", mcp_printable(r->pool, r->uri, 256));
     r->status = HTTP_NO_CONTENT;
     return OK;
+}
+
+/* ---- CORS on the module's own answers ----------------------------------- */
+
+#define CORS_ERROR_FILTER "MCP_AUTH_CORS_ERROR"
+#define ACAO "Access-Control-Allow-Origin"
+
+const char *mcp_authz_cors_origin(request_rec *r, const mcp_dir_conf_t *conf, int public_doc)
+{
+    /* A public document for every page may say so; anything else names the
+     * one origin that may read it, never "*" (a cache or a second origin
+     * must not reuse the grant: Vary: Origin goes with it). */
+    if (public_doc && any_origin(conf))
+        return "*";
+    if (!apr_table_get(r->headers_in, "Origin") || !allowed_origin(r, conf))
+        return NULL;
+    return apr_table_get(r->headers_in, "Origin");
+}
+
+/* Runs after mod_headers' `Header always` (AP_FTYPE_CONTENT_SET) and before
+ * the HTTP header filter: an operator's own CORS headers win, and the
+ * refusal never carries two Access-Control-Allow-Origin values (a browser
+ * rejects that). */
+static apr_status_t cors_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+
+    if (!apr_table_get(r->headers_out, ACAO) && !apr_table_get(r->err_headers_out, ACAO)) {
+        apr_table_setn(r->headers_out, ACAO, f->ctx);
+        /* A browser client reads the challenge (resource_metadata, scope)
+         * and when to come back only if they are exposed. */
+        if (!apr_table_get(r->headers_out, "Access-Control-Expose-Headers") &&
+            !apr_table_get(r->err_headers_out, "Access-Control-Expose-Headers"))
+            apr_table_setn(r->headers_out, "Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After");
+    }
+    apr_table_mergen(r->headers_out, "Vary", "Origin");
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+void mcp_authz_cors_register(apr_pool_t *p)
+{
+    (void)p;
+    ap_register_output_filter(CORS_ERROR_FILTER, cors_error_filter, NULL, AP_FTYPE_CONTENT_SET + 5);
+}
+
+void mcp_authz_cors_error(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    const char *origin;
+
+    /* A subrequest's error is not what the client gets. */
+    if (r->main || !(origin = mcp_authz_cors_origin(r, conf, 0)))
+        return;
+    ap_add_output_filter(CORS_ERROR_FILTER, (void *)origin, r, r->connection);
 }

@@ -459,7 +459,11 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
         return !OK;
     }
-    mcp_config_warnings(s);
+    /* The first reading (configtest, the terminal that starts httpd) shows
+     * them on stderr; later readings log them from post_config, once the
+     * error log is open -- a daemon's stderr is /dev/null until then. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        mcp_config_warnings(s);
     return OK;
 }
 
@@ -474,6 +478,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        mcp_config_warnings(s);
     idp_health = mcp_idp_health_create(pconf);
     if (!idp_health)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,

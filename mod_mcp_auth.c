@@ -287,7 +287,9 @@ static void insert_error_filter(request_rec *r)
 {
     if (is_ours(r)) {
         mcp_authz_error_response(r, dir_conf(r));
-        mcp_authz_cors_error(r, dir_conf(r));
+        /* A preflight passes only by our 204: a refused one gets no grant. */
+        if (!mcp_is_preflight(r, dir_conf(r)))
+            mcp_authz_cors_error(r, dir_conf(r));
     }
 }
 

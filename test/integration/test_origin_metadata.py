@@ -523,13 +523,6 @@ def conf_line(server, text):
 
 
 def test_offline_access_is_dropped_with_a_startup_warning(server):
-    log = server.log_text()
-    for text in (OFFLINE_LINE, OFFLINE_ONLY_LINE):
-        where = f"{server.conf}:{conf_line(server, text)}"
-        warning = [line for line in log.splitlines() if where in line]
-        assert warning, (where, log[-3000:])
-        assert "MCPAuthScopesSupported" in warning[0] and "offline_access" in warning[0], warning
-        assert "warn" in warning[0], warning
     # the other scopes kept, in order; offline_access nowhere
     doc = server.get(f"{WK}/off").json()
     assert doc["scopes_supported"] == ["mcp:tools", "notes:read"], doc
@@ -543,3 +536,11 @@ def test_offline_access_is_dropped_with_a_startup_warning(server):
     assert "scopes_supported" not in doc and "offline_access" not in json.dumps(doc), doc
     challenge = server.get("/offonly").header("WWW-Authenticate")
     assert "scope=" not in challenge and "offline_access" not in challenge, challenge
+    # the operator learns why, in the error log, at the line to fix
+    log = server.log_text()
+    for text in (OFFLINE_LINE, OFFLINE_ONLY_LINE):
+        where = f"{server.conf}:{conf_line(server, text)}"
+        warning = [line for line in log.splitlines() if where in line]
+        assert len(warning) == 1, (where, log[-3000:])
+        assert "MCPAuthScopesSupported" in warning[0] and "offline_access" in warning[0], warning
+        assert ":warn]" in warning[0], warning

@@ -321,11 +321,39 @@ int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf)
     return HTTP_FORBIDDEN;
 }
 
+/* MCP 2026-07-28: a tool may have its client mirror arguments into
+ * Mcp-Param-{Name} headers (x-mcp-header), names only the backend knows. A
+ * preflight asking for such names is told they are allowed -- they are
+ * forwarded unchanged, never checked here. Only well-formed names
+ * (RFC 9110 token) are repeated. */
+static const char *param_headers(request_rec *r)
+{
+    static const char tchar[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+    const char *asked = apr_table_get(r->headers_in, "Access-Control-Request-Headers");
+    const char *out = NULL;
+    char *list, *tok, *last, *end;
+
+    if (!asked)
+        return NULL;
+    list = apr_pstrdup(r->pool, asked);
+    for (tok = apr_strtok(list, ",", &last); tok; tok = apr_strtok(NULL, ",", &last)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        for (end = tok + strlen(tok); end > tok && (end[-1] == ' ' || end[-1] == '\t'); end--)
+            ;
+        *end = '\0';
+        if (strncasecmp(tok, "mcp-param-", 10) == 0 && tok[10] && strspn(tok, tchar) == strlen(tok))
+            out = out ? apr_pstrcat(r->pool, out, ", ", tok, NULL) : tok;
+    }
+    return out;
+}
+
 void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf)
 {
     const char *origin = allowed_origin(r, conf);
     const char *headers = "Authorization, Content-Type, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name, "
                           "Last-Event-ID";
+    const char *params = param_headers(r);
 
     /* Decided now, with this location's configuration: a later fixup
      * (FallbackResource) may swap the request's configuration. */
@@ -333,11 +361,16 @@ void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf)
     if (origin)
         apr_table_set(r->headers_out, "Access-Control-Allow-Origin", apr_table_get(r->headers_in, "Origin"));
     apr_table_setn(r->headers_out, "Access-Control-Allow-Methods", "GET, POST, DELETE");
-    apr_table_set(r->headers_out, "Access-Control-Allow-Headers",
-                  conf->token_header ? apr_pstrcat(r->pool, headers, ", ", conf->token_header, NULL) : headers);
+    if (conf->token_header)
+        headers = apr_pstrcat(r->pool, headers, ", ", conf->token_header, NULL);
+    if (params)
+        headers = apr_pstrcat(r->pool, headers, ", ", params, NULL);
+    apr_table_set(r->headers_out, "Access-Control-Allow-Headers", headers);
     apr_table_setn(r->headers_out, "Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id");
     apr_table_setn(r->headers_out, "Access-Control-Max-Age", "600");
     apr_table_mergen(r->headers_out, "Vary", "Origin");
+    if (params)
+        apr_table_mergen(r->headers_out, "Vary", "Access-Control-Request-Headers");
 }
 
 int mcp_authz_preflight_answer(request_rec *r)

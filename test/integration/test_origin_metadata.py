@@ -378,6 +378,46 @@ def test_preflight_from_a_disallowed_origin_is_refused(server, backend):
     assert backend.snapshot()[0] == conns
 
 
+def test_preflight_allows_the_mcp_param_headers_asked_for(server, backend):
+    """MCP 2026-07-28: a browser client mirrors x-mcp-header arguments into
+    Mcp-Param-{Name} headers; the preflight must allow the names it asks
+    for (only the backend knows the tools' schemas), and nothing else."""
+    conns, _ = backend.snapshot()
+    asked = ("authorization, content-type, mcp-protocol-version, mcp-method, mcp-name, "
+             "mcp-param-region, Mcp-Param-Tenant_ID, x-evil, mcp-param-, mcp-param-a b, mcp-param-ok")
+    resp = server.request("OPTIONS", "/list", [("Origin", ALLOWED), ("Access-Control-Request-Method", "POST"),
+                                               ("Access-Control-Request-Headers", asked)])
+    assert resp.status == 204, resp
+    allow = [h.strip().lower() for h in resp.header("Access-Control-Allow-Headers").split(",")]
+    for h in ("authorization", "content-type", "mcp-protocol-version", "mcp-method", "mcp-name",
+              "mcp-param-region", "mcp-param-tenant_id", "mcp-param-ok"):
+        assert h in allow, (h, allow)
+    for h in ("x-evil", "mcp-param-", "mcp-param-a b", "mcp-param-a"):
+        assert h not in allow, (h, allow)
+    assert "access-control-request-headers" in vary(resp), resp
+    # neighbour: a preflight asking for none keeps the fixed list
+    resp = server.request("OPTIONS", "/list", preflight(ALLOWED))
+    assert not [h for h in resp.header("Access-Control-Allow-Headers").lower().split(",")
+                if "mcp-param-" in h], resp
+    assert backend.snapshot()[0] == conns
+
+
+def test_protocol_version_and_param_headers_are_forwarded_unchanged(server, minter):
+    """MCP-Protocol-Version and Mcp-Param-* are the backend's to check (it
+    knows the versions it speaks and the tools' schemas): they arrive exactly
+    as sent, even an Mcp-Param value that disagrees with the body."""
+    sent = [("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Param-Region", "us-west1"),
+            ("Mcp-Param-Greeting", "=?base64?SGVsbG8sIOS4lueVjA==?=")]
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                       "params": {"name": "list_notes", "arguments": {"region": "eu-north1"}}}).encode()
+    resp = post(server, "/list", sent, minter.token(scope="mcp:tools"), body)
+    assert resp.status == 200, resp
+    got = resp.json()
+    for k, v in sent:
+        assert f"{k}: {v}" in got["headers"], (k, got["headers"])
+    assert got["body"].encode() == body
+
+
 # ---------------------------------------------------------------------------
 # CORS on the module's refusals: a browser client must read the challenge
 # ---------------------------------------------------------------------------

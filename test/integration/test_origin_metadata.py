@@ -134,6 +134,9 @@ def backend():
         b.stop()
 
 
+RECIPE = ('Header setifempty Access-Control-Allow-Origin "expr=%{req:Origin}" "expr=-n %{req:Origin}"\n'
+          'Header setifempty Access-Control-Expose-Headers "Mcp-Session-Id" "expr=-n %{req:Origin}"\n'
+          'Header merge Vary Origin')
 OFFLINE_LINE = "MCPAuthScopesSupported mcp:tools offline_access notes:read"
 OFFLINE_ONLY_LINE = "MCPAuthScopesSupported offline_access"
 
@@ -153,6 +156,8 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
         # the operator's own CORS header for refusals
         "/hdr": loc(jw, f"MCPAuthAllowedOrigins {ALLOWED}", f'ProxyPass "{back}/hdr"',
                     f'Header always set Access-Control-Allow-Origin "{ALLOWED}"'),
+        # the README's recipe for CORS on the backend's own answers
+        "/recipe": loc(jw, f"MCPAuthAllowedOrigins {ALLOWED}", f'ProxyPass "{back}/recipe"', RECIPE),
         "/off": loc(jw, OFFLINE_LINE, f'ProxyPass "{back}/off"'),
         "/offonly": loc(jw, OFFLINE_ONLY_LINE, f'ProxyPass "{back}/offonly"'),
     }
@@ -475,6 +480,24 @@ def test_operator_header_always_wins_never_two_values(server, minter):
     assert resp.header_all("Access-Control-Allow-Origin") == [ALLOWED], resp
     resp = server.request("GET", "/hdr", [("Origin", ALLOWED)] + bearer(minter.token(exp=1)))
     assert resp.header_all("Access-Control-Allow-Origin") == [ALLOWED], resp
+
+
+def test_readme_recipe_for_cors_on_the_backends_answers(server, minter):
+    """The module leaves the backend's 200s alone; the README's mod_headers
+    lines echo the Origin there -- safe, since only an allowed Origin gets
+    that far -- and leave a refusal with the module's one value."""
+    token = minter.token(scope="mcp:tools")
+    resp = server.request("GET", "/recipe", [("Origin", ALLOWED)] + bearer(token))
+    assert resp.status == 200, resp
+    assert resp.header_all("Access-Control-Allow-Origin") == [ALLOWED], resp
+    assert resp.header("Access-Control-Expose-Headers") == "Mcp-Session-Id", resp
+    assert "origin" in vary(resp), resp
+    resp = server.request("GET", "/recipe", bearer(token))
+    assert resp.status == 200 and resp.header_all("Access-Control-Allow-Origin") == [], resp
+    resp = server.request("GET", "/recipe", [("Origin", ALLOWED)])
+    assert resp.status == 401, resp
+    assert_cors_for(resp, ALLOWED)
+    assert_origin_refused(server.request("GET", "/recipe", [("Origin", EVIL)] + bearer(token)))
 
 
 # ---------------------------------------------------------------------------

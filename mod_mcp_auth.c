@@ -240,9 +240,13 @@ static const mcp_dir_conf_t *dir_conf(request_rec *r)
 
 static int check_authn(request_rec *r)
 {
+    int rc;
     if (!is_ours(r))
         return DECLINED;
-    return mcp_authenticate(r, dir_conf(r));
+    rc = mcp_authenticate(r, dir_conf(r));
+    if (rc == OK)
+        mcp_toolscope_inspect(r, dir_conf(r));
+    return rc;
 }
 
 /* access_checker_ex: OK skips authn and authz -- for the lookups the

@@ -24,6 +24,7 @@ static const char *const MEMBERS[] = {"jsonrpc", "id", "method", "params", "name
 
 typedef struct {
     const char *method, *name, *uri; /* string values, NULL otherwise */
+    size_t method_len, name_len, uri_len; /* their decoded lengths (an escaped NUL included) */
     const char *id;                  /* raw text of a string or number id */
     int ids;                         /* members that are or fold to "id" */
 } message_t;
@@ -408,6 +409,12 @@ static const char *keep(parser_t *P, const char *s)
     return s ? apr_pstrdup(P->p, s) : NULL;
 }
 
+/* The whole value, an escaped NUL and what follows it included. */
+static const char *keep_len(parser_t *P, const char *s, size_t len)
+{
+    return s ? apr_pstrmemdup(P->p, s, len) : NULL;
+}
+
 static void end_message(parser_t *P, int single)
 {
     message_t *m = &P->msg;
@@ -418,9 +425,12 @@ static void end_message(parser_t *P, int single)
             APR_ARRAY_PUSH(P->out->tool_calls, const char *) = keep(P, m->name);
     }
     if (single) {
-        P->out->method = keep(P, m->method);
-        P->out->name = keep(P, m->name);
-        P->out->uri = keep(P, m->uri);
+        P->out->method = keep_len(P, m->method, m->method_len);
+        P->out->name = keep_len(P, m->name, m->name_len);
+        P->out->uri = keep_len(P, m->uri, m->uri_len);
+        P->out->method_len = m->method ? m->method_len : 0;
+        P->out->name_len = m->name ? m->name_len : 0;
+        P->out->uri_len = m->uri ? m->uri_len : 0;
         if (m->ids == 1 && m->id)
             P->out->id = keep(P, m->id);
     }
@@ -495,7 +505,7 @@ static int check_member(parser_t *P, char frame, const char *key, size_t klen)
 /* A scalar value that is to be recorded. */
 static int read_scalar(parser_t *P, int target)
 {
-    size_t from = P->pos, vlen;
+    size_t from = P->pos, vlen = 0;
     char *val = NULL;
     int is_string = P->s[P->pos] == '"';
     int want = is_string && (target == T_METHOD || target == T_NAME || target == T_URI);
@@ -504,12 +514,18 @@ static int read_scalar(parser_t *P, int target)
                                                                              : read_literal(P);
     if (rc != 0)
         return rc;
-    if (target == T_METHOD)
+    if (target == T_METHOD) {
         P->msg.method = val;
-    else if (target == T_NAME)
+        P->msg.method_len = vlen;
+    }
+    else if (target == T_NAME) {
         P->msg.name = val;
-    else if (target == T_URI)
+        P->msg.name_len = vlen;
+    }
+    else if (target == T_URI) {
         P->msg.uri = val;
+        P->msg.uri_len = vlen;
+    }
     else if (target == T_ID && (is_string || P->s[from] == '-' || (P->s[from] >= '0' && P->s[from] <= '9')))
         P->msg.id = apr_pstrmemdup(P->scratch, (const char *)P->s + from, P->pos - from);
     return 0;

@@ -37,6 +37,9 @@ typedef struct {
     /* A single message's method, params.name and params.uri when strings
      * (NULL otherwise): for checks that compare the body with headers. */
     const char *method, *name, *uri;
+    /* Their lengths: a string with an escaped NUL is longer than its C
+     * string view, and is compared with a header in full. */
+    size_t method_len, name_len, uri_len;
 } mcp_rpc_body_t;
 
 /* Reads body[0..len). Returns out->code (0: out->tool_calls is complete). */

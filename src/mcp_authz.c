@@ -126,6 +126,17 @@ static authz_status check_scope(request_rec *r, const char *line, const void *pa
     int i, lacking = 0;
     (void)line;
 
+    if (s == AUTHZ_DENIED_NO_USER && !a->negated) {
+        /* mod_authz_core's pass before authentication reaches every rule
+         * that a user could satisfy (RequireAll goes on past it, a rule
+         * for other methods or under RequireNone is not asked): what the
+         * no-token challenge asks for is exactly what these rules name. */
+        mcp_request_t *hint = mcp_request(r);
+        if (!hint->hint)
+            hint->hint = apr_array_make(r->pool, a->n, sizeof(const char *));
+        for (i = 0; i < a->n; i++)
+            mcp_scope_add(hint->hint, a->values[i]);
+    }
     if (s != AUTHZ_GRANTED)
         return s;
     for (i = 0; i < a->n; i++)

@@ -124,6 +124,23 @@ const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf)
     return apr_pstrcat(r->pool, origin, "/.well-known/oauth-protected-resource", path, NULL);
 }
 
+/* Space-delimited scopes for a challenge, without offline_access: a
+ * refresh-token grant is the client's business with its authorization
+ * server, never something a resource asks for (MCP 2026-07-28 SHOULD NOT). */
+static const char *challenge_scopes(apr_pool_t *p, const apr_array_header_t *set)
+{
+    apr_array_header_t *out;
+    int i;
+
+    if (!set)
+        return NULL;
+    out = apr_array_make(p, set->nelts, sizeof(const char *));
+    for (i = 0; i < set->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(set, i, const char *), "offline_access") != 0)
+            mcp_scope_add(out, APR_ARRAY_IDX(set, i, const char *));
+    return mcp_scope_join(p, out);
+}
+
 void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_request_t *st = mcp_request_peek(r);
@@ -133,21 +150,26 @@ void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
 
     c.realm = ap_auth_name(r);
     c.resource_metadata = conf->resource_metadata != 0 ? mcp_metadata_url(r, conf) : NULL;
-    c.scope = mcp_scope_join(r->pool, conf->scopes_supported);
+    /* Least privilege first: what this location's Require mcp-scope rules
+     * named (tool scopes come later, by step-up), else the advertised set. */
+    c.scope = challenge_scopes(r->pool, st && st->hint && st->hint->nelts ? st->hint : conf->scopes_supported);
     if (st && st->has_fail) {
         fail = st->fail;
     }
     else if (st && st->verified) {
-        /* A valid token that may not do this: step-up (RFC 6750 3.1). The
-         * scope names what the token has plus what was asked for, so a
-         * client can re-authorize with one request. */
-        apr_array_header_t *want = apr_array_copy(r->pool, st->granted);
+        /* A valid token that may not do this: step-up (RFC 6750 3.1). One
+         * challenge names the token's own scopes plus everything this
+         * operation still needs -- the location's rules and every tool the
+         * body calls -- so one re-authorization suffices. */
+        apr_array_header_t *want = mcp_scope_split(r->pool, st->verdict ? st->verdict->scope : NULL);
         int i;
         for (i = 0; i < st->missing->nelts; i++)
             mcp_scope_add(want, APR_ARRAY_IDX(st->missing, i, const char *));
+        for (i = 0; st->tool_missing && i < st->tool_missing->nelts; i++)
+            mcp_scope_add(want, APR_ARRAY_IDX(st->tool_missing, i, const char *));
         fail.kind = MCP_FAIL_INSUFFICIENT_SCOPE;
         fail.reason = "Insufficient scope";
-        c.scope = mcp_scope_join(r->pool, want);
+        c.scope = challenge_scopes(r->pool, want);
     }
     h = mcp_challenge_header(r->pool, &fail, &c);
     if (h)
@@ -188,10 +210,11 @@ int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fa
 int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *cause)
 {
     mcp_request_t *st = mcp_request(r);
-    const char *message = code == -32700 ? "Parse error" : "Invalid Request";
+    const char *message = code == -32700 ? "Parse error" : code == -32020 ? "Header mismatch" : "Invalid Request";
+    const char *reason = code == -32020 ? "Header mismatch" : "JSON-RPC body refused";
 
-    mcp_log_refusal(r, APLOG_WARNING, "JSON-RPC body refused", "JSON-RPC body refused (%d %s): %s (%s %s)", code,
-                    message, cause ? cause : "(no cause)", r->method, mcp_printable(r->pool, r->uri, 256));
+    mcp_log_refusal(r, APLOG_WARNING, reason, "%s (%d %s): %s (%s %s)", reason, code, message,
+                    cause ? cause : "(no cause)", r->method, mcp_printable(r->pool, r->uri, 256));
     /* Not an authorization failure: no challenge, whatever ran before. */
     apr_table_unset(r->err_headers_out, "WWW-Authenticate");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");

@@ -17,11 +17,14 @@ typedef struct {
     const mcp_verdict_t *verdict;   /* what is known of it (cached form) */
     json_t *claims;                 /* parsed only when a rule needs a claim */
     apr_array_header_t *granted;    /* the token's scopes */
-    apr_array_header_t *missing;    /* scopes a Require or a tool rule wanted */
+    apr_array_header_t *missing;    /* scopes a Require rule wanted */
+    apr_array_header_t *tool_missing; /* scopes the body's tools/call need and the token lacks (or NULL) */
+    apr_array_header_t *hint;       /* scopes the Require mcp-scope rules named before authentication */
     int denied;                     /* authorization refused a valid token */
     int refused_by_rule;            /* a Require mcp-scope / mcp-claim said no */
     int responded;                  /* mcp_respond set the error page: JSON */
     const void *kept_body;          /* mcp_toolscope.c: the body as read, for this request's internal redirects */
+    const void *inspection;         /* mcp_toolscope.c: what reading and parsing that body found */
 } mcp_request_t;
 
 /* The state of r, created on first use; NULL from mcp_request_peek when
@@ -42,7 +45,7 @@ const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf);
 int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail);
 
 /* Refuses a JSON-RPC body (SPEC 6): 400, a JSON-RPC error body with code
- * (-32700 parse error, -32600 invalid request) and id (raw JSON text,
+ * (-32700 parse error, -32600 invalid request, -32020 header mismatch) and id (raw JSON text,
  * "null" when unknown), no challenge, one log line naming the cause (never
  * the body). Through httpd's error path like mcp_respond. */
 int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *cause);

@@ -15,6 +15,7 @@
 #include "jsonrpc.h"
 #include "mcp_identity.h"
 #include "mcp_request.h"
+#include "rpc_headers.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -265,15 +266,16 @@ static apr_hash_t *tool_index(apr_pool_t *p, const mcp_dir_conf_t *conf)
     return index;
 }
 
-/* Scopes the named tools need, minus what the token has, into missing. */
-static void tool_requirements(apr_pool_t *p, const mcp_dir_conf_t *conf, const apr_array_header_t *called,
-                              const apr_array_header_t *granted, apr_array_header_t *missing)
+/* Scopes the named tools need, minus what the token has (NULL: none). */
+static apr_array_header_t *tool_requirements(apr_pool_t *p, const mcp_dir_conf_t *conf,
+                                             const apr_array_header_t *called, const apr_array_header_t *granted)
 {
+    apr_array_header_t *missing = NULL;
     apr_hash_t *index;
     int i, j, k;
 
-    if (called->nelts == 0)
-        return;
+    if (!conf->tool_scopes || called->nelts == 0)
+        return NULL;
     index = tool_index(p, conf);
     for (i = 0; i < called->nelts; i++) {
         const char *name = APR_ARRAY_IDX(called, i, const char *);
@@ -286,60 +288,115 @@ static void tool_requirements(apr_pool_t *p, const mcp_dir_conf_t *conf, const a
             const mcp_tool_scope_t *ts = APR_ARRAY_IDX(lines, j, const mcp_tool_scope_t *);
             for (k = 0; k < ts->scopes->nelts; k++) {
                 const char *s = APR_ARRAY_IDX(ts->scopes, k, const char *);
-                if (!mcp_scope_has(granted, s))
-                    mcp_scope_add(missing, s);
+                if (mcp_scope_has(granted, s))
+                    continue;
+                if (!missing)
+                    missing = apr_array_make(p, 2, sizeof(const char *));
+                mcp_scope_add(missing, s);
             }
         }
     }
+    return missing;
 }
 
-int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
+/* What reading and parsing the body found, once per request. */
+typedef struct {
+    int status;          /* OK, or the refusal status of reading it (413, 415, 400...) */
+    mcp_rpc_body_t rpc;  /* the parse (rpc.code 0: valid) when status is OK */
+} inspection_t;
+
+/* MCP 2026-07-28 clients mirror the method and name into headers. */
+static int mirrored_headers(request_rec *r)
 {
-    mcp_request_t *st = mcp_request_peek(r);
+    return apr_table_get(r->headers_in, "Mcp-Method") || apr_table_get(r->headers_in, "Mcp-Name");
+}
+
+/* Reads and parses the body, or returns what an earlier call found. */
+static const inspection_t *inspect(request_rec *r, mcp_request_t *st)
+{
     const char *encoding = apr_table_get(r->headers_in, "Content-Encoding");
-    apr_array_header_t *missing;
-    mcp_rpc_body_t rpc;
-    mcp_fail_t fail;
+    inspection_t *in;
     char *body = NULL;
     apr_size_t len = 0;
-    int rc;
 
-    if (!conf->tool_scopes || !st || !st->verified || r->method_number != M_POST)
-        return DECLINED;
+    if (st->inspection)
+        return st->inspection;
+    in = apr_pcalloc(r->pool, sizeof(*in));
+    st->inspection = in;
     /* Every POST is read, whatever its Content-Type: a backend that does not
      * check the type would otherwise run a tools/call we never saw. */
     if (encoding && strcasecmp(encoding, "identity") != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "Content-Encoding %s: an encoded body cannot be checked for tool scopes",
                       mcp_printable(r->pool, encoding, 64));
-        return HTTP_UNSUPPORTED_MEDIA_TYPE;
+        in->status = HTTP_UNSUPPORTED_MEDIA_TYPE;
+        return in;
     }
-    rc = read_body(r, &body, &len);
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+    in->status = read_body(r, &body, &len);
+    if (in->status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "Request body over %d bytes: tool scopes cannot be checked",
                       MCP_TOOL_BODY_LIMIT);
         r->connection->keepalive = AP_CONN_CLOSE;
-        return rc;
     }
-    if (rc != OK)
-        return rc;
-
+    if (in->status != OK)
+        return in;
     /* Anything two parsers could read differently never reaches the backend. */
-    if (mcp_jsonrpc_parse(r->pool, body, len, &rpc) == MCP_RPC_TOO_MANY) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "JSON-RPC body refused (413): %s", rpc.cause);
-        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    if (mcp_jsonrpc_parse(r->pool, body, len, &in->rpc) == MCP_RPC_TOO_MANY) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "JSON-RPC body refused (413): %s", in->rpc.cause);
+        in->status = HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    if (rpc.code != 0)
-        return mcp_respond_jsonrpc(r, rpc.code, rpc.id, rpc.cause);
-    /* Only what the tools need: scopes a RequireAny branch asked for but did
-     * not need are not owed here. */
-    missing = apr_array_make(r->pool, 2, sizeof(const char *));
-    tool_requirements(r->pool, conf, rpc.tool_calls, st->granted, missing);
-    if (missing->nelts == 0)
+    return in;
+}
+
+void mcp_toolscope_inspect(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    const inspection_t *in;
+
+    if (r->main || !st || !st->verified || r->method_number != M_POST || !(conf->tool_scopes || mirrored_headers(r)))
+        return;
+    in = inspect(r, st);
+    if (in->status == OK && in->rpc.code == 0)
+        st->tool_missing = tool_requirements(r->pool, conf, in->rpc.tool_calls, st->granted);
+}
+
+int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    mcp_request_t *st = mcp_request_peek(r);
+    const inspection_t *in;
+    const char *cause;
+    mcp_fail_t fail;
+
+    if (!st || !st->verified)
         return DECLINED;
-    st->missing = missing;
+    if (r->method_number != M_POST) {
+        /* No body, so nothing for the headers to mirror: a router behind us
+         * must not act on a method or name that nothing executes here. */
+        if (mirrored_headers(r))
+            return mcp_respond_jsonrpc(r, MCP_RPC_HEADER_MISMATCH, NULL,
+                                       "Mcp-Method/Mcp-Name on a request without a JSON-RPC body");
+        return DECLINED;
+    }
+    if (!conf->tool_scopes && !mirrored_headers(r))
+        return DECLINED;
+    in = inspect(r, st);
+    if (in->status != OK)
+        return in->status;
+    if (in->rpc.code != 0)
+        return mcp_respond_jsonrpc(r, in->rpc.code, in->rpc.id, in->rpc.cause);
+    cause = mcp_rpc_headers_mismatch(r->pool, apr_table_get(r->headers_in, "Mcp-Method"),
+                                     apr_table_get(r->headers_in, "Mcp-Name"), &in->rpc);
+    if (cause)
+        return mcp_respond_jsonrpc(r, MCP_RPC_HEADER_MISMATCH, in->rpc.id, cause);
+    /* Recomputed for this configuration (a FallbackResource merge may have
+     * changed it since authentication). Only what the tools need: scopes a
+     * RequireAny branch asked for but did not need are not owed here. */
+    st->tool_missing = tool_requirements(r->pool, conf, in->rpc.tool_calls, st->granted);
+    if (!st->tool_missing)
+        return DECLINED;
+    apr_array_clear(st->missing);
     mcp_fail(&fail, MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope",
              apr_psprintf(r->pool, "user %s calls a tool that needs %s", mcp_printable(r->pool, r->user, 128),
-                          mcp_printable(r->pool, mcp_scope_join(r->pool, st->missing), 256)));
+                          mcp_printable(r->pool, mcp_scope_join(r->pool, st->tool_missing), 256)));
     return mcp_respond(r, conf, &fail);
 }

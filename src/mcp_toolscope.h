@@ -16,7 +16,14 @@ void mcp_toolscope_register(apr_pool_t *p);
  * here replays that same body to its handler. */
 void mcp_toolscope_insert_filter(request_rec *r);
 
-/* DECLINED to go on, or the status of the refusal (400/403/413/415). */
+/* After authentication: reads and parses the body of a POST that needs it
+ * (tool scopes, or Mcp-Method/Mcp-Name headers) and notes the scopes its
+ * tools lack, so that a 403 from Require already names them (one
+ * challenge for the whole operation). Refuses nothing itself. */
+void mcp_toolscope_inspect(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* DECLINED to go on, or the status of the refusal (400/403/413/415): the
+ * body's JSON-RPC, Mcp-Method/Mcp-Name against it, then tool scopes. */
 int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf);
 
 #endif

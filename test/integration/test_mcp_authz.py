@@ -256,7 +256,9 @@ def test_scope_claim_nested_path(server, minter):
     assert_ok(server.get("/realm", tok))
     resp = server.get("/realm", minter.token(realm_access={"roles": ["offline_access"]},
                                              scope="mcp-admin", roles=["mcp-admin"]))
-    assert_insufficient(server, resp, "/realm", "offline_access mcp-admin")
+    # the granted offline_access is not repeated: a challenge never names it
+    # (MCP 2026-07-28; SPEC 3)
+    assert_insufficient(server, resp, "/realm", "mcp-admin")
     resp = server.get("/realm", minter.token(realm_access="mcp-admin-not-an-object"))
     assert_insufficient(server, resp, "/realm", "mcp-admin")
 
@@ -264,7 +266,9 @@ def test_scope_claim_nested_path(server, minter):
 def test_no_token_is_still_401_on_scope_location(server):
     resp = server.get("/scope1")
     assert resp.status == 401, resp
-    assert only_challenge(resp) == f'Bearer realm="mcp", resource_metadata="{meta_url(server, "/scope1")}"'
+    # scope names what the location's Require mcp-scope needs (SPEC 3)
+    assert only_challenge(resp) == (f'Bearer realm="mcp", resource_metadata="{meta_url(server, "/scope1")}", '
+                                    'scope="mcp:tools"')
 
 
 def test_invalid_token_is_401_not_403(server, minter):
@@ -364,7 +368,8 @@ def test_forbidden_on_failure_still_insufficient_scope(server, minter):
     # no token: still the 401 challenge
     resp = server.get("/forbid")
     assert resp.status == 401, resp
-    assert only_challenge(resp) == f'Bearer realm="mcp", resource_metadata="{meta_url(server, "/forbid")}"'
+    assert only_challenge(resp) == (f'Bearer realm="mcp", resource_metadata="{meta_url(server, "/forbid")}", '
+                                    'scope="notes:delete"')
 
 
 def test_forbidden_on_failure_claim_refusal(server, minter):
@@ -388,8 +393,14 @@ def test_forbidden_on_failure_require_any(server, minter):
 def test_401_challenge_scope_hint(server, minter):
     resp = server.get("/hint")
     assert resp.status == 401, resp
+    # the location's Require mcp-scope wins over MCPAuthScopesSupported (the
+    # least privilege that works here, SPEC 3)
     assert only_challenge(resp) == (f'Bearer realm="mcp", resource_metadata="{meta_url(server, "/hint")}", '
-                                    f'scope="{SUPPORTED}"')
+                                    'scope="mcp:tools"')
+    # without a Require mcp-scope: MCPAuthScopesSupported
+    resp = server.get("/res")
+    assert resp.status == 401, resp
+    assert dict(challenge_params(only_challenge(resp)))["scope"] == "mcp:tools"
     # a bad token: invalid_token, realm and resource_metadata kept
     resp = server.get("/hint", minter.token(scope="mcp:tools", aud="https://elsewhere.example/"))
     assert_invalid_token(resp)

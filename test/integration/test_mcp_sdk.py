@@ -320,8 +320,10 @@ def test_sdk_client_end_to_end(node, stack):
     trace = run.trace
     first = trace[0]
     assert first["url"] == stack.url and first["bearer"] is False and first["status"] == 401, trace
+    # scope: what the location's Require mcp-scope needs (SPEC 3, MCP
+    # 2026-07-28 least privilege), not MCPAuthScopesSupported's full list
     assert first["www_authenticate"] == (f'Bearer realm="mcp", resource_metadata="{stack.base}{WK}/mcp", '
-                                         f'scope="{ALL_SCOPES}"')
+                                         'scope="mcp:tools"')
     meta = [e for e in trace if e["url"] == f"{stack.base}{WK}/mcp"]
     assert meta and meta[0]["status"] == 200, trace
     token_reqs = [e for e in trace if e["url"] == stack.idp.ready["token_endpoint"]]
@@ -370,8 +372,9 @@ def test_sdk_steps_up_from_the_challenge(node, stack):
     assert run.rc == 0, run
     conn = run.step("connect")
     assert conn["ok"] is True, run
-    # first token: what the 401 challenge hinted (no notes:delete)
-    assert conn["oauth"]["scope_requested"] == "mcp:tools notes:read", conn
+    # first token: what the 401 challenge hinted -- the location's Require
+    # mcp-scope only (no notes:delete, a tool scope that comes by step-up)
+    assert conn["oauth"]["scope_requested"] == "mcp:tools", conn
     assert "notes:delete" not in conn["oauth"]["token"]["claims"]["scope"].split()
     assert run.step("call:read_notes")["ok"] is True
     dele = run.step("call:delete_notes")
@@ -381,11 +384,12 @@ def test_sdk_steps_up_from_the_challenge(node, stack):
     refused = [e for e in trace if e["url"] == url and e.get("status") == 403]
     assert len(refused) == 1, trace
     p = challenge_params(refused[0]["www_authenticate"])
-    assert p["error"] == "insufficient_scope" and p["scope"] == ALL_SCOPES, p
+    # granted + what the operation needs: one step-up suffices
+    assert p["error"] == "insufficient_scope" and p["scope"] == "mcp:tools notes:delete", p
     i = trace.index(refused[0])
     token_reqs = [e for e in trace[i:] if e["url"] == stack.idp.ready["token_endpoint"]]
     assert token_reqs and token_reqs[0]["status"] == 200, trace
-    assert token_reqs[0]["form"]["scope"] == ALL_SCOPES
+    assert token_reqs[0]["form"]["scope"] == "mcp:tools notes:delete"
     assert token_reqs[0]["form"]["resource"] == url
     retried = [e for e in trace[trace.index(token_reqs[0]):] if e["url"] == url and e["method"] == "POST"]
     assert retried and retried[0]["status"] == 200, trace

@@ -289,8 +289,12 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
 
 static void insert_error_filter(request_rec *r)
 {
-    if (is_ours(r))
+    if (is_ours(r)) {
         mcp_authz_error_response(r, dir_conf(r));
+        /* A preflight passes only by our 204: a refused one gets no grant. */
+        if (!mcp_is_preflight(r, dir_conf(r)))
+            mcp_authz_cors_error(r, dir_conf(r));
+    }
 }
 
 /* Before authentication: client-sent copies of identity headers go. */
@@ -461,7 +465,11 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
         return !OK;
     }
-    mcp_config_warnings(s);
+    /* The first reading (configtest, the terminal that starts httpd) shows
+     * them on stderr; later readings log them from post_config, once the
+     * error log is open -- a daemon's stderr is /dev/null until then. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        mcp_config_warnings(s);
     return OK;
 }
 
@@ -476,6 +484,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        mcp_config_warnings(s);
     idp_health = mcp_idp_health_create(pconf);
     if (!idp_health)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
@@ -508,6 +518,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mcp_authz_register(p);
+    mcp_authz_cors_register(p);
     mcp_toolscope_register(p);
 }
 

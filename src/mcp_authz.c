@@ -293,8 +293,16 @@ static int count_origin(void *rec, const char *key, const char *value)
     return 1;
 }
 
+/* MCPAuthAllowedOrigins *: every page may call. */
+static int any_origin(const mcp_dir_conf_t *conf)
+{
+    return conf->allowed_origins && strcmp(APR_ARRAY_IDX(conf->allowed_origins, 0, const char *), "*") == 0;
+}
+
 /* The request's Origin in canonical form if the location allows it; NULL
- * when it is not allowed (or not one well-formed origin). */
+ * when it is not allowed (or not one well-formed origin). Two Origin
+ * headers are never allowed: no browser sends them, and whichever one a
+ * reader takes, another could take the other. */
 static const char *allowed_origin(request_rec *r, const mcp_dir_conf_t *conf)
 {
     const apr_array_header_t *list = conf->allowed_origins;
@@ -302,7 +310,13 @@ static const char *allowed_origin(request_rec *r, const mcp_dir_conf_t *conf)
     int i, n = 0;
 
     apr_table_do(count_origin, &n, r->headers_in, "Origin", NULL);
-    if (n != 1 || !(canon = mcp_origin_canonical(r->pool, origin, 0)))
+    if (n != 1)
+        return NULL;
+    /* An opaque origin (sandboxed frame, file:) is "null": only * lets it
+     * in -- listing it would let in every sandboxed page of the web. */
+    if (any_origin(conf) && strcmp(origin, "null") == 0)
+        return origin;
+    if (!(canon = mcp_origin_canonical(r->pool, origin, 0)))
         return NULL;
     if (!list)
         return strcmp(canon, mcp_origin_canonical(r->pool, mcp_resource_uri(r, conf), 1)) == 0 ? canon : NULL;
@@ -334,11 +348,39 @@ int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf)
     return HTTP_FORBIDDEN;
 }
 
+/* MCP 2026-07-28: a tool may have its client mirror arguments into
+ * Mcp-Param-{Name} headers (x-mcp-header), names only the backend knows. A
+ * preflight asking for such names is told they are allowed -- they are
+ * forwarded unchanged, never checked here. Only well-formed names
+ * (RFC 9110 token) are repeated. */
+static const char *param_headers(request_rec *r)
+{
+    static const char tchar[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+    const char *asked = apr_table_get(r->headers_in, "Access-Control-Request-Headers");
+    const char *out = NULL;
+    char *list, *tok, *last, *end;
+
+    if (!asked)
+        return NULL;
+    list = apr_pstrdup(r->pool, asked);
+    for (tok = apr_strtok(list, ",", &last); tok; tok = apr_strtok(NULL, ",", &last)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        for (end = tok + strlen(tok); end > tok && (end[-1] == ' ' || end[-1] == '\t'); end--)
+            ;
+        *end = '\0';
+        if (strncasecmp(tok, "mcp-param-", 10) == 0 && tok[10] && strspn(tok, tchar) == strlen(tok))
+            out = out ? apr_pstrcat(r->pool, out, ", ", tok, NULL) : tok;
+    }
+    return out;
+}
+
 void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf)
 {
     const char *origin = allowed_origin(r, conf);
     const char *headers = "Authorization, Content-Type, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name, "
                           "Last-Event-ID";
+    const char *params = param_headers(r);
 
     /* Decided now, with this location's configuration: a later fixup
      * (FallbackResource) may swap the request's configuration. */
@@ -346,11 +388,16 @@ void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf)
     if (origin)
         apr_table_set(r->headers_out, "Access-Control-Allow-Origin", apr_table_get(r->headers_in, "Origin"));
     apr_table_setn(r->headers_out, "Access-Control-Allow-Methods", "GET, POST, DELETE");
-    apr_table_set(r->headers_out, "Access-Control-Allow-Headers",
-                  conf->token_header ? apr_pstrcat(r->pool, headers, ", ", conf->token_header, NULL) : headers);
+    if (conf->token_header)
+        headers = apr_pstrcat(r->pool, headers, ", ", conf->token_header, NULL);
+    if (params)
+        headers = apr_pstrcat(r->pool, headers, ", ", params, NULL);
+    apr_table_set(r->headers_out, "Access-Control-Allow-Headers", headers);
     apr_table_setn(r->headers_out, "Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id");
     apr_table_setn(r->headers_out, "Access-Control-Max-Age", "600");
     apr_table_mergen(r->headers_out, "Vary", "Origin");
+    if (params)
+        apr_table_mergen(r->headers_out, "Vary", "Access-Control-Request-Headers");
 }
 
 int mcp_authz_preflight_answer(request_rec *r)
@@ -360,4 +407,58 @@ int mcp_authz_preflight_answer(request_rec *r)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "CORS preflight answered (%s)", mcp_printable(r->pool, r->uri, 256));
     r->status = HTTP_NO_CONTENT;
     return OK;
+}
+
+/* ---- CORS on the module's own answers ----------------------------------- */
+
+#define CORS_ERROR_FILTER "MCP_AUTH_CORS_ERROR"
+#define ACAO "Access-Control-Allow-Origin"
+
+const char *mcp_authz_cors_origin(request_rec *r, const mcp_dir_conf_t *conf, int public_doc)
+{
+    /* A public document for every page may say so; anything else names the
+     * one origin that may read it, never "*" (a cache or a second origin
+     * must not reuse the grant: Vary: Origin goes with it). */
+    if (public_doc && any_origin(conf))
+        return "*";
+    if (!apr_table_get(r->headers_in, "Origin") || !allowed_origin(r, conf))
+        return NULL;
+    return apr_table_get(r->headers_in, "Origin");
+}
+
+/* Runs after mod_headers' `Header always` (AP_FTYPE_CONTENT_SET) and before
+ * the HTTP header filter: an operator's own CORS headers win, and the
+ * refusal never carries two Access-Control-Allow-Origin values (a browser
+ * rejects that). */
+static apr_status_t cors_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+
+    if (!apr_table_get(r->headers_out, ACAO) && !apr_table_get(r->err_headers_out, ACAO)) {
+        apr_table_setn(r->headers_out, ACAO, f->ctx);
+        /* A browser client reads the challenge (resource_metadata, scope)
+         * and when to come back only if they are exposed. */
+        if (!apr_table_get(r->headers_out, "Access-Control-Expose-Headers") &&
+            !apr_table_get(r->err_headers_out, "Access-Control-Expose-Headers"))
+            apr_table_setn(r->headers_out, "Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After");
+    }
+    apr_table_mergen(r->headers_out, "Vary", "Origin");
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+void mcp_authz_cors_register(apr_pool_t *p)
+{
+    (void)p;
+    ap_register_output_filter(CORS_ERROR_FILTER, cors_error_filter, NULL, AP_FTYPE_CONTENT_SET + 5);
+}
+
+void mcp_authz_cors_error(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    const char *origin;
+
+    /* A subrequest's error is not what the client gets. */
+    if (r->main || !(origin = mcp_authz_cors_origin(r, conf, 0)))
+        return;
+    ap_add_output_filter(CORS_ERROR_FILTER, (void *)origin, r, r->connection);
 }

@@ -35,4 +35,16 @@ int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf);
 void mcp_authz_preflight_prepare(request_rec *r, const mcp_dir_conf_t *conf);
 int mcp_authz_preflight_answer(request_rec *r);
 
+/* Access-Control-Allow-Origin for an answer of the module to this request:
+ * the Origin as sent when MCPAuthAllowedOrigins allows it; "*" for a public
+ * document (public_doc) when the list is *; NULL: no CORS grant. */
+const char *mcp_authz_cors_origin(request_rec *r, const mcp_dir_conf_t *conf, int public_doc);
+
+/* insert_error_filter, not for a preflight: a refusal (401, 403
+ * insufficient_scope, 400, 503) to an allowed origin carries CORS headers,
+ * so a browser client can read the challenge; unless the configuration
+ * (mod_headers `Header always`) already set them. */
+void mcp_authz_cors_register(apr_pool_t *p);
+void mcp_authz_cors_error(request_rec *r, const mcp_dir_conf_t *conf);
+
 #endif

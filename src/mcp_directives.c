@@ -460,6 +460,15 @@ const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *ar
     note_section(cmd, conf);
     if (!conf->scopes_supported)
         conf->scopes_supported = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    /* MCP 2026-07-28: refresh tokens are the client's and the AS's business,
+     * not a resource requirement -- never advertised, never challenged for. */
+    if (strcmp(arg, "offline_access") == 0) {
+        note_warning(cmd, apr_psprintf(cmd->temp_pool,
+                                       "MCPAuthScopesSupported at %s: offline_access dropped (a resource does not "
+                                       "ask for refresh tokens: it is never in scopes_supported or a challenge)",
+                                       where(cmd)));
+        return NULL;
+    }
     APR_ARRAY_PUSH(conf->scopes_supported, const char *) = arg;
     return NULL;
 }

@@ -7,6 +7,7 @@
 #include <http_request.h>
 #include <string.h>
 
+#include "mcp_authz.h"
 #include "mcp_conf.h"
 #include "mcp_request.h"
 #include "metadata.h"
@@ -60,9 +61,19 @@ static const char *single_location(request_rec *r)
     return found;
 }
 
-static void cors(request_rec *r)
+/* The document is public, but which pages may read it is the location's
+ * MCPAuthAllowedOrigins: "*" only when that is *, otherwise the echo of an
+ * allowed Origin (and nothing for another origin: the document is still
+ * served, a browser page from there just cannot read it). */
+static void cors(request_rec *r, const mcp_dir_conf_t *conf)
 {
-    apr_table_setn(r->headers_out, "Access-Control-Allow-Origin", "*");
+    const char *origin = mcp_authz_cors_origin(r, conf, 1);
+
+    if (!origin || strcmp(origin, "*") != 0)
+        apr_table_mergen(r->headers_out, "Vary", "Origin");
+    if (!origin)
+        return;
+    apr_table_setn(r->headers_out, "Access-Control-Allow-Origin", origin);
     apr_table_setn(r->headers_out, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
     apr_table_setn(r->headers_out, "Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version");
     apr_table_setn(r->headers_out, "Access-Control-Max-Age", "86400");
@@ -89,7 +100,7 @@ int mcp_metadata_handler(request_rec *r, int lookup_uri)
         return DECLINED; /* not ours: whatever else serves it, or 404 */
 
     if (r->method_number == M_OPTIONS) {
-        cors(r);
+        cors(r, conf);
         apr_table_setn(r->headers_out, "Allow", "GET, HEAD, OPTIONS");
         ap_destroy_sub_req(sub);
         r->status = HTTP_NO_CONTENT;
@@ -107,8 +118,8 @@ int mcp_metadata_handler(request_rec *r, int lookup_uri)
     doc = mcp_metadata_document(r->pool, mcp_resource_uri(r, conf), issuers, conf->issuers ? conf->issuers->nelts : 0,
                                 conf->scopes_supported ? (const char *const *)conf->scopes_supported->elts : NULL,
                                 conf->scopes_supported ? conf->scopes_supported->nelts : 0);
+    cors(r, conf);
     ap_destroy_sub_req(sub);
-    cors(r);
     apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=3600");
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)strlen(doc));

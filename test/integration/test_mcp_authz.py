@@ -409,10 +409,12 @@ def test_401_challenge_scope_hint(server, minter):
 
 
 def test_metadata_document_path_form(server):
-    resp = server.get(f"{WK}/hint")
+    # CORS: the echo of an allowed origin (by default the resource's own),
+    # never "*" unless MCPAuthAllowedOrigins * (issue 11)
+    resp = server.get(f"{WK}/hint", headers=[("Origin", server.base_url)])
     assert resp.status == 200, resp
     assert resp.header("Content-Type").split(";")[0].strip() == "application/json"
-    assert resp.header("Access-Control-Allow-Origin") == "*"
+    assert resp.header("Access-Control-Allow-Origin") == server.base_url
     assert resp.json() == {
         "resource": f"{server.base_url}/hint",
         "authorization_servers": [ISSUER],
@@ -432,10 +434,10 @@ def test_metadata_document_needs_no_token_even_with_a_bad_one(server):
 
 
 def test_metadata_options_cors(server):
-    resp = server.request("OPTIONS", f"{WK}/hint", [("Origin", "https://app.example"),
+    resp = server.request("OPTIONS", f"{WK}/hint", [("Origin", server.base_url),
                                                    ("Access-Control-Request-Method", "GET")])
     assert resp.status == 204, resp
-    assert resp.header("Access-Control-Allow-Origin") == "*"
+    assert resp.header("Access-Control-Allow-Origin") == server.base_url
     assert "GET" in (resp.header("Access-Control-Allow-Methods") or ""), resp
     assert resp.body == b""
 
@@ -543,15 +545,15 @@ def pair_server(httpd_factory, jwks_server, mcp_auth_so):
 def test_metadata_root_form_with_one_protected_location(single_server):
     want = {"resource": f"{single_server.base_url}/only", "authorization_servers": [ISSUER],
             "scopes_supported": ["mcp:tools"], "bearer_methods_supported": ["header"]}
-    root = single_server.get(WK)
+    root = single_server.get(WK, headers=[("Origin", single_server.base_url)])
     assert root.status == 200, root
-    assert root.header("Access-Control-Allow-Origin") == "*"
+    assert root.header("Access-Control-Allow-Origin") == single_server.base_url
     assert root.json() == want
     path = single_server.get(f"{WK}/only")
     assert path.status == 200 and path.json() == want
     assert single_server.get(f"{WK}/public").status == 404
-    resp = single_server.request("OPTIONS", WK)
-    assert resp.status == 204 and resp.header("Access-Control-Allow-Origin") == "*", resp
+    resp = single_server.request("OPTIONS", WK, [("Origin", single_server.base_url)])
+    assert resp.status == 204 and resp.header("Access-Control-Allow-Origin") == single_server.base_url, resp
 
 
 def test_metadata_root_form_404_with_two_protected_locations(pair_server):

@@ -143,7 +143,8 @@ static void test_three_scope_cycle_through_union(void **state)
     assert_string_equal(cycle, "c -> a (f:3) -> b (f:1) -> c (f:2)");
 }
 
-#define CHAIN 1000
+/* 300 scopes: 45,000 closure entries, a few MB (valgrind runs it too). */
+#define CHAIN 300
 
 static void test_long_chain(void **state)
 {
@@ -160,17 +161,17 @@ static void test_long_chain(void **state)
     assert_non_null(all);
     assert_int_equal(all->nelts, CHAIN - 1);
     assert_int_equal(mcp_scope_implied_by(rev, "s0")->nelts, CHAIN - 1);
-    assert_int_equal(mcp_scope_implied_by(fwd, "s500")->nelts, CHAIN - 501);
-    assert_string_equal(APR_ARRAY_IDX(all, CHAIN - 2, const char *), "s999");
-    /* closing the chain at its end names the whole cycle */
-    cycle = mcp_scope_implies_add(fwd, "s999", words(p, "s0"), "f:end");
+    assert_int_equal(mcp_scope_implied_by(fwd, "s100")->nelts, CHAIN - 101);
+    assert_string_equal(APR_ARRAY_IDX(all, CHAIN - 2, const char *), "s299");
+    /* closing the chain at its end names the whole cycle, every line in order */
+    cycle = mcp_scope_implies_add(fwd, "s299", words(p, "s0"), "f:end");
     assert_non_null(cycle);
     {
-        static const char head[] = "s999 -> s0 (f:end) -> s1 (f:0) -> s2 (f:1) -> ";
-        assert_true(strncmp(cycle, head, sizeof(head) - 1) == 0);
+        const char *want = "s299 -> s0 (f:end)";
+        for (i = 0; i < CHAIN - 1; i++)
+            want = apr_psprintf(p, "%s -> s%d (f:%d)", want, i + 1, i);
+        assert_string_equal(cycle, want);
     }
-    assert_non_null(strstr(cycle, " -> s998 (f:997) -> s999 (f:998)"));
-    assert_int_equal(strlen(strstr(cycle, " -> s999 (f:998)")), strlen(" -> s999 (f:998)"));
 }
 
 static void test_merge_shares_one_side(void **state)

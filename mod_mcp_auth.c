@@ -139,8 +139,10 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->forward_token = MERGE(forward_token, -1);
     c->introspection = MERGE(introspection, NULL);
     c->allowed_origins = MERGE(allowed_origins, NULL);
-    /* Shares one side's precomputed closure when only one side has rules. */
-    c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge(p, base->scope_implies, add->scope_implies, NULL);
+    /* One side's closure is shared; a pair check_config merged comes from
+     * its memo; only other pairs (rare) build a merged closure here. */
+    c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge_memo(mcp_global.implies_merged, 0, p,
+                                                                           base->scope_implies, add->scope_implies, NULL);
     return c;
 }
 

@@ -90,6 +90,7 @@ typedef struct {
     apr_array_header_t *sections;        /* mcp_section_t * */
     apr_hash_t *section_of;              /* mcp_dir_conf_t * -> mcp_section_t * */
     apr_array_header_t *warnings;        /* const char *: startup warnings found while reading */
+    mcp_scope_implies_memo_t *implies_merged; /* MCPAuthScopeImplies of nested sections, merged by check_config */
     apr_pool_t *pconf;
 } mcp_global_t;
 

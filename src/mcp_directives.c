@@ -29,6 +29,7 @@ void mcp_global_reset(apr_pool_t *pconf)
     mcp_global.sections = apr_array_make(pconf, 8, sizeof(mcp_section_t *));
     mcp_global.section_of = apr_hash_make(pconf);
     mcp_global.warnings = apr_array_make(pconf, 2, sizeof(const char *));
+    mcp_global.implies_merged = mcp_scope_implies_memo_make(pconf);
     mcp_global.fetch.ttl = apr_time_from_sec(86400);
     mcp_global.fetch.cooldown = apr_time_from_sec(30);
     mcp_global.fetch.max_stale = apr_time_from_sec(604800);
@@ -909,25 +910,47 @@ static int implies_order(const void *x, const void *y)
     return ra != rb ? (ra < rb ? -1 : 1) : 0;
 }
 
+/* The chain merged as httpd merges it for a request: top levels and
+ * <Directory> sections one by one, <Location> sections among themselves
+ * first and then onto the rest (ap_location_walk) -- the same pairs, so a
+ * request finds each in the memo (p is pconf) instead of building the
+ * merged closure. Returns the first cycle, or NULL. */
+static const char *fold_implies(apr_pool_t *p, const apr_array_header_t *chain)
+{
+    const mcp_scope_implies_t *base = NULL, *locations = NULL;
+    const char *cycle = NULL;
+    int i;
+    for (i = 0; i < chain->nelts && !cycle; i++) {
+        const mcp_section_t *a = APR_ARRAY_IDX(chain, i, const mcp_section_t *);
+        if (a->kind && strcasecmp(a->kind, "<Location") == 0)
+            locations = mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, locations,
+                                                     a->conf->scope_implies, &cycle);
+        else
+            base = mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, base, a->conf->scope_implies,
+                                                &cycle);
+    }
+    if (!cycle && locations)
+        mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, base, locations, &cycle);
+    return cycle;
+}
+
 /* Each section's own lines were checked as they were read; a cycle can
  * still come from the merge with the sections it is nested in (<Location
  * /a> x -> y, <Location /a/b> y -> x): merge them as a request would. */
 static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
 {
     apr_array_header_t *chain = apr_array_make(p, 4, sizeof(const mcp_section_t *));
-    const mcp_scope_implies_t *merged = NULL;
-    const char *cycle = NULL;
+    const char *cycle;
     int i;
 
+    /* b itself in its place among the rest: the order written */
     for (i = 0; i < mcp_global.sections->nelts; i++) {
         const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
-        if (implies_merge_into(b, a))
+        if (a->conf == b->conf ? a->conf->scope_implies != NULL : implies_merge_into(b, a))
             APR_ARRAY_PUSH(chain, const mcp_section_t *) = a;
     }
-    if (chain->nelts == 0 || (chain->nelts == 1 && !b->conf->scope_implies))
+    if (chain->nelts < 2)
         return NULL; /* nothing merged: the directive lines checked it */
-    if (b->conf->scope_implies)
-        APR_ARRAY_PUSH(chain, const mcp_section_t *) = b;
     /* stable for equal ranks: insertion sort keeps the order written */
     for (i = 1; i < chain->nelts; i++) {
         int j;
@@ -938,10 +961,7 @@ static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
             APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *) = t;
         }
     }
-    for (i = 0; i < chain->nelts && !cycle; i++)
-        merged = mcp_scope_implies_merge(p, merged, APR_ARRAY_IDX(chain, i, const mcp_section_t *)->conf->scope_implies,
-                                         &cycle);
-    if (!cycle)
+    if (!(cycle = fold_implies(p, chain)))
         return NULL;
     return apr_psprintf(p,
                         "MCPAuthScopeImplies: the section at %s, merged with the sections it is nested in, makes "

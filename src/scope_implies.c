@@ -90,6 +90,10 @@ static void reach_add(reach_t *r, const char *scope)
     APR_ARRAY_PUSH(r->list, const char *) = scope;
 }
 
+/* Steps of a cycle shown before and after the " -> ... (n more)". */
+#define CYCLE_HEAD 8
+#define CYCLE_TAIL 3
+
 /* A path from `from` to `to` over the written edges, as text
  * " -> x (where) -> ... -> to (where)"; NULL when there is none.
  * Breadth-first: the shortest cycle is the clearest to read. `to` may be
@@ -136,6 +140,15 @@ static const char *path_text(mcp_scope_implies_t *si, const char *from, const ch
         const char *t = APR_ARRAY_IDX(steps, i, const char *);
         APR_ARRAY_IDX(steps, i, const char *) = APR_ARRAY_IDX(steps, steps->nelts - 1 - i, const char *);
         APR_ARRAY_IDX(steps, steps->nelts - 1 - i, const char *) = t;
+    }
+    /* httpd cuts long error messages: a long cycle keeps its first steps
+     * and the lines that close it, and says how many are left out. */
+    if (steps->nelts > CYCLE_HEAD + CYCLE_TAIL + 1) {
+        int left_out = steps->nelts - CYCLE_HEAD - CYCLE_TAIL;
+        APR_ARRAY_IDX(steps, CYCLE_HEAD, const char *) = apr_psprintf(p, " -> ... (%d more)", left_out);
+        memmove(&APR_ARRAY_IDX(steps, CYCLE_HEAD + 1, const char *),
+                &APR_ARRAY_IDX(steps, steps->nelts - CYCLE_TAIL, const char *), CYCLE_TAIL * sizeof(const char *));
+        steps->nelts = CYCLE_HEAD + 1 + CYCLE_TAIL;
     }
     return apr_array_pstrcat(p, steps, 0);
 }
@@ -237,6 +250,62 @@ const mcp_scope_implies_t *mcp_scope_implies_merge(apr_pool_t *p, const mcp_scop
     }
     for (i = 0; i < add->rules->nelts; i++)
         replay(out, APR_ARRAY_IDX(add->rules, i, const rule_t *), cycle);
+    return out;
+}
+
+struct mcp_scope_implies_memo {
+    apr_pool_t *pool;
+    apr_hash_t *merged; /* memo_key -> memo_val */
+};
+
+typedef struct {
+    const mcp_scope_implies_t *base, *add;
+} memo_key;
+
+typedef struct {
+    const mcp_scope_implies_t *merged;
+    const char *cycle;
+} memo_val;
+
+mcp_scope_implies_memo_t *mcp_scope_implies_memo_make(apr_pool_t *p)
+{
+    mcp_scope_implies_memo_t *m = apr_palloc(p, sizeof(*m));
+    m->pool = p;
+    m->merged = apr_hash_make(p);
+    return m;
+}
+
+const mcp_scope_implies_t *mcp_scope_implies_merge_memo(mcp_scope_implies_memo_t *m, int remember, apr_pool_t *p,
+                                                        const mcp_scope_implies_t *base,
+                                                        const mcp_scope_implies_t *add, const char **cycle)
+{
+    memo_key k;
+    const memo_val *hit;
+    memo_val *v;
+    const char *c = NULL;
+    const mcp_scope_implies_t *out;
+
+    if (!m || !mcp_scope_implies_count(base) || !mcp_scope_implies_count(add))
+        return mcp_scope_implies_merge(p, base, add, cycle);
+    memset(&k, 0, sizeof(k));
+    k.base = base;
+    k.add = add;
+    hit = apr_hash_get(m->merged, &k, sizeof(k));
+    if (hit) {
+        if (cycle)
+            *cycle = hit->cycle;
+        return hit->merged;
+    }
+    out = mcp_scope_implies_merge(p, base, add, &c);
+    if (cycle)
+        *cycle = c;
+    if (remember) {
+        memo_key *key = apr_pmemdup(m->pool, &k, sizeof(k));
+        v = apr_palloc(m->pool, sizeof(*v));
+        v->merged = out;
+        v->cycle = c;
+        apr_hash_set(m->merged, key, sizeof(*key), v);
+    }
     return out;
 }
 

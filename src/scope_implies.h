@@ -21,7 +21,9 @@ int mcp_scope_token_ok(const char *s);
 /* One directive line: scope implies each of implied (const char *); a scope
  * written again adds to its list (union). where ("file:line") names the
  * line in cycle reports. Returns NULL, or the cycle this line closes, as
- * text: "a -> b (where) -> a (where)". The closure is updated either way. */
+ * text: "a -> b (where) -> a (where)" (a cycle of more than 12 steps shows
+ * its first 8, " -> ... (n more)", and its last 3). The closure is updated
+ * either way. */
 const char *mcp_scope_implies_add(mcp_scope_implies_t *si, const char *scope, const apr_array_header_t *implied,
                                   const char *where);
 
@@ -31,6 +33,23 @@ const char *mcp_scope_implies_add(mcp_scope_implies_t *si, const char *scope, co
  * NULL) gets the first cycle the merge makes, or NULL. */
 const mcp_scope_implies_t *mcp_scope_implies_merge(apr_pool_t *p, const mcp_scope_implies_t *base,
                                                    const mcp_scope_implies_t *add, const char **cycle);
+
+/* Merges remembered by the pair of rule sets they were made from: the
+ * configuration check merges nested sections once (in the parent, before
+ * any request), and a request that merges the same pair takes the result
+ * instead of building the closure again. Keys are addresses, so only rule
+ * sets that live as long as the memo may be remembered. */
+typedef struct mcp_scope_implies_memo mcp_scope_implies_memo_t;
+
+mcp_scope_implies_memo_t *mcp_scope_implies_memo_make(apr_pool_t *p);
+
+/* mcp_scope_implies_merge through memo m (may be NULL): a remembered pair
+ * answers from m; otherwise the merge is made in p, and remembered when
+ * `remember` (p must then live as long as m; never at request time, when m
+ * is shared by threads and only read). */
+const mcp_scope_implies_t *mcp_scope_implies_merge_memo(mcp_scope_implies_memo_t *m, int remember, apr_pool_t *p,
+                                                        const mcp_scope_implies_t *base,
+                                                        const mcp_scope_implies_t *add, const char **cycle);
 
 /* Every scope `scope` implies, directly or not (const char *), or NULL. */
 const apr_array_header_t *mcp_scope_implied_by(const mcp_scope_implies_t *si, const char *scope);

@@ -163,15 +163,32 @@ static void test_long_chain(void **state)
     assert_int_equal(mcp_scope_implied_by(rev, "s0")->nelts, CHAIN - 1);
     assert_int_equal(mcp_scope_implied_by(fwd, "s100")->nelts, CHAIN - 101);
     assert_string_equal(APR_ARRAY_IDX(all, CHAIN - 2, const char *), "s299");
-    /* closing the chain at its end names the whole cycle, every line in order */
+    /* closing the chain at its end names the cycle: its first steps, how
+     * many are left out, and the lines that close it */
     cycle = mcp_scope_implies_add(fwd, "s299", words(p, "s0"), "f:end");
     assert_non_null(cycle);
-    {
-        const char *want = "s299 -> s0 (f:end)";
-        for (i = 0; i < CHAIN - 1; i++)
-            want = apr_psprintf(p, "%s -> s%d (f:%d)", want, i + 1, i);
-        assert_string_equal(cycle, want);
-    }
+    assert_string_equal(cycle, "s299 -> s0 (f:end) -> s1 (f:0) -> s2 (f:1) -> s3 (f:2) -> s4 (f:3) -> s5 (f:4)"
+                               " -> s6 (f:5) -> s7 (f:6) -> ... (289 more) -> s297 (f:296) -> s298 (f:297)"
+                               " -> s299 (f:298)");
+}
+
+/* 12 steps are shown whole; 13 elide. */
+static void test_cycle_text_bounds(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_scope_implies_t *a = mcp_scope_implies_make(p), *b = mcp_scope_implies_make(p);
+    const char *cycle;
+    int i;
+    for (i = 0; i < 11; i++)
+        line(a, p, apr_psprintf(p, "s%d", i), apr_psprintf(p, "s%d", i + 1), apr_psprintf(p, "%d", i));
+    cycle = mcp_scope_implies_add(a, "s11", words(p, "s0"), "x");
+    assert_string_equal(cycle, "s11 -> s0 (x) -> s1 (0) -> s2 (1) -> s3 (2) -> s4 (3) -> s5 (4) -> s6 (5) -> s7 (6)"
+                               " -> s8 (7) -> s9 (8) -> s10 (9) -> s11 (10)");
+    for (i = 0; i < 12; i++)
+        line(b, p, apr_psprintf(p, "s%d", i), apr_psprintf(p, "s%d", i + 1), apr_psprintf(p, "%d", i));
+    cycle = mcp_scope_implies_add(b, "s12", words(p, "s0"), "x");
+    assert_string_equal(cycle, "s12 -> s0 (x) -> s1 (0) -> s2 (1) -> s3 (2) -> s4 (3) -> s5 (4) -> s6 (5) -> s7 (6)"
+                               " -> ... (2 more) -> s10 (9) -> s11 (10) -> s12 (11)");
 }
 
 static void test_merge_shares_one_side(void **state)
@@ -274,6 +291,7 @@ int main(void)
         TU_TEST(test_two_scope_cycle),
         TU_TEST(test_three_scope_cycle_through_union),
         TU_TEST(test_long_chain),
+        TU_TEST(test_cycle_text_bounds),
         TU_TEST(test_merge_shares_one_side),
         TU_TEST(test_merge_union_and_replace),
         TU_TEST(test_merge_makes_cycle),

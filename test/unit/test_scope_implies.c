@@ -251,6 +251,49 @@ static void test_merge_makes_cycle(void **state)
     assert_implies(p, m, "y", "x z");
 }
 
+/* The configuration check remembers merged pairs; a request merging the
+ * same pair gets the same object back, never a new closure; pairs it did
+ * not see are merged as usual and, at request time, not remembered. */
+static void test_merge_memo(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_scope_implies_memo_t *memo = mcp_scope_implies_memo_make(p);
+    mcp_scope_implies_t *parent = mcp_scope_implies_make(p), *child = mcp_scope_implies_make(p);
+    mcp_scope_implies_t *other = mcp_scope_implies_make(p), *loop = mcp_scope_implies_make(p);
+    const mcp_scope_implies_t *once, *again, *fresh;
+    const char *cycle = NULL;
+    line(parent, p, "a", "b", "f:1");
+    line(child, p, "b", "c", "f:2");
+    line(other, p, "c", "d", "f:3");
+    line(loop, p, "b", "a", "f:4");
+
+    once = mcp_scope_implies_merge_memo(memo, 1, p, parent, child, &cycle);
+    assert_null(cycle);
+    assert_implies(p, once, "a", "b c");
+    again = mcp_scope_implies_merge_memo(memo, 0, p, parent, child, NULL);
+    assert_ptr_equal(again, once);
+    /* the other order is another pair */
+    fresh = mcp_scope_implies_merge_memo(memo, 0, p, child, parent, NULL);
+    assert_true(fresh != once);
+    assert_implies(p, fresh, "a", "b c");
+    /* not remembered without `remember` */
+    fresh = mcp_scope_implies_merge_memo(memo, 0, p, parent, other, NULL);
+    assert_true(mcp_scope_implies_merge_memo(memo, 0, p, parent, other, NULL) != fresh);
+    /* one side only: shared as without a memo */
+    assert_ptr_equal(mcp_scope_implies_merge_memo(memo, 1, p, NULL, child, NULL), child);
+    assert_ptr_equal(mcp_scope_implies_merge_memo(memo, 1, p, parent, NULL, NULL), parent);
+    /* a remembered cycle is reported again */
+    mcp_scope_implies_merge_memo(memo, 1, p, parent, loop, &cycle);
+    assert_non_null(cycle);
+    cycle = NULL;
+    mcp_scope_implies_merge_memo(memo, 0, p, parent, loop, &cycle);
+    assert_string_equal(cycle, "b -> a (f:4) -> b (f:1)");
+    /* without a memo: a plain merge */
+    fresh = mcp_scope_implies_merge_memo(NULL, 1, p, parent, child, NULL);
+    assert_true(fresh != once);
+    assert_implies(p, fresh, "a", "b c");
+}
+
 static void test_expand(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -295,6 +338,7 @@ int main(void)
         TU_TEST(test_merge_shares_one_side),
         TU_TEST(test_merge_union_and_replace),
         TU_TEST(test_merge_makes_cycle),
+        TU_TEST(test_merge_memo),
         TU_TEST(test_expand),
     };
     tu_global_init();

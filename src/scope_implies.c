@@ -276,8 +276,8 @@ mcp_scope_implies_memo_t *mcp_scope_implies_memo_make(apr_pool_t *p)
 }
 
 const mcp_scope_implies_t *mcp_scope_implies_merge_memo(mcp_scope_implies_memo_t *m, int remember, apr_pool_t *p,
-                                                        const mcp_scope_implies_t *base,
-                                                        const mcp_scope_implies_t *add, const char **cycle)
+                                                        const mcp_scope_implies_t *base, const mcp_scope_implies_t *add,
+                                                        const char **cycle)
 {
     memo_key k;
     const memo_val *hit;

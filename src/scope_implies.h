@@ -48,8 +48,8 @@ mcp_scope_implies_memo_t *mcp_scope_implies_memo_make(apr_pool_t *p);
  * `remember` (p must then live as long as m; never at request time, when m
  * is shared by threads and only read). */
 const mcp_scope_implies_t *mcp_scope_implies_merge_memo(mcp_scope_implies_memo_t *m, int remember, apr_pool_t *p,
-                                                        const mcp_scope_implies_t *base,
-                                                        const mcp_scope_implies_t *add, const char **cycle);
+                                                        const mcp_scope_implies_t *base, const mcp_scope_implies_t *add,
+                                                        const char **cycle);
 
 /* Every scope `scope` implies, directly or not (const char *), or NULL. */
 const apr_array_header_t *mcp_scope_implied_by(const mcp_scope_implies_t *si, const char *scope);

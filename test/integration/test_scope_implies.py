@@ -115,6 +115,8 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
         ("/si/nest/replace", "MCPAuthScopeImplies p:admin p:list\n"
                              "MCPAuthToolScope read_p p:read\nMCPAuthToolScope list_p p:list\n"
                              "Require mcp-scope q:read"),
+        # the server level's rules (below) reach every location
+        ("/si/top", protected("Require mcp-scope top:read", jwks=jw)),
         # served by the harness's shell CGI (cheap: the timing is the module's)
         ("/sd-deep", protected(deep_chain(), f"Require mcp-scope d:{CHAIN}", jwks=jw)),
         ("/sd-flat", protected(f"Require mcp-scope d:{CHAIN}", jwks=jw)),
@@ -127,6 +129,8 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
         f'SetEnv SI_RECORD "{record}"',
         # tests read their own refusal's log line
         "MCPAuthRefusalLogInterval 0",
+        # at the server level: merged with every location's own rules
+        "MCPAuthScopeImplies top:admin top:read",
     ])
     h = httpd_factory.start(locations, server_conf=server_conf, module_so=mcp_auth_so, name="implies")
     try:
@@ -296,6 +300,17 @@ def test_backend_sees_the_tokens_own_scopes(server, minter, backend):
 # ---------------------------------------------------------------------------
 # nested sections
 # ---------------------------------------------------------------------------
+
+def test_server_level_rules_reach_every_location(server, minter, backend):
+    _, record = backend
+    assert_ok(server.get("/si/top", minter.token(scope="top:admin")))
+    # merged with a location's own rules: both apply there
+    assert_ok(server.get("/si/notes", minter.token(scope="notes:admin top:admin")))
+    before = len(records(record))
+    assert_refused(server.get("/si/notes", minter.token(scope="top:admin")), record, before,
+                   needs=["notes:read"])
+    assert_refused(server.get("/si/top", minter.token(scope="notes:admin")), record, before,
+                   needs=["top:read"], never=["top:admin"])
 
 def test_nested_child_adds_and_inherits(server, minter, backend):
     _, record = backend

@@ -1,8 +1,9 @@
 /* Scope hierarchy (MCPAuthScopeImplies, MCP 2026-07-28 "a broader scope
  * implies narrower ones"): the implication rules of one configuration
- * section and their transitive closure, built while the directive lines
- * are read, so a request only looks up each granted scope once. Scopes are
- * case-sensitive exact strings. APR only: linked into the unit tests. */
+ * section and their transitive closure (one bitset per scope), built while
+ * the directive lines are read, so a request only looks up each granted
+ * scope once. Scopes are case-sensitive exact strings. APR only: linked
+ * into the unit tests. */
 #ifndef MCP_SCOPE_IMPLIES_H
 #define MCP_SCOPE_IMPLIES_H
 
@@ -51,15 +52,18 @@ const mcp_scope_implies_t *mcp_scope_implies_merge_memo(mcp_scope_implies_memo_t
                                                         const mcp_scope_implies_t *base, const mcp_scope_implies_t *add,
                                                         const char **cycle);
 
-/* Every scope `scope` implies, directly or not (const char *), or NULL. */
-const apr_array_header_t *mcp_scope_implied_by(const mcp_scope_implies_t *si, const char *scope);
+/* Every scope `scope` implies, directly or not (const char *, in the order
+ * the names were first written), made in p; NULL when it implies nothing. */
+apr_array_header_t *mcp_scope_implied_by(apr_pool_t *p, const mcp_scope_implies_t *si, const char *scope);
 
 /* Number of scopes with rules (0 for NULL). */
 int mcp_scope_implies_count(const mcp_scope_implies_t *si);
 
 /* The granted set (const char *, no duplicates) plus everything its scopes
- * imply, the token's own first and in order. granted itself when nothing
- * is implied (no copy); otherwise a new array in p. */
+ * imply: the token's own first and in its order, then the implied ones in
+ * the order their names were first written. One lookup per granted scope
+ * and one bitset OR per scope that implies something. granted itself when
+ * nothing is implied (no copy); otherwise a new array in p. */
 apr_array_header_t *mcp_scope_expand(apr_pool_t *p, apr_array_header_t *granted, const mcp_scope_implies_t *si);
 
 #endif

@@ -23,7 +23,7 @@ ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN
 ENGINE    := b64url mcp_fail stopping jose_alg json_util jwk jws_verify jwt claim_rules idp_health http_fetch keyring policy_memo \
              verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate introspect verdict l1_cache
 ENGINE    += log_limit
-ENGINE    += rpc_headers
+ENGINE    += rpc_headers scope_implies
 HTTPD_GLUE:= mcp_directives mcp_request mcp_authn mcp_authz mcp_toolscope mcp_metadata mcp_identity mcp_shm
 ENGINE_O  := $(ENGINE:%=$(BUILD)/obj/%.o)
 MODULE_O  := $(BUILD)/obj/mod_mcp_auth.o $(ENGINE_O) $(HTTPD_GLUE:%=$(BUILD)/obj/%.o)

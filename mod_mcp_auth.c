@@ -139,6 +139,10 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->forward_token = MERGE(forward_token, -1);
     c->introspection = MERGE(introspection, NULL);
     c->allowed_origins = MERGE(allowed_origins, NULL);
+    /* One side's closure is shared; a pair check_config merged comes from
+     * its memo; only other pairs (rare) build a merged closure here. */
+    c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge_memo(mcp_global.implies_merged, 0, p,
+                                                                           base->scope_implies, add->scope_implies, NULL);
     return c;
 }
 
@@ -200,6 +204,9 @@ static const command_rec mcp_cmds[] = {
             "keep (On, default) or remove (Off) the client's Authorization header towards the backend"),
     TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAllowedOrigins", mcp_cmd_allowed_origins,
               "<origin>... or *: browser origins allowed to call (default: the resource's own origin)"),
+    /* Widens what a token may do: never from .htaccess. */
+    TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthScopeImplies", mcp_cmd_scope_implies,
+              "<scope> <implied-scope>...: a token with <scope> also satisfies these (transitive; no cycles)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
             "largest JWKS or discovery document accepted (default 65536 bytes)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),

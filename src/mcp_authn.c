@@ -197,7 +197,10 @@ static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, const mcp_ve
     st->verified = 1;
     st->verdict = verdict;
     st->claims = claims;
-    st->granted = mcp_scope_split(r->pool, verdict->scope);
+    /* The token's scopes plus what MCPAuthScopeImplies derives from them,
+     * for Require mcp-scope and MCPAuthToolScope alike; the verdict (cached,
+     * and MCP_AUTH_SCOPE) keeps the token's own. */
+    st->granted = mcp_scope_expand(r->pool, mcp_scope_split(r->pool, verdict->scope), conf->scope_implies);
     r->user = apr_pstrdup(r->pool, verdict->user);
     r->ap_auth_type = (char *)MCP_AUTH_TYPE;
     mcp_identity_export(r, conf, token, len);

@@ -12,6 +12,7 @@
 #include "introspect.h"
 #include "jwk.h"
 #include "keyring.h"
+#include "scope_implies.h"
 #include "verifier.h"
 
 #define MCP_AUTH_TYPE "mcp-jwt"
@@ -46,6 +47,7 @@ typedef struct {
     int from_htaccess;                   /* a directive of ours came from .htaccess: request-pool data */
     int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */
     apr_array_header_t *allowed_origins; /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
+    mcp_scope_implies_t *scope_implies;  /* MCPAuthScopeImplies with its closure; NULL: none (never from .htaccess) */
 } mcp_dir_conf_t;
 
 typedef struct {
@@ -88,6 +90,7 @@ typedef struct {
     apr_array_header_t *sections;        /* mcp_section_t * */
     apr_hash_t *section_of;              /* mcp_dir_conf_t * -> mcp_section_t * */
     apr_array_header_t *warnings;        /* const char *: startup warnings found while reading */
+    mcp_scope_implies_memo_t *implies_merged; /* MCPAuthScopeImplies of nested sections, merged by check_config */
     apr_pool_t *pconf;
 } mcp_global_t;
 
@@ -132,6 +135,7 @@ const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);
 const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_refusal_log_interval(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_scope_implies(cmd_parms *cmd, void *dconf, const char *args);
 
 /* Checks that need the whole configuration (check_config): HS* without a
  * secret, secrets too short for the merged algorithm set, protected

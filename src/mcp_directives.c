@@ -29,6 +29,7 @@ void mcp_global_reset(apr_pool_t *pconf)
     mcp_global.sections = apr_array_make(pconf, 8, sizeof(mcp_section_t *));
     mcp_global.section_of = apr_hash_make(pconf);
     mcp_global.warnings = apr_array_make(pconf, 2, sizeof(const char *));
+    mcp_global.implies_merged = mcp_scope_implies_memo_make(pconf);
     mcp_global.fetch.ttl = apr_time_from_sec(86400);
     mcp_global.fetch.cooldown = apr_time_from_sec(30);
     mcp_global.fetch.max_stale = apr_time_from_sec(604800);
@@ -512,6 +513,39 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
     return NULL;
 }
 
+/* MCPAuthScopeImplies <scope> <implied>...: the section's closure grows as
+ * each line is read (scope_implies.c), so a cycle is refused on the line
+ * that closes it and requests only look scopes up. Scopes are compared as
+ * exact strings: one that no token could carry is a typo, refused here. */
+const char *mcp_cmd_scope_implies(cmd_parms *cmd, void *dconf, const char *args)
+{
+    mcp_dir_conf_t *conf = dconf;
+    apr_array_header_t *implied = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    const char *scope = ap_getword_conf(cmd->pool, &args), *word, *cycle;
+    int i;
+
+    note_section(cmd, conf);
+    if (!*scope)
+        return "MCPAuthScopeImplies needs a scope and at least one implied scope";
+    while (*(word = ap_getword_conf(cmd->pool, &args)))
+        APR_ARRAY_PUSH(implied, const char *) = word;
+    if (implied->nelts == 0)
+        return apr_psprintf(cmd->pool, "MCPAuthScopeImplies %s: name at least one implied scope", scope);
+    for (i = -1; i < implied->nelts; i++) {
+        word = i < 0 ? scope : APR_ARRAY_IDX(implied, i, const char *);
+        if (!mcp_scope_token_ok(word))
+            return apr_psprintf(cmd->pool, "MCPAuthScopeImplies: \"%s\" is not a scope (RFC 6749 3.3: printable "
+                                "ASCII, no space, quote or backslash)", word);
+    }
+    if (!conf->scope_implies)
+        conf->scope_implies = mcp_scope_implies_make(cmd->pool);
+    cycle = mcp_scope_implies_add(conf->scope_implies, scope, implied, where(cmd));
+    if (cycle)
+        return apr_psprintf(cmd->pool, "MCPAuthScopeImplies at %s closes the cycle %s: a scope must not imply itself",
+                            where(cmd), cycle);
+    return NULL;
+}
+
 const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
 {
     mcp_dir_conf_t *conf = dconf;
@@ -871,6 +905,99 @@ static const char *check_hmac_lengths(apr_pool_t *p)
     return NULL;
 }
 
+/* Does section a's MCPAuthScopeImplies merge into b's requests? What
+ * inherits_from says, and also another section for the same path (httpd
+ * merges both, the later over the earlier). */
+static int implies_merge_into(const mcp_section_t *b, const mcp_section_t *a)
+{
+    if (!a->conf->scope_implies || a->conf == b->conf)
+        return 0;
+    if (inherits_from(b, a))
+        return 1;
+    return a->kind && b->kind && a->path && b->path && strcasecmp(a->kind, b->kind) == 0 &&
+           strcmp(a->path, b->path) == 0 && (a->server == b->server || !a->server->is_virtual);
+}
+
+/* Merge order: lower rank first, then as written. */
+static int implies_order(const void *x, const void *y)
+{
+    const mcp_section_t *a = *(const mcp_section_t *const *)x, *b = *(const mcp_section_t *const *)y;
+    apr_size_t ra = merge_rank(a), rb = merge_rank(b);
+    return ra != rb ? (ra < rb ? -1 : 1) : 0;
+}
+
+/* The chain merged as httpd merges it for a request: top levels and
+ * <Directory> sections one by one, <Location> sections among themselves
+ * first and then onto the rest (ap_location_walk) -- the same pairs, so a
+ * request finds each in the memo (p is pconf) instead of building the
+ * merged closure. Returns the first cycle, or NULL. */
+static const char *fold_implies(apr_pool_t *p, const apr_array_header_t *chain)
+{
+    const mcp_scope_implies_t *base = NULL, *locations = NULL;
+    const char *cycle = NULL;
+    int i;
+    for (i = 0; i < chain->nelts && !cycle; i++) {
+        const mcp_section_t *a = APR_ARRAY_IDX(chain, i, const mcp_section_t *);
+        if (a->kind && strcasecmp(a->kind, "<Location") == 0)
+            locations = mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, locations,
+                                                     a->conf->scope_implies, &cycle);
+        else
+            base = mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, base, a->conf->scope_implies,
+                                                &cycle);
+    }
+    if (!cycle && locations)
+        mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, base, locations, &cycle);
+    return cycle;
+}
+
+/* Each section's own lines were checked as they were read; a cycle can
+ * still come from the merge with the sections it is nested in (<Location
+ * /a> x -> y, <Location /a/b> y -> x): merge them as a request would. */
+static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
+{
+    apr_array_header_t *chain = apr_array_make(p, 4, sizeof(const mcp_section_t *));
+    const char *cycle;
+    int i;
+
+    /* b itself in its place among the rest: the order written */
+    for (i = 0; i < mcp_global.sections->nelts; i++) {
+        const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+        if (a->conf == b->conf ? a->conf->scope_implies != NULL : implies_merge_into(b, a))
+            APR_ARRAY_PUSH(chain, const mcp_section_t *) = a;
+    }
+    if (chain->nelts < 2)
+        return NULL; /* nothing merged: the directive lines checked it */
+    /* stable for equal ranks: insertion sort keeps the order written */
+    for (i = 1; i < chain->nelts; i++) {
+        int j;
+        for (j = i; j > 0 && implies_order(&APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *),
+                                           &APR_ARRAY_IDX(chain, j, const mcp_section_t *)) > 0; j--) {
+            const mcp_section_t *t = APR_ARRAY_IDX(chain, j, const mcp_section_t *);
+            APR_ARRAY_IDX(chain, j, const mcp_section_t *) = APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *);
+            APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *) = t;
+        }
+    }
+    if (!(cycle = fold_implies(p, chain)))
+        return NULL;
+    return apr_psprintf(p,
+                        "MCPAuthScopeImplies: the section at %s, merged with the sections it is nested in, makes "
+                        "the cycle %s: a scope must not imply itself",
+                        b->where, cycle);
+}
+
+static const char *check_implies_cycles(apr_pool_t *p)
+{
+    server_rec *s;
+    mcp_section_t here;
+    const char *err;
+    int i;
+    for (s = ap_server_conf; s; s = s->next)
+        for (i = 0; i < mcp_global.sections->nelts; i++)
+            if (applies_in(i, s, &here) && (err = check_implies_merge(p, &here)))
+                return err;
+    return NULL;
+}
+
 /* Was ServerName written for this server (the main server: outside every
  * <VirtualHost>)? httpd fills in a guessed name otherwise, which must not
  * become a resource URI. */
@@ -1113,6 +1240,8 @@ const char *mcp_config_check(apr_pool_t *p)
         return apr_psprintf(p, "MCPAuthAlgorithms at %s allows HS256/384/512 but no MCPAuthHMACSecret is set",
                             mcp_global.hmac_without_secret);
     if ((err = check_hmac_lengths(p)))
+        return err;
+    if ((err = check_implies_cycles(p)))
         return err;
     if ((err = check_cache_size(p)))
         return err;

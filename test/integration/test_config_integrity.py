@@ -230,6 +230,7 @@ REFUSED_IN_HTACCESS = {
     "MCPAuthTokenType": "MCPAuthTokenType JWT",
     "MCPAuthMaxTokenSize": "MCPAuthMaxTokenSize 1048576",
     "MCPAuthAllowedOrigins": "MCPAuthAllowedOrigins *",
+    "MCPAuthScopeImplies": "MCPAuthScopeImplies mcp:tools admin",
 }
 
 NARROWING_HTACCESS = """\

@@ -96,10 +96,13 @@ def server(httpd_factory, mcp_auth_so, jwks_server, backend):
         # a rule limited to POST is not owed by a GET
         "/limit": protected("<Limit POST>\nRequire mcp-scope notes:write\n</Limit>\n"
                             "Require valid-user", jwks=jw),
+        # a hierarchy: the 403 lists the token's own scopes, not what they imply
+        "/hier": protected("MCPAuthScopeImplies notes:admin notes:read\n"
+                           "MCPAuthToolScope purge_all admin:purge\nRequire mcp-scope notes:read", jwks=jw),
         # no tool scopes: the body is read only because Mcp-* headers came
         "/plain": protected("Require valid-user", jwks=jw),
     }
-    conf = f'ScriptAliasMatch "^/(mcp|forbid|plain)(/.*)?$" "{cgi}"\nMCPAuthRefusalLogInterval 0'
+    conf = f'ScriptAliasMatch "^/(mcp|forbid|plain|hier)(/.*)?$" "{cgi}"\nMCPAuthRefusalLogInterval 0'
     h = httpd_factory.start(locations, server_conf=conf, module_so=mcp_auth_so, name="mcp2026")
     try:
         yield h
@@ -251,6 +254,18 @@ def test_403_for_a_claim_rule_lists_no_unrelated_tool_scopes(server, minter):
     # /all refuses by claim; a GET calls no tool: nothing but the granted set
     resp = server.get("/all", minter.token(scope="mcp:tools", groups=["users"]))
     assert_403_names(resp, "mcp:tools")
+
+
+def test_403_lists_the_tokens_own_scopes_not_what_they_imply(server, minter, backend):
+    b, _ = backend
+    before = b.hits()
+    tok = minter.token(scope="notes:admin")
+    assert_through(server.get("/hier", tok), b, before)
+    # needs admin:purge; notes:read (implied) is not spelled out
+    assert_403_names(post(server, tok, call("purge_all"), path="/hier"), "notes:admin admin:purge")
+    # a token without the broad scope is asked for the narrow one
+    assert_403_names(server.get("/hier", minter.token(scope="other")), "other notes:read")
+    assert b.hits() == before + 1
 
 
 def test_allowed_calls_pass_untouched(server, minter, backend):

@@ -892,7 +892,8 @@ static int applies_in(int i, server_rec *s, mcp_section_t *here)
     return 1;
 }
 
-static const char *check_hmac_lengths(apr_pool_t *p)
+/* check over every section as it applies in every server; the first error. */
+static const char *check_each_section(apr_pool_t *p, const char *(*check)(apr_pool_t *, const mcp_section_t *))
 {
     server_rec *s;
     mcp_section_t here;
@@ -900,7 +901,7 @@ static const char *check_hmac_lengths(apr_pool_t *p)
     int i;
     for (s = ap_server_conf; s; s = s->next)
         for (i = 0; i < mcp_global.sections->nelts; i++)
-            if (applies_in(i, s, &here) && (err = check_hmac_pair(p, &here)))
+            if (applies_in(i, s, &here) && (err = check(p, &here)))
                 return err;
     return NULL;
 }
@@ -985,18 +986,6 @@ static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
                         b->where, cycle);
 }
 
-static const char *check_implies_cycles(apr_pool_t *p)
-{
-    server_rec *s;
-    mcp_section_t here;
-    const char *err;
-    int i;
-    for (s = ap_server_conf; s; s = s->next)
-        for (i = 0; i < mcp_global.sections->nelts; i++)
-            if (applies_in(i, s, &here) && (err = check_implies_merge(p, &here)))
-                return err;
-    return NULL;
-}
 
 /* Was ServerName written for this server (the main server: outside every
  * <VirtualHost>)? httpd fills in a guessed name otherwise, which must not
@@ -1239,9 +1228,9 @@ const char *mcp_config_check(apr_pool_t *p)
     if (mcp_global.hmac_without_secret && !mcp_global.any_hmac_secret)
         return apr_psprintf(p, "MCPAuthAlgorithms at %s allows HS256/384/512 but no MCPAuthHMACSecret is set",
                             mcp_global.hmac_without_secret);
-    if ((err = check_hmac_lengths(p)))
+    if ((err = check_each_section(p, check_hmac_pair)))
         return err;
-    if ((err = check_implies_cycles(p)))
+    if ((err = check_each_section(p, check_implies_merge)))
         return err;
     if ((err = check_cache_size(p)))
         return err;

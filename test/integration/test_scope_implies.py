@@ -30,15 +30,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, ISSUER, _make_world_readable
-
-MODULES = "/usr/lib/apache2/modules"
+import test_config
+from conftest import AUDIENCE, ISSUER, _make_world_readable
 
 # The backend: records every request it gets (one JSON line: path, method,
 # body SHA-256 length, MCP_AUTH_SCOPE) and answers with its environment.
@@ -385,21 +383,9 @@ def test_deep_hierarchy_costs_requests_nothing_measurable(server, minter):
 # ---------------------------------------------------------------------------
 
 def configtest(tmp_path: Path, so: Path, body: str):
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(f"""ServerRoot "{tmp_path}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:1
-PidFile "{tmp_path}/httpd.pid"
-ErrorLog "{tmp_path}/error.log"
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authn_core_module {MODULES}/mod_authn_core.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-LoadModule authz_user_module {MODULES}/mod_authz_user.so
-LoadModule mcp_auth_module {so}
-{body}
-""")
-    r = subprocess.run([APACHE2, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
-    return r.returncode, r.stdout + r.stderr, conf
+    """apache2 -t of body (test_config's harness): (rc, output, conf path)."""
+    r = test_config.configtest(tmp_path, so, body)
+    return r.returncode, r.stdout + r.stderr, tmp_path / "httpd.conf"
 
 
 def section(path, *lines, protect=True):

@@ -114,6 +114,26 @@ static void check_issuer(void **state)
     ACCEPT("{\"active\":true}", -1);
 }
 
+/* MCPAuthIssuer ... alias=: an introspection answer's iss may be the alias
+ * (exactly), and picks the aliased issuer. */
+static void check_issuer_alias(void **state)
+{
+    static const char *const aliases[] = {"a.example"};
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verify_policy_t pol;
+    mcp_trusted_issuer_t iss[2];
+    policy(&pol);
+    memcpy(iss, pol.issuers, sizeof(iss));
+    REFUSE("{\"active\":true,\"iss\":\"a.example\"}", "Invalid issuer");
+    iss[0].aliases = aliases;
+    iss[0].n_aliases = 1;
+    pol.issuers = iss;
+    ACCEPT("{\"active\":true,\"iss\":\"a.example\"}", 0);
+    ACCEPT("{\"active\":true,\"iss\":\"https://a.example\"}", 0);
+    REFUSE("{\"active\":true,\"iss\":\"a.example/\"}", "Invalid issuer");
+    REFUSE("{\"active\":true,\"iss\":\"A.example\"}", "Invalid issuer");
+}
+
 static void check_audience(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -1005,6 +1025,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_TEST(check_active),
         TU_TEST(check_issuer),
+        TU_TEST(check_issuer_alias),
         TU_TEST(check_audience),
         TU_TEST(check_time_claims),
         TU_TEST(check_required_claims),

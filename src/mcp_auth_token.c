@@ -27,7 +27,7 @@
 static void usage(void)
 {
     fputs("usage:\n"
-          "  mcp-auth-token verify [--jwks FILE|URL] [--jwk FILE] [--hmac-secret S] [--issuer ISS]\n"
+          "  mcp-auth-token verify [--jwks FILE|URL] [--jwk FILE] [--hmac-secret S] [--issuer ISS]...\n"
           "                        [--audience AUD] [--alg ALG]... [--skew S] [--require CLAIM]...\n"
           "                        [--ca-file PEM] [--jws-only] TOKEN|-\n"
           "  mcp-auth-token keygen --alg ALG --kid KID --out DIR [--bits N]\n"
@@ -93,6 +93,7 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
     mcp_fail_t fail;
     apr_array_header_t *req = apr_array_make(p, 2, sizeof(char *));
     apr_array_header_t *aud = apr_array_make(p, 2, sizeof(char *));
+    apr_array_header_t *aliases = apr_array_make(p, 1, sizeof(char *));
     const char *token = NULL, *jwks = NULL, *jwk = NULL, *secret = NULL, *ca_file = NULL, *why;
     json_t *out;
     int i, jws_only = 0, any_alg = 0;
@@ -107,8 +108,14 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
             jwk = need_arg(argc, argv, &i);
         else if (!strcmp(a, "--hmac-secret"))
             secret = need_arg(argc, argv, &i);
-        else if (!strcmp(a, "--issuer"))
-            ti.issuer = need_arg(argc, argv, &i);
+        else if (!strcmp(a, "--issuer")) {
+            /* Repeated: the later ones are aliases of the first (MCPAuthIssuer
+             * ... alias=), e.g. Google's accounts.google.com. */
+            if (!ti.issuer)
+                ti.issuer = need_arg(argc, argv, &i);
+            else
+                *(const char **)apr_array_push(aliases) = need_arg(argc, argv, &i);
+        }
         else if (!strcmp(a, "--audience"))
             *(const char **)apr_array_push(aud) = need_arg(argc, argv, &i);
         else if (!strcmp(a, "--require"))
@@ -176,6 +183,8 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
     if (jws_only)
         ti.issuer = NULL;
 
+    ti.aliases = (const char *const *)aliases->elts;
+    ti.n_aliases = aliases->nelts;
     pol.issuers = &ti;
     pol.n_issuers = 1;
     pol.alg_mask = any_alg ? mask : MCP_ALG_MASK_DEFAULT | (pol.hmac_key ? MCP_ALG_MASK_HMAC : 0);

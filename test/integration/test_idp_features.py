@@ -385,3 +385,25 @@ def test_warning_remote_user_claim_not_required(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthRemoteUserClaim oid",
                          extra="<Location />\nMCPAuthRequiredClaims sub oid\n</Location>\n")
     assert not [l for l in w if "MCPAuthRemoteUserClaim" in l], err
+
+
+def test_cli_issuer_aliases(tmp_path, mcp_auth_cli, minter, keys):
+    """mcp-auth-token verify: a repeated --issuer is an alias of the first."""
+    import subprocess
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(keys.jwks()))
+    tok = minter.token(iss=ALIAS)
+
+    def verify(*issuers):
+        args = [str(mcp_auth_cli), "verify", "--jwks", str(jwks), "--audience", AUDIENCE]
+        for i in issuers:
+            args += ["--issuer", i]
+        return subprocess.run(args + [tok], capture_output=True, text=True, timeout=30)
+
+    r = verify(ISSUER, ALIAS)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["claims"]["iss"] == ALIAS, r.stdout
+    r = verify(ISSUER)
+    assert r.returncode == 1 and "Invalid issuer" in r.stderr, r.stderr
+    r = verify(ISSUER, ALIAS + "/")
+    assert r.returncode == 1 and "Invalid issuer" in r.stderr, r.stderr

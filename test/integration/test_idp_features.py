@@ -394,15 +394,18 @@ def test_cli_issuer_aliases(tmp_path, mcp_auth_cli, minter, keys):
     jwks.write_text(json.dumps(keys.jwks()))
     tok = minter.token(iss=ALIAS)
 
-    def verify(*issuers):
+    def verify(*issuers, token=None):
         args = [str(mcp_auth_cli), "verify", "--jwks", str(jwks), "--audience", AUDIENCE]
         for i in issuers:
             args += ["--issuer", i]
-        return subprocess.run(args + [tok], capture_output=True, text=True, timeout=30)
+        return subprocess.run(args + [token or tok], capture_output=True, text=True, timeout=30)
 
     r = verify(ISSUER, ALIAS)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["claims"]["iss"] == ALIAS, r.stdout
+    # the first --issuer stays the issuer: its own iss still passes
+    r = verify(ISSUER, ALIAS, token=minter.token())
+    assert r.returncode == 0, r.stderr
     r = verify(ISSUER)
     assert r.returncode == 1 and "Invalid issuer" in r.stderr, r.stderr
     r = verify(ISSUER, ALIAS + "/")

@@ -186,8 +186,8 @@ static const command_rec mcp_cmds[] = {
     TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthIntrospection", mcp_cmd_introspection,
             "<url|discover> [auth=client_secret_basic|client_secret_post|none] [client_id=] [client_secret=] "
             "[method=POST|GET] [param=token] [cache=300]: RFC 7662 introspection of opaque tokens"),
-    TRUST_STR("MCPAuthScopeClaim", scope_claim,
-            "claim holding the token's scopes (default: scope, then scp)"),
+    TRUST_CMD(AP_INIT_ITERATE, "MCPAuthScopeClaim", mcp_cmd_scope_claim,
+            "claims holding the token's scopes, the union of all (default: scope, then scp)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthScopesSupported", mcp_cmd_scopes_supported,
             "scopes_supported of the metadata document and the scope hint of 401 challenges"),
     DIR_CMD(AP_INIT_FLAG, "MCPAuthResourceMetadata", mcp_cmd_resource_metadata,

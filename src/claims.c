@@ -87,7 +87,14 @@ apr_array_header_t *mcp_token_scopes(apr_pool_t *p, const json_t *claims, const 
 {
     apr_array_header_t *set = apr_array_make(p, 8, sizeof(const char *));
     if (claim) {
-        add_scopes_of(p, set, mcp_claim_path(claims, claim));
+        /* MCPAuthScopeClaim names one claim or several (space-separated,
+         * as the directive stores its list): the granted set is the union
+         * -- Entra's delegated "scp" string with its app-only "roles"
+         * array, Auth0's "scope" with its RBAC "permissions". */
+        const apr_array_header_t *names = mcp_scope_split(p, claim);
+        int i;
+        for (i = 0; i < names->nelts; i++)
+            add_scopes_of(p, set, mcp_claim_path(claims, APR_ARRAY_IDX(names, i, const char *)));
         return set;
     }
     /* RFC 8693 / RFC 9068 "scope"; Entra and Okta also use "scp". */

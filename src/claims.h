@@ -12,8 +12,9 @@
  * NULL when any step is missing or not an object. */
 json_t *mcp_claim_path(const json_t *claims, const char *path);
 
-/* Scopes granted by the token: from claim `claim` when given, else "scope"
- * then "scp". Strings are split on spaces; arrays contribute their strings. */
+/* Scopes granted by the token: from the claims named in `claim` (one name
+ * or path, or several separated by spaces: the union) when given, else
+ * "scope" then "scp". Strings are split on spaces; arrays contribute their strings. */
 apr_array_header_t *mcp_token_scopes(apr_pool_t *p, const json_t *claims, const char *claim);
 
 /* Splits a space-delimited scope string into a set (duplicates dropped). */

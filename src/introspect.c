@@ -508,7 +508,7 @@ int mcp_introspect_check(apr_pool_t *p, const json_t *result, const mcp_verify_p
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token inactive", "introspection: active is not true");
     if (json_object_get(result, "iss")) {
         for (i = 0; iss && i < pol->n_issuers; i++)
-            if (pol->issuers[i].issuer && strcmp(pol->issuers[i].issuer, iss) == 0)
+            if (mcp_issuer_matches(&pol->issuers[i], iss))
                 *issuer_index = i;
         if (*issuer_index < 0)
             return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Invalid issuer",

@@ -246,6 +246,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     mcp_trusted_issuer_t *ti;
     const char *key, *val, *err;
     unsigned char file_sha256[32] = {0};
+    apr_array_header_t *aliases = apr_array_make(cmd->pool, 1, sizeof(const char *));
 
     memset(&def, 0, sizeof(def));
     def.issuer = ap_getword_conf(cmd->pool, &args);
@@ -271,10 +272,16 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
                 return err;
             def.introspection_endpoint = val;
         }
+        else if (strcmp(key, "alias") == 0) {
+            /* An exact iss spelling, not necessarily a URL (accounts.google.com). */
+            if (strcmp(val, def.issuer) == 0)
+                return apr_psprintf(cmd->pool, "MCPAuthIssuer: alias=%s is the issuer itself", val);
+            APR_ARRAY_PUSH(aliases, const char *) = val;
+        }
         else {
             return apr_psprintf(cmd->pool,
                                 "MCPAuthIssuer: unknown option %s (known: jwks_uri, jwks_file, "
-                                "introspection_endpoint)",
+                                "introspection_endpoint, alias)",
                                 key);
         }
     }
@@ -294,6 +301,8 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
     ti->jwks_uri = def.jwks_uri;
     ti->jwks_file = def.jwks_file;
     memcpy(ti->jwks_file_sha256, file_sha256, sizeof(file_sha256));
+    ti->aliases = (const char *const *)aliases->elts;
+    ti->n_aliases = aliases->nelts;
     return NULL;
 }
 
@@ -1240,6 +1249,37 @@ static const char *check_cache_size(apr_pool_t *p)
                         mcp_global.cache_entries, (apr_uint64_t)mcp_global.cache_entry_size, bytes >> 20);
 }
 
+/* An alias names one issuer everywhere: it must not be another configured
+ * issuer's URL or alias, or a token's iss would pick that issuer's keys in
+ * one place and these in another. */
+static const char *check_issuer_aliases(apr_pool_t *p)
+{
+    apr_hash_t *owner = apr_hash_make(p); /* iss -> issuer URL */
+    int pass, i, j, k;
+    for (pass = 0; pass < 2; pass++)
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            const mcp_section_t *sec = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+            const apr_array_header_t *iss = sec->conf->issuers;
+            for (j = 0; iss && j < iss->nelts; j++) {
+                const mcp_trusted_issuer_t *ti = &APR_ARRAY_IDX(iss, j, mcp_trusted_issuer_t);
+                if (pass == 0) {
+                    apr_hash_set(owner, ti->issuer, APR_HASH_KEY_STRING, ti->issuer);
+                    continue;
+                }
+                for (k = 0; k < ti->n_aliases; k++) {
+                    const char *had = apr_hash_get(owner, ti->aliases[k], APR_HASH_KEY_STRING);
+                    if (had && strcmp(had, ti->issuer) != 0)
+                        return apr_psprintf(p,
+                                            "MCPAuthIssuer %s alias=%s (section at %s): %s is already the issuer "
+                                            "or an alias of %s; an alias must name one issuer only",
+                                            ti->issuer, ti->aliases[k], sec->where, ti->aliases[k], had);
+                    apr_hash_set(owner, ti->aliases[k], APR_HASH_KEY_STRING, ti->issuer);
+                }
+            }
+        }
+    return NULL;
+}
+
 const char *mcp_config_check(apr_pool_t *p)
 {
     const char *err;
@@ -1251,6 +1291,8 @@ const char *mcp_config_check(apr_pool_t *p)
     if ((err = check_each_section(p, check_implies_merge)))
         return err;
     if ((err = check_cache_size(p)))
+        return err;
+    if ((err = check_issuer_aliases(p)))
         return err;
     if ((err = check_auth_sections(p, ap_conftree)))
         return err;

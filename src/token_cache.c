@@ -22,7 +22,7 @@ enum {
     T_JWS_ONLY, T_AUDIENCES, T_AUDIENCE, T_REQUIRED, T_REQUIRED_ONE, T_SKEW, T_EXP_OPTIONAL, T_ISSUERS, T_ISSUER,
     T_ISS_INTROSPECTION, T_ISS_JWKS_URI, T_ISS_JWKS_FILE, T_ISS_JWKS_FILE_SHA256, T_ISS_RING, T_ISS_DISCOVERY_OIDC,
     T_ISS_DISCOVERY_RFC8414, T_ISS_KEYS, T_ISS_KEY, T_INTRO, T_INTRO_URL, T_INTRO_AUTH, T_INTRO_CLIENT_ID,
-    T_INTRO_SECRET, T_INTRO_GET, T_INTRO_PARAM, T_INTRO_CACHE, T_END
+    T_INTRO_SECRET, T_INTRO_GET, T_INTRO_PARAM, T_INTRO_CACHE, T_ISS_ALIASES, T_ISS_ALIAS, T_END
 };
 
 typedef struct {
@@ -122,6 +122,9 @@ static void enc_issuer(apr_pool_t *p, enc_t *e, const mcp_trusted_issuer_t *ti)
     enc_str(e, T_ISS_JWKS_FILE, ti->jwks_file);
     enc_bytes(e, T_ISS_JWKS_FILE_SHA256, ti->jwks_file_sha256, sizeof(ti->jwks_file_sha256));
     enc_u64(e, T_ISS_RING, ti->ring != NULL);
+    /* A token accepted under an alias here must not be a cache hit where
+     * the same issuer has no such alias. */
+    enc_list(e, T_ISS_ALIASES, T_ISS_ALIAS, ti->aliases, ti->n_aliases);
     if (ti->ring && !ti->jwks_uri && !ti->jwks_file && ti->issuer) {
         const char *oidc, *rfc8414;
         mcp_discovery_urls(p, ti->issuer, &oidc, &rfc8414);

@@ -97,6 +97,19 @@ static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti
     return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
 }
 
+int mcp_issuer_matches(const mcp_trusted_issuer_t *ti, const char *iss)
+{
+    int i;
+    if (!iss || !ti->issuer)
+        return 0;
+    if (strcmp(iss, ti->issuer) == 0)
+        return 1;
+    for (i = 0; i < ti->n_aliases; i++)
+        if (strcmp(iss, ti->aliases[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int find_issuer(apr_pool_t *p, const mcp_verify_policy_t *pol, const json_t *claims, mcp_fail_t *fail)
 {
     json_t *iss = claims ? json_object_get(claims, "iss") : NULL;
@@ -106,7 +119,7 @@ static int find_issuer(apr_pool_t *p, const mcp_verify_policy_t *pol, const json
         const char *want = pol->issuers[i].issuer;
         if (!want)
             return i;
-        if (json_is_string(iss) && strcmp(json_string_value(iss), want) == 0)
+        if (json_is_string(iss) && mcp_issuer_matches(&pol->issuers[i], json_string_value(iss)))
             return i;
     }
     if (pol->n_issuers == 0)

@@ -24,7 +24,14 @@ typedef struct {
     const char *jwks_uri;
     const char *jwks_file;
     unsigned char jwks_file_sha256[32]; /* jwks_file content when the directive was read */
+    /* MCPAuthIssuer ... alias=<iss>: other exact "iss" values accepted for
+     * this issuer and its keys (Google's schemeless accounts.google.com). */
+    const char *const *aliases;
+    int n_aliases;
 } mcp_trusted_issuer_t;
+
+/* Is iss this issuer's URL or one of its aliases (exact)? */
+int mcp_issuer_matches(const mcp_trusted_issuer_t *ti, const char *iss);
 
 typedef struct {
     const mcp_trusted_issuer_t *issuers;

@@ -70,6 +70,9 @@ def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
                                     "Require mcp-scope mcp.read", jwks=jw)),
         ("/f/scp", protected("MCPAuthScopeClaim scp", "Require mcp-scope app.admin", jwks=jw)),
         ("/f/default", protected("Require mcp-scope mcp.read", jwks=jw)),
+        # 3. issuer aliases: same issuer, keys and audience; only the alias differs
+        ("/f/alias", protected("Require valid-user", jwks=jw, issuer_opts=f" alias={ALIAS}")),
+        ("/f/noalias", protected("Require valid-user", jwks=jw)),
     ]
     server_conf = "\n".join([
         f'ScriptAliasMatch "^/f(/.*)?$" "{env_cgi}"',
@@ -162,3 +165,68 @@ def test_scope_claim_configtest(tmp_path, mcp_auth_so):
     r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
         "MCPAuthIssuer https://idp.example", 'MCPAuthScopeClaim "scp roles"'))
     assert r.returncode != 0 and "MCPAuthScopeClaim" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# 3. MCPAuthIssuer ... alias=<iss>
+# ---------------------------------------------------------------------------
+
+def test_issuer_alias_accepted_with_the_issuers_keys(server, minter, keys):
+    r = server.get("/f/alias", minter.token(iss=ALIAS))
+    assert r.status == 200, r
+    env = r.cgi_env()
+    assert env["REMOTE_USER"] == "alice"
+    assert env["MCP_AUTH_ISS"] == ALIAS, env  # the token's iss as sent
+    r = server.get("/f/alias", minter.token())
+    assert r.status == 200, r
+    assert r.cgi_env()["MCP_AUTH_ISS"] == ISSUER
+    # attack: the alias does not make an unpublished key good
+    bad = minter.token(key=keys.attacker, iss=ALIAS)
+    assert server.get("/f/alias", bad).status == 401
+    # near misses of the alias are other issuers
+    for iss in (ALIAS + "/", "https://" + ALIAS + "/", ALIAS.upper()):
+        r = server.get("/f/alias", minter.token(iss=iss))
+        assert r.status == 401, (iss, r)
+
+
+@pytest.mark.parametrize("order", ["alias-first", "noalias-first"])
+def test_issuer_alias_is_part_of_the_cache_key(server, minter, order):
+    """A token accepted under the alias at /f/alias must not be served from
+    the verdict cache at /f/noalias (same issuer URL, keys, audience)."""
+    tok = minter.token(iss=ALIAS)
+    paths = ["/f/alias", "/f/noalias"] if order == "alias-first" else ["/f/noalias", "/f/alias"]
+    got = {}
+    for _ in range(2):
+        for p in paths:
+            got.setdefault(p, []).append(server.get(p, tok).status)
+    assert got["/f/alias"] == [200, 200], got
+    assert got["/f/noalias"] == [401, 401], got
+    ch = challenge(server.get("/f/noalias", tok))
+    assert ch["error"] == "invalid_token", ch
+
+
+def test_issuer_alias_not_in_metadata(server):
+    r = server.get("/.well-known/oauth-protected-resource/f/alias")
+    assert r.status == 200, r
+    assert r.json()["authorization_servers"] == [ISSUER], r.json()
+
+
+def test_issuer_alias_configtest(tmp_path, mcp_auth_so):
+    ok = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+        "MCPAuthIssuer https://accounts.google.com alias=accounts.google.com"))
+    assert ok.returncode == 0, ok.stderr
+    # an alias that is another configured issuer (anywhere): refused, naming both
+    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+        "MCPAuthIssuer https://idp-a.example alias=https://idp-b.example") +
+        "<Location /other>\nAuthType mcp-jwt\nMCPAuthIssuer https://idp-b.example\nRequire valid-user\n</Location>\n")
+    assert r.returncode != 0, r.stderr
+    assert "alias=https://idp-b.example" in r.stderr and "httpd.conf:" in r.stderr, r.stderr
+    # an alias of two different issuers: refused
+    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+        "MCPAuthIssuer https://idp-a.example alias=idp.example",
+        "MCPAuthIssuer https://idp-b.example alias=idp.example"))
+    assert r.returncode != 0 and "alias=idp.example" in r.stderr, r.stderr
+    # the issuer itself as alias: refused
+    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+        "MCPAuthIssuer https://idp-a.example alias=https://idp-a.example"))
+    assert r.returncode != 0 and "alias" in r.stderr, r.stderr

@@ -44,6 +44,7 @@ typedef struct {
 static int ring_a, ring_b; /* stand-ins: the fingerprint never dereferences a ring */
 static const char *const AUD[] = {"https://mcp.example/api"}, *const AUD2[] = {"https://other.example/api"};
 static const char *const REQ[] = {"sub"}, *const REQ2[] = {"email"};
+static const char *const ALIASES[] = {"idp.example"}, *const ALIASES2[] = {"idp.example.org"};
 
 static mcp_jwk_t *secret_key(apr_pool_t *p, const char *s)
 {
@@ -60,6 +61,8 @@ static void baseline(apr_pool_t *p, fixture_t *f)
     f->issuers[0].introspection_endpoint = "https://idp.example/introspect";
     f->issuers[0].jwks_file = "/etc/mcp/dev.json";
     memset(f->issuers[0].jwks_file_sha256, 0xd1, 32);
+    f->issuers[0].aliases = ALIASES;
+    f->issuers[0].n_aliases = 1;
     f->issuers[1].issuer = "https://login.example/tenant";
     f->issuers[1].ring = (mcp_keyring_t *)&ring_b;
     memcpy(f->other_issuers, f->issuers, sizeof(f->issuers));
@@ -181,6 +184,8 @@ DEF_FLIP(mcp_trusted_issuer_t, introspection_endpoint, f->issuers[0].introspecti
 DEF_FLIP(mcp_trusted_issuer_t, jwks_uri, f->issuers[0].jwks_uri = "https://idp.example/jwks")
 DEF_FLIP(mcp_trusted_issuer_t, jwks_file, f->issuers[0].jwks_file = "/etc/mcp/prod.json")
 DEF_FLIP(mcp_trusted_issuer_t, jwks_file_sha256, f->issuers[0].jwks_file_sha256[31] ^= 1)
+DEF_FLIP(mcp_trusted_issuer_t, aliases, f->issuers[0].aliases = ALIASES2)
+DEF_FLIP(mcp_trusted_issuer_t, n_aliases, f->issuers[0].n_aliases = 0)
 
 static const member_t TRUSTED_ISSUER[] = {
     FLIP(mcp_trusted_issuer_t, issuer),
@@ -190,6 +195,8 @@ static const member_t TRUSTED_ISSUER[] = {
     FLIP(mcp_trusted_issuer_t, jwks_uri),
     FLIP(mcp_trusted_issuer_t, jwks_file),
     FLIP(mcp_trusted_issuer_t, jwks_file_sha256),
+    FLIP(mcp_trusted_issuer_t, aliases),
+    FLIP(mcp_trusted_issuer_t, n_aliases),
 };
 
 /* mcp_introspect_conf_t */
@@ -442,6 +449,7 @@ static void same_content_elsewhere_gives_the_same_fingerprint(void **state)
         iss[i].jwks_file = f.issuers[i].jwks_file ? apr_pstrdup(p, f.issuers[i].jwks_file) : NULL;
         iss[i].ring = i ? (mcp_keyring_t *)&ring_a : (mcp_keyring_t *)&ring_b; /* another ring object */
     }
+    iss[0].aliases = dup_list(p, ALIASES, 1);
     g->fixed_keys[0] = secret_key(p, "fixed-key-0123456789abcdef0123456789");
     g->fixed.keys = g->fixed_keys;
     iss[0].keys = &g->fixed;

@@ -240,6 +240,31 @@ static void test_issuer_exact_match(void **state)
     assert_refused(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, ISS_A)), "Invalid issuer");
 }
 
+/* MCPAuthIssuer ... alias=: the alias is matched exactly and selects the
+ * issuer's own keys (index 0); another issuer's key under the alias is
+ * still refused; a near miss of the alias is not accepted. */
+static void test_issuer_alias(void **state)
+{
+    static const char *const aliases[] = {"idp-a.example.com"};
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verified_t out;
+    env_t e;
+    const char *h;
+    env_init(p, &e);
+    h = hdr(p, MCP_ALG_RS256, "a1", NULL);
+    assert_refused(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, "idp-a.example.com")), "Invalid issuer");
+    e.ti[0].aliases = aliases;
+    e.ti[0].n_aliases = 1;
+    assert_verified(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, "idp-a.example.com")), &out);
+    assert_int_equal(out.issuer_index, 0);
+    assert_verified(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, ISS_A)), &out);
+    assert_refused(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, "idp-a.example.com/")), "Invalid issuer");
+    assert_refused(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, "IDP-A.example.com")), "Invalid issuer");
+    assert_refused(p, &e,
+                   mint(p, MCP_ALG_RS256, G.rsa_b, hdr(p, MCP_ALG_RS256, "b1", NULL), claims(p, &e, "idp-a.example.com")),
+                   "Unknown key id");
+}
+
 static void test_issuer_selects_keys(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -840,6 +865,7 @@ int main(void)
         TU_TEST(test_claims_checked),
         TU_TEST(test_issuer_not_configured),
         TU_TEST(test_issuer_exact_match),
+        TU_TEST(test_issuer_alias),
         TU_TEST(test_issuer_selects_keys),
         TU_TEST(test_unknown_kid),
         TU_TEST(test_ambiguous_kid),

@@ -139,6 +139,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->forward_token = MERGE(forward_token, -1);
     c->introspection = MERGE(introspection, NULL);
     c->allowed_origins = MERGE(allowed_origins, NULL);
+    c->scope_request_prefix = MERGE(scope_request_prefix, NULL);
     /* One side's closure is shared; a pair check_config merged comes from
      * its memo; only other pairs (rare) build a merged closure here. */
     c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge_memo(mcp_global.implies_merged, 0, p,
@@ -207,6 +208,11 @@ static const command_rec mcp_cmds[] = {
     /* Widens what a token may do: never from .htaccess. */
     TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthScopeImplies", mcp_cmd_scope_implies,
               "<scope> <implied-scope>...: a token with <scope> also satisfies these (transitive; no cycles)"),
+    /* Also how granted scopes are matched (prefixed ones count as the short
+     * form): that can widen, so never from .htaccess. */
+    TRUST_STR("MCPAuthScopeRequestPrefix", scope_request_prefix,
+              "<prefix>: scopes in challenges and scopes_supported are written prefix+scope (Entra: "
+              "https://host/path/); tokens match the short form"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
             "largest JWKS or discovery document accepted (default 65536 bytes)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),

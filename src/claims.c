@@ -105,6 +105,21 @@ apr_array_header_t *mcp_token_scopes(apr_pool_t *p, const json_t *claims, const 
     return set;
 }
 
+const char *mcp_scope_requestable(apr_pool_t *p, const char *scope, const char *prefix)
+{
+    if (!prefix || !*prefix || mcp_scope_short(scope, prefix))
+        return scope;
+    return apr_pstrcat(p, prefix, scope, NULL);
+}
+
+const char *mcp_scope_short(const char *scope, const char *prefix)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (!n || strncmp(scope, prefix, n) != 0 || !scope[n])
+        return NULL;
+    return scope + n;
+}
+
 const char *mcp_scope_join(apr_pool_t *p, const apr_array_header_t *set)
 {
     if (!set || set->nelts == 0)

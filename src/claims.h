@@ -17,6 +17,15 @@ json_t *mcp_claim_path(const json_t *claims, const char *path);
  * "scope" then "scp". Strings are split on spaces; arrays contribute their strings. */
 apr_array_header_t *mcp_token_scopes(apr_pool_t *p, const json_t *claims, const char *claim);
 
+/* MCPAuthScopeRequestPrefix (Entra): the requestable spelling of a scope,
+ * prefix + scope, unless it already carries the prefix (never twice).
+ * prefix NULL or "": the scope itself. */
+const char *mcp_scope_requestable(apr_pool_t *p, const char *scope, const char *prefix);
+
+/* The short form of a granted scope that carries the prefix (what the
+ * rules are written in); NULL when it does not carry it. */
+const char *mcp_scope_short(const char *scope, const char *prefix);
+
 /* Splits a space-delimited scope string into a set (duplicates dropped). */
 apr_array_header_t *mcp_scope_split(apr_pool_t *p, const char *s);
 

@@ -189,6 +189,21 @@ int mcp_is_preflight(request_rec *r, const mcp_dir_conf_t *conf)
            !(conf->token_header && apr_table_get(r->headers_in, conf->token_header));
 }
 
+/* The token's scopes as the rules are written: with MCPAuthScopeRequestPrefix
+ * a scope carrying the prefix (an IdP that puts the requestable form in the
+ * token) also counts as its short form. */
+static apr_array_header_t *granted_scopes(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verdict_t *verdict)
+{
+    apr_array_header_t *set = mcp_scope_split(r->pool, verdict->scope);
+    int i, n = set->nelts;
+    for (i = 0; conf->scope_request_prefix && i < n; i++) {
+        const char *sh = mcp_scope_short(APR_ARRAY_IDX(set, i, const char *), conf->scope_request_prefix);
+        if (sh)
+            mcp_scope_add(set, sh);
+    }
+    return set;
+}
+
 /* Both paths end here: the request now has a user and an identity. */
 static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verdict_t *verdict, json_t *claims,
                         const char *token, size_t len, const char *how)
@@ -200,7 +215,7 @@ static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, const mcp_ve
     /* The token's scopes plus what MCPAuthScopeImplies derives from them,
      * for Require mcp-scope and MCPAuthToolScope alike; the verdict (cached,
      * and MCP_AUTH_SCOPE) keeps the token's own. */
-    st->granted = mcp_scope_expand(r->pool, mcp_scope_split(r->pool, verdict->scope), conf->scope_implies);
+    st->granted = mcp_scope_expand(r->pool, granted_scopes(r, conf, verdict), conf->scope_implies);
     r->user = apr_pstrdup(r->pool, verdict->user);
     r->ap_auth_type = (char *)MCP_AUTH_TYPE;
     mcp_identity_export(r, conf, token, len);

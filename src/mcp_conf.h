@@ -49,6 +49,7 @@ typedef struct {
     int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */
     apr_array_header_t *allowed_origins; /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
     mcp_scope_implies_t *scope_implies;  /* MCPAuthScopeImplies with its closure; NULL: none (never from .htaccess) */
+    const char *scope_request_prefix;    /* MCPAuthScopeRequestPrefix; NULL: scopes spelled as configured */
 } mcp_dir_conf_t;
 
 typedef struct {

@@ -7,6 +7,7 @@
 #include <http_request.h>
 #include <string.h>
 
+#include "claims.h"
 #include "mcp_authz.h"
 #include "mcp_conf.h"
 #include "mcp_request.h"
@@ -79,6 +80,20 @@ static void cors(request_rec *r, const mcp_dir_conf_t *conf)
     apr_table_setn(r->headers_out, "Access-Control-Max-Age", "86400");
 }
 
+/* scopes_supported as a client must request them (MCPAuthScopeRequestPrefix). */
+static const char *const *requestable_scopes(request_rec *r, const mcp_dir_conf_t *conf)
+{
+    const char **out;
+    int i;
+    if (!conf->scopes_supported)
+        return NULL;
+    out = apr_palloc(r->pool, sizeof(*out) * (apr_size_t)(conf->scopes_supported->nelts + 1));
+    for (i = 0; i < conf->scopes_supported->nelts; i++)
+        out[i] = mcp_scope_requestable(r->pool, APR_ARRAY_IDX(conf->scopes_supported, i, const char *),
+                                       conf->scope_request_prefix);
+    return out;
+}
+
 int mcp_metadata_handler(request_rec *r, int lookup_uri)
 {
     const char *rest, *path, *doc;
@@ -116,8 +131,7 @@ int mcp_metadata_handler(request_rec *r, int lookup_uri)
     for (i = 0; conf->issuers && i < conf->issuers->nelts; i++)
         issuers[i] = APR_ARRAY_IDX(conf->issuers, i, mcp_trusted_issuer_t).issuer;
     doc = mcp_metadata_document(r->pool, mcp_resource_uri(r, conf), issuers, conf->issuers ? conf->issuers->nelts : 0,
-                                conf->scopes_supported ? (const char *const *)conf->scopes_supported->elts : NULL,
-                                conf->scopes_supported ? conf->scopes_supported->nelts : 0);
+                                requestable_scopes(r, conf), conf->scopes_supported ? conf->scopes_supported->nelts : 0);
     cors(r, conf);
     ap_destroy_sub_req(sub);
     apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=3600");

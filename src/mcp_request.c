@@ -127,7 +127,7 @@ const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf)
 /* Space-delimited scopes for a challenge, without offline_access: a
  * refresh-token grant is the client's business with its authorization
  * server, never something a resource asks for (MCP 2026-07-28 SHOULD NOT). */
-static const char *challenge_scopes(apr_pool_t *p, const apr_array_header_t *set)
+static const char *challenge_scopes(apr_pool_t *p, const apr_array_header_t *set, const char *prefix)
 {
     apr_array_header_t *out;
     int i;
@@ -135,9 +135,14 @@ static const char *challenge_scopes(apr_pool_t *p, const apr_array_header_t *set
     if (!set)
         return NULL;
     out = apr_array_make(p, set->nelts, sizeof(const char *));
-    for (i = 0; i < set->nelts; i++)
-        if (strcmp(APR_ARRAY_IDX(set, i, const char *), "offline_access") != 0)
-            mcp_scope_add(out, APR_ARRAY_IDX(set, i, const char *));
+    for (i = 0; i < set->nelts; i++) {
+        const char *s = APR_ARRAY_IDX(set, i, const char *), *sh = mcp_scope_short(s, prefix);
+        if (strcmp(sh ? sh : s, "offline_access") != 0)
+            /* MCPAuthScopeRequestPrefix: the spelling the client must ask
+             * the authorization server for (Entra resolves a bare name
+             * against Microsoft Graph). */
+            mcp_scope_add(out, mcp_scope_requestable(p, s, prefix));
+    }
     return mcp_scope_join(p, out);
 }
 
@@ -152,7 +157,8 @@ void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
     c.resource_metadata = conf->resource_metadata != 0 ? mcp_metadata_url(r, conf) : NULL;
     /* Least privilege first: what this location's Require mcp-scope rules
      * named (tool scopes come later, by step-up), else the advertised set. */
-    c.scope = challenge_scopes(r->pool, st && st->hint && st->hint->nelts ? st->hint : conf->scopes_supported);
+    c.scope = challenge_scopes(r->pool, st && st->hint && st->hint->nelts ? st->hint : conf->scopes_supported,
+                               conf->scope_request_prefix);
     if (st && st->has_fail) {
         fail = st->fail;
     }
@@ -169,7 +175,7 @@ void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
             mcp_scope_add(want, APR_ARRAY_IDX(st->tool_missing, i, const char *));
         fail.kind = MCP_FAIL_INSUFFICIENT_SCOPE;
         fail.reason = "Insufficient scope";
-        c.scope = challenge_scopes(r->pool, want);
+        c.scope = challenge_scopes(r->pool, want, conf->scope_request_prefix);
     }
     h = mcp_challenge_header(r->pool, &fail, &c);
     if (h)

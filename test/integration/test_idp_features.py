@@ -60,7 +60,21 @@ def env_cgi(tmp_root):
 
 
 @pytest.fixture(scope="module")
-def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
+def htdirs(tmp_root):
+    out = {}
+    for name, line in (("ht-prefix", f"MCPAuthScopeRequestPrefix {PREFIX}"),
+                       ("ht-ok", "MCPAuthScopesSupported mcp.read")):
+        d = tmp_root / "idp-features-ht" / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "x.txt").write_text("ok\n")
+        (d / ".htaccess").write_text(line + "\n")
+        out[name] = d
+    _make_world_readable(tmp_root / "idp-features-ht")
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi, htdirs):
     jw = jwks_server.jwks_uri
     locations = [
         # 2. several scope claims
@@ -73,11 +87,22 @@ def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
         # 3. issuer aliases: same issuer, keys and audience; only the alias differs
         ("/f/alias", protected("Require valid-user", jwks=jw, issuer_opts=f" alias={ALIAS}")),
         ("/f/noalias", protected("Require valid-user", jwks=jw)),
+        # 1. requestable scope spelling (Entra)
+        ("/f/prefix", protected(f"MCPAuthScopeRequestPrefix {PREFIX}", "MCPAuthScopeClaim scp",
+                                "MCPAuthScopesSupported mcp.tools offline_access",
+                                "MCPAuthToolScope admin_tool mcp.admin",
+                                "Require mcp-scope mcp.tools", jwks=jw)),
+        ("/f/prefix-hint", protected(f"MCPAuthScopeRequestPrefix {PREFIX}",
+                                     "MCPAuthScopesSupported mcp.tools", "Require valid-user", jwks=jw)),
+        ("/f/noprefix", protected("MCPAuthScopeClaim scp", "MCPAuthScopesSupported mcp.tools",
+                                  "Require mcp-scope mcp.tools", jwks=jw)),
     ]
     server_conf = "\n".join([
         f'ScriptAliasMatch "^/f(/.*)?$" "{env_cgi}"',
         "MCPAuthRefusalLogInterval 0",
-    ])
+    ] + [f'Alias /{name} "{d}"\n<Directory "{d}">\n  AllowOverride AuthConfig\n  AuthType mcp-jwt\n'
+         f'  MCPAuthIssuer {ISSUER} jwks_uri={jw}\n  MCPAuthAudience {AUDIENCE}\n  Require valid-user\n</Directory>'
+         for name, d in htdirs.items()])
     h = httpd_factory.start(locations, server_conf=server_conf, module_so=mcp_auth_so, name="idp-features")
     try:
         yield h
@@ -230,3 +255,74 @@ def test_issuer_alias_configtest(tmp_path, mcp_auth_so):
     r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
         "MCPAuthIssuer https://idp-a.example alias=https://idp-a.example"))
     assert r.returncode != 0 and "alias" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# 1. MCPAuthScopeRequestPrefix
+# ---------------------------------------------------------------------------
+
+def test_prefix_in_401_hint(server):
+    ch = challenge(server.get("/f/prefix"))
+    assert ch["scope"] == PREFIX + "mcp.tools", ch  # from Require mcp-scope
+    ch = challenge(server.get("/f/prefix-hint"))
+    assert ch["scope"] == PREFIX + "mcp.tools", ch  # from MCPAuthScopesSupported
+    # neighbour without the directive: unchanged
+    ch = challenge(server.get("/f/noprefix"))
+    assert ch["scope"] == "mcp.tools", ch
+
+
+def test_prefix_in_403_step_up(server, minter):
+    """Entra puts the short form in scp; the step-up challenge names the
+    granted and the missing scopes in the requestable form, the prefixed
+    granted one not twice, offline_access never."""
+    tok = minter.token(scp=f"mcp.read {PREFIX}mcp.other offline_access")
+    r = server.get("/f/prefix", tok)
+    assert r.status == 403, r
+    ch = challenge(r)
+    assert ch["error"] == "insufficient_scope"
+    scopes = ch["scope"].split()
+    assert sorted(scopes) == sorted([PREFIX + "mcp.read", PREFIX + "mcp.other", PREFIX + "mcp.tools"]), scopes
+    assert not any(s.startswith(PREFIX + PREFIX) for s in scopes)
+    assert not any(s.endswith("offline_access") for s in scopes)
+    # a tool scope missing on a permitted location: step-up names it prefixed
+    r = call(server, "/f/prefix", minter.token(scp="mcp.tools"), "admin_tool")
+    assert r.status == 403, r
+    assert PREFIX + "mcp.admin" in challenge(r)["scope"].split()
+
+
+def test_prefix_tokens_match_short_and_prefixed(server, minter):
+    r = server.get("/f/prefix", minter.token(scp="mcp.tools"))
+    assert r.status == 200, r
+    assert r.cgi_env()["MCP_AUTH_SCOPE"] == "mcp.tools"
+    r = server.get("/f/prefix", minter.token(scp=PREFIX + "mcp.tools"))
+    assert r.status == 200, r
+    assert r.cgi_env()["MCP_AUTH_SCOPE"] == PREFIX + "mcp.tools"  # the token's own
+    r = call(server, "/f/prefix", minter.token(scp=f"mcp.tools {PREFIX}mcp.admin"), "admin_tool")
+    assert r.status == 200, r
+    # attack: another prefix, or a prefix-looking near miss, is not the short form
+    for scp in ("https://other.example.com/mcp/mcp.tools", PREFIX.rstrip("/") + "mcp.tools", PREFIX):
+        r = server.get("/f/prefix", minter.token(scp=scp))
+        assert r.status == 403, (scp, r)
+    # without the directive the prefixed form is just another scope
+    r = server.get("/f/noprefix", minter.token(scp=PREFIX + "mcp.tools"))
+    assert r.status == 403, r
+
+
+def test_prefix_in_metadata(server):
+    doc = server.get("/.well-known/oauth-protected-resource/f/prefix").json()
+    assert doc["scopes_supported"] == [PREFIX + "mcp.tools"], doc
+    doc = server.get("/.well-known/oauth-protected-resource/f/noprefix").json()
+    assert doc["scopes_supported"] == ["mcp.tools"], doc
+
+
+def test_prefix_not_allowed_in_htaccess(server, htdirs):
+    """It changes which granted scopes count (a prefixed one satisfies the
+    short rule), so it is server configuration only: in .htaccess httpd
+    answers 500 "not allowed here"; the neighbour .htaccess that only
+    changes MCPAuthScopesSupported (allowed there) still gets its 401."""
+    r = server.get("/ht-prefix/x.txt")
+    assert r.status == 500, r
+    assert "MCPAuthScopeRequestPrefix not allowed here" in server.log_text()
+    r = server.get("/ht-ok/x.txt")
+    assert r.status == 401, r
+    assert challenge(r)["scope"] == "mcp.read"

@@ -292,13 +292,31 @@ static void test_token_scopes_union(void **state)
     json_decref(c);
 }
 
+/* MCPAuthScopeRequestPrefix: prefixed once, never twice; the short form
+ * only of a scope that carries the prefix and has something after it. */
+static void test_scope_request_prefix(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    const char *pre = "https://mcp.example.com/mcp/";
+    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", pre), "https://mcp.example.com/mcp/mcp.tools");
+    assert_string_equal(mcp_scope_requestable(p, "https://mcp.example.com/mcp/mcp.tools", pre),
+                        "https://mcp.example.com/mcp/mcp.tools");
+    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", NULL), "mcp.tools");
+    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", ""), "mcp.tools");
+    assert_string_equal(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", pre), "mcp.tools");
+    assert_null(mcp_scope_short("mcp.tools", pre));
+    assert_null(mcp_scope_short("https://mcp.example.com/mcp/", pre));
+    assert_null(mcp_scope_short("https://mcp.example.com/mcpmcp.tools", pre));
+    assert_null(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_exp_boundaries),     TU_TEST(test_exp_missing), TU_TEST(test_exp_types),
         TU_TEST(test_detail_huge_values), TU_TEST(test_nbf),         TU_TEST(test_iat),
         TU_TEST(test_required_claims),    TU_TEST(test_audience),    TU_TEST(test_audience_accepted_direct),
-        TU_TEST(test_audience_equal),    TU_TEST(test_token_scopes_union),
+        TU_TEST(test_audience_equal),    TU_TEST(test_token_scopes_union), TU_TEST(test_scope_request_prefix),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("claims", tests, NULL, NULL);

@@ -180,7 +180,7 @@ static const command_rec mcp_cmds[] = {
             "required JWS typ header, e.g. at+jwt (default: not checked)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthTokenHeader", mcp_cmd_token_header,
             "also accept the raw token in this request header"),
-    TRUST_STR("MCPAuthRemoteUserClaim", remote_user_claim,
+    TRUST_CMD(AP_INIT_TAKE1, "MCPAuthRemoteUserClaim", mcp_cmd_remote_user_claim,
             "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
             "larger tokens are rejected without parsing (default 16384 bytes)"),

@@ -74,6 +74,9 @@ typedef struct {
     const char *where;                   /* file:line of the first directive */
     const char *where_alg;               /* MCPAuthAlgorithms */
     const char *where_secret;            /* MCPAuthHMACSecret */
+    const char *where_audience;          /* MCPAuthAudience (startup warnings) */
+    const char *where_user_claim;        /* MCPAuthRemoteUserClaim */
+    const char *where_max_token;         /* MCPAuthMaxTokenSize */
     const ap_directive_t *section;       /* the section's own directive; NULL: top level */
 } mcp_section_t;
 
@@ -139,6 +142,7 @@ const char *mcp_cmd_refusal_log_interval(cmd_parms *cmd, void *dconf, const char
 const char *mcp_cmd_allowed_origins(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_scope_implies(cmd_parms *cmd, void *dconf, const char *args);
 const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg);
+const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Checks that need the whole configuration (check_config): HS* without a
  * secret, secrets too short for the merged algorithm set, protected

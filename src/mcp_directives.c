@@ -316,7 +316,9 @@ static void note_warning(cmd_parms *cmd, const char *text)
 const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
+    mcp_section_t *rec = note_section(cmd, conf);
+    if (rec && !rec->where_audience)
+        rec->where_audience = apr_pstrdup(mcp_global.pconf, where(cmd));
     if (strcmp(arg, "*") == 0)
         note_warning(cmd, apr_psprintf(cmd->temp_pool,
                                        "MCPAuthAudience * at %s: the audience is not checked, tokens issued for "
@@ -457,6 +459,16 @@ const char *mcp_cmd_scope_claim(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    mcp_dir_conf_t *conf = dconf;
+    mcp_section_t *rec = note_section(cmd, conf);
+    if (rec)
+        rec->where_user_claim = apr_pstrdup(mcp_global.pconf, where(cmd));
+    conf->remote_user_claim = arg;
+    return NULL;
+}
+
 const char *mcp_cmd_token_header(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
@@ -475,9 +487,12 @@ const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     mcp_dir_conf_t *conf = dconf;
     long v;
+    mcp_section_t *rec;
     if (parse_long(arg, 64, 1048576, &v))
         return "MCPAuthMaxTokenSize takes bytes from 64 to 1048576";
-    note_section(cmd, conf);
+    rec = note_section(cmd, conf);
+    if (rec && !rec->where_max_token)
+        rec->where_max_token = apr_pstrdup(mcp_global.pconf, where(cmd));
     conf->max_token_size = v;
     return NULL;
 }
@@ -1299,6 +1314,133 @@ const char *mcp_config_check(apr_pool_t *p)
     return check_resource_sources(p);
 }
 
+/* ---- startup warnings about what a section's settings add up to ---- */
+
+static int has_audiences(const mcp_dir_conf_t *c)
+{
+    return c->audiences != NULL;
+}
+
+static int has_user_claim(const mcp_dir_conf_t *c)
+{
+    return c->remote_user_claim != NULL;
+}
+
+static int has_required(const mcp_dir_conf_t *c)
+{
+    return c->required_claims != NULL;
+}
+
+static int has_max_token(const mcp_dir_conf_t *c)
+{
+    return c->max_token_size > 0;
+}
+
+/* The section that gives b this setting: b itself or the nearest one it
+ * inherits from. */
+static const mcp_section_t *effective(const mcp_section_t *b, int (*pick)(const mcp_dir_conf_t *))
+{
+    return pick(b->conf) ? b : inherited(b, pick);
+}
+
+/* MCPAuthAudience without the explicit MCPAuthResource: tokens a client got
+ * for this resource (RFC 8707: aud = resource) are refused, while tokens
+ * for the listed audiences are accepted. Only when every audience is a URL:
+ * Entra's audience is the API's client id (a GUID), never the resource. */
+static const char *audience_warning(apr_pool_t *p, const mcp_section_t *b)
+{
+    const mcp_section_t *a = effective(b, has_audiences), *r = effective(b, has_resource);
+    const apr_array_header_t *auds;
+    int i;
+    if (!a || !r)
+        return NULL;
+    auds = a->conf->audiences;
+    for (i = 0; i < auds->nelts; i++) {
+        const char *aud = APR_ARRAY_IDX(auds, i, const char *);
+        if (!strstr(aud, "://") || mcp_audience_equal(aud, r->conf->resource))
+            return NULL;
+    }
+    return apr_psprintf(p,
+                        "MCPAuthAudience at %s does not contain the resource %s (MCPAuthResource of the section at %s): "
+                        "tokens a "
+                        "client obtains for this resource (aud = resource, RFC 8707) are refused here, tokens for "
+                        "%s are accepted; add the resource to MCPAuthAudience",
+                        a->where_audience ? a->where_audience : a->where, r->conf->resource, r->where,
+                        apr_array_pstrcat(p, auds, ' '));
+}
+
+/* A token must fit the request header line it arrives in: httpd refuses a
+ * longer field with 400 before any module sees it. */
+static const char *max_token_warning(apr_pool_t *p, const mcp_section_t *b, const server_rec *s)
+{
+    static const char prefix[] = "Authorization: Bearer ";
+    const mcp_section_t *m = effective(b, has_max_token);
+    long fits = (long)s->limit_req_fieldsize - (long)(sizeof(prefix) - 1);
+    if (!m || m->conf->max_token_size <= fits)
+        return NULL;
+    return apr_psprintf(p,
+                        "MCPAuthMaxTokenSize %ld at %s is above what LimitRequestFieldSize %d lets through (%ld "
+                        "bytes of token after \"%s\"): httpd answers 400 to a larger header before the module "
+                        "sees it; raise LimitRequestFieldSize (for HTTP/2 also H2MaxHeaderListSize) or lower "
+                        "MCPAuthMaxTokenSize",
+                        m->conf->max_token_size, m->where_max_token ? m->where_max_token : m->where,
+                        s->limit_req_fieldsize, fits, prefix);
+}
+
+/* REMOTE_USER falls back to sub, client_id, username when the named claim
+ * is missing: only MCPAuthRequiredClaims makes the claim mandatory. */
+static const char *user_claim_warning(apr_pool_t *p, const mcp_section_t *b)
+{
+    const mcp_section_t *u = effective(b, has_user_claim), *q = effective(b, has_required);
+    const char *claim, *name;
+    int i;
+    if (!u)
+        return NULL;
+    claim = u->conf->remote_user_claim;
+    name = strncmp(claim, "$.", 2) == 0 ? claim + 2 : claim;
+    if (!q) {
+        if (strcmp(name, "sub") == 0)
+            return NULL; /* the default MCPAuthRequiredClaims */
+    }
+    else
+        for (i = 0; i < q->conf->required_claims->nelts; i++)
+            if (strcmp(APR_ARRAY_IDX(q->conf->required_claims, i, const char *), name) == 0)
+                return NULL;
+    return apr_psprintf(p,
+                        "MCPAuthRemoteUserClaim %s at %s is not in MCPAuthRequiredClaims: a token without it is "
+                        "still accepted and REMOTE_USER falls back to sub, client_id or username; add "
+                        "\"MCPAuthRequiredClaims %s\" (with the other required claims) to make it strict",
+                        claim, u->where_user_claim ? u->where_user_claim : u->where, name);
+}
+
+/* Each distinct warning once, though a section applies in several servers. */
+static void section_warnings(server_rec *main_s)
+{
+    apr_pool_t *p;
+    apr_hash_t *seen;
+    server_rec *s;
+    int i, k;
+
+    apr_pool_create(&p, mcp_global.pconf);
+    seen = apr_hash_make(p);
+    for (s = ap_server_conf; s; s = s->next)
+        for (i = 0; i < mcp_global.sections->nelts; i++) {
+            mcp_section_t here;
+            const char *w[3];
+            if (!applies_in(i, s, &here))
+                continue;
+            w[0] = audience_warning(p, &here);
+            w[1] = max_token_warning(p, &here, s);
+            w[2] = user_claim_warning(p, &here);
+            for (k = 0; k < 3; k++)
+                if (w[k] && !apr_hash_get(seen, w[k], APR_HASH_KEY_STRING)) {
+                    apr_hash_set(seen, w[k], APR_HASH_KEY_STRING, "");
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_s, "%s", w[k]);
+                }
+        }
+    apr_pool_destroy(p);
+}
+
 void mcp_config_warnings(server_rec *s)
 {
     mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
@@ -1317,4 +1459,5 @@ void mcp_config_warnings(server_rec *s)
                      "MCPAuthSSLVerify Off: IdP certificates are not verified; use only for testing");
     for (i = 0; i < mcp_global.warnings->nelts; i++)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", APR_ARRAY_IDX(mcp_global.warnings, i, const char *));
+    section_warnings(s);
 }

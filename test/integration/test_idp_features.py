@@ -326,3 +326,62 @@ def test_prefix_not_allowed_in_htaccess(server, htdirs):
     r = server.get("/ht-ok/x.txt")
     assert r.status == 401, r
     assert challenge(r)["scope"] == "mcp.read"
+
+
+# ---------------------------------------------------------------------------
+# 4. startup warnings: each with its file:line, beside a clean neighbour
+# ---------------------------------------------------------------------------
+
+RES = "https://mcp.example.com/mcp"
+
+
+def warnings_of(tmp_path, so, *lines, extra=""):
+    r = test_config.configtest(tmp_path, so, extra + test_config.location("MCPAuthIssuer https://idp.example", *lines))
+    assert r.returncode == 0, r.stderr
+    return [l for l in r.stderr.splitlines() if "warn" in l.lower()], r.stderr
+
+
+def line_of(tmp_path, directive):
+    text = (tmp_path / "httpd.conf").read_text().splitlines()
+    return next(i + 1 for i, l in enumerate(text) if l.strip().startswith(directive))
+
+
+def test_warning_audience_without_resource(tmp_path, mcp_auth_so):
+    w, err = warnings_of(tmp_path, mcp_auth_so, f"MCPAuthResource {RES}", "MCPAuthAudience api://mcp-server https://other.example/api")
+    hits = [l for l in w if "MCPAuthAudience at" in l and "does not contain the resource" in l]
+    assert len(hits) == 1, err
+    assert f"httpd.conf:{line_of(tmp_path, 'MCPAuthAudience')}" in hits[0], hits[0]
+    assert RES in hits[0]
+    # neighbours: the resource among the audiences (RFC 8707 equal form), a
+    # GUID audience (Entra v2), no MCPAuthAudience (default = resource)
+    for aud in (f"MCPAuthAudience {RES}/ https://other.example/api", "MCPAuthAudience 00000000-1111-2222-3333-444444444444",
+                None):
+        lines = [f"MCPAuthResource {RES}"] + ([aud] if aud else [])
+        w, err = warnings_of(tmp_path, mcp_auth_so, *lines)
+        assert not [l for l in w if "does not contain the resource" in l], (aud, err)
+
+
+def test_warning_max_token_size_above_field_limit(tmp_path, mcp_auth_so):
+    w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthMaxTokenSize 16000")
+    hits = [l for l in w if "MCPAuthMaxTokenSize 16000" in l and "LimitRequestFieldSize 8190" in l]
+    assert len(hits) == 1, err
+    assert f"httpd.conf:{line_of(tmp_path, 'MCPAuthMaxTokenSize')}" in hits[0], hits[0]
+    # neighbours: a size that fits; the same size with the limit raised
+    w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthMaxTokenSize 8000")
+    assert not [l for l in w if "MCPAuthMaxTokenSize" in l], err
+    w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthMaxTokenSize 16000", extra="LimitRequestFieldSize 16384\n")
+    assert not [l for l in w if "MCPAuthMaxTokenSize" in l], err
+
+
+def test_warning_remote_user_claim_not_required(tmp_path, mcp_auth_so):
+    w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthRemoteUserClaim oid")
+    hits = [l for l in w if "MCPAuthRemoteUserClaim oid" in l and "falls back to sub" in l]
+    assert len(hits) == 1, err
+    assert f"httpd.conf:{line_of(tmp_path, 'MCPAuthRemoteUserClaim')}" in hits[0], hits[0]
+    # neighbours: required; sub (required by default); inherited required list
+    for lines in (["MCPAuthRemoteUserClaim oid", "MCPAuthRequiredClaims sub oid"], ["MCPAuthRemoteUserClaim sub"]):
+        w, err = warnings_of(tmp_path, mcp_auth_so, *lines)
+        assert not [l for l in w if "MCPAuthRemoteUserClaim" in l], (lines, err)
+    w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthRemoteUserClaim oid",
+                         extra="<Location />\nMCPAuthRequiredClaims sub oid\n</Location>\n")
+    assert not [l for l in w if "MCPAuthRemoteUserClaim" in l], err

@@ -374,3 +374,24 @@ def test_google_service_account_id_tokens(load, keys):
     r = h.get("/mcp")
     assert r.status == 401 and "resource_metadata" not in (r.header("WWW-Authenticate") or ""), r
     assert h.get(METADATA_PATH).status == 404
+
+
+# -- The examples start clean: no startup warning but the one Cognito's
+#    variant A documents (audience not checked). A warning here means the
+#    example contradicts itself (audience vs resource, REMOTE_USER claim not
+#    required, token size vs httpd's header limit).
+
+EXPECTED_WARNINGS = {"cognito.conf": ["MCPAuthAudience *"]}
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES_DIR.glob("*.conf")))
+def test_example_starts_without_unexpected_warnings(tmp_path, mcp_auth_so, example):
+    from test_config import configtest
+    r = configtest(tmp_path, mcp_auth_so, f"Include {EXAMPLES_DIR / example}")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "Syntax OK" in out, out
+    warnings = [l for l in out.splitlines() if "[mcp_auth:warn]" in l]
+    expected = EXPECTED_WARNINGS.get(example, [])
+    assert len(warnings) == len(expected), warnings
+    for w, e in zip(warnings, expected):
+        assert e in w, warnings

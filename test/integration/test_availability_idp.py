@@ -290,15 +290,17 @@ def flood(port, stop, results, lock, keepalive=True):
         if not keepalive:
             t0 = time.monotonic()
             status, ra, took = get(port, "/o", opaque(), timeout=HUNG_T + 20)
+            t_end = time.monotonic()
             with lock:
-                results.append((t0, took, status, ra))
+                results.append((t0, took, status, ra, t_end))
             continue
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HUNG_T + 20)
         t0 = time.monotonic()
         status, ra, took = get(port, "/o", opaque(), conn=conn)
+        t_end = time.monotonic()
         with lock:
-            results.append((t0, took, status, ra))
+            results.append((t0, took, status, ra, t_end))
         if status is None:
             conn.close()
             conn = None
@@ -358,8 +360,11 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
         res = list(results)
     timeouts = [r for r in res if r[2] == 503 and r[1] >= HUNG_T - 0.5]
     first_timeout = min((r[0] + r[1] for r in timeouts), default=None)
-    # Answered while the IdP was still hung (a probe released with it may end in 401).
-    later = [r for r in res if first_timeout and r[0] > first_timeout + 0.1 and r[0] + r[1] < t_release]
+    # Answered while the IdP was still hung (a probe released with it may end
+    # in 401). The end is the time taken after the answer arrived: t0 + took
+    # can fall before t_release for an answer that came after it, when this
+    # thread waited for the GIL between t0 and sending.
+    later = [r for r in res if first_timeout and r[0] > first_timeout + 0.1 and r[4] < t_release]
     slow_later = [r for r in later if r[1] > 0.3]
     bad_ra = [r for r in later if r[2] == 503 and not (r[3] or "").isdigit()]
     print(f"\n[flood {mpm}] {len(res)} random-token requests, {idp.requests} reached the IdP; "

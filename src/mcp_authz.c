@@ -51,12 +51,10 @@ static void warn_offline_access(cmd_parms *cmd, const require_args *a)
 {
     int i;
     for (i = 0; i < a->n; i++)
-        if (strcmp(a->values[i], "offline_access") == 0 && mcp_cmd_at_config_time(cmd) && cmd->directive)
-            APR_ARRAY_PUSH(mcp_global.warnings, const char *) = apr_psprintf(
-                mcp_global.pconf,
-                "Require mcp-scope offline_access (%s:%d): challenges never name offline_access, so a client "
-                "without it cannot learn that it must ask for it",
-                cmd->directive->filename, cmd->directive->line_num);
+        if (strcmp(a->values[i], "offline_access") == 0 && cmd->directive)
+            mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
+                                                   "Require mcp-scope offline_access (%s:%d): " MCP_OFFLINE_ACCESS_UNASKED,
+                                                   cmd->directive->filename, cmd->directive->line_num));
 }
 
 /* Arguments are parsed once, at configuration time. */

@@ -156,6 +156,15 @@ void mcp_config_warnings(server_rec *s);
  * sections and the main server's), for the identity scrub. */
 const apr_array_header_t *mcp_identity_header_names(const server_rec *s);
 
+/* A startup warning, kept until check_config logs it (configuration files
+ * only: nothing is kept for .htaccess). */
+void mcp_cmd_note_warning(cmd_parms *cmd, const char *text);
+
+/* Why a rule that needs offline_access deserves a warning (challenges
+ * never name that scope, MCP 2026-07-28). */
+#define MCP_OFFLINE_ACCESS_UNASKED                                                                                     \
+    "challenges never name offline_access, so a client without it cannot learn that it must ask for it"
+
 /* True while httpd reads its configuration files, false in .htaccess. */
 int mcp_cmd_at_config_time(const cmd_parms *cmd);
 

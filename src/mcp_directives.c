@@ -307,7 +307,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
 }
 
 /* A warning for the startup log, kept until check_config prints it. */
-static void note_warning(cmd_parms *cmd, const char *text)
+void mcp_cmd_note_warning(cmd_parms *cmd, const char *text)
 {
     if (mcp_cmd_at_config_time(cmd))
         APR_ARRAY_PUSH(mcp_global.warnings, const char *) = apr_pstrdup(mcp_global.pconf, text);
@@ -320,7 +320,7 @@ const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
     if (rec && !rec->where_audience)
         rec->where_audience = apr_pstrdup(mcp_global.pconf, where(cmd));
     if (strcmp(arg, "*") == 0)
-        note_warning(cmd, apr_psprintf(cmd->temp_pool,
+        mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
                                        "MCPAuthAudience * at %s: the audience is not checked, tokens issued for "
                                        "any other resource of the same issuer are accepted here",
                                        where(cmd)));
@@ -506,7 +506,7 @@ const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *ar
     /* MCP 2026-07-28: refresh tokens are the client's and the AS's business,
      * not a resource requirement -- never advertised, never challenged for. */
     if (strcmp(arg, "offline_access") == 0) {
-        note_warning(cmd, apr_psprintf(cmd->temp_pool,
+        mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
                                        "MCPAuthScopesSupported at %s: offline_access dropped (a resource does not "
                                        "ask for refresh tokens: it is never in scopes_supported or a challenge)",
                                        where(cmd)));
@@ -544,10 +544,8 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
     while (*(word = ap_getword_conf(cmd->pool, &args))) {
         APR_ARRAY_PUSH(ts->scopes, const char *) = word;
         if (strcmp(word, "offline_access") == 0)
-            note_warning(cmd, apr_psprintf(cmd->temp_pool,
-                                           "MCPAuthToolScope %s offline_access (%s:%d): challenges never name "
-                                           "offline_access, so a client without it cannot learn that it must ask "
-                                           "for it",
+            mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
+                                           "MCPAuthToolScope %s offline_access (%s:%d): " MCP_OFFLINE_ACCESS_UNASKED,
                                            ts->tool, cmd->directive->filename, cmd->directive->line_num));
     }
     if (ts->scopes->nelts == 0)
@@ -648,7 +646,7 @@ const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
                "(or auth=none)";
     note_section(cmd, conf);
     if (c->url && strncasecmp(c->url, "http://", 7) == 0)
-        note_warning(cmd, apr_psprintf(cmd->temp_pool,
+        mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
                                        "MCPAuthIntrospection at %s: %s uses plain http: tokens and the client "
                                        "secret travel in clear text and answers can be forged",
                                        where(cmd), c->url));

@@ -29,6 +29,16 @@ static const char *date_str(apr_pool_t *p, double v)
     return apr_pstrdup(p, buf);
 }
 
+/* The two refusals above that time lifts; the reasons are this file's. */
+#define NOT_YET_VALID "Token not yet valid"
+#define ISSUED_IN_FUTURE "Token issued in the future"
+
+int mcp_claims_refusal_lasts(const mcp_fail_t *fail)
+{
+    return fail->kind == MCP_FAIL_INVALID_TOKEN && fail->reason && strcmp(fail->reason, NOT_YET_VALID) != 0 &&
+           strcmp(fail->reason, ISSUED_IN_FUTURE) != 0;
+}
+
 int mcp_time_claims_check(apr_pool_t *p, const double *exp, const double *nbf, const double *iat, long long now,
                           long long skew, int exp_optional, mcp_fail_t *fail)
 {
@@ -41,10 +51,10 @@ int mcp_time_claims_check(apr_pool_t *p, const double *exp, const double *nbf, c
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token expired",
                         apr_psprintf(p, "exp %s, now %s, skew %s", date_str(p, *exp), date_str(p, n), date_str(p, s)));
     if (nbf && n + s < *nbf)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token not yet valid",
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, NOT_YET_VALID,
                         apr_psprintf(p, "nbf %s, now %s, skew %s", date_str(p, *nbf), date_str(p, n), date_str(p, s)));
     if (iat && *iat > n + s)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token issued in the future",
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, ISSUED_IN_FUTURE,
                         apr_psprintf(p, "iat %s, now %s, skew %s", date_str(p, *iat), date_str(p, n), date_str(p, s)));
     return 0;
 }

@@ -21,6 +21,11 @@ typedef struct {
 
 int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy_t *pol, mcp_fail_t *fail);
 
+/* 1 when a refusal by mcp_claims_check stays true as time passes (expired,
+ * another audience, a claim missing); 0 for "not yet valid" and "issued
+ * in the future", which time lifts. */
+int mcp_claims_refusal_lasts(const mcp_fail_t *fail);
+
 /* The time part alone (exp, nbf, iat; NULL when absent), for cached
  * verdicts whose other claims were checked when they were cached. */
 int mcp_time_claims_check(apr_pool_t *p, const double *exp, const double *nbf, const double *iat, long long now,

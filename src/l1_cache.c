@@ -6,16 +6,21 @@
 #include <string.h>
 
 /* One malloc'd block per entry: the struct, then ctx, token and the
- * verdict's strings. Replaced whole, under the lock; hits copy out. */
+ * verdict's strings. Replaced whole, under its stripe's lock; a hit
+ * copies the strings out in one piece. */
 typedef struct {
-    size_t ctx_len, token_len;
+    size_t ctx_len, token_len, strings_len;
     mcp_l1_deps_t deps;
     mcp_verdict_t v;      /* string members point into this block */
     char data[];
 } entry;
 
+/* Slots are guarded by a few locks by slot number, not one: every worker
+ * thread of the process looks up here on every request. */
+#define STRIPES 64
+
 struct mcp_l1 {
-    apr_thread_mutex_t *lock;
+    apr_thread_mutex_t *locks[STRIPES];
     unsigned mask;
     entry **slots;
 };
@@ -34,12 +39,13 @@ static apr_status_t free_all(void *data)
 mcp_l1_t *mcp_l1_create(apr_pool_t *p, unsigned slots)
 {
     mcp_l1_t *c = apr_pcalloc(p, sizeof(*c));
-    unsigned n = 1;
+    unsigned n = 1, i;
     while (n < slots)
         n <<= 1;
     c->mask = n - 1;
     c->slots = apr_pcalloc(p, n * sizeof(entry *));
-    apr_thread_mutex_create(&c->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    for (i = 0; i < STRIPES; i++)
+        apr_thread_mutex_create(&c->locks[i], APR_THREAD_MUTEX_DEFAULT, p);
     apr_pool_cleanup_register(p, c, free_all, apr_pool_cleanup_null);
     return c;
 }
@@ -54,9 +60,11 @@ static unsigned slot_of(const mcp_l1_t *c, const char *token, size_t len)
     return h & c->mask;
 }
 
-static const char *dup_or_null(apr_pool_t *p, const char *s)
+/* s moved from the entry's string block to its copy at `to`. */
+static const char *rebase(const entry *e, const char *s, char *to)
 {
-    return s ? apr_pstrdup(p, s) : NULL;
+    const char *strings = e->data + e->ctx_len + e->token_len;
+    return s ? to + (s - strings) : NULL;
 }
 
 /* Still valid in st: the JWKS generation and the revocation epoch the
@@ -75,23 +83,26 @@ int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, 
                mcp_store_t *st, apr_pool_t *p, mcp_verdict_t *out)
 {
     entry *e;
+    unsigned slot;
     int hit = 0;
 
     if (!c)
         return -1;
-    apr_thread_mutex_lock(c->lock);
-    e = c->slots[slot_of(c, token, len)];
+    slot = slot_of(c, token, len);
+    apr_thread_mutex_lock(c->locks[slot % STRIPES]);
+    e = c->slots[slot];
     if (e && e->token_len == len && e->ctx_len == ctx_len && e->deps.expires > now &&
         memcmp(e->data + ctx_len, token, len) == 0 && memcmp(e->data, ctx, ctx_len) == 0 && deps_hold(&e->deps, st)) {
+        char *copy = apr_pmemdup(p, e->data + ctx_len + len, e->strings_len);
         *out = e->v;
-        out->user = apr_pstrdup(p, e->v.user);
-        out->sub = dup_or_null(p, e->v.sub);
-        out->iss = dup_or_null(p, e->v.iss);
-        out->scope = apr_pstrdup(p, e->v.scope);
-        out->claims = apr_pstrdup(p, e->v.claims);
+        out->user = rebase(e, e->v.user, copy);
+        out->sub = rebase(e, e->v.sub, copy);
+        out->iss = rebase(e, e->v.iss, copy);
+        out->scope = rebase(e, e->v.scope, copy);
+        out->claims = rebase(e, e->v.claims, copy);
         hit = 1;
     }
-    apr_thread_mutex_unlock(c->lock);
+    apr_thread_mutex_unlock(c->locks[slot % STRIPES]);
     return hit ? 0 : -1;
 }
 
@@ -124,6 +135,7 @@ void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token,
         return; /* a lost cache entry costs speed only */
     e->ctx_len = ctx_len;
     e->token_len = len;
+    e->strings_len = strings;
     e->deps = *deps;
     e->v = *v;
     memcpy(e->data, ctx, ctx_len);
@@ -135,9 +147,9 @@ void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token,
     e->v.scope = place(&at, v->scope);
     e->v.claims = place(&at, v->claims);
     slot = slot_of(c, token, len);
-    apr_thread_mutex_lock(c->lock);
+    apr_thread_mutex_lock(c->locks[slot % STRIPES]);
     old = c->slots[slot];
     c->slots[slot] = e;
-    apr_thread_mutex_unlock(c->lock);
+    apr_thread_mutex_unlock(c->locks[slot % STRIPES]);
     free(old);
 }

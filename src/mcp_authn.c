@@ -115,6 +115,25 @@ static apr_time_t keep_until(const mcp_verdict_t *v, apr_time_t now)
     return v->has_exp ? mcp_time_cap(until, v->exp) : until;
 }
 
+/* How long a child remembers a lasting refusal (verifier.h): never past
+ * a key change (the copy depends on the JWKS generation it was checked
+ * against), and short, since only a token sent again and again gains. */
+#define REFUSAL_TTL apr_time_from_sec(60)
+
+/* A refusal kept in this process's cache: issuer_index -1 marks it, its
+ * fixed reason text rides in .claims. */
+static void remember_refusal(const unsigned char *fp, const char *token, size_t len, const mcp_verified_t *v,
+                             const mcp_fail_t *fail, apr_time_t now)
+{
+    mcp_verdict_t refused;
+    mcp_l1_deps_t deps = {now + REFUSAL_TTL, v->key_doc, v->key_generation, 0, 0};
+    memset(&refused, 0, sizeof(refused));
+    refused.issuer_index = -1;
+    refused.user = refused.scope = "";
+    refused.claims = fail->reason;
+    mcp_l1_put(mcp_shm_l1(), fp, MCP_FINGERPRINT_LEN, token, len, &deps, &refused);
+}
+
 /* Verification behind two caches: this process's (fingerprint and whole
  * token compared, no hashing of the token, no global lock) and the shared
  * one (SHA-256 of fingerprint and token). Every hit re-checks the time
@@ -133,10 +152,14 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     *claims = NULL;
     if (use_cache) {
         policy_fingerprint(r, conf, pol, fp);
-        if (mcp_l1_get(mcp_shm_l1(), fp, sizeof(fp), token, len, r->request_time, store, r->pool, verdict) == 0 &&
-            verdict->issuer_index < pol->n_issuers) {
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit (this process)");
-            return mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail);
+        if (mcp_l1_get(mcp_shm_l1(), fp, sizeof(fp), token, len, r->request_time, store, r->pool, verdict) == 0) {
+            if (verdict->issuer_index < 0)
+                return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, verdict->claims,
+                                "the same token was refused moments ago (remembered until the keys change)");
+            if (verdict->issuer_index < pol->n_issuers) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit (this process)");
+                return mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail);
+            }
         }
         mcp_token_cache_key(fp, token, len, key);
         if (mcp_token_cache_get(store, key, r->request_time, r->pool, verdict, &meta) == 0 &&
@@ -157,8 +180,11 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
             return -1;
         }
     }
-    if (mcp_verify_jwt(r->pool, token, len, pol, log, &v, fail))
+    if (mcp_verify_jwt(r->pool, token, len, pol, log, &v, fail)) {
+        if (use_cache && v.refusal_lasts)
+            remember_refusal(fp, token, len, &v, fail, r->request_time);
         return -1;
+    }
     if (mcp_verdict_from_claims(r->pool, v.claims, v.issuer_index, v.alg, conf->remote_user_claim,
                                 conf->scope_claim, verdict))
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "claims cannot be serialized");

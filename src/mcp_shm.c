@@ -70,6 +70,13 @@ static int global_lock(void *ctx)
     return 0;
 }
 
+/* Lock-free lookups read the store only while this generation owns it. */
+static int global_readable(void *ctx)
+{
+    (void)ctx;
+    return owner_word && __atomic_load_n(owner_word, __ATOMIC_ACQUIRE) == my_generation;
+}
+
 static void global_unlock(void *ctx)
 {
     (void)ctx;
@@ -215,7 +222,7 @@ static const char *doc_segment(retained_t *kept, unsigned n_docs, apr_size_t doc
     }
     if (old) {
         mcp_store_t *tmp = mcp_store_create(pconf, NULL, 0, 0, slot_ptrs(pconf, kept->docs, n_docs, doc_size),
-                                            n_docs, doc_size, (mcp_store_lock_t){global_lock, global_unlock, NULL});
+                                            n_docs, doc_size, (mcp_store_lock_t){global_lock, global_unlock, NULL, NULL});
         unsigned carried;
         mcp_store_doc_place(tmp, keys, n_keys, placed);
         carried = mcp_store_doc_import(tmp, slot_ptrs(pconf, old, kept->n_docs, kept->doc_size), kept->n_docs,
@@ -292,7 +299,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     unsigned n_issuers = (unsigned)mcp_global.issuer_defs->nelts, n_docs = n_issuers * 2;
     apr_size_t doc_size = APR_ALIGN(MCP_DOC_HEADER + mcp_global.fetch.http.max_size, 64);
     apr_size_t entry_size = APR_ALIGN(mcp_global.cache_entry_size, 64);
-    mcp_store_lock_t lock = {global_lock, global_unlock, NULL};
+    mcp_store_lock_t lock = {global_lock, global_unlock, NULL, global_readable};
     const unsigned char **keys;
     int *placed;
     retained_t *kept;

@@ -27,7 +27,13 @@ typedef struct {
     /* MCP_ENTRY_TRANSIENT or 0. Was padding: slots written by an older
      * module read as 0 (ordinary entries). */
     uint32_t flags;
-    unsigned char pad[8];
+    /* Sequence count of the slot's writes (seqlock): odd while a writer
+     * (holding the lock) changes the slot, even otherwise. Readers take no
+     * lock: they copy the slot and keep the copy only if the count was
+     * even and unchanged around it. Was padding: 0 in slots an older
+     * module wrote. */
+    uint32_t seq;
+    unsigned char pad[4];
 } entry_hdr;
 
 typedef struct {
@@ -138,6 +144,7 @@ mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t en
     apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p);
     lock.lock = thread_lock;
     lock.unlock = thread_unlock;
+    lock.readable = NULL;
     lock.ctx = m;
     st = mcp_store_create(p, e, n_entries, entry_size, d, n_docs, doc_size, lock);
     mcp_store_attach_epoch(st, apr_pcalloc(p, sizeof(uint64_t)));
@@ -188,7 +195,7 @@ static int dependency_holds(const mcp_store_t *st, const entry_hdr *e)
         return 1;
     if ((unsigned)e->dep_doc >= st->n_docs)
         return 0;
-    return ((const doc_hdr *)st->docs[e->dep_doc])->generation == e->dep_generation;
+    return __atomic_load_n(&((doc_hdr *)st->docs[e->dep_doc])->generation, __ATOMIC_ACQUIRE) == e->dep_generation;
 }
 
 static int live(const mcp_store_t *st, const entry_hdr *e, apr_time_t now)
@@ -229,39 +236,109 @@ int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr
     return mcp_store_get_meta(st, k, now, p, value, len, &meta);
 }
 
+/* ---- lock-free reads (seqlock) ----------------------------------------
+ * Every change to an entry slot happens under the store's lock between
+ * write_begin and write_end. Lookups take no lock at all: with every
+ * child's threads looking up verdicts, one global mutex was the cost of a
+ * shared-cache hit (futex sleeps and wake-ups, not instructions). */
+
+static void write_begin(entry_hdr *e)
+{
+    __atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE); /* the odd count is seen before any change */
+}
+
+static void write_end(entry_hdr *e)
+{
+    __atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Frees a slot (caller holds the lock). */
+static void clear_entry(entry_hdr *e)
+{
+    write_begin(e);
+    e->kind = 0;
+    write_end(e);
+}
+
+/* How often a hit refreshes the entry's last use (for LRU eviction): not
+ * on every hit, so readers in two processes do not keep writing the
+ * same cache line. */
+#define LRU_GRAIN apr_time_from_msec(100)
+
+/* How many times a reader retries a slot a writer was changing. A miss
+ * after that costs speed only (the caller verifies the token). */
+#define READ_TRIES 4
+
+/* Copies slot e into buf (t->size bytes) as one consistent snapshot.
+ * 0: buf holds the slot as some writer left it; -1: a writer kept
+ * changing it. The bytes read during a write are thrown away unread. */
+static int snapshot(const table *t, entry_hdr *e, char *buf)
+{
+    int tries;
+    for (tries = 0; tries < READ_TRIES; tries++) {
+        uint32_t before = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE), len;
+        if (before & 1)
+            continue;
+        memcpy(buf, e, MCP_ENTRY_HEADER);
+        len = ((entry_hdr *)buf)->len;
+        if (len <= t->size - MCP_ENTRY_HEADER)
+            memcpy(buf + MCP_ENTRY_HEADER, (char *)e + MCP_ENTRY_HEADER, len);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == before)
+            return 0;
+    }
+    return -1;
+}
+
+/* The live entry with this key and kind (0: any kind) in t, copied. */
+static int read_entry(mcp_store_t *st, const table *t, const unsigned char *key, uint32_t kind, apr_time_t now,
+                      apr_pool_t *p, uint32_t *found, char **value, size_t *len, mcp_entry_meta_t *meta)
+{
+    unsigned start, w;
+    char *buf = NULL;
+
+    if (!t->n)
+        return -1;
+    start = first_slot(t, key);
+    for (w = 0; w < ways(t); w++) {
+        entry_hdr *e = entry_at(t, start, w), *h;
+        /* A cheap unlocked look first: most ways hold other keys. */
+        if (memcmp(e->key, key, 32) != 0)
+            continue;
+        if (!buf)
+            buf = apr_palloc(p, t->size + 1);
+        if (snapshot(t, e, buf))
+            return -1;
+        h = (entry_hdr *)buf;
+        if (!h->kind || memcmp(h->key, key, 32) != 0)
+            continue; /* rewritten for another key meanwhile */
+        if ((kind && h->kind != kind) || !live(st, h, now) || h->len > t->size - MCP_ENTRY_HEADER)
+            return -1; /* one slot per key: no other way holds it */
+        if (now - h->last_used > LRU_GRAIN)
+            __atomic_store_n(&e->last_used, now, __ATOMIC_RELAXED);
+        *value = buf + MCP_ENTRY_HEADER;
+        (*value)[h->len] = '\0';
+        *len = h->len;
+        *found = h->kind;
+        meta->expires = h->expires;
+        meta->dep_doc = h->dep_doc;
+        meta->dep_generation = h->dep_generation;
+        return 0;
+    }
+    return -1;
+}
+
 /* The live entry with this key and kind (0: any kind) and a copy of its
- * value; dead ones met on the way are freed. 0 on a hit. */
+ * value, without the lock. Dead entries stay for a writer to reuse. */
 static int lookup(mcp_store_t *st, const unsigned char *key, uint32_t kind, apr_time_t now, apr_pool_t *p,
                   uint32_t *found, char **value, size_t *len, mcp_entry_meta_t *meta)
 {
-    const table *tables[2];
-    int i, rc = -1;
-
-    if (!st || lock(st))
+    if (!st || (st->lock.readable && !st->lock.readable(st->lock.ctx)))
         return -1;
-    tables[0] = &st->small;
-    tables[1] = &st->large;
-    for (i = 0; i < 2 && rc != 0; i++) {
-        entry_hdr *e = find(tables[i], key);
-        if (!e || (kind && e->kind != kind))
-            continue;
-        if (!live(st, e, now) || e->len > tables[i]->size - MCP_ENTRY_HEADER) {
-            e->kind = 0; /* dead: free the slot */
-            continue;
-        }
-        *value = apr_palloc(p, e->len + 1);
-        memcpy(*value, (char *)e + MCP_ENTRY_HEADER, e->len);
-        (*value)[e->len] = '\0';
-        *len = e->len;
-        *found = e->kind;
-        meta->expires = e->expires;
-        meta->dep_doc = e->dep_doc;
-        meta->dep_generation = e->dep_generation;
-        e->last_used = now;
-        rc = 0;
-    }
-    unlock(st);
-    return rc;
+    if (read_entry(st, &st->small, key, kind, now, p, found, value, len, meta) == 0)
+        return 0;
+    return read_entry(st, &st->large, key, kind, now, p, found, value, len, meta);
 }
 
 int mcp_store_get_meta(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
@@ -280,6 +357,7 @@ int mcp_store_get_any(mcp_store_t *st, const unsigned char *key, apr_time_t now,
 static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t now, const void *value, size_t len,
                         unsigned flags)
 {
+    write_begin(slot);
     memcpy(slot->key, k->key, 32);
     slot->kind = k->kind;
     slot->len = (uint32_t)len;
@@ -289,6 +367,7 @@ static void write_entry(entry_hdr *slot, const mcp_entry_key_t *k, apr_time_t no
     slot->dep_generation = k->dep_generation;
     slot->flags = flags & MCP_ENTRY_TRANSIENT;
     memcpy((char *)slot + MCP_ENTRY_HEADER, value, len);
+    write_end(slot);
 }
 
 static void count(uint64_t *counter)
@@ -383,7 +462,7 @@ int mcp_store_put_ex(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, 
     slot = find(t, k->key);
     other = find(t == &st->small ? &st->large : &st->small, k->key);
     if (other)
-        other->kind = 0;
+        clear_entry(other);
     if (!slot)
         slot = room_in(st, t, k->key, now, flags, evicted);
     if (slot)
@@ -411,7 +490,7 @@ static int store_unless(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t no
         return 0;
     }
     if (other)
-        other->kind = 0;
+        clear_entry(other);
     /* A dead or expected entry with this key is reused in place, so a key
      * never has two slots in one set. */
     slot = mine ? mine : room_in(st, t, k->key, now, flags, &evicted);
@@ -444,9 +523,9 @@ void mcp_store_remove(mcp_store_t *st, const unsigned char *key)
     if (!st || lock(st))
         return;
     if ((e = find(&st->small, key)) != NULL)
-        e->kind = 0;
+        clear_entry(e);
     if ((e = find(&st->large, key)) != NULL)
-        e->kind = 0;
+        clear_entry(e);
     unlock(st);
 }
 

@@ -9,12 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The lock every access takes (a global mutex in httpd). lock returns 0 on
+/* The lock every change takes (a global mutex in httpd). lock returns 0 on
  * success; a store whose lock fails behaves as empty and never blocks. */
 typedef struct {
     int (*lock)(void *ctx);
     void (*unlock)(void *ctx);
     void *ctx;
+    /* Lookups take no lock (a seqlock per slot): this says whether the
+     * store may still be read at all -- 0 once a newer generation owns it,
+     * as lock would fail. NULL: always. */
+    int (*readable)(void *ctx);
 } mcp_store_lock_t;
 
 typedef struct mcp_store mcp_store_t;

@@ -7,7 +7,10 @@
 
 #include "keyring.h"
 
-#define KIND_JWT_VERDICT 0x4a575433u /* "JWT3": keyed by the content fingerprint */
+/* "JWT4": keyed by the content fingerprint, binary verdict (version 3 of
+ * verdict.c's form). A new form gets a new kind: entries of another build
+ * met after a graceful restart are misses, never misread. */
+#define KIND_JWT_VERDICT 0x4a575434u
 
 /* ---- the policy fingerprint -------------------------------------------------
  * Every input is written as a one-byte tag naming the field, then its value:
@@ -226,6 +229,7 @@ int mcp_token_cache_put(mcp_store_t *st, const unsigned char key[32], apr_time_t
         k.expires = mcp_time_cap(k.expires, v->exp);
     if (k.expires <= now)
         return 0;
-    value = mcp_verdict_encode(p, v, &len);
+    if (!(value = mcp_verdict_encode(p, v, &len)))
+        return -1;
     return mcp_store_put(st, &k, now, value, len, evicted);
 }

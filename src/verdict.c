@@ -2,7 +2,7 @@
 
 #include <apr_strings.h>
 #include <math.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "claim_rules.h"
@@ -75,61 +75,101 @@ apr_time_t mcp_time_cap(apr_time_t until, double seconds)
     return t < until ? t : until;
 }
 
-/* Text: a header line of numbers and field lengths, then the fields. Every
- * string is length-prefixed, so claims may hold any byte. */
+/* The stored form: a fixed binary head, then the five strings, each with
+ * its NUL. Decoding copies nothing: the strings are used where they lie
+ * (the caller's buffer), so a shared-cache hit costs one copy of the
+ * entry and no parsing of numbers. The head's layout is versioned: a
+ * graceful restart may hand entries written by another build to this one
+ * (the cache kind changes with the version too). */
+#define VERDICT_WIRE_VERSION 3u
+
+typedef struct {
+    uint32_t version;
+    int32_t issuer_index, alg;
+    uint8_t has_exp, has_nbf, has_iat, has_sub, has_iss, pad[3];
+    double exp, nbf, iat;
+    uint32_t len[5]; /* user, sub, iss, scope, claims: bytes without the NUL */
+    uint32_t pad2;
+} wire_head;
+
 const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *len)
 {
-    const char *s = v->sub ? v->sub : "", *i = v->iss ? v->iss : "";
-    char head[400];
-    const char *out;
+    const char *field[5];
+    wire_head h;
+    size_t total = sizeof(h);
+    char *out, *at;
+    int i;
 
-    /* snprintf, not apr_psprintf: APR's formatter has no %a, and %.17g
-     * carries every bit of a double. */
-    snprintf(head, sizeof(head), "v2 %d %d %d %.17g %d %.17g %d %.17g %lu %d %lu %d %lu %lu %lu\n", v->issuer_index,
-             (int)v->alg, v->has_exp, v->exp, v->has_nbf, v->nbf, v->has_iat, v->iat, (unsigned long)strlen(v->user),
-             v->sub != NULL, (unsigned long)strlen(s), v->iss != NULL, (unsigned long)strlen(i),
-             (unsigned long)strlen(v->scope), (unsigned long)strlen(v->claims));
-    out = apr_pstrcat(p, head, v->user, s, i, v->scope, v->claims, NULL);
-    *len = strlen(out);
+    memset(&h, 0, sizeof(h));
+    h.version = VERDICT_WIRE_VERSION;
+    h.issuer_index = v->issuer_index;
+    h.alg = (int32_t)v->alg;
+    h.has_exp = (uint8_t)!!v->has_exp;
+    h.has_nbf = (uint8_t)!!v->has_nbf;
+    h.has_iat = (uint8_t)!!v->has_iat;
+    h.has_sub = v->sub != NULL;
+    h.has_iss = v->iss != NULL;
+    h.exp = v->exp;
+    h.nbf = v->nbf;
+    h.iat = v->iat;
+    field[0] = v->user;
+    field[1] = v->sub ? v->sub : "";
+    field[2] = v->iss ? v->iss : "";
+    field[3] = v->scope;
+    field[4] = v->claims;
+    for (i = 0; i < 5; i++) {
+        size_t n = strlen(field[i]);
+        if (n >= UINT32_MAX)
+            return NULL;
+        h.len[i] = (uint32_t)n;
+        total += n + 1;
+    }
+    at = out = apr_palloc(p, total);
+    memcpy(at, &h, sizeof(h));
+    at += sizeof(h);
+    for (i = 0; i < 5; i++) {
+        memcpy(at, field[i], h.len[i] + 1);
+        at += h.len[i] + 1;
+    }
+    *len = total;
     return out;
-}
-
-static const char *take(apr_pool_t *p, const char **cur, const char *end, unsigned long n)
-{
-    const char *s;
-    if ((unsigned long)(end - *cur) < n)
-        return NULL;
-    s = apr_pstrmemdup(p, *cur, n);
-    *cur += n;
-    return s;
 }
 
 int mcp_verdict_decode(apr_pool_t *p, const char *text, size_t len, mcp_verdict_t *v)
 {
-    const char *nl = memchr(text, '\n', len), *cur, *end = text + len;
-    unsigned long lu, ls, li, lsc, lc;
-    int alg, has_sub, has_iss;
-    char head[512];
+    const char *field[5], *cur = text + sizeof(wire_head), *end = text + len;
+    wire_head h;
+    int i;
 
-    if (!nl || (size_t)(nl - text) >= sizeof(head))
+    (void)p;
+    if (len < sizeof(h))
         return -1;
-    memcpy(head, text, (size_t)(nl - text));
-    head[nl - text] = '\0';
+    memcpy(&h, text, sizeof(h));
+    if (h.version != VERDICT_WIRE_VERSION || h.issuer_index < 0 || h.alg < MCP_ALG_UNKNOWN || h.alg >= MCP_ALG_COUNT)
+        return -1;
+    /* Every string ends with its NUL exactly where its length says, and
+     * the last one ends the value: nothing is read outside it. */
+    for (i = 0; i < 5; i++) {
+        if ((size_t)(end - cur) <= h.len[i] || cur[h.len[i]] != '\0' || memchr(cur, '\0', h.len[i]))
+            return -1;
+        field[i] = cur;
+        cur += h.len[i] + 1;
+    }
+    if (cur != end)
+        return -1;
     memset(v, 0, sizeof(*v));
-    if (sscanf(head, "v2 %d %d %d %lg %d %lg %d %lg %lu %d %lu %d %lu %lu %lu", &v->issuer_index, &alg, &v->has_exp,
-               &v->exp, &v->has_nbf, &v->nbf, &v->has_iat, &v->iat, &lu, &has_sub, &ls, &has_iss, &li, &lsc,
-               &lc) != 15 ||
-        v->issuer_index < 0 || alg < MCP_ALG_UNKNOWN || alg >= MCP_ALG_COUNT)
-        return -1;
-    v->alg = (mcp_alg)alg;
-    cur = nl + 1;
-    if (!(v->user = take(p, &cur, end, lu)) || !(v->sub = take(p, &cur, end, ls)) ||
-        !(v->iss = take(p, &cur, end, li)) || !(v->scope = take(p, &cur, end, lsc)) ||
-        !(v->claims = take(p, &cur, end, lc)) || cur != end)
-        return -1;
-    if (!has_sub)
-        v->sub = NULL;
-    if (!has_iss)
-        v->iss = NULL;
+    v->issuer_index = h.issuer_index;
+    v->alg = (mcp_alg)h.alg;
+    v->has_exp = h.has_exp;
+    v->has_nbf = h.has_nbf;
+    v->has_iat = h.has_iat;
+    v->exp = h.exp;
+    v->nbf = h.nbf;
+    v->iat = h.iat;
+    v->user = field[0];
+    v->sub = h.has_sub ? field[1] : NULL;
+    v->iss = h.has_iss ? field[2] : NULL;
+    v->scope = field[3];
+    v->claims = field[4];
     return 0;
 }

@@ -38,7 +38,9 @@ int mcp_verdict_time_check(apr_pool_t *p, const mcp_verdict_t *v, long long now,
  * lifetime), one at or after until (+inf included) leaves until. */
 apr_time_t mcp_time_cap(apr_time_t until, double seconds);
 
-/* Flat text form for the shared cache, and back. */
+/* Flat binary form for the shared cache, and back. Decoding validates
+ * every length and copies nothing: v's strings point into text, which
+ * must outlive v (p is unused). */
 const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *len);
 int mcp_verdict_decode(apr_pool_t *p, const char *text, size_t len, mcp_verdict_t *v);
 

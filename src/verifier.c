@@ -75,6 +75,7 @@ static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti
         if (!ti->keys)
             return mcp_fail(fail, MCP_FAIL_CONFIG, "No keys configured", NULL);
         r = try_keys(ti->keys, jws);
+        out->refusal_lasts = r == KEYS_BAD_SIGNATURE;
         return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
     }
     /* Waiting for another process's fetch is bounded once for the request. */
@@ -94,6 +95,7 @@ static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti
         mcp_keyring_release(ti->ring, ks);
     }
     out->key_doc = mcp_keyring_jwks_doc(ti->ring);
+    out->refusal_lasts = r == KEYS_BAD_SIGNATURE;
     return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
 }
 
@@ -166,16 +168,22 @@ int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verif
             return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Algorithm not allowed",
                             apr_psprintf(p, "the HMAC secret is too short for %s", mcp_alg_name(jws.alg)));
         if (!mcp_jws_verify(jws.alg, pol->hmac_key, (const unsigned char *)jws.signing_input,
-                            jws.signing_input_len, jws.sig, jws.sig_len))
+                            jws.signing_input_len, jws.sig, jws.sig_len)) {
+            out->refusal_lasts = 1;
             return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Invalid signature",
                             apr_psprintf(p, "alg %s (shared secret)", mcp_alg_name(jws.alg)));
+        }
     }
     else if (verify_with_issuer_keys(p, &pol->issuers[idx], &jws, log, out, fail)) {
         return -1;
     }
 
-    if (!pol->jws_only && mcp_claims_check(p, claims, &pol->claims, fail))
+    if (!pol->jws_only && mcp_claims_check(p, claims, &pol->claims, fail)) {
+        /* Signed by a trusted key and refused for good (expired, another
+         * audience, ...): as lasting as a bad signature. */
+        out->refusal_lasts = mcp_claims_refusal_lasts(fail);
         return -1;
+    }
     out->header = jws.header;
     out->claims = claims;
     out->alg = jws.alg;

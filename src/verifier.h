@@ -54,6 +54,13 @@ typedef struct {
      * valid only while that generation is current. */
     int key_doc;
     uint64_t key_generation;
+    /* On failure: 1 when the refusal depends only on the token, the policy
+     * and key_doc's generation -- a key that fits (kid, alg) did not match
+     * the signature, or a good signature's claims were refused for a
+     * reason time cannot lift (expired, another audience). Such a refusal
+     * may be remembered: a token sent again and again costs one
+     * verification, not one per request. */
+    int refusal_lasts;
 } mcp_verified_t;
 
 int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol,

@@ -4,6 +4,8 @@
 
 #include <apr_file_io.h>
 #include <apr_thread_proc.h>
+#include <pthread.h>
+#include <string.h>
 
 #include "keyring.h"
 #include "l1_cache.h"
@@ -451,7 +453,49 @@ static void verdict_encoding_keeps_any_bytes(void **state)
     assert_true(back.exp == v.exp && back.iat == v.iat && back.has_exp && !back.has_nbf && back.has_iat);
     /* Truncated or extended text is refused. */
     assert_int_equal(mcp_verdict_decode(p, text, len - 1, &back), -1);
-    assert_int_equal(mcp_verdict_decode(p, apr_pstrcat(p, text, "x", NULL), len + 1, &back), -1);
+    {
+        char *longer = apr_palloc(p, len + 1);
+        memcpy(longer, text, len);
+        longer[len] = 'x';
+        assert_int_equal(mcp_verdict_decode(p, longer, len + 1, &back), -1);
+    }
+}
+
+/* The stored form is binary: every length is checked against the value,
+ * each string must end with its NUL where its length says, and a form of
+ * another version (another build after a graceful restart) is refused. */
+static void verdict_decoding_refuses_damaged_values(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verdict_t v, back;
+    const char *text;
+    char *copy;
+    size_t len, i;
+
+    memset(&v, 0, sizeof(v));
+    v.user = "alice";
+    v.sub = "alice";
+    v.iss = "https://idp";
+    v.scope = "a b";
+    v.claims = "{\"sub\":\"alice\"}";
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_string_equal(back.scope, "a b");
+    copy = apr_pmemdup(p, text, len);
+    /* Every single-byte truncation fails. */
+    for (i = 0; i < len; i++)
+        assert_int_equal(mcp_verdict_decode(p, copy, i, &back), -1);
+    /* A terminator turned into a character: the string would run on. */
+    copy[len - 1] = 'x';
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
+    /* An embedded NUL inside a string (a length that lies). */
+    copy = apr_pmemdup(p, text, len);
+    copy[len - 3] = '\0';
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
+    /* Another version of the form. */
+    copy = apr_pmemdup(p, text, len);
+    copy[0] ^= 1;
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
 }
 
 static void token_cache_key_depends_on_rules(void **state)
@@ -927,11 +971,127 @@ static void plain_unlock(void *ctx)
     (void)ctx;
 }
 
+/* ---- lock-free lookups ---------------------------------------------------
+ * Lookups take no lock (per-slot sequence counts): a reader racing a
+ * writer of the same slot must see the old value or the new one, whole --
+ * never the new length with the old bytes, nor half of each. */
+
+typedef struct {
+    mcp_store_t *st;
+    const unsigned char *key;
+    int stop; /* atomic */
+    int torn, hits;
+} race_t;
+
+#define KIND 7
+#define RACE_A 1000
+#define RACE_B 3000
+#define RACE_WRITES 100000
+
+static void *race_writer(void *arg)
+{
+    race_t *r = arg;
+    static char a[RACE_A], b[RACE_B];
+    int i, evicted;
+    memset(a, 'a', sizeof(a));
+    memset(b, 'b', sizeof(b));
+    for (i = 0; i < RACE_WRITES; i++) {
+        mcp_entry_key_t k = {r->key, KIND, T0 + SEC(60), -1, 0};
+        mcp_store_put(r->st, &k, T0, (i & 1) ? b : a, (i & 1) ? sizeof(b) : sizeof(a), &evicted);
+    }
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* One lookup: 1 a whole value, 0 a miss, -1 a torn one. */
+static int race_read(race_t *r, apr_pool_t *p)
+{
+    mcp_entry_key_t k = {r->key, KIND, 0, -1, 0};
+    char *v;
+    size_t len, j;
+    if (mcp_store_get(r->st, &k, T0, p, &v, &len) != 0)
+        return 0;
+    if (len != RACE_A && len != RACE_B)
+        return -1;
+    for (j = 0; j < len; j++)
+        if (v[j] != (len == RACE_A ? 'a' : 'b'))
+            return -1;
+    return 1;
+}
+
+static void *race_reader(void *arg)
+{
+    race_t *r = arg;
+    apr_pool_t *p;
+    int rc;
+    apr_pool_create(&p, NULL);
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        if ((rc = race_read(r, p)) < 0)
+            __atomic_add_fetch(&r->torn, 1, __ATOMIC_RELAXED);
+        else if (rc > 0)
+            __atomic_add_fetch(&r->hits, 1, __ATOMIC_RELAXED);
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+static void lookups_never_see_a_half_written_entry(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    race_t r = {mcp_store_create_local(p, 64, 4096, 0, 0), key_of(p, "raced"), 0, 0, 0};
+    pthread_t w, rd1, rd2;
+
+    pthread_create(&rd1, NULL, race_reader, &r);
+    pthread_create(&rd2, NULL, race_reader, &r);
+    pthread_create(&w, NULL, race_writer, &r);
+    pthread_join(w, NULL);
+    pthread_join(rd1, NULL);
+    pthread_join(rd2, NULL);
+    assert_int_equal(r.torn, 0);
+    /* Readers are not starved: some lookups hit during the writes, and
+     * once the writes stop the last value is there, whole. */
+    assert_true(r.hits > 0);
+    assert_int_equal(race_read(&r, p), 1);
+}
+
+static int refuse_reads(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+/* A process of a retired generation reads nothing: the store's readable()
+ * says so even though lookups take no lock. */
+static void lookups_stop_when_the_store_is_not_readable(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_lock_t lk = {plain_lock, plain_unlock, NULL, NULL};
+    char *mem = apr_pcalloc(p, 32 * 1024);
+    void **ptrs = apr_pcalloc(p, 33 * sizeof(void *));
+    const unsigned char *key = key_of(p, "k");
+    mcp_entry_key_t k = {key, KIND, T0 + SEC(60), -1, 0};
+    mcp_store_t *st, *retired;
+    char *v;
+    size_t len;
+    unsigned i;
+    int evicted;
+
+    for (i = 0; i < 32; i++)
+        ptrs[i] = mem + i * 1024;
+    st = mcp_store_create(p, ptrs, 32, 1024, NULL, 0, 0, lk);
+    assert_int_equal(mcp_store_put(st, &k, T0, "value", 5, &evicted), 0);
+    assert_int_equal(mcp_store_get(st, &k, T0, p, &v, &len), 0);
+    lk.readable = refuse_reads;
+    retired = mcp_store_create(p, ptrs, 32, 1024, NULL, 0, 0, lk);
+    assert_int_equal(mcp_store_get(retired, &k, T0, p, &v, &len), -1);
+}
+
 /* A store over plain memory (slot i at mem + i * size), as a process of
  * one layout maps the shared segment. */
 static mcp_store_t *store_over(apr_pool_t *p, unsigned n, size_t size, void ***ptrs_out)
 {
-    mcp_store_lock_t lk = {plain_lock, plain_unlock, NULL};
+    mcp_store_lock_t lk = {plain_lock, plain_unlock, NULL, NULL};
     char *mem = apr_pcalloc(p, n * size);
     void **ptrs = apr_pcalloc(p, (n + 1) * sizeof(void *));
     unsigned i;
@@ -1084,7 +1244,7 @@ static void keyring_without_lock_fetches_once_per_cooldown(void **state)
     static mcp_fetch_settings_t s, s0;
     const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-nolock-%d.json", (int)getpid());
     EVP_PKEY *k = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
-    mcp_store_lock_t broken = {failing_lock, no_unlock, NULL};
+    mcp_store_lock_t broken = {failing_lock, no_unlock, NULL, NULL};
     void **docs = apr_pcalloc(p, 3 * sizeof(void *));
     mcp_store_t *st;
     mcp_keyring_t *kr, *kr0;
@@ -1140,6 +1300,9 @@ int main(void)
         TU_TEST(entry_dependency_on_document),
         TU_TEST(token_cache_roundtrip_and_exp_bound),
         TU_TEST(verdict_encoding_keeps_any_bytes),
+        TU_TEST(verdict_decoding_refuses_damaged_values),
+        TU_TEST(lookups_never_see_a_half_written_entry),
+        TU_TEST(lookups_stop_when_the_store_is_not_readable),
         TU_TEST(token_cache_key_depends_on_rules),
         TU_TEST(l1_cache_compares_token_rules_time_and_keys),
         TU_TEST(l1_copy_dies_with_the_revocation_epoch),

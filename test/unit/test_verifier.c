@@ -178,6 +178,46 @@ static void test_bad_signature(void **state)
     assert_refused(p, &e, tu_tamper_sig(p, tok, 0, 0), "Invalid signature");
 }
 
+/* Which refusals may be remembered per token (verifier.h refusal_lasts):
+ * a bad signature and a good signature's lasting claim refusals, never a
+ * refusal that time lifts nor one that a key refresh could change. */
+static void test_refusal_lasts(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    env_t e;
+    mcp_verified_t out;
+    mcp_fail_t fail;
+    const char *good;
+    env_init(p, &e);
+    good = mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "a1", NULL), claims(p, &e, ISS_A));
+    assert_int_equal(run(p, &e, tu_tamper_sig(p, good, -1, 0), &out, &fail), -1);
+    assert_int_equal(out.refusal_lasts, 1);
+    assert_int_equal(run(p, &e,
+                         mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "a1", NULL),
+                              tu_fmt(p, "{\"iss\":\"%s\",\"sub\":\"a\",\"aud\":\"%s\",\"exp\":%lld}", ISS_A,
+                                     AUDIENCE, e.now - 3600)),
+                         &out, &fail),
+                     -1);
+    assert_string_equal(fail.reason, "Token expired");
+    assert_int_equal(out.refusal_lasts, 1);
+    assert_int_equal(run(p, &e,
+                         mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "a1", NULL),
+                              tu_fmt(p, "{\"iss\":\"%s\",\"sub\":\"a\",\"aud\":\"%s\",\"exp\":%lld,\"nbf\":%lld}",
+                                     ISS_A, AUDIENCE, e.now + 7200, e.now + 3600)),
+                         &out, &fail),
+                     -1);
+    assert_string_equal(fail.reason, "Token not yet valid");
+    assert_int_equal(out.refusal_lasts, 0);
+    /* An unknown kid: a refresh may bring the key. */
+    assert_int_equal(run(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "nope", NULL), claims(p, &e, ISS_A)),
+                         &out, &fail),
+                     -1);
+    assert_int_equal(out.refusal_lasts, 0);
+    /* Accepted: nothing to remember. */
+    assert_int_equal(run(p, &e, good, &out, &fail), 0);
+    assert_int_equal(out.refusal_lasts, 0);
+}
+
 static void test_claims_checked(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -862,6 +902,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_TEST(test_good_tokens),
         TU_TEST(test_bad_signature),
+        TU_TEST(test_refusal_lasts),
         TU_TEST(test_claims_checked),
         TU_TEST(test_issuer_not_configured),
         TU_TEST(test_issuer_exact_match),

@@ -1,0 +1,113 @@
+"""Lasting refusals are remembered per child (issue 12, "rejections never
+cost more than an accepted distinct token").
+
+A token whose signature does not match a key that fits it, or whose good
+signature carries claims refused for good (expired, another audience), is
+refused the same way every time it comes back: each child verifies it once
+and then answers from its own cache -- until the keys change, since the
+remembered refusal depends on the JWKS generation it was checked against.
+A refusal that time lifts (``nbf`` in the future) is never remembered.
+Every test sends its requests over one keep-alive connection, so one child
+answers them all.
+"""
+
+import http.client
+import time
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from conftest import AUDIENCE, Minter, SigningKey, es256_key
+
+REMEMBERED = "refused moments ago"
+
+
+def location(issuer, jwks_uri):
+    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
+                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
+
+
+SERVER = "\n".join(["LogLevel warn mcp_auth:info", "MCPAuthRefusalLogInterval 0",
+                    "MCPAuthJWKSRefreshCooldown 1"])
+
+
+def send(conn, token):
+    conn.request("GET", "/mcp", headers={"Authorization": f"Bearer {token}"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status, resp.getheader("WWW-Authenticate") or ""
+
+
+def refusal_lines(log, reason):
+    return [line for line in log.splitlines() if reason in line]
+
+
+def test_a_forged_signature_sent_again_is_verified_once(jwks_server, start_httpd, keys):
+    issuer = "https://idp.remember-forged.example"
+    real = es256_key("k1")
+    jwks_server.server.set("/jwks-forged", {"keys": [real.jwk]})
+    h = start_httpd({"/mcp": location(issuer, jwks_server.url("/jwks-forged"))}, SERVER)
+    m = Minter(keys, issuer=issuer)
+    # Same kid as the published key, another key: a fitting key, a bad signature.
+    forged = m.token("ES256", key=SigningKey("ES256", real.kid, ec.generate_private_key(ec.SECP256R1())))
+    good = m.token("ES256", key=real)
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
+    mark = h.log_offset()
+    answers = [send(conn, forged) for _ in range(10)]
+    assert send(conn, good)[0] == 200  # the neighbour
+    log = h.log_since(mark)
+    assert all(s == 401 and 'error="invalid_token"' in c for s, c in answers), answers
+    # Every answer is the same challenge, remembered or not.
+    assert len({c for _, c in answers}) == 1, answers
+    lines = refusal_lines(log, "Invalid signature")
+    assert len(lines) == 10, log[-3000:]
+    assert sum(REMEMBERED in line for line in lines) == 9, "\n".join(lines)
+    assert forged not in log  # never the token itself
+
+
+def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd, keys):
+    """The IdP republishes kid k1 with the key that did sign the token (a
+    reused kid): once the JWKS is fetched again, the token is accepted --
+    the remembered refusal belonged to the old key set."""
+    issuer = "https://idp.remember-rotate.example"
+    old = es256_key("k1")
+    new = SigningKey("ES256", old.kid, ec.generate_private_key(ec.SECP256R1()))
+    jwks_server.server.set("/jwks-rot", {"keys": [old.jwk]})
+    h = start_httpd({"/mcp": location(issuer, jwks_server.url("/jwks-rot"))}, SERVER)
+    m = Minter(keys, issuer=issuer)
+    token = m.token("ES256", key=new)
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
+    mark = h.log_offset()
+    assert send(conn, token)[0] == 401
+    assert send(conn, token)[0] == 401
+    assert REMEMBERED in h.log_since(mark)
+    jwks_server.server.set("/jwks-rot", {"keys": [new.jwk]})
+    time.sleep(1.3)  # past MCPAuthJWKSRefreshCooldown
+    # An unknown kid makes the child fetch the JWKS again (a new generation).
+    other = es256_key("k-other")
+    assert send(conn, m.token("ES256", key=other))[0] == 401
+    status, challenge = send(conn, token)
+    assert status == 200, (challenge, h.log_since(mark)[-2000:])
+
+
+def test_an_expired_token_is_remembered_a_not_yet_valid_one_is_not(jwks_server, start_httpd, keys):
+    issuer = "https://idp.remember-time.example"
+    key = es256_key("k1")
+    jwks_server.server.set("/jwks-time", {"keys": [key.jwk]})
+    h = start_httpd({"/mcp": location(issuer, jwks_server.url("/jwks-time"))}, SERVER)
+    m = Minter(keys, issuer=issuer)
+    now = int(time.time())
+    expired = m.token("ES256", key=key, iat=now - 7200, exp=now - 3600)
+    # Not valid for an hour: refused now, but time lifts that refusal.
+    later = m.token("ES256", key=key, nbf=now + 3600, exp=now + 7200)
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
+    mark = h.log_offset()
+    for _ in range(4):
+        assert send(conn, expired)[0] == 401
+        assert send(conn, later)[0] == 401
+    assert send(conn, m.token("ES256", key=key))[0] == 200
+    log = h.log_since(mark)
+    expired_lines = refusal_lines(log, "Token expired")
+    later_lines = refusal_lines(log, "Token not yet valid")
+    assert len(expired_lines) == 4 and len(later_lines) == 4, log[-3000:]
+    assert sum(REMEMBERED in line for line in expired_lines) == 3, "\n".join(expired_lines)
+    assert not any(REMEMBERED in line for line in later_lines), "\n".join(later_lines)

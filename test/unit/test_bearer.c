@@ -105,9 +105,9 @@ static void good_token(char *buf, size_t n, size_t shift)
     buf[n] = '\0';
 }
 
-#define MAXLEN 72
+#define MAXLEN 40
 
-/* Every byte value at every position of tokens of 1..72 bytes, each right
+/* Every byte value at every position of tokens of 1..40 bytes, each right
  * after the well-formed token of the same length (which the memo keeps):
  * in the Authorization header and in the configured token header. */
 static void test_every_byte_everywhere(void **state)
@@ -129,7 +129,7 @@ static void test_every_byte_everywhere(void **state)
                 same(NULL, tok);
                 same("Basic dXNlcjpw", tok);
             }
-    assert_true(compared > 1000000);
+    assert_true(compared > 500000);
 }
 
 /* Padding: '=' only at the end, after at least one token character;

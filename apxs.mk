@@ -143,7 +143,7 @@ ASAN_UNIT     := $(UNIT_SRC:test/unit/%.c=$(ASAN_BUILD)/unit/%)
 # into httpd by test/asan-apache2.sh (the module alone cannot bring it).
 ASAN_RUNTIME   = $(shell $(CLANG) -print-file-name=libclang_rt.asan-$(shell uname -m).so)
 
-.PHONY: sec-deps fuzz fuzz-build asan test-asan valgrind
+.PHONY: sec-deps fuzz fuzz-build asan test-asan valgrind perf-guard
 
 sec-deps:
 	@sh test/install-deps.sh $(TEST_PKGS) $(SEC_PKGS)
@@ -183,3 +183,9 @@ test-asan: asan
 valgrind: sec-deps
 	@$(MAKE) -f apxs.mk --no-print-directory all $(UNIT_BIN)
 	@sh test/run-valgrind.sh "$(BUILD)/mcp-auth-token" $(UNIT_BIN)
+
+# Callgrind Ir per request of one repeated token above no auth, against the
+# committed budget in test/perf-budget (test/perf-guard.sh; about 10 s).
+perf-guard: all
+	@sh test/install-deps.sh apache2 valgrind
+	@bash test/perf-guard.sh

@@ -109,11 +109,27 @@ static apr_array_header_t *merge_required_claims(apr_pool_t *p, const mcp_dir_co
     return out;
 }
 
+/* A configuration with none of our directives, as create_dir_conf makes
+ * it (pre_config): what httpd merges a protected <Location> onto, twice
+ * per request (the location walk before and after the directory walk). */
+static const mcp_dir_conf_t *blank_conf;
+
 static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     const mcp_dir_conf_t *base = basev, *add = addv;
-    mcp_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    mcp_dir_conf_t *c;
 
+    /* Onto a blank base every line below yields add's field (MERGE and the
+     * list merges pick add or an unset base; the flags were 0), except
+     * .htaccess required claims, which add to the default "sub". Keep it
+     * so when adding a field. A copy, as the full merge: the merged
+     * configuration's address is per merge (late_checks compares it). */
+    if (blank_conf && !add->required_claims_add && memcmp(base, blank_conf, sizeof(*base)) == 0) {
+        c = apr_palloc(p, sizeof(*c));
+        memcpy(c, add, sizeof(*c));
+        return c;
+    }
+    c = apr_pcalloc(p, sizeof(*c));
     c->issuers = MERGE(issuers, NULL);
     c->audiences = MERGE(audiences, NULL);
     c->resource = MERGE(resource, NULL);
@@ -324,6 +340,21 @@ static int scrub_identity(request_rec *r)
  * that mod_dir merges into r brings its notes, never this one). */
 #define FIXUPS_NOTE "mcp_auth_fixups"
 
+/* The note's value: the configuration's address in lower-case hex, as
+ * apr_psprintf's "%pp" writes it, without running its formatter twice on
+ * every request. */
+#define CONF_ID_LEN (2 * sizeof(void *) + 1)
+static const char *conf_id(char buf[CONF_ID_LEN], const mcp_dir_conf_t *conf)
+{
+    apr_uintptr_t v = (apr_uintptr_t)conf;
+    char *e = buf + CONF_ID_LEN - 1;
+    *e = '\0';
+    do
+        *--e = "0123456789abcdef"[v & 15];
+    while (v >>= 4);
+    return e;
+}
+
 /* After authorization, before the handler: a preflight's answer, per-tool
  * scopes, then what the backend gets to see of the token -- also from a
  * subrequest (SSI, a lookup that proxies), which carries a copy of the
@@ -331,13 +362,14 @@ static int scrub_identity(request_rec *r)
 static int before_handler(request_rec *r)
 {
     const mcp_dir_conf_t *conf;
+    char id[CONF_ID_LEN];
     int rc = DECLINED;
 
     if (!is_ours(r))
         return DECLINED;
     conf = dir_conf(r);
     if (!r->main)
-        apr_table_set(r->notes, FIXUPS_NOTE, apr_psprintf(r->pool, "%pp", (const void *)conf));
+        apr_table_set(r->notes, FIXUPS_NOTE, conf_id(id, conf));
     if (mcp_is_preflight(r, conf)) {
         mcp_authz_preflight_prepare(r, conf);
         return DECLINED;
@@ -361,12 +393,13 @@ static int late_checks(request_rec *r)
 {
     const mcp_dir_conf_t *conf;
     const char *done = apr_table_get(r->notes, FIXUPS_NOTE);
+    char id[CONF_ID_LEN];
     int rc;
 
     if (!is_ours(r) || r->main)
         return DECLINED;
     conf = dir_conf(r);
-    if (done && strcmp(done, apr_psprintf(r->pool, "%pp", (const void *)conf)) == 0)
+    if (done && strcmp(done, conf_id(id, conf)) == 0)
         return DECLINED;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "configuration changed after the fixups: checking %s again",
                   r->uri);
@@ -390,6 +423,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog;
     (void)ptemp;
     mcp_global_reset(pconf);
+    blank_conf = create_dir_conf(pconf, NULL);
     return mcp_shm_pre_config(pconf) == APR_SUCCESS ? OK : !OK;
 }
 

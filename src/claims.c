@@ -40,12 +40,22 @@ json_t *mcp_claim_path(const json_t *claims, const char *path)
 apr_array_header_t *mcp_scope_split(apr_pool_t *p, const char *s)
 {
     apr_array_header_t *set = apr_array_make(p, 8, sizeof(const char *));
-    char *copy, *tok, *state;
+    char *c, *tok;
     if (!s)
         return set;
-    copy = apr_pstrdup(p, s);
-    for (tok = apr_strtok(copy, " \t", &state); tok; tok = apr_strtok(NULL, " \t", &state))
+    /* What apr_strtok(" \t") yields, without its strchr per character:
+     * this runs for every request (the verdict's scope string). */
+    for (c = apr_pstrdup(p, s); *c;) {
+        while (*c == ' ' || *c == '\t')
+            c++;
+        if (!*c)
+            break;
+        for (tok = c; *c && *c != ' ' && *c != '\t'; c++)
+            ;
+        if (*c)
+            *c++ = '\0';
         mcp_scope_add(set, tok);
+    }
     return set;
 }
 

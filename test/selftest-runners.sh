@@ -3,7 +3,8 @@
 # scratch copy of the tree (never the real suite), `make -f apxs.mk test`
 # runs three times -- with a deliberately failing unit test, with a
 # deliberately failing integration test, and with neither -- and must exit
-# non-zero, non-zero, and zero. The copy keeps one small unit test and one
+# non-zero, non-zero, and zero; then the speed guard runs once against a
+# planted, impossible budget and must fail. The copy keeps one small unit test and one
 # small integration test beside the planted ones, so this takes a minute
 # or so rather than a whole suite.
 set -euo pipefail
@@ -63,4 +64,16 @@ run() { # name, environment (which planted tests pass), expected: fail|pass
 run "failing unit test" "PLANT_INTEGRATION_PASS=1" fail
 run "failing integration test" "PLANT_UNIT_PASS=1" fail
 run "no failing test" "PLANT_UNIT_PASS=1 PLANT_INTEGRATION_PASS=1" pass
-echo "selftest: 3 passed, 0 failed"
+
+# The speed guard (make -f apxs.mk perf-guard) must fail when the
+# repeated-token path costs more than its budget, and say so with both
+# numbers (a broken measurement also fails, but without that message):
+# plant a budget of 1 Ir.
+echo "---- selftest: over-budget perf guard (expected to fail)"
+echo "repeated_token_ir_above_ceiling 1" > test/perf-budget
+rc=0; out=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -f apxs.mk perf-guard 2>&1) || rc=$?
+if [ "$rc" -eq 0 ] || ! echo "$out" | grep -Eq 'FAILED: .* [0-9,]+ Ir/request above the ceiling, over the budget of 1 '; then
+  echo "---- selftest: over-budget perf guard: exit $rc, expected a failure naming both numbers"; echo "$out"; exit 1
+fi
+echo "---- selftest: over-budget perf guard: exit $rc as expected"
+echo "selftest: 4 passed, 0 failed"

@@ -55,6 +55,7 @@ trap 'exit 2' INT TERM
 TOKEN=$("$CLI" sign --key "$W/keys/perf-guard-rs256.pem" --kid perf-guard-rs256 --alg RS256 \
   --claim iss="$ISSUER" --claim aud=mcp --claim sub=bench-user-single \
   --claim jti=rs256-single --claim scope=mcp:tools --ttl 86400)
+HMAC_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 echo ok > "$W/www/ok.txt"
 chmod -R a+rX "$W/keys" "$W/www"
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -116,6 +117,18 @@ Alias /mcp "$W/www/ok.txt"
     Require valid-user
 </Location>
 # the interval marker: mod_status calls ap_get_loadavg (--dump-before)
+# Many distinct tokens: HS256 (cheap to mint here and to verify under
+# callgrind), so the cost measured is the cache lookup, not the signature.
+Alias /mcp-many "$W/www/ok.txt"
+<Location /mcp-many>
+    AuthType mcp-jwt
+    AuthName "mcp"
+    MCPAuthIssuer $ISSUER jwks_file=$W/keys/jwks.json
+    MCPAuthHMACSecret $HMAC_SECRET
+    MCPAuthAlgorithms HS256
+    MCPAuthAudience mcp
+    Require valid-user
+</Location>
 <Location /cg-marker>
     SetHandler server-status
     Require all granted
@@ -135,6 +148,7 @@ done
 (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || die "httpd under callgrind does not listen"
 
 rc=0
-timeout 300 "$PY" "$REPO/test/perf_guard.py" "$PORT" "$TOKEN" "$W/cg/callgrind.out" "$BUDGET" "$N" || rc=$?
+PERF_ISSUER="$ISSUER" PERF_HMAC_SECRET="$HMAC_SECRET" \
+  timeout 300 "$PY" "$REPO/test/perf_guard.py" "$PORT" "$TOKEN" "$W/cg/callgrind.out" "$BUDGET" "$N" || rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 1 ] || { tail -5 "$W/cg/error.log" >&2 || true; }
 exit $rc

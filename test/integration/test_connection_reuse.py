@@ -86,11 +86,11 @@ class CountingIdP:
 
     close: answer every call with ``Connection: close`` and close.
     idle_timeout: drop a kept-alive connection idle for that long.
-    A token starting with "hang" is answered after ``hang`` seconds; one
-    starting with "drop" is read and then the connection is closed without
-    an answer when it is not the first request on its connection (what a
-    client sees when the server closed an idle connection just as the
-    request went out)."""
+    A token starting with "drop" is read and then the connection is closed
+    without an answer when it is not the first request on its connection
+    (what a client sees when the server closed an idle connection just as
+    the request went out); otherwise a token starting with "hang" or
+    "drophang" is answered after ``hang`` seconds."""
 
     def __init__(self, tls=None, jwks=None, close=False, idle_timeout=30.0, hang=0.0):
         self.ctx = None
@@ -141,11 +141,11 @@ class CountingIdP:
             if token:
                 self.tokens.append(token)
         if path == "/introspect" and h.command == "POST":
-            if token.startswith("hang"):
-                time.sleep(self.hang)
             if token.startswith("drop") and h.served > 1:
                 h.close_connection = True
                 return
+            if "hang" in token[:8]:
+                time.sleep(self.hang)
             status, out = 200, {"active": True, "sub": "u-" + token[-8:], "scope": "mcp:read"}
         elif path == "/jwks" and h.command == "GET":
             status, out = 200, self.jwks
@@ -287,6 +287,22 @@ def test_reused_connection_closed_without_answer_is_retried_once_on_a_new_one(st
     assert idp.counts() == (2, {"/introspect": 4})
     misses(h, 3)  # and the new connection is kept in turn
     assert idp.counts() == (2, {"/introspect": 7})
+
+
+def test_retry_after_a_dropped_reused_connection_stays_within_the_timeout(start_httpd, idps):
+    """The same race, and then the fresh connection hangs: the request is
+    still answered 503 at MCPAuthHTTPTimeout (libcurl's total timeout covers
+    the retry), after exactly two attempts."""
+    idp = idps(hang=HTTP_TIMEOUT + 4)
+    h = start_httpd({"/r": location(idp)}, conf=server_conf(), name="reuse-drophang", mpm="prefork")
+    misses(h, 2)
+    tok = new_token("drophang")
+    status, _, took, body, _ = ask(h, tok)
+    assert status == 503, body
+    assert HTTP_TIMEOUT - 0.5 < took < HTTP_TIMEOUT + 1.5, f"{took:.2f} s"
+    time.sleep(0.5)
+    assert idp.tokens.count(tok) == 2, idp.tokens
+    assert idp.counts()[0] == 2
 
 
 def test_hung_idp_is_cut_at_the_timeout_on_a_reused_connection(start_httpd, idps):

@@ -72,7 +72,10 @@ char *mcp_form_encode(apr_pool_t *p, const char *s)
  * connection is reused only for the same scheme, host, port and TLS
  * settings (libcurl compares CA file, verify flags, ...), and only if it
  * was idle less than CURLOPT_MAXAGE_CONN (libcurl's default, 118 s); one
- * the IdP closed is noticed and replaced before a request is sent on it. */
+ * the IdP closed is noticed and replaced before a request is sent on it.
+ * One that dies as the request goes out gets that request sent once more
+ * on a new connection (harmless: introspection and documents only read),
+ * within the same CURLOPT_TIMEOUT_MS. */
 typedef struct handles {
     CURLM *multi;
     CURL *easy;
@@ -294,7 +297,9 @@ int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, c
  * fork meanwhile): a kept-alive connection outlives its call, and a
  * program this process starts (a CGI under mod_cgi, an ExtFilter) must
  * neither read the IdP's answers on it nor keep it open after we close
- * it. libcurl (7.88) opens them without the flag. */
+ * it. libcurl (7.88) opens them without the flag. (Its wakeup socket
+ * pair in each multi handle has no flag either; it leads nowhere outside
+ * this process.) */
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)clientp;

@@ -246,6 +246,32 @@ def test_30_misses_from_one_child_use_at_most_2_connections(start_httpd, idps, m
     assert conns <= 2, f"{conns} connections for 30 introspection calls from one child"
 
 
+def test_concurrent_misses_in_one_event_child_share_a_few_connections(start_httpd, idps):
+    """Four clients at once against one event child (8 threads: at most 4
+    calls in flight): 40 misses, every one served, over at most 4
+    connections -- one per call that can be in flight, each kept by the
+    handles of that call."""
+    idp = idps()
+    h = start_httpd({"/r": location(idp)}, conf=server_conf("event"), name="reuse-concurrent", mpm="event")
+    errors = []
+
+    def client():
+        try:
+            misses(h, 10)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:2]
+    conns, calls = idp.counts()
+    assert calls == {"/introspect": 40}, calls
+    assert conns <= 4, f"{conns} connections for 40 calls, at most 4 at a time"
+
+
 def test_idp_answering_connection_close_gets_a_new_connection_per_call(start_httpd, idps):
     """The neighbour of reuse: an IdP that closes after every answer is
     still served, every call on a connection of its own (which is also what

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "stopping.h"
@@ -66,7 +67,15 @@ char *mcp_form_encode(apr_pool_t *p, const char *s)
 /* One multi handle with one easy handle: the multi keeps the connection
  * cache, the DNS cache and the parsed CA bundle (CURLOPT_CA_CACHE_TIMEOUT,
  * libcurl >= 7.87), the easy handle the TLS session cache. A set is used
- * by one thread at a time. */
+ * by one thread at a time: libcurl does not support one connection cache
+ * (CURLSH) used by concurrent threads, so each set keeps its own. A
+ * connection is reused only for the same scheme, host, port and TLS
+ * settings (libcurl compares CA file, verify flags, ...), and only if it
+ * was idle less than CURLOPT_MAXAGE_CONN (libcurl's default, 118 s); one
+ * the IdP closed is noticed and replaced before a request is sent on it.
+ * One that dies as the request goes out gets that request sent once more
+ * on a new connection (harmless: introspection and documents only read),
+ * within the same CURLOPT_TIMEOUT_MS. */
 typedef struct handles {
     CURLM *multi;
     CURL *easy;
@@ -86,6 +95,11 @@ typedef struct handles {
 #define QUEUE_WAIT apr_time_from_msec(250)
 #define QUEUE_POLL apr_time_from_msec(10)
 #define PROGRESS apr_time_from_msec(100)
+/* Idle connections one set keeps: the introspection endpoint and the
+ * JWKS/discovery host when it is another one. A process has at most
+ * max_calls + DOC_RESERVE sets, so at most that many times this idle
+ * connections (libcurl's default would be 4 per set). */
+#define IDLE_CONNS_PER_SET 2L
 
 static struct {
     pthread_mutex_t lock; /* a plain mutex: it must outlive every pool */
@@ -118,6 +132,8 @@ static handles_t *handles_new(void)
         handles_free(h);
         h = NULL;
     }
+    if (h)
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, IDLE_CONNS_PER_SET);
     return h;
 }
 
@@ -277,6 +293,20 @@ int mcp_http_request(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, c
     return mcp_http_call(p, url, o, form, authorization, 0, resp, err);
 }
 
+/* Sockets to the IdP are close-on-exec, atomically (other threads may
+ * fork meanwhile): a kept-alive connection outlives its call, and a
+ * program this process starts (a CGI under mod_cgi, an ExtFilter) must
+ * neither read the IdP's answers on it nor keep it open after we close
+ * it. libcurl (7.88) opens them without the flag. (Its wakeup socket
+ * pair in each multi handle has no flag either; it leads nowhere outside
+ * this process.) */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)clientp;
+    (void)purpose;
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static void set_options(CURL *c, const char *url, const mcp_http_opts_t *o, long limit_ms, const char *form,
                         struct curl_slist *hdrs, body_sink *sink, char *errbuf)
 {
@@ -284,6 +314,7 @@ static void set_options(CURL *c, const char *url, const mcp_http_opts_t *o, long
 
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, limit_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, limit_ms);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -5,7 +5,9 @@
  * In an httpd child (after mcp_http_child_init) transfers reuse this
  * process's curl handles: connections, DNS answers, TLS sessions and the
  * parsed CA bundle survive from one call to the next, so a call to a warm
- * IdP costs no handshake and no re-read of the trust store. The number of
+ * IdP costs no handshake and no re-read of the trust store (a set of
+ * handles per call that may be in flight, each keeping at most 2 idle
+ * connections; their sockets are close-on-exec). The number of
  * calls under way at once in the process is capped, every call gives up
  * when the process is told to stop (mcp_stopping), and an endpoint that
  * just failed is not asked again before its backoff ends (idp_health.h).

@@ -9,8 +9,8 @@ RssShmem (shared memory pages this child has touched), and the mapped size
 and resident size of mod_mcp_auth's verdict segment. That segment is
 anonymous shared memory of MCPAuthCacheEntries x MCPAuthCacheEntrySize bytes
 (SEGMENT_BYTES), created by the parent and inherited by every child; it is
-found by its size, so the figure is "?" when no shared mapping has exactly
-that size (or several have). Its resident pages are shared by all children:
+found by its size (that many bytes plus APR's header page), so the figure
+is "?" when no shared mapping has that size (or several have). Its resident pages are shared by all children:
 they count once for the machine, not once per child.
 
 Output columns: label pid vmrss_kb rssanon_kb rssshmem_kb seg_kb seg_rss_kb
@@ -30,7 +30,7 @@ def status(pid):
 
 
 def segment(pid, want_kb):
-    """(size_kb, rss_kb) of the shared mapping of exactly want_kb, or None."""
+    """(size_kb, rss_kb) of the one shared mapping of want_kb (+ header), or None."""
     found, cur = [], None
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
@@ -41,7 +41,8 @@ def segment(pid, want_kb):
                 found.append(cur)
             elif parts[0] == "Rss:" and cur is not None:
                 cur["rss"] = int(parts[1])
-    match = [m for m in found if m["shared"] and m["kb"] == want_kb]
+    # apr_shm_create adds a small header to the requested size: one page more
+    match = [m for m in found if m["shared"] and want_kb <= m["kb"] <= want_kb + 64]
     return (match[0]["kb"], match[0]["rss"]) if len(match) == 1 else None
 
 

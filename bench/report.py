@@ -544,7 +544,7 @@ if rss_rows:
     d, b = rss_max("default"), rss_max(BIG_CACHE) if BIG_CACHE else None
     txt = "; ".join(x for x in (f"default: {d:,.0f} MiB" if d else "",
                                  f"`{BIG_CACHE}`: {b:,.0f} MiB" if b else "") if x) or "—"
-    target("RSS per httpd child after case 7 (VmRSS of the largest child; see *Memory per httpd child*)",
+    target("RSS per httpd child at the end of the measurements (VmRSS of the largest child; see *Memory per httpd child*)",
            txt, "reported")
 # 3. case 1
 r = ratio(rps(1, "mcp"), rps(1, "none"))

@@ -744,12 +744,21 @@ if passes:
 
 # --------------------------------------------------------------- error log --
 tags = collections.Counter()
+cache_full = collections.Counter()   # "Token cache full" warnings, by MCPAuthCacheEntries
 try:
     for line in open(os.path.join(W, "logs", "error-full.log"), errors="replace"):
         m = re.search(r"\] \[([a-z0-9_]+:[a-z0-9]+)\]", line)
         tags[m.group(1) if m else "other"] += 1
+        m = re.search(r"Token cache full: .*MCPAuthCacheEntries \(now (\d+)\)", line)
+        if m:
+            cache_full[m.group(1)] += 1
 except OSError:
     pass
+if cache_full:
+    p("mod_mcp_auth's \"Token cache full: live entries are being evicted\" warnings (rate-limited, so a count "
+      "of intervals with evictions, not of evictions): " +
+      ", ".join(f"{n:,} with MCPAuthCacheEntries {k}" for k, n in sorted(cache_full.items(), key=lambda kv: int(kv[0]))) + ".")
+    p("")
 if tags:
     p("Error log of the benchmark httpd (LogLevel warn, as in production): " +
       ", ".join(f"`{t}` {n:,}" for t, n in tags.most_common(8)) + " lines.")

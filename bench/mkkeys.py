@@ -241,7 +241,14 @@ def main():
     if cache:
         if not os.path.realpath(cache).startswith("/tmp/"):
             sys.exit("mkkeys: --cache must be a directory under /tmp")
-        os.makedirs(cache, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(cache, mode=0o700, exist_ok=True)
+            if not os.access(cache, os.W_OK | os.X_OK):
+                raise PermissionError(cache)
+        except OSError as e:
+            # another user's cache: sign afresh rather than fail the run
+            print(f"mkkeys: not using the token cache {cache}: {e}", file=sys.stderr)
+            cache = ""
 
     rsa_key, ec_key, ed_key = signing_keys(cache)
     rogue = rsa.generate_private_key(public_exponent=65537, key_size=2048)

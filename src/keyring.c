@@ -380,6 +380,30 @@ int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp
     return mcp_keyring_acquire_until(kr, refresh, mcp_keyring_wait_deadline(kr), p, log, out, fail);
 }
 
+/* The common case without the shared lock: the shared copy is within its
+ * TTL (so mcp_store_doc_begin would say "use it") and this process has
+ * already parsed that generation. Every verification of a new token comes
+ * here; taking the global lock twice for it made threads of every child
+ * queue behind whichever holder the scheduler had preempted. */
+static int current_keys(mcp_keyring_t *kr, apr_time_t now, mcp_keyset_t **out)
+{
+    uint64_t generation;
+    apr_time_t fetched_at;
+    int rc = -1;
+
+    if (mcp_store_doc_peek(kr->store, kr->jwks_doc, kr->jwks_key, &generation, &fetched_at) || generation == 0 ||
+        now - fetched_at >= kr->settings->ttl || now < fetched_at)
+        return -1;
+    apr_thread_mutex_lock(kr->lock);
+    if (kr->current && kr->current->generation == generation) {
+        kr->current->refs++;
+        *out = kr->current;
+        rc = 0;
+    }
+    apr_thread_mutex_unlock(kr->lock);
+    return rc;
+}
+
 int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_until, apr_pool_t *p,
                               const mcp_log_t *log, mcp_keyset_t **out, mcp_fail_t *fail)
 {
@@ -389,6 +413,9 @@ int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_un
     apr_time_t now = apr_time_now();
     const char *where = kr->jwks_file ? kr->jwks_file : kr->jwks_uri, *err = NULL;
     int tries;
+
+    if (!refresh && current_keys(kr, now, out) == 0)
+        return 0;
 
     switch (mcp_store_doc_begin(kr->store, kr->jwks_doc, kr->jwks_key, now, &pol, refresh, &meta)) {
     case MCP_DOC_UNAVAILABLE:

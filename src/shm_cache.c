@@ -722,7 +722,7 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
             uint64_t g = (uint64_t)now > d->generation ? (uint64_t)now : d->generation + 1;
             __atomic_store_n(&d->generation, g, __ATOMIC_RELEASE);
         }
-        d->fetched_at = now;
+        __atomic_store_n(&d->fetched_at, now, __ATOMIC_RELEASE); /* after the generation: peek */
     }
     unlock(st);
     wake_waiters(d);
@@ -786,6 +786,17 @@ void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_
         unlock(st);
         sleep_on(&d->fetch_seq, seen, end);
     }
+}
+
+int mcp_store_doc_peek(mcp_store_t *st, int doc, const unsigned char *key, uint64_t *generation,
+                       apr_time_t *fetched_at)
+{
+    doc_hdr *d = st ? doc_at(st, doc) : NULL;
+    if (!d || (st->lock.readable && !st->lock.readable(st->lock.ctx)) || memcmp(d->key, key, 32) != 0)
+        return -1;
+    *generation = __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE);
+    *fetched_at = __atomic_load_n(&d->fetched_at, __ATOMIC_ACQUIRE);
+    return 0;
 }
 
 uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc)

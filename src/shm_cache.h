@@ -173,6 +173,13 @@ int mcp_store_doc_copy(mcp_store_t *st, int doc, const unsigned char *key, uint6
  * at once when no fetch is in flight. No polling on Linux (futex). */
 void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_time_t until);
 
+/* Lock-free: the slot's generation and last successful fetch, when the slot
+ * is this key's (0), for the hot path that only needs to know its parsed
+ * copy is still current and fresh. A fetch landing meanwhile may show a
+ * new generation with the old time (the caller takes the locked path). */
+int mcp_store_doc_peek(mcp_store_t *st, int doc, const unsigned char *key, uint64_t *generation,
+                       apr_time_t *fetched_at);
+
 /* Current generation of a document slot (0 when empty), lock-free read. */
 uint64_t mcp_store_doc_generation(mcp_store_t *st, int doc);
 

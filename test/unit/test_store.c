@@ -1087,6 +1087,37 @@ static void lookups_stop_when_the_store_is_not_readable(void **state)
     assert_int_equal(mcp_store_get(retired, &k, T0, p, &v, &len), -1);
 }
 
+/* The keyring's lock-free look at a document: its generation and fetch
+ * time for the right key only, nothing once the store is not readable. */
+static void doc_peek_reads_generation_and_time_without_the_lock(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_lock_t lk = {plain_lock, plain_unlock, NULL, NULL};
+    void **docs = apr_pcalloc(p, 2 * sizeof(void *));
+    const unsigned char *a = key_of(p, "a"), *b = key_of(p, "b");
+    mcp_store_t *st, *retired;
+    mcp_doc_meta_t m;
+    uint64_t gen = 99;
+    apr_time_t at = 99;
+    int slot;
+
+    docs[0] = apr_pcalloc(p, MCP_DOC_HEADER + 256);
+    st = mcp_store_create(p, NULL, 0, 0, docs, 1, MCP_DOC_HEADER + 256, lk);
+    mcp_store_doc_place(st, &a, 1, &slot);
+    assert_int_equal(mcp_store_doc_peek(st, slot, a, &gen, &at), 0);
+    assert_true(gen == 0); /* nothing stored yet */
+    assert_int_equal(mcp_store_doc_begin(st, slot, a, T0, &POLICY, 0, &m), MCP_DOC_FETCH);
+    assert_int_equal(mcp_store_doc_finish(st, slot, a, T0 + SEC(1), "{\"keys\":[]}", 11), 0);
+    assert_int_equal(mcp_store_doc_peek(st, slot, a, &gen, &at), 0);
+    assert_true(gen != 0 && gen == mcp_store_doc_generation(st, slot));
+    assert_true(at == T0 + SEC(1));
+    assert_int_equal(mcp_store_doc_peek(st, slot, b, &gen, &at), -1);
+    assert_int_equal(mcp_store_doc_peek(st, 5, a, &gen, &at), -1);
+    lk.readable = refuse_reads;
+    retired = mcp_store_create(p, NULL, 0, 0, docs, 1, MCP_DOC_HEADER + 256, lk);
+    assert_int_equal(mcp_store_doc_peek(retired, slot, a, &gen, &at), -1);
+}
+
 /* A store over plain memory (slot i at mem + i * size), as a process of
  * one layout maps the shared segment. */
 static mcp_store_t *store_over(apr_pool_t *p, unsigned n, size_t size, void ***ptrs_out)
@@ -1303,6 +1334,7 @@ int main(void)
         TU_TEST(verdict_decoding_refuses_damaged_values),
         TU_TEST(lookups_never_see_a_half_written_entry),
         TU_TEST(lookups_stop_when_the_store_is_not_readable),
+        TU_TEST(doc_peek_reads_generation_and_time_without_the_lock),
         TU_TEST(token_cache_key_depends_on_rules),
         TU_TEST(l1_cache_compares_token_rules_time_and_keys),
         TU_TEST(l1_copy_dies_with_the_revocation_epoch),

@@ -41,16 +41,22 @@ def refusal_lines(log, reason):
     return [line for line in log.splitlines() if reason in line]
 
 
+def protected(jwks_server, start_httpd, keys, name, key):
+    """An httpd whose /mcp trusts an issuer publishing only key; a minter
+    for that issuer; one keep-alive connection (one child answers all)."""
+    issuer = f"https://idp.remember-{name}.example"
+    jwks_server.server.set(f"/jwks-{name}", {"keys": [key.jwk]})
+    h = start_httpd({"/mcp": location(issuer, jwks_server.url(f"/jwks-{name}"))}, SERVER)
+    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
+    return h, Minter(keys, issuer=issuer), conn
+
+
 def test_a_forged_signature_sent_again_is_verified_once(jwks_server, start_httpd, keys):
-    issuer = "https://idp.remember-forged.example"
     real = es256_key("k1")
-    jwks_server.server.set("/jwks-forged", {"keys": [real.jwk]})
-    h = start_httpd({"/mcp": location(issuer, jwks_server.url("/jwks-forged"))}, SERVER)
-    m = Minter(keys, issuer=issuer)
+    h, m, conn = protected(jwks_server, start_httpd, keys, "forged", real)
     # Same kid as the published key, another key: a fitting key, a bad signature.
     forged = m.token("ES256", key=SigningKey("ES256", real.kid, ec.generate_private_key(ec.SECP256R1())))
     good = m.token("ES256", key=real)
-    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
     mark = h.log_offset()
     answers = [send(conn, forged) for _ in range(10)]
     assert send(conn, good)[0] == 200  # the neighbour
@@ -68,19 +74,15 @@ def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd
     """The IdP republishes kid k1 with the key that did sign the token (a
     reused kid): once the JWKS is fetched again, the token is accepted --
     the remembered refusal belonged to the old key set."""
-    issuer = "https://idp.remember-rotate.example"
     old = es256_key("k1")
     new = SigningKey("ES256", old.kid, ec.generate_private_key(ec.SECP256R1()))
-    jwks_server.server.set("/jwks-rot", {"keys": [old.jwk]})
-    h = start_httpd({"/mcp": location(issuer, jwks_server.url("/jwks-rot"))}, SERVER)
-    m = Minter(keys, issuer=issuer)
+    h, m, conn = protected(jwks_server, start_httpd, keys, "rotate", old)
     token = m.token("ES256", key=new)
-    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
     mark = h.log_offset()
     assert send(conn, token)[0] == 401
     assert send(conn, token)[0] == 401
     assert REMEMBERED in h.log_since(mark)
-    jwks_server.server.set("/jwks-rot", {"keys": [new.jwk]})
+    jwks_server.server.set("/jwks-rotate", {"keys": [new.jwk]})
     time.sleep(1.3)  # past MCPAuthJWKSRefreshCooldown
     # An unknown kid makes the child fetch the JWKS again (a new generation).
     other = es256_key("k-other")
@@ -90,16 +92,12 @@ def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd
 
 
 def test_an_expired_token_is_remembered_a_not_yet_valid_one_is_not(jwks_server, start_httpd, keys):
-    issuer = "https://idp.remember-time.example"
     key = es256_key("k1")
-    jwks_server.server.set("/jwks-time", {"keys": [key.jwk]})
-    h = start_httpd({"/mcp": location(issuer, jwks_server.url("/jwks-time"))}, SERVER)
-    m = Minter(keys, issuer=issuer)
+    h, m, conn = protected(jwks_server, start_httpd, keys, "time", key)
     now = int(time.time())
     expired = m.token("ES256", key=key, iat=now - 7200, exp=now - 3600)
     # Not valid for an hour: refused now, but time lifts that refusal.
     later = m.token("ES256", key=key, nbf=now + 3600, exp=now + 7200)
-    conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
     mark = h.log_offset()
     for _ in range(4):
         assert send(conn, expired)[0] == 401

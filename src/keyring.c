@@ -343,6 +343,21 @@ static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
     return rc;
 }
 
+/* The keys this process already parsed, if they are of this generation
+ * (a reference taken). */
+static int parsed_keys(mcp_keyring_t *kr, uint64_t generation, mcp_keyset_t **out)
+{
+    int rc = -1;
+    apr_thread_mutex_lock(kr->lock);
+    if (kr->current && kr->current->generation == generation) {
+        kr->current->refs++;
+        *out = kr->current;
+        rc = 0;
+    }
+    apr_thread_mutex_unlock(kr->lock);
+    return rc;
+}
+
 /* This process's parsed keys for the shared generation, parsing on change. */
 static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, const mcp_log_t *log,
                       mcp_keyset_t **out)
@@ -351,15 +366,8 @@ static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, con
     char *text;
     size_t len;
 
-    apr_thread_mutex_lock(kr->lock);
-    if (kr->current && kr->current->generation == generation) {
-        kr->current->refs++;
-        *out = kr->current;
-        apr_thread_mutex_unlock(kr->lock);
+    if (parsed_keys(kr, generation, out) == 0)
         return 0;
-    }
-    apr_thread_mutex_unlock(kr->lock);
-
     if (mcp_store_doc_copy(kr->store, kr->jwks_doc, kr->jwks_key, generation, p, &text, &len))
         return -1;
     ks = parse_keyset(kr, text, len, generation, p, log);
@@ -389,19 +397,11 @@ static int current_keys(mcp_keyring_t *kr, apr_time_t now, mcp_keyset_t **out)
 {
     uint64_t generation;
     apr_time_t fetched_at;
-    int rc = -1;
 
     if (mcp_store_doc_peek(kr->store, kr->jwks_doc, kr->jwks_key, &generation, &fetched_at) || generation == 0 ||
         now - fetched_at >= kr->settings->ttl || now < fetched_at)
         return -1;
-    apr_thread_mutex_lock(kr->lock);
-    if (kr->current && kr->current->generation == generation) {
-        kr->current->refs++;
-        *out = kr->current;
-        rc = 0;
-    }
-    apr_thread_mutex_unlock(kr->lock);
-    return rc;
+    return parsed_keys(kr, generation, out);
 }
 
 int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_until, apr_pool_t *p,

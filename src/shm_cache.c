@@ -261,6 +261,13 @@ static void clear_entry(entry_hdr *e)
     write_end(e);
 }
 
+/* Whether lock-free readers may look at the store at all (a retired
+ * generation's children may not; see mcp_store_lock_t.readable). */
+static int readable(const mcp_store_t *st)
+{
+    return st && (!st->lock.readable || st->lock.readable(st->lock.ctx));
+}
+
 /* How often a hit refreshes the entry's last use (for LRU eviction): not
  * on every hit, so readers in two processes do not keep writing the
  * same cache line. */
@@ -291,42 +298,35 @@ static int snapshot(const table *t, entry_hdr *e, char *buf)
     return -1;
 }
 
-/* The live entry with this key and kind (0: any kind) in t, copied. */
+/* The live entry with this key and kind (0: any kind) in t, copied. The
+ * slot is found by an unlocked look (find), then copied and checked again:
+ * a key has one slot per table, so a slot rewritten for another key
+ * meanwhile is a miss. */
 static int read_entry(mcp_store_t *st, const table *t, const unsigned char *key, uint32_t kind, apr_time_t now,
                       apr_pool_t *p, uint32_t *found, char **value, size_t *len, mcp_entry_meta_t *meta)
 {
-    unsigned start, w;
-    char *buf = NULL;
+    entry_hdr *e = find(t, key), *h;
+    char *buf;
 
-    if (!t->n)
+    if (!e)
         return -1;
-    start = first_slot(t, key);
-    for (w = 0; w < ways(t); w++) {
-        entry_hdr *e = entry_at(t, start, w), *h;
-        /* A cheap unlocked look first: most ways hold other keys. */
-        if (memcmp(e->key, key, 32) != 0)
-            continue;
-        if (!buf)
-            buf = apr_palloc(p, t->size + 1);
-        if (snapshot(t, e, buf))
-            return -1;
-        h = (entry_hdr *)buf;
-        if (!h->kind || memcmp(h->key, key, 32) != 0)
-            continue; /* rewritten for another key meanwhile */
-        if ((kind && h->kind != kind) || !live(st, h, now) || h->len > t->size - MCP_ENTRY_HEADER)
-            return -1; /* one slot per key: no other way holds it */
-        if (now - h->last_used > LRU_GRAIN)
-            __atomic_store_n(&e->last_used, now, __ATOMIC_RELAXED);
-        *value = buf + MCP_ENTRY_HEADER;
-        (*value)[h->len] = '\0';
-        *len = h->len;
-        *found = h->kind;
-        meta->expires = h->expires;
-        meta->dep_doc = h->dep_doc;
-        meta->dep_generation = h->dep_generation;
-        return 0;
-    }
-    return -1;
+    buf = apr_palloc(p, t->size + 1);
+    if (snapshot(t, e, buf))
+        return -1;
+    h = (entry_hdr *)buf;
+    if (!h->kind || memcmp(h->key, key, 32) != 0 || (kind && h->kind != kind) || !live(st, h, now) ||
+        h->len > t->size - MCP_ENTRY_HEADER)
+        return -1;
+    if (now - h->last_used > LRU_GRAIN)
+        __atomic_store_n(&e->last_used, now, __ATOMIC_RELAXED);
+    *value = buf + MCP_ENTRY_HEADER;
+    (*value)[h->len] = '\0';
+    *len = h->len;
+    *found = h->kind;
+    meta->expires = h->expires;
+    meta->dep_doc = h->dep_doc;
+    meta->dep_generation = h->dep_generation;
+    return 0;
 }
 
 /* The live entry with this key and kind (0: any kind) and a copy of its
@@ -334,7 +334,7 @@ static int read_entry(mcp_store_t *st, const table *t, const unsigned char *key,
 static int lookup(mcp_store_t *st, const unsigned char *key, uint32_t kind, apr_time_t now, apr_pool_t *p,
                   uint32_t *found, char **value, size_t *len, mcp_entry_meta_t *meta)
 {
-    if (!st || (st->lock.readable && !st->lock.readable(st->lock.ctx)))
+    if (!readable(st))
         return -1;
     if (read_entry(st, &st->small, key, kind, now, p, found, value, len, meta) == 0)
         return 0;
@@ -791,8 +791,8 @@ void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_
 int mcp_store_doc_peek(mcp_store_t *st, int doc, const unsigned char *key, uint64_t *generation,
                        apr_time_t *fetched_at)
 {
-    doc_hdr *d = st ? doc_at(st, doc) : NULL;
-    if (!d || (st->lock.readable && !st->lock.readable(st->lock.ctx)) || memcmp(d->key, key, 32) != 0)
+    doc_hdr *d = readable(st) ? doc_at(st, doc) : NULL;
+    if (!d || memcmp(d->key, key, 32) != 0)
         return -1;
     *generation = __atomic_load_n(&d->generation, __ATOMIC_ACQUIRE);
     *fetched_at = __atomic_load_n(&d->fetched_at, __ATOMIC_ACQUIRE);

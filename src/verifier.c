@@ -64,37 +64,48 @@ static int keys_fail(apr_pool_t *p, keys_result r, const mcp_jws_t *jws, const c
     }
 }
 
+/* The issuer's fetched keys (*r), refetched once when none has the kid.
+ * -1 when no keys can be had (fail set). */
+static int try_fetched_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti, const mcp_jws_t *jws,
+                            const mcp_log_t *log, mcp_verified_t *out, keys_result *r, mcp_fail_t *fail)
+{
+    mcp_keyset_t *ks;
+    /* Waiting for another process's fetch is bounded once for the request. */
+    apr_time_t until = mcp_keyring_wait_deadline(ti->ring);
+
+    if (mcp_keyring_acquire_until(ti->ring, 0, until, p, log, &ks, fail))
+        return -1;
+    *r = try_keys(mcp_keyset_jwks(ks), jws);
+    out->key_generation = mcp_keyset_generation(ks);
+    mcp_keyring_release(ti->ring, ks);
+    if (*r == KEYS_NO_MATCH) {
+        /* Maybe the IdP rotated keys: refetch (rate-limited; or wait for the
+         * refetch already in flight in any process) and retry once. */
+        if (mcp_keyring_acquire_until(ti->ring, 1, until, p, log, &ks, fail))
+            return -1;
+        *r = try_keys(mcp_keyset_jwks(ks), jws);
+        out->key_generation = mcp_keyset_generation(ks);
+        mcp_keyring_release(ti->ring, ks);
+    }
+    out->key_doc = mcp_keyring_jwks_doc(ti->ring);
+    return 0;
+}
+
 static int verify_with_issuer_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti, const mcp_jws_t *jws,
                                    const mcp_log_t *log, mcp_verified_t *out, mcp_fail_t *fail)
 {
-    mcp_keyset_t *ks;
     keys_result r;
-    apr_time_t until;
 
     if (!ti->ring) {
         if (!ti->keys)
             return mcp_fail(fail, MCP_FAIL_CONFIG, "No keys configured", NULL);
         r = try_keys(ti->keys, jws);
-        out->refusal_lasts = r == KEYS_BAD_SIGNATURE;
-        return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
     }
-    /* Waiting for another process's fetch is bounded once for the request. */
-    until = mcp_keyring_wait_deadline(ti->ring);
-    if (mcp_keyring_acquire_until(ti->ring, 0, until, p, log, &ks, fail))
+    else if (try_fetched_keys(p, ti, jws, log, out, &r, fail)) {
         return -1;
-    r = try_keys(mcp_keyset_jwks(ks), jws);
-    out->key_generation = mcp_keyset_generation(ks);
-    mcp_keyring_release(ti->ring, ks);
-    if (r == KEYS_NO_MATCH) {
-        /* Maybe the IdP rotated keys: refetch (rate-limited; or wait for the
-         * refetch already in flight in any process) and retry once. */
-        if (mcp_keyring_acquire_until(ti->ring, 1, until, p, log, &ks, fail))
-            return -1;
-        r = try_keys(mcp_keyset_jwks(ks), jws);
-        out->key_generation = mcp_keyset_generation(ks);
-        mcp_keyring_release(ti->ring, ks);
     }
-    out->key_doc = mcp_keyring_jwks_doc(ti->ring);
+    /* A fitting key that does not match depends only on the token and the
+     * keys (out->key_doc's generation): a refusal that lasts. */
     out->refusal_lasts = r == KEYS_BAD_SIGNATURE;
     return r == KEYS_VERIFIED ? 0 : keys_fail(p, r, jws, ti->issuer, fail);
 }

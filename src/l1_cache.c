@@ -9,6 +9,7 @@
  * verdict's strings. Replaced whole, under its stripe's lock; a hit
  * copies the strings out in one piece. */
 typedef struct {
+    size_t cap; /* bytes of data[] */
     size_t ctx_len, token_len, strings_len;
     mcp_l1_deps_t deps;
     mcp_verdict_t v;      /* string members point into this block */
@@ -119,20 +120,11 @@ static const char *place(char **at, const char *s)
     return dst;
 }
 
-void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len,
-                const mcp_l1_deps_t *deps, const mcp_verdict_t *v)
+/* Writes the entry's fields and bytes into e (its cap is large enough). */
+static void fill(entry *e, const void *ctx, size_t ctx_len, const char *token, size_t len, size_t strings,
+                 const mcp_l1_deps_t *deps, const mcp_verdict_t *v)
 {
-    size_t strings = strlen(v->user) + strlen(v->scope) + strlen(v->claims) + (v->sub ? strlen(v->sub) : 0) +
-                     (v->iss ? strlen(v->iss) : 0) + 5;
-    entry *e, *old;
     char *at;
-    unsigned slot;
-
-    if (!c)
-        return;
-    e = malloc(sizeof(*e) + ctx_len + len + strings);
-    if (!e)
-        return; /* a lost cache entry costs speed only */
     e->ctx_len = ctx_len;
     e->token_len = len;
     e->strings_len = strings;
@@ -146,7 +138,37 @@ void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token,
     e->v.iss = place(&at, v->iss);
     e->v.scope = place(&at, v->scope);
     e->v.claims = place(&at, v->claims);
+}
+
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len,
+                const mcp_l1_deps_t *deps, const mcp_verdict_t *v)
+{
+    size_t strings = strlen(v->user) + strlen(v->scope) + strlen(v->claims) + (v->sub ? strlen(v->sub) : 0) +
+                     (v->iss ? strlen(v->iss) : 0) + 5;
+    size_t need = ctx_len + len + strings;
+    entry *e, *old;
+    unsigned slot;
+
+    if (!c)
+        return;
     slot = slot_of(c, token, len);
+    /* A slot's block is rewritten in place when it is large enough (tokens
+     * and verdicts are of similar sizes): with many distinct tokens every
+     * shared-cache hit lands here, and a malloc and a free per request, from
+     * many threads at once, grew the allocator's arenas. */
+    apr_thread_mutex_lock(c->locks[slot % STRIPES]);
+    old = c->slots[slot];
+    if (old && old->cap >= need) {
+        fill(old, ctx, ctx_len, token, len, strings, deps, v);
+        apr_thread_mutex_unlock(c->locks[slot % STRIPES]);
+        return;
+    }
+    apr_thread_mutex_unlock(c->locks[slot % STRIPES]);
+    e = malloc(sizeof(*e) + need);
+    if (!e)
+        return; /* a lost cache entry costs speed only */
+    e->cap = need;
+    fill(e, ctx, ctx_len, token, len, strings, deps, v);
     apr_thread_mutex_lock(c->locks[slot % STRIPES]);
     old = c->slots[slot];
     c->slots[slot] = e;

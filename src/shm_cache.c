@@ -277,23 +277,34 @@ static int readable(const mcp_store_t *st)
  * after that costs speed only (the caller verifies the token). */
 #define READ_TRIES 4
 
-/* Copies slot e into buf (t->size bytes) as one consistent snapshot.
- * 0: buf holds the slot as some writer left it; -1: a writer kept
- * changing it. The bytes read during a write are thrown away unread. */
-static int snapshot(const table *t, entry_hdr *e, char *buf)
+/* Copies slot e's header into *h and its value into a pool buffer of
+ * exactly its length (*value, NUL-terminated), as one consistent
+ * snapshot. 0: both are as some writer left them; -1: a writer kept
+ * changing the slot, or the length does not fit the slot. The bytes read
+ * during a write are thrown away unread. */
+static int snapshot(const table *t, entry_hdr *e, apr_pool_t *p, entry_hdr *h, char **value)
 {
+    size_t room = 0;
     int tries;
+
+    *value = NULL;
     for (tries = 0; tries < READ_TRIES; tries++) {
-        uint32_t before = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE), len;
+        uint32_t before = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
         if (before & 1)
             continue;
-        memcpy(buf, e, MCP_ENTRY_HEADER);
-        len = ((entry_hdr *)buf)->len;
-        if (len <= t->size - MCP_ENTRY_HEADER)
-            memcpy(buf + MCP_ENTRY_HEADER, (char *)e + MCP_ENTRY_HEADER, len);
+        memcpy(h, e, MCP_ENTRY_HEADER);
+        if (h->len <= t->size - MCP_ENTRY_HEADER) {
+            if (room < (size_t)h->len + 1)
+                *value = apr_palloc(p, room = (size_t)h->len + 1);
+            memcpy(*value, (char *)e + MCP_ENTRY_HEADER, h->len);
+        }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == before)
-            return 0;
+        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) != before)
+            continue;
+        if (h->len > t->size - MCP_ENTRY_HEADER)
+            return -1;
+        (*value)[h->len] = '\0';
+        return 0;
     }
     return -1;
 }
@@ -305,27 +316,19 @@ static int snapshot(const table *t, entry_hdr *e, char *buf)
 static int read_entry(mcp_store_t *st, const table *t, const unsigned char *key, uint32_t kind, apr_time_t now,
                       apr_pool_t *p, uint32_t *found, char **value, size_t *len, mcp_entry_meta_t *meta)
 {
-    entry_hdr *e = find(t, key), *h;
-    char *buf;
+    entry_hdr *e = find(t, key), h;
 
-    if (!e)
+    if (!e || snapshot(t, e, p, &h, value))
         return -1;
-    buf = apr_palloc(p, t->size + 1);
-    if (snapshot(t, e, buf))
+    if (!h.kind || memcmp(h.key, key, 32) != 0 || (kind && h.kind != kind) || !live(st, &h, now))
         return -1;
-    h = (entry_hdr *)buf;
-    if (!h->kind || memcmp(h->key, key, 32) != 0 || (kind && h->kind != kind) || !live(st, h, now) ||
-        h->len > t->size - MCP_ENTRY_HEADER)
-        return -1;
-    if (now - h->last_used > LRU_GRAIN)
+    if (now - h.last_used > LRU_GRAIN)
         __atomic_store_n(&e->last_used, now, __ATOMIC_RELAXED);
-    *value = buf + MCP_ENTRY_HEADER;
-    (*value)[h->len] = '\0';
-    *len = h->len;
-    *found = h->kind;
-    meta->expires = h->expires;
-    meta->dep_doc = h->dep_doc;
-    meta->dep_generation = h->dep_generation;
+    *len = h.len;
+    *found = h.kind;
+    meta->expires = h.expires;
+    meta->dep_doc = h.dep_doc;
+    meta->dep_generation = h.dep_generation;
     return 0;
 }
 

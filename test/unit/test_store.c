@@ -980,7 +980,7 @@ typedef struct {
     mcp_store_t *st;
     const unsigned char *key;
     int stop; /* atomic */
-    int torn, hits;
+    int torn, hits, reads;
 } race_t;
 
 #define KIND 7
@@ -995,7 +995,10 @@ static void *race_writer(void *arg)
     int i, evicted;
     memset(a, 'a', sizeof(a));
     memset(b, 'b', sizeof(b));
-    for (i = 0; i < RACE_WRITES; i++) {
+    /* At least RACE_WRITES writes, and on until the readers have looked
+     * often enough: a scheduler that runs one thread at a time (valgrind)
+     * must not let the writes end before the reads begin. */
+    for (i = 0; i < RACE_WRITES || __atomic_load_n(&r->reads, __ATOMIC_RELAXED) < 2000; i++) {
         mcp_entry_key_t k = {r->key, KIND, T0 + SEC(60), -1, 0};
         mcp_store_put(r->st, &k, T0, (i & 1) ? b : a, (i & 1) ? sizeof(b) : sizeof(a), &evicted);
     }
@@ -1026,6 +1029,7 @@ static void *race_reader(void *arg)
     int rc;
     apr_pool_create(&p, NULL);
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        __atomic_add_fetch(&r->reads, 1, __ATOMIC_RELAXED);
         if ((rc = race_read(r, p)) < 0)
             __atomic_add_fetch(&r->torn, 1, __ATOMIC_RELAXED);
         else if (rc > 0)
@@ -1039,7 +1043,7 @@ static void *race_reader(void *arg)
 static void lookups_never_see_a_half_written_entry(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    race_t r = {mcp_store_create_local(p, 64, 4096, 0, 0), key_of(p, "raced"), 0, 0, 0};
+    race_t r = {mcp_store_create_local(p, 64, 4096, 0, 0), key_of(p, "raced"), 0, 0, 0, 0};
     pthread_t w, rd1, rd2;
 
     pthread_create(&rd1, NULL, race_reader, &r);

@@ -20,14 +20,18 @@ CFLAGS    ?= -O2 -g
 SAN       ?=
 ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
 
-ENGINE    := b64url mcp_fail stopping jose_alg json_util jwk jws_verify jwt claim_rules idp_health http_fetch keyring policy_memo \
-             verifier bearer challenge shm_cache token_cache claims jsonrpc metadata propagate introspect verdict l1_cache
-ENGINE    += log_limit
-ENGINE    += rpc_headers scope_implies
-HTTPD_GLUE:= mcp_directives mcp_request mcp_authn mcp_authz mcp_toolscope mcp_metadata mcp_identity mcp_shm
+# The lists come from the folders: src/ is the engine (no httpd headers;
+# the module, the CLI, unit tests and fuzzers link it), src/httpd/ the glue
+# (module only), tools/ the CLI. jws_sign is the engine's signing half,
+# linked into the CLI and the tests, never into the module.
+SIGNING   := jws_sign
+ENGINE    := $(filter-out $(SIGNING),$(sort $(basename $(notdir $(wildcard src/*.c)))))
+HTTPD_GLUE:= $(sort $(basename $(notdir $(wildcard src/httpd/*.c))))
 ENGINE_O  := $(ENGINE:%=$(BUILD)/obj/%.o)
-MODULE_O  := $(BUILD)/obj/mod_mcp_auth.o $(ENGINE_O) $(HTTPD_GLUE:%=$(BUILD)/obj/%.o)
-CLI_O     := $(BUILD)/obj/mcp_auth_token.o $(BUILD)/obj/jws_sign.o $(ENGINE_O)
+SIGNING_O := $(SIGNING:%=$(BUILD)/obj/%.o)
+GLUE_O    := $(HTTPD_GLUE:%=$(BUILD)/obj/httpd/%.o)
+MODULE_O  := $(BUILD)/obj/mod_mcp_auth.o $(ENGINE_O) $(GLUE_O)
+CLI_O     := $(BUILD)/obj/tools/mcp_auth_token.o $(SIGNING_O) $(ENGINE_O)
 UNIT_SRC  := $(wildcard test/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
@@ -37,11 +41,20 @@ all: module cli
 module: $(BUILD)/mod_mcp_auth.so
 cli: $(BUILD)/mcp-auth-token
 
+# The engine sees only src/; the glue and the module also see src/httpd/.
 $(BUILD)/obj/%.o: src/%.c src/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/mod_mcp_auth.o: mod_mcp_auth.c src/*.h
+$(BUILD)/obj/httpd/%.o: src/httpd/%.c src/*.h src/httpd/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/httpd -c -o $@ $<
+
+$(BUILD)/obj/mod_mcp_auth.o: mod_mcp_auth.c src/*.h src/httpd/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/httpd -c -o $@ $<
+
+$(BUILD)/obj/tools/%.o: tools/%.c src/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -55,9 +68,9 @@ $(BUILD)/mcp-demo-server: demo/mcp_server.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -o $@ $< -ljansson
 
-$(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(BUILD)/obj/jws_sign.o
+$(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(SIGNING_O)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(BUILD)/obj/jws_sign.o \
+	$(CC) $(ALL_CFLAGS) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(SIGNING_O) \
 	  $(APR_LIBS) $(LIBS) -lcmocka
 
 # ---- dependencies --------------------------------------------------------
@@ -99,7 +112,7 @@ install: module
 	install -m 755 $(BUILD)/mcp-auth-token /usr/local/bin/mcp-auth-token
 
 format:
-	clang-format -i mod_mcp_auth.c src/*.c src/*.h test/unit/*.c test/unit/*.h
+	clang-format -i mod_mcp_auth.c src/*.c src/*.h src/httpd/*.c src/httpd/*.h tools/*.c test/unit/*.c test/unit/*.h
 
 clean:
 	rm -rf $(BUILD)
@@ -122,7 +135,7 @@ SEC_ENV       := ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-$(SEC_LLVM)/bin/llvm-symboli
 # stddef.h first: APR_OFFSETOF (behind APR_BRIGADE_SENTINEL, APR_RING_*)
 # is then offsetof, not APR's NULL-pointer arithmetic, which clang rejects
 # under -Werror and UBSan reports at run time. Two warnings clang adds over
-# gcc (mod_mcp_auth.c, mcp_auth_token.c) stay visible but do not fail.
+# gcc (mod_mcp_auth.c, tools/mcp_auth_token.c) stay visible but do not fail.
 CLANG_WARN    := -include stddef.h -Wno-error=missing-field-initializers -Wno-error=sometimes-uninitialized
 
 FUZZ_SECONDS  ?= 30
@@ -133,7 +146,7 @@ FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -f
 # so ASan checks its bounds (pool blocks would hide overruns).
 FUZZ_CFLAGS    = -std=gnu11 -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CLANG_WARN) -O1 -g $(FUZZ_SAN) \
                  -include test/fuzz/fuzz_pool.h $(APR_INC) -Isrc -Itest/fuzz
-FUZZ_OBJ      := $(ENGINE:%=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/jws_sign.o $(FUZZ_BUILD)/obj/fuzz_pool.o
+FUZZ_OBJ      := $(ENGINE:%=$(FUZZ_BUILD)/obj/%.o) $(SIGNING:%=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/fuzz_pool.o
 FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 ASAN_BUILD    := $(BUILD)/asan

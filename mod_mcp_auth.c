@@ -15,17 +15,17 @@
 #include <apr_strings.h>
 #include <curl/curl.h>
 
-#include "src/jose_alg.h"
-#include "src/mcp_authn.h"
-#include "src/mcp_authz.h"
-#include "src/mcp_identity.h"
-#include "src/mcp_conf.h"
-#include "src/mcp_metadata.h"
-#include "src/mcp_request.h"
-#include "src/mcp_shm.h"
-#include "src/mcp_toolscope.h"
-#include "src/stopping.h"
-#include "src/http_fetch.h"
+#include "jose_alg.h"
+#include "authn.h"
+#include "authz.h"
+#include "identity.h"
+#include "conf.h"
+#include "well_known.h"
+#include "request.h"
+#include "shm.h"
+#include "toolscope.h"
+#include "stopping.h"
+#include "http_fetch.h"
 
 /* ---- per-directory configuration ------------------------------------ */
 

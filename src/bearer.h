@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "mcp_fail.h"
+#include "fail.h"
 
 /* authorization: the Authorization header value or NULL; alt: the
  * MCPAuthTokenHeader value or NULL. On success *token points into one of

@@ -5,7 +5,7 @@
 
 #include <apr_pools.h>
 
-#include "mcp_fail.h"
+#include "fail.h"
 
 typedef struct {
     const char *realm;             /* AuthName, or NULL */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claim_rules.h"
+#include "claim_check.h"
 #include "json_util.h"
 #include "stopping.h"
 #include "verdict.h"

@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "http_fetch.h"
-#include "mcp_fail.h"
+#include "fail.h"
 #include "shm_cache.h"
 #include "verifier.h"
 

@@ -8,7 +8,7 @@
 #include <jansson.h>
 
 #include "jose_alg.h"
-#include "mcp_fail.h"
+#include "fail.h"
 
 typedef struct {
     const char *signing_input; /* "header.payload", not NUL-terminated */

@@ -11,7 +11,7 @@
 
 #include "http_fetch.h"
 #include "jwk.h"
-#include "mcp_fail.h"
+#include "fail.h"
 #include "shm_cache.h"
 
 typedef struct {

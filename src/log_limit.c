@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "mcp_fail.h"
+#include "fail.h"
 
 static mcp_log_limit_t process_table = {.lock = PTHREAD_MUTEX_INITIALIZER, .interval = MCP_LOG_LIMIT_INTERVAL};
 

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "claim_rules.h"
-#include "claims.h"
+#include "claim_check.h"
+#include "scopes.h"
 #include "json_util.h"
 #include "propagate.h"
 

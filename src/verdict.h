@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "jose_alg.h"
-#include "mcp_fail.h"
+#include "fail.h"
 
 typedef struct {
     int issuer_index;

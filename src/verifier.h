@@ -7,11 +7,11 @@
 #include <apr_pools.h>
 #include <jansson.h>
 
-#include "claim_rules.h"
+#include "claim_check.h"
 #include "jwk.h"
 #include "jwt.h"
 #include "keyring.h"
-#include "mcp_fail.h"
+#include "fail.h"
 
 typedef struct {
     const char *issuer;          /* exact "iss"; NULL accepts any (CLI without --issuer) */

@@ -3,7 +3,7 @@
  * an accepted claim set must really satisfy the policy. The input split at
  * its first NUL gives two audience values for mcp_audience_equal, which must
  * be an equivalence (reflexive, symmetric; transitive over "aud" arrays). */
-#include "claim_rules.h"
+#include "claim_check.h"
 #include "fuzz_common.h"
 #include "json_util.h"
 

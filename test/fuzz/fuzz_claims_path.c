@@ -3,7 +3,7 @@
  * "$."-prefixed spelling name the same value; a token's scopes are a set of
  * non-empty, blank-free strings that survive join + split; a claim whose
  * string value is among the wanted values matches. */
-#include "claims.h"
+#include "scopes.h"
 #include "fuzz_common.h"
 #include "json_util.h"
 

@@ -3,7 +3,7 @@
  * names one at all (and *issuer_index points at it), is not expired when it
  * carries exp, has an accepted audience when it carries aud, and has every
  * required claim. */
-#include "claim_rules.h"
+#include "claim_check.h"
 #include "fuzz_common.h"
 #include "introspect.h"
 #include "json_util.h"

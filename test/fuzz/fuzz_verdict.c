@@ -8,7 +8,7 @@
  * value, from claims or from a stored verdict (-1e300, 1e300, ...), caps a
  * cache lifetime through mcp_time_cap without an undefined conversion
  * (UBSan aborts on one) and never extends it. */
-#include "claim_rules.h"
+#include "claim_check.h"
 #include "fuzz_common.h"
 #include "json_util.h"
 #include "verdict.h"

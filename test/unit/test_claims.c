@@ -1,9 +1,9 @@
 /* Registered-claim checks (exp/nbf/iat with skew, required claims,
  * audience) and RFC 8707 audience comparison. */
 #include "test_util.h"
-#include "claims.h"
+#include "scopes.h"
 
-#include "claim_rules.h"
+#include "claim_check.h"
 
 #define NOW 1700000000LL
 #define SKEW 30LL

@@ -226,7 +226,7 @@ typedef struct {
 static const table_t TABLES[] = {
     TABLE(mcp_cache_policy_t, "token_cache.h", CACHE_POLICY),
     TABLE(mcp_verify_policy_t, "verifier.h", VERIFY_POLICY),
-    TABLE(mcp_claim_policy_t, "claim_rules.h", CLAIM_POLICY),
+    TABLE(mcp_claim_policy_t, "claim_check.h", CLAIM_POLICY),
     TABLE(mcp_trusted_issuer_t, "verifier.h", TRUSTED_ISSUER),
     TABLE(mcp_introspect_conf_t, "introspect.h", INTROSPECT_CONF),
 };

@@ -4,7 +4,7 @@
  * that holds both separators and characters that are not separators. */
 #include "test_util.h"
 
-#include "claims.h"
+#include "scopes.h"
 
 static apr_array_header_t *reference(apr_pool_t *p, const char *s)
 {

@@ -30,7 +30,7 @@
 #include "jws_sign.h"
 #include "jws_verify.h"
 #include "jwt.h"
-#include "mcp_fail.h"
+#include "fail.h"
 
 #ifndef VECTOR_DIR
 #error "VECTOR_DIR must be defined by the build (apxs.mk)"

@@ -6,7 +6,7 @@
 
 #include <httpd.h>
 
-#include "mcp_conf.h"
+#include "conf.h"
 
 /* header_parser: before anything reads them, drop client-sent copies of
  * every MCPAuthClaimHeader (all case and '-'/'_' spellings). */

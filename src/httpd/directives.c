@@ -1,6 +1,6 @@
 /* Directive handlers: every configuration mistake is refused here, at
  * configtest time, with a message that names the directive. */
-#include "mcp_conf.h"
+#include "conf.h"
 
 #include <apr_strings.h>
 #include <apr_lib.h>
@@ -12,7 +12,7 @@
 #include <util_cfgtree.h>
 
 #include "json_util.h"
-#include "mcp_authz.h"
+#include "authz.h"
 #include "propagate.h"
 
 APLOG_USE_MODULE(mcp_auth);

@@ -1,4 +1,4 @@
-#include "mcp_request.h"
+#include "request.h"
 
 #include <apr_strings.h>
 #include <apr_uri.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "challenge.h"
-#include "claims.h"
+#include "scopes.h"
 #include "http_fetch.h"
 #include "json_util.h"
 #include "log_limit.h"

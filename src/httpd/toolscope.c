@@ -1,6 +1,6 @@
 #include <stddef.h> /* before APR: APR_OFFSETOF then uses offsetof */
 
-#include "mcp_toolscope.h"
+#include "toolscope.h"
 
 #include <apr_buckets.h>
 #include <apr_strings.h>
@@ -11,10 +11,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "claims.h"
+#include "scopes.h"
 #include "jsonrpc.h"
-#include "mcp_identity.h"
-#include "mcp_request.h"
+#include "identity.h"
+#include "request.h"
 #include "rpc_headers.h"
 
 APLOG_USE_MODULE(mcp_auth);

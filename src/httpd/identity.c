@@ -1,13 +1,13 @@
-#include "mcp_identity.h"
+#include "identity.h"
 
 #include <apr_strings.h>
 #include <http_log.h>
 #include <http_main.h>
 #include <string.h>
 
-#include "claims.h"
+#include "scopes.h"
 #include "json_util.h"
-#include "mcp_request.h"
+#include "request.h"
 #include "propagate.h"
 
 APLOG_USE_MODULE(mcp_auth);

@@ -1,4 +1,4 @@
-#include "mcp_authn.h"
+#include "authn.h"
 
 #include <apr_strings.h>
 #include <http_core.h>
@@ -8,13 +8,13 @@
 #include <string.h>
 
 #include "bearer.h"
-#include "claims.h"
+#include "scopes.h"
 #include "http_fetch.h"
 #include "json_util.h"
 #include "l1_cache.h"
-#include "mcp_identity.h"
-#include "mcp_request.h"
-#include "mcp_shm.h"
+#include "identity.h"
+#include "request.h"
+#include "shm.h"
 #include "token_cache.h"
 
 APLOG_USE_MODULE(mcp_auth);

@@ -1,4 +1,4 @@
-#include "mcp_fail.h"
+#include "fail.h"
 
 #include <apr_strings.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-#include "mcp_shm.h"
+#include "shm.h"
 
 #include <ap_slotmem.h>
 #include <apr_strings.h>
@@ -11,7 +11,7 @@
 #include <util_cfgtree.h>
 #include <util_mutex.h>
 
-#include "mcp_conf.h"
+#include "conf.h"
 
 APLOG_USE_MODULE(mcp_auth);
 

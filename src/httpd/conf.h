@@ -113,7 +113,7 @@ extern mcp_global_t mcp_global;
 /* Fresh defaults for a configuration generation (pre_config). */
 void mcp_global_reset(apr_pool_t *pconf);
 
-/* Directive handlers (mcp_directives.c). */
+/* Directive handlers (directives.c). */
 const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args);
 const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_resource(cmd_parms *cmd, void *dconf, const char *arg);

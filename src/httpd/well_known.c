@@ -1,4 +1,4 @@
-#include "mcp_metadata.h"
+#include "well_known.h"
 
 #include <apr_strings.h>
 #include <http_core.h>
@@ -7,10 +7,10 @@
 #include <http_request.h>
 #include <string.h>
 
-#include "claims.h"
-#include "mcp_authz.h"
-#include "mcp_conf.h"
-#include "mcp_request.h"
+#include "scopes.h"
+#include "authz.h"
+#include "conf.h"
+#include "request.h"
 #include "metadata.h"
 
 APLOG_USE_MODULE(mcp_auth);

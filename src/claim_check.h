@@ -7,7 +7,7 @@
 #include <apr_pools.h>
 #include <jansson.h>
 
-#include "mcp_fail.h"
+#include "fail.h"
 
 typedef struct {
     const char *const *audiences; /* accepted audiences; n_audiences 0: aud not checked */

@@ -6,7 +6,7 @@
 
 #include <httpd.h>
 
-#include "mcp_conf.h"
+#include "conf.h"
 
 void mcp_authz_register(apr_pool_t *p);
 

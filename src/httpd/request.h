@@ -6,8 +6,8 @@
 #include <httpd.h>
 #include <jansson.h>
 
-#include "mcp_conf.h"
-#include "mcp_fail.h"
+#include "conf.h"
+#include "fail.h"
 #include "verdict.h"
 
 typedef struct {
@@ -23,8 +23,8 @@ typedef struct {
     int denied;                     /* authorization refused a valid token */
     int refused_by_rule;            /* a Require mcp-scope / mcp-claim said no */
     int responded;                  /* mcp_respond set the error page: JSON */
-    const void *kept_body;          /* mcp_toolscope.c: the body as read, for this request's internal redirects */
-    const void *inspection;         /* mcp_toolscope.c: what reading and parsing that body found */
+    const void *kept_body;          /* toolscope.c: the body as read, for this request's internal redirects */
+    const void *inspection;         /* toolscope.c: what reading and parsing that body found */
 } mcp_request_t;
 
 /* The state of r, created on first use; NULL from mcp_request_peek when

@@ -6,7 +6,7 @@
 
 #include <httpd.h>
 
-#include "mcp_conf.h"
+#include "conf.h"
 
 /* check_authn for AuthType mcp-jwt: OK, or the status of the refusal
  * (whose challenge and JSON error page are already set). */

@@ -1,4 +1,4 @@
-#include "claims.h"
+#include "scopes.h"
 
 #include <apr_strings.h>
 #include <stdio.h>

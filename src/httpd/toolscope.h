@@ -6,7 +6,7 @@
 
 #include <httpd.h>
 
-#include "mcp_conf.h"
+#include "conf.h"
 
 #define MCP_TOOL_BODY_LIMIT (1024 * 1024)
 

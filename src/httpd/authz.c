@@ -1,4 +1,4 @@
-#include "mcp_authz.h"
+#include "authz.h"
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "challenge.h"
-#include "claims.h"
-#include "mcp_request.h"
+#include "scopes.h"
+#include "request.h"
 
 APLOG_USE_MODULE(mcp_auth);
 

@@ -1,4 +1,4 @@
-#include "claim_rules.h"
+#include "claim_check.h"
 
 #include <apr_strings.h>
 #include <math.h>

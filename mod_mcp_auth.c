@@ -110,7 +110,7 @@ static const command_rec mcp_cmds[] = {
             "<NAME> <$.claim>: subprocess environment variable from a claim"),
     TRUST_FLAG("MCPAuthPassToken", pass_token, "also export the raw token as MCP_AUTH_TOKEN (default Off)"),
     TRUST_FLAG("MCPAuthForwardToken", forward_token,
-               "keep (On, default) or remove (Off) the client's Authorization header towards the backend"),
+               "keep (On) or remove (Off) the client's Authorization header towards the backend (default On)"),
     TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAllowedOrigins", mcp_cmd_allowed_origins,
               "<origin>... or *: browser origins allowed to call (default: the resource's own origin)"),
     /* Widens what a token may do: never from .htaccess. */

@@ -78,7 +78,7 @@ static const command_rec mcp_cmds[] = {
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthResource", mcp_cmd_resource,
             "the canonical resource URI (default: scheme://host[:port]<location>)"),
     TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAlgorithms", mcp_cmd_algorithms,
-            "allowed JWS algorithms (default: all RS*, PS*, ES*, EdDSA; HS* needs MCPAuthHMACSecret)"),
+            "allowed JWS algorithms (default: " MCP_DEFAULT_ALGORITHMS "; HS* needs MCPAuthHMACSecret)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthHMACSecret", mcp_cmd_hmac_secret,
             "shared key for HS256/384/512 (at least 32/48/64 bytes)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthClockSkew", mcp_cmd_clock_skew,

@@ -8,6 +8,9 @@
 #define MCP_DEFAULTS_H
 
 /* Per-directory directives. */
+/* MCPAuthAlgorithms: the names of MCP_ALG_MASK_DEFAULT (jose_alg.h), in
+ * the words an administrator writes (test/unit/test_defaults.c: the same set). */
+#define MCP_DEFAULT_ALGORITHMS "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA" /* MCPAuthAlgorithms */
 #define MCP_DEFAULT_CLOCK_SKEW 30            /* MCPAuthClockSkew, seconds */
 #define MCP_DEFAULT_MAX_TOKEN_SIZE 16384     /* MCPAuthMaxTokenSize, bytes */
 #define MCP_DEFAULT_REQUIRED_CLAIM "sub"     /* MCPAuthRequiredClaims (exp is always required) */

@@ -20,8 +20,9 @@
 
 #define MCP_AUTH_TYPE "mcp-jwt"
 
-/* Per-directory configuration; "unset" is NULL, -1 or a *_set flag so a
- * nested section inherits what it does not override. */
+/* Per-directory configuration; "unset" is NULL, MCP_UNSET (-1, conf.c) or
+ * a *_set flag so a nested section inherits what it does not override;
+ * outside conf.c and the directive handlers, read through the accessors. */
 typedef struct {
     apr_array_header_t *issuers;         /* mcp_trusted_issuer_t */
     apr_array_header_t *audiences;       /* const char * */
@@ -39,12 +40,12 @@ typedef struct {
     const char *scope_claim;             /* MCPAuthScopeClaim: its claims joined by spaces (a list in one
                                           * string, so the fingerprint and memo cover it whole); NULL: scope then scp */
     apr_array_header_t *scopes_supported; /* const char * */
-    int resource_metadata;               /* -1 unset, 0 Off, 1 On */
+    int resource_metadata;               /* MCP_UNSET, 0 Off, 1 On */
     apr_array_header_t *tool_scopes;     /* mcp_tool_scope_t */
     apr_array_header_t *claim_headers;   /* mcp_claim_export_t */
     apr_array_header_t *claim_envs;      /* mcp_claim_export_t */
-    int pass_token;                      /* -1 unset, 0 Off (default), 1 On */
-    int forward_token;                   /* -1 unset, 0 Off, 1 On (default) */
+    int pass_token;                      /* MCP_UNSET, 0 Off, 1 On */
+    int forward_token;                   /* MCP_UNSET, 0 Off, 1 On */
     const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
     int from_htaccess;                   /* a directive of ours came from .htaccess: request-pool data */
     int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */

@@ -1325,7 +1325,7 @@ static const char *user_claim_warning(apr_pool_t *p, const mcp_section_t *b)
     claim = u->conf->remote_user_claim;
     name = strncmp(claim, "$.", 2) == 0 ? claim + 2 : claim;
     if (!q) {
-        if (strcmp(name, "sub") == 0)
+        if (strcmp(name, MCP_DEFAULT_REQUIRED_CLAIM) == 0)
             return NULL; /* the default MCPAuthRequiredClaims */
     }
     else

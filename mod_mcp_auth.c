@@ -27,142 +27,6 @@
 #include "stopping.h"
 #include "http_fetch.h"
 
-/* ---- per-directory configuration ------------------------------------ */
-
-static void *create_dir_conf(apr_pool_t *p, char *dir)
-{
-    mcp_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
-    (void)dir;
-    c->skew = -1;
-    c->max_token_size = -1;
-    c->resource_metadata = -1;
-    c->pass_token = -1;
-    c->forward_token = -1;
-    return c;
-}
-
-#define MERGE(field, unset) (add->field != (unset) ? add->field : base->field)
-
-/* Claim exports merge as a union: a child entry replaces only the parent's
- * entry for the same name (headers case-insensitively; env names are
- * already upper-cased), so a nested section never drops the parent's. */
-static apr_array_header_t *merge_exports(apr_pool_t *p, const apr_array_header_t *base,
-                                         const apr_array_header_t *add)
-{
-    apr_array_header_t *out;
-    int i, j;
-    if (!base || !add)
-        return (apr_array_header_t *)(add ? add : base);
-    out = apr_array_make(p, base->nelts + add->nelts, sizeof(mcp_claim_export_t));
-    for (i = 0; i < base->nelts; i++) {
-        const mcp_claim_export_t *b = &APR_ARRAY_IDX(base, i, mcp_claim_export_t);
-        for (j = 0; j < add->nelts; j++)
-            if (strcasecmp(b->name, APR_ARRAY_IDX(add, j, mcp_claim_export_t).name) == 0)
-                break;
-        if (j == add->nelts)
-            *(mcp_claim_export_t *)apr_array_push(out) = *b;
-    }
-    apr_array_cat(out, add);
-    return out;
-}
-
-/* Tool scopes merge the same way (tool names case-insensitively, as the
- * check compares them); an entry from .htaccess never replaces one: both
- * stay and a call needs the scopes of each. */
-static apr_array_header_t *merge_tool_scopes(apr_pool_t *p, const apr_array_header_t *base,
-                                             const apr_array_header_t *add)
-{
-    apr_array_header_t *out;
-    int i, j;
-    if (!base || !add)
-        return (apr_array_header_t *)(add ? add : base);
-    out = apr_array_make(p, base->nelts + add->nelts, sizeof(mcp_tool_scope_t));
-    for (i = 0; i < base->nelts; i++) {
-        const mcp_tool_scope_t *b = &APR_ARRAY_IDX(base, i, mcp_tool_scope_t);
-        for (j = 0; j < add->nelts; j++) {
-            const mcp_tool_scope_t *a = &APR_ARRAY_IDX(add, j, mcp_tool_scope_t);
-            if (!a->narrow_only && strcasecmp(b->tool, a->tool) == 0)
-                break;
-        }
-        if (j == add->nelts)
-            *(mcp_tool_scope_t *)apr_array_push(out) = *b;
-    }
-    apr_array_cat(out, add);
-    return out;
-}
-
-/* Required claims from .htaccess add to the inherited ones (the default
- * sub included); elsewhere a section's list replaces its parent's. */
-static apr_array_header_t *merge_required_claims(apr_pool_t *p, const mcp_dir_conf_t *base,
-                                                 const mcp_dir_conf_t *add)
-{
-    apr_array_header_t *out;
-    if (!add->required_claims || !add->required_claims_add)
-        return add->required_claims ? add->required_claims : base->required_claims;
-    if (base->required_claims)
-        out = apr_array_copy(p, base->required_claims);
-    else {
-        out = apr_array_make(p, add->required_claims->nelts + 1, sizeof(const char *));
-        APR_ARRAY_PUSH(out, const char *) = "sub";
-    }
-    apr_array_cat(out, add->required_claims);
-    return out;
-}
-
-/* A configuration with none of our directives, as create_dir_conf makes
- * it (pre_config): what httpd merges a protected <Location> onto, twice
- * per request (the location walk before and after the directory walk). */
-static const mcp_dir_conf_t *blank_conf;
-
-static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    const mcp_dir_conf_t *base = basev, *add = addv;
-    mcp_dir_conf_t *c;
-
-    /* Onto a blank base every line below yields add's field (MERGE and the
-     * list merges pick add or an unset base; the flags were 0), except
-     * .htaccess required claims, which add to the default "sub". Keep it
-     * so when adding a field. A copy, as the full merge: the merged
-     * configuration's address is per merge (late_checks compares it). */
-    if (blank_conf && !add->required_claims_add && memcmp(base, blank_conf, sizeof(*base)) == 0) {
-        c = apr_palloc(p, sizeof(*c));
-        memcpy(c, add, sizeof(*c));
-        return c;
-    }
-    c = apr_pcalloc(p, sizeof(*c));
-    c->issuers = MERGE(issuers, NULL);
-    c->audiences = MERGE(audiences, NULL);
-    c->resource = MERGE(resource, NULL);
-    c->alg_set = add->alg_set || base->alg_set;
-    c->alg_mask = add->alg_set ? add->alg_mask : base->alg_mask;
-    c->hmac_key = MERGE(hmac_key, NULL);
-    c->skew = MERGE(skew, -1);
-    c->from_htaccess = base->from_htaccess || add->from_htaccess;
-    c->required_claims = merge_required_claims(p, base, add);
-    c->required_claims_add = add->required_claims ? add->required_claims_add : base->required_claims_add;
-    c->token_type = MERGE(token_type, NULL);
-    c->token_header = MERGE(token_header, NULL);
-    c->remote_user_claim = MERGE(remote_user_claim, NULL);
-    c->max_token_size = MERGE(max_token_size, -1);
-    c->location = MERGE(location, NULL);
-    c->scope_claim = MERGE(scope_claim, NULL);
-    c->scopes_supported = MERGE(scopes_supported, NULL);
-    c->resource_metadata = MERGE(resource_metadata, -1);
-    c->tool_scopes = merge_tool_scopes(p, base->tool_scopes, add->tool_scopes);
-    c->claim_headers = merge_exports(p, base->claim_headers, add->claim_headers);
-    c->claim_envs = merge_exports(p, base->claim_envs, add->claim_envs);
-    c->pass_token = MERGE(pass_token, -1);
-    c->forward_token = MERGE(forward_token, -1);
-    c->introspection = MERGE(introspection, NULL);
-    c->allowed_origins = MERGE(allowed_origins, NULL);
-    c->scope_request_prefix = MERGE(scope_request_prefix, NULL);
-    /* One side's closure is shared; a pair check_config merged comes from
-     * its memo; only other pairs (rare) build a merged closure here. */
-    c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge_memo(mcp_global.implies_merged, 0, p,
-                                                                           base->scope_implies, add->scope_implies, NULL);
-    return c;
-}
-
 /* ---- directives ------------------------------------------------------ */
 
 /* DIR_*: also in .htaccess (AllowOverride AuthConfig): only what narrows
@@ -175,7 +39,36 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 #define TRUST_CMD(kind, name, fn, help) kind(name, fn, NULL, ACCESS_CONF | RSRC_CONF, help)
 #define TRUST_STR(name, field, help)                                                                                 \
     AP_INIT_TAKE1(name, mcp_cmd_dir_string, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), ACCESS_CONF | RSRC_CONF, help)
-#define SRV_CMD(kind, name, fn, info, help) kind(name, fn, (void *)(info), RSRC_CONF, help)
+#define DIR_FLAG(name, field, help)                                                                                  \
+    AP_INIT_FLAG(name, mcp_cmd_dir_flag, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), OR_AUTHCFG, help)
+#define TRUST_FLAG(name, field, help)                                                                                \
+    AP_INIT_FLAG(name, mcp_cmd_dir_flag, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), ACCESS_CONF | RSRC_CONF, help)
+#define SRV_CMD(kind, name, fn, help) kind(name, fn, NULL, RSRC_CONF, help)
+#define SRV_NUM(name, num, help) AP_INIT_TAKE1(name, mcp_cmd_server_number, (void *)&(num), RSRC_CONF, help)
+/* " (default 30)" from a constant of defaults.h. */
+#define DEFAULT(value) " (default " MCP_STR(value) ")"
+
+/* Where each server-wide number goes and what it may be. */
+#define SRV_FIELD(field) APR_OFFSETOF(mcp_server_conf_t, field)
+#define YEAR_S 31536000
+static const mcp_srv_number_t jwks_max_size = {SRV_FIELD(fetch.http.max_size), MCP_NUM_SIZE, 1024, 16L << 20,
+                                               "bytes from 1024 to 16777216"};
+static const mcp_srv_number_t jwks_cache_ttl = {SRV_FIELD(fetch.ttl), MCP_NUM_SECONDS, 1, YEAR_S,
+                                                "seconds from 1 to " MCP_STR(YEAR_S)};
+static const mcp_srv_number_t jwks_cooldown = {SRV_FIELD(fetch.cooldown), MCP_NUM_SECONDS, 0, YEAR_S,
+                                               "seconds from 0 to " MCP_STR(YEAR_S)};
+static const mcp_srv_number_t jwks_max_stale = {SRV_FIELD(fetch.max_stale), MCP_NUM_SECONDS, 0, YEAR_S,
+                                                "seconds from 0 to " MCP_STR(YEAR_S)};
+static const mcp_srv_number_t cache_entries = {SRV_FIELD(cache_entries), MCP_NUM_UNSIGNED, 8, 4L << 20,
+                                               "a number from 8 to 4194304"};
+static const mcp_srv_number_t cache_entry_size = {SRV_FIELD(cache_entry_size), MCP_NUM_SIZE, 512, 1L << 20,
+                                                  "bytes from 512 to 1048576"};
+static const mcp_srv_number_t token_cache_ttl = {SRV_FIELD(token_ttl), MCP_NUM_SECONDS, 0, 86400,
+                                                 "seconds from 0 (off) to 86400"};
+static const mcp_srv_number_t http_timeout = {SRV_FIELD(fetch.http.timeout_s), MCP_NUM_LONG, 1, 300,
+                                              "seconds from 1 to 300"};
+static const mcp_srv_number_t refusal_log_interval = {SRV_FIELD(refusal_log_interval), MCP_NUM_SECONDS, 0, 3600,
+                                                      "seconds from 0 (log every refusal) to 3600"};
 
 static const command_rec mcp_cmds[] = {
     TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthIssuer", mcp_cmd_issuer,
@@ -185,40 +78,39 @@ static const command_rec mcp_cmds[] = {
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthResource", mcp_cmd_resource,
             "the canonical resource URI (default: scheme://host[:port]<location>)"),
     TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAlgorithms", mcp_cmd_algorithms,
-            "allowed JWS algorithms (default: all RS*, PS*, ES*, EdDSA; HS* needs MCPAuthHMACSecret)"),
+            "allowed JWS algorithms (default: " MCP_DEFAULT_ALGORITHMS "; HS* needs MCPAuthHMACSecret)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthHMACSecret", mcp_cmd_hmac_secret,
             "shared key for HS256/384/512 (at least 32/48/64 bytes)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthClockSkew", mcp_cmd_clock_skew,
-              "seconds of leeway for exp, nbf, iat (default 30)"),
+              "seconds of leeway for exp, nbf, iat" DEFAULT(MCP_DEFAULT_CLOCK_SKEW)),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthRequiredClaims", mcp_cmd_required_claims,
-            "claims that must be present (default: sub; exp always; \"none\" for nothing more)"),
+            "claims that must be present (default: " MCP_DEFAULT_REQUIRED_CLAIM "; exp always; \"none\" for nothing more)"),
     TRUST_STR("MCPAuthTokenType", token_type,
             "required JWS typ header, e.g. at+jwt (default: not checked)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthTokenHeader", mcp_cmd_token_header,
             "also accept the raw token in this request header"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthRemoteUserClaim", mcp_cmd_remote_user_claim,
-            "claim that names REMOTE_USER (default: sub; then sub, client_id, username)"),
+            "claim that names REMOTE_USER (default: " MCP_DEFAULT_REMOTE_USER_CLAIM "; then sub, client_id, username)"),
     TRUST_CMD(AP_INIT_TAKE1, "MCPAuthMaxTokenSize", mcp_cmd_max_token_size,
-            "larger tokens are rejected without parsing (default 16384 bytes)"),
+            "larger tokens are rejected without parsing, in bytes" DEFAULT(MCP_DEFAULT_MAX_TOKEN_SIZE)),
     TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthIntrospection", mcp_cmd_introspection,
             "<url|discover> [auth=client_secret_basic|client_secret_post|none] [client_id=] [client_secret=] "
-            "[method=POST|GET] [param=token] [cache=300]: RFC 7662 introspection of opaque tokens"),
+            "[method=POST|GET] [param=" MCP_DEFAULT_INTROSPECTION_PARAM "] [cache=" MCP_STR(MCP_DEFAULT_INTROSPECTION_CACHE)
+            "]: RFC 7662 introspection of opaque tokens"),
     TRUST_CMD(AP_INIT_ITERATE, "MCPAuthScopeClaim", mcp_cmd_scope_claim,
             "claims holding the token's scopes, the union of all (default: scope, then scp)"),
     DIR_CMD(AP_INIT_ITERATE, "MCPAuthScopesSupported", mcp_cmd_scopes_supported,
             "scopes_supported of the metadata document and the scope hint of 401 challenges"),
-    DIR_CMD(AP_INIT_FLAG, "MCPAuthResourceMetadata", mcp_cmd_resource_metadata,
-            "serve the RFC 9728 document for this location (default On)"),
+    DIR_FLAG("MCPAuthResourceMetadata", resource_metadata, "serve the RFC 9728 document for this location (default On)"),
     DIR_CMD(AP_INIT_RAW_ARGS, "MCPAuthToolScope", mcp_cmd_tool_scope,
             "<tool-name> <scope>...: an MCP tools/call of this tool also needs these scopes"),
     DIR_CMD(AP_INIT_TAKE2, "MCPAuthClaimHeader", mcp_cmd_claim_header,
             "<Header-Name> <$.claim>: request header for the backend from a claim ($ = all claims as JSON)"),
     DIR_CMD(AP_INIT_TAKE2, "MCPAuthClaimEnv", mcp_cmd_claim_env,
             "<NAME> <$.claim>: subprocess environment variable from a claim"),
-    TRUST_CMD(AP_INIT_FLAG, "MCPAuthPassToken", mcp_cmd_pass_token,
-            "also export the raw token as MCP_AUTH_TOKEN (default Off)"),
-    TRUST_CMD(AP_INIT_FLAG, "MCPAuthForwardToken", mcp_cmd_forward_token,
-            "keep (On, default) or remove (Off) the client's Authorization header towards the backend"),
+    TRUST_FLAG("MCPAuthPassToken", pass_token, "also export the raw token as MCP_AUTH_TOKEN (default Off)"),
+    TRUST_FLAG("MCPAuthForwardToken", forward_token,
+               "keep (On) or remove (Off) the client's Authorization header towards the backend (default On)"),
     TRUST_CMD(AP_INIT_ITERATE, "MCPAuthAllowedOrigins", mcp_cmd_allowed_origins,
               "<origin>... or *: browser origins allowed to call (default: the resource's own origin)"),
     /* Widens what a token may do: never from .htaccess. */
@@ -229,28 +121,29 @@ static const command_rec mcp_cmds[] = {
     TRUST_STR("MCPAuthScopeRequestPrefix", scope_request_prefix,
               "<prefix>: scopes in challenges and scopes_supported are written prefix+scope (Entra: "
               "https://host/path/); tokens match the short form"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxSize", mcp_cmd_jwks_max_size, 0,
-            "largest JWKS or discovery document accepted (default 65536 bytes)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSCacheTTL", mcp_cmd_server_seconds, APR_OFFSETOF(mcp_fetch_settings_t, ttl),
-            "seconds fetched JWKS and discovery documents stay fresh (default 86400)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSRefreshCooldown", mcp_cmd_server_seconds,
-            APR_OFFSETOF(mcp_fetch_settings_t, cooldown),
-            "at most one unscheduled JWKS fetch per issuer in this many seconds (default 30)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthJWKSMaxStale", mcp_cmd_server_seconds,
-            APR_OFFSETOF(mcp_fetch_settings_t, max_stale),
-            "seconds the last good JWKS is used past its TTL while the IdP is down (default 604800)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCacheEntries", mcp_cmd_cache_entries, 0,
-            "shared-memory slots for verified tokens (default 4096)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCacheEntrySize", mcp_cmd_cache_entry_size, 0,
-            "bytes per slot: claims JSON and bookkeeping (default 4096)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthTokenCacheTTL", mcp_cmd_server_seconds, 0,
-            "seconds a verified token's result is reused, never past its exp; 0 disables (default 300)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthHTTPTimeout", mcp_cmd_server_seconds, 0,
-            "connect+total timeout in seconds for calls to the IdP (default 5)"),
-    SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, 0, "verify IdP TLS certificates (default On)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, 0, "CA bundle for IdP TLS (default: system store)"),
-    SRV_CMD(AP_INIT_TAKE1, "MCPAuthRefusalLogInterval", mcp_cmd_refusal_log_interval, 0,
-            "seconds in which each process logs one refusal per reason and counts the rest (default 1; 0: all)"),
+    SRV_NUM("MCPAuthJWKSMaxSize", jwks_max_size,
+            "largest JWKS or discovery document accepted, in bytes" DEFAULT(MCP_DEFAULT_JWKS_MAX_SIZE)),
+    SRV_NUM("MCPAuthJWKSCacheTTL", jwks_cache_ttl,
+            "seconds fetched JWKS and discovery documents stay fresh" DEFAULT(MCP_DEFAULT_JWKS_CACHE_TTL)),
+    SRV_NUM("MCPAuthJWKSRefreshCooldown", jwks_cooldown,
+            "at most one unscheduled JWKS fetch per issuer in this many seconds"
+            DEFAULT(MCP_DEFAULT_JWKS_REFRESH_COOLDOWN)),
+    SRV_NUM("MCPAuthJWKSMaxStale", jwks_max_stale,
+            "seconds the last good JWKS is used past its TTL while the IdP is down" DEFAULT(MCP_DEFAULT_JWKS_MAX_STALE)),
+    SRV_NUM("MCPAuthCacheEntries", cache_entries,
+            "shared-memory slots for verified tokens" DEFAULT(MCP_DEFAULT_CACHE_ENTRIES)),
+    SRV_NUM("MCPAuthCacheEntrySize", cache_entry_size,
+            "bytes per slot: claims JSON and bookkeeping" DEFAULT(MCP_DEFAULT_CACHE_ENTRY_SIZE)),
+    SRV_NUM("MCPAuthTokenCacheTTL", token_cache_ttl,
+            "seconds a verified token's result is reused, never past its exp; 0 disables"
+            DEFAULT(MCP_DEFAULT_TOKEN_CACHE_TTL)),
+    SRV_NUM("MCPAuthHTTPTimeout", http_timeout,
+            "connect+total timeout in seconds for calls to the IdP" DEFAULT(MCP_DEFAULT_HTTP_TIMEOUT)),
+    SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, "verify IdP TLS certificates (default On)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, "CA bundle for IdP TLS (default: system store)"),
+    SRV_NUM("MCPAuthRefusalLogInterval", refusal_log_interval,
+            "seconds in which each process logs one refusal per reason and counts the rest; 0: all"
+            DEFAULT(MCP_DEFAULT_REFUSAL_LOG_INTERVAL)),
     {NULL},
 };
 
@@ -422,8 +315,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
-    mcp_global_reset(pconf);
-    blank_conf = create_dir_conf(pconf, NULL);
+    mcp_gen_reset(pconf);
+    mcp_conf_pre_config(pconf);
     return mcp_shm_pre_config(pconf) == APR_SUCCESS ? OK : !OK;
 }
 
@@ -570,5 +463,6 @@ static void register_hooks(apr_pool_t *p)
 }
 
 AP_DECLARE_MODULE(mcp_auth) = {
-    STANDARD20_MODULE_STUFF, create_dir_conf, merge_dir_conf, NULL, NULL, mcp_cmds, register_hooks,
+    STANDARD20_MODULE_STUFF, mcp_create_dir_conf, mcp_merge_dir_conf, mcp_create_server_conf, mcp_merge_server_conf,
+    mcp_cmds, register_hooks,
     AP_MODULE_FLAG_NONE};

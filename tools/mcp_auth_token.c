@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "b64url.h"
+#include "defaults.h"
 #include "http_fetch.h"
 #include "json_util.h"
 #include "jws_sign.h"
@@ -97,7 +98,7 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
     const char *token = NULL, *jwks = NULL, *jwk = NULL, *secret = NULL, *ca_file = NULL, *why;
     json_t *out;
     int i, jws_only = 0, any_alg = 0;
-    long skew = 30;
+    long skew = MCP_DEFAULT_CLOCK_SKEW;
     unsigned mask = 0;
 
     for (i = 0; i < argc; i++) {
@@ -163,8 +164,8 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
         settings.ttl = apr_time_from_sec(3600);
         settings.cooldown = 0;
         settings.max_stale = 0;
-        settings.http.timeout_s = 5;
-        settings.http.ssl_verify = 1;
+        settings.http.timeout_s = MCP_DEFAULT_HTTP_TIMEOUT;
+        settings.http.ssl_verify = MCP_DEFAULT_SSL_VERIFY;
         settings.http.ca_file = ca_file;
         settings.http.max_size = 1 << 20;
         ti.ring = mcp_keyring_create(p, NULL, jwks, NULL, &settings);
@@ -195,7 +196,7 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
     pol.claims.audiences = (const char *const *)aud->elts;
     pol.claims.n_audiences = aud->nelts;
     if (req->nelts == 0)
-        *(const char **)apr_array_push(req) = "sub";
+        *(const char **)apr_array_push(req) = MCP_DEFAULT_REQUIRED_CLAIM;
     pol.claims.required = (const char *const *)req->elts;
     pol.claims.n_required = req->nelts;
 

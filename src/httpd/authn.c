@@ -27,25 +27,16 @@ static void log_to_request(void *ctx, int level, const char *msg)
 
 static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol)
 {
-    static const char *const default_required[] = {"sub"};
-
     memset(pol, 0, sizeof(*pol));
     pol->issuers = conf->issuers ? (const mcp_trusted_issuer_t *)conf->issuers->elts : NULL;
     pol->n_issuers = conf->issuers ? conf->issuers->nelts : 0;
-    pol->alg_mask = conf->alg_set ? conf->alg_mask : MCP_ALG_MASK_DEFAULT;
+    pol->alg_mask = mcp_conf_alg_mask(conf);
     pol->hmac_key = conf->hmac_key;
     pol->token_type = conf->token_type;
-    pol->max_token_size = conf->max_token_size > 0 ? (size_t)conf->max_token_size : MCP_DEFAULT_MAX_TOKEN;
-    pol->claims.skew = conf->skew >= 0 ? conf->skew : MCP_DEFAULT_SKEW;
+    pol->max_token_size = mcp_conf_max_token_size(conf);
+    pol->claims.skew = mcp_conf_skew(conf);
     pol->claims.now = (long long)apr_time_sec(r->request_time);
-    if (conf->required_claims) {
-        pol->claims.required = (const char *const *)conf->required_claims->elts;
-        pol->claims.n_required = conf->required_claims->nelts;
-    }
-    else {
-        pol->claims.required = default_required;
-        pol->claims.n_required = 1;
-    }
+    pol->claims.required = mcp_conf_required_claims(conf, 0, &pol->claims.n_required);
     if (conf->audiences) {
         pol->claims.audiences = (const char *const *)conf->audiences->elts;
         pol->claims.n_audiences = conf->audiences->nelts;
@@ -111,7 +102,7 @@ static void policy_fingerprint(request_rec *r, const mcp_dir_conf_t *conf, const
 
 static apr_time_t keep_until(const mcp_verdict_t *v, apr_time_t now)
 {
-    apr_time_t until = now + mcp_global.token_ttl;
+    apr_time_t until = now + mcp_srv_conf_main()->token_ttl;
     return v->has_exp ? mcp_time_cap(until, v->exp) : until;
 }
 
@@ -147,7 +138,7 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     mcp_verified_t v;
     mcp_entry_meta_t meta;
     mcp_l1_deps_t deps = {0, -1, 0, 0, 0};
-    int evicted, use_cache = store && mcp_global.token_ttl > 0;
+    int evicted, use_cache = store && mcp_srv_conf(r->server)->token_ttl > 0;
 
     *claims = NULL;
     if (use_cache) {
@@ -192,7 +183,7 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "signature verified (%s)%s", mcp_alg_name(v.alg),
                   use_cache ? ", verdict cached" : "");
     if (use_cache) {
-        if (mcp_token_cache_put(store, key, r->request_time, mcp_global.token_ttl, r->pool, verdict, v.key_doc,
+        if (mcp_token_cache_put(store, key, r->request_time, mcp_srv_conf(r->server)->token_ttl, r->pool, verdict, v.key_doc,
                                 v.key_generation, &evicted) == 0 &&
             evicted)
             mcp_shm_note_eviction(r);
@@ -296,8 +287,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         return mcp_respond(r, conf, &fail);
     }
     /* Nothing beyond "active" is required unless the location says so. */
-    if (!conf->required_claims)
-        pol->claims.n_required = 0;
+    pol->claims.required = mcp_conf_required_claims(conf, 1, &pol->claims.n_required);
     verdict = apr_palloc(r->pool, sizeof(*verdict));
     if (cache)
         policy_fingerprint(r, conf, pol, fp);
@@ -315,7 +305,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
             return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");
         }
     }
-    if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url, &mcp_global.fetch.http, token,
+    if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url, &mcp_srv_conf(r->server)->fetch.http, token,
                        len, log, &result, &valid_until, &fail))
         return mcp_respond(r, conf, &fail);
     if (mcp_introspect_check(r->pool, result, pol, &idx, &fail))
@@ -390,7 +380,7 @@ static int authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 {
     int rc;
-    mcp_http_scope_begin(apr_time_now() + apr_time_from_sec(mcp_global.fetch.http.timeout_s));
+    mcp_http_scope_begin(apr_time_now() + apr_time_from_sec(mcp_srv_conf(r->server)->fetch.http.timeout_s));
     rc = authenticate(r, conf);
     mcp_http_scope_end();
     return rc;

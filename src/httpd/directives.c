@@ -17,30 +17,20 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-mcp_global_t mcp_global;
+/* See mcp_config_gen_t: bookkeeping, not settings. */
+mcp_config_gen_t mcp_gen;
 
-void mcp_global_reset(apr_pool_t *pconf)
+void mcp_gen_reset(apr_pool_t *pconf)
 {
-    memset(&mcp_global, 0, sizeof(mcp_global));
-    mcp_global.pconf = pconf;
-    mcp_global.issuer_defs = apr_array_make(pconf, 4, sizeof(mcp_issuer_def_t));
-    mcp_global.locations = apr_hash_make(pconf);
-    mcp_global.identity_headers = apr_hash_make(pconf);
-    mcp_global.sections = apr_array_make(pconf, 8, sizeof(mcp_section_t *));
-    mcp_global.section_of = apr_hash_make(pconf);
-    mcp_global.warnings = apr_array_make(pconf, 2, sizeof(const char *));
-    mcp_global.implies_merged = mcp_scope_implies_memo_make(pconf);
-    mcp_global.fetch.ttl = apr_time_from_sec(86400);
-    mcp_global.fetch.cooldown = apr_time_from_sec(30);
-    mcp_global.fetch.max_stale = apr_time_from_sec(604800);
-    mcp_global.fetch.http.timeout_s = 5;
-    mcp_global.fetch.http.ssl_verify = 1;
-    mcp_global.fetch.http.ca_file = NULL;
-    mcp_global.fetch.http.max_size = 65536;
-    mcp_global.cache_entries = 4096;
-    mcp_global.cache_entry_size = 4096;
-    mcp_global.token_ttl = apr_time_from_sec(300);
-    mcp_global.refusal_log_interval = apr_time_from_sec(1);
+    memset(&mcp_gen, 0, sizeof(mcp_gen));
+    mcp_gen.pconf = pconf;
+    mcp_gen.issuer_defs = apr_array_make(pconf, 4, sizeof(mcp_issuer_def_t));
+    mcp_gen.locations = apr_hash_make(pconf);
+    mcp_gen.identity_headers = apr_hash_make(pconf);
+    mcp_gen.sections = apr_array_make(pconf, 8, sizeof(mcp_section_t *));
+    mcp_gen.section_of = apr_hash_make(pconf);
+    mcp_gen.warnings = apr_array_make(pconf, 2, sizeof(const char *));
+    mcp_gen.implies_merged = mcp_scope_implies_memo_make(pconf);
 }
 
 int mcp_cmd_at_config_time(const cmd_parms *cmd)
@@ -88,26 +78,26 @@ static mcp_section_t *record_section(cmd_parms *cmd, const mcp_dir_conf_t *conf,
 
     if (!mcp_cmd_at_config_time(cmd))
         return NULL;
-    rec = apr_hash_get(mcp_global.section_of, &conf, sizeof(conf));
+    rec = apr_hash_get(mcp_gen.section_of, &conf, sizeof(conf));
     if (rec)
         return rec;
-    rec = apr_pcalloc(mcp_global.pconf, sizeof(*rec));
+    rec = apr_pcalloc(mcp_gen.pconf, sizeof(*rec));
     rec->server = cmd->server;
     rec->kind = kind;
     rec->conf = conf;
-    rec->where = apr_pstrdup(mcp_global.pconf, where(cmd));
+    rec->where = apr_pstrdup(mcp_gen.pconf, where(cmd));
     rec->section = sec;
     /* Only plain <Location /path> and <Directory /path> nest by prefix;
      * regular expressions and the rest are checked on their own. */
     if (kind && cmd->path && (strcasecmp(kind, "<Location") == 0 || strcasecmp(kind, "<Directory") == 0) &&
         !(sec->args && sec->args[0] == '~'))
-        rec->path = apr_pstrdup(mcp_global.pconf, cmd->path);
+        rec->path = apr_pstrdup(mcp_gen.pconf, cmd->path);
     {
-        const mcp_dir_conf_t **key = apr_palloc(mcp_global.pconf, sizeof(*key));
+        const mcp_dir_conf_t **key = apr_palloc(mcp_gen.pconf, sizeof(*key));
         *key = conf;
-        apr_hash_set(mcp_global.section_of, key, sizeof(*key), rec);
+        apr_hash_set(mcp_gen.section_of, key, sizeof(*key), rec);
     }
-    APR_ARRAY_PUSH(mcp_global.sections, mcp_section_t *) = rec;
+    APR_ARRAY_PUSH(mcp_gen.sections, mcp_section_t *) = rec;
     return rec;
 }
 
@@ -118,15 +108,15 @@ static void server_list_add(apr_hash_t *h, server_rec *s, const char *value, int
     apr_array_header_t *list = apr_hash_get(h, &s, sizeof(s));
     int i;
     if (!list) {
-        server_rec **key = apr_palloc(mcp_global.pconf, sizeof(*key));
+        server_rec **key = apr_palloc(mcp_gen.pconf, sizeof(*key));
         *key = s;
-        list = apr_array_make(mcp_global.pconf, 4, sizeof(const char *));
+        list = apr_array_make(mcp_gen.pconf, 4, sizeof(const char *));
         apr_hash_set(h, key, sizeof(*key), list);
     }
     for (i = 0; i < list->nelts; i++)
         if (same(APR_ARRAY_IDX(list, i, const char *), value) == 0)
             return;
-    APR_ARRAY_PUSH(list, const char *) = apr_pstrdup(mcp_global.pconf, value);
+    APR_ARRAY_PUSH(list, const char *) = apr_pstrdup(mcp_gen.pconf, value);
 }
 
 /* Remembers which <Location> the directives of this section belong to (the
@@ -147,7 +137,7 @@ static mcp_section_t *note_section(cmd_parms *cmd, mcp_dir_conf_t *conf)
         return rec;
     conf->location = cmd->path;
     /* Remembered per virtual host for the root metadata document. */
-    server_list_add(mcp_global.locations, cmd->server, cmd->path, strcmp);
+    server_list_add(mcp_gen.locations, cmd->server, cmd->path, strcmp);
     return rec;
 }
 
@@ -183,17 +173,20 @@ static int parse_long(const char *s, long min, long max, long *out)
 
 static mcp_keyring_t *ring_for(cmd_parms *cmd, mcp_issuer_def_t *def)
 {
-    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_gen.issuer_defs->elts;
     int i;
     /* One keyring per issuer and key source, shared by every location. */
-    for (i = 0; i < mcp_global.issuer_defs->nelts; i++) {
+    for (i = 0; i < mcp_gen.issuer_defs->nelts; i++) {
         if (strcmp(defs[i].issuer, def->issuer) == 0 && !apr_strnatcmp(defs[i].jwks_uri ? defs[i].jwks_uri : "",
                                                                       def->jwks_uri ? def->jwks_uri : "") &&
             !apr_strnatcmp(defs[i].jwks_file ? defs[i].jwks_file : "", def->jwks_file ? def->jwks_file : ""))
             return defs[i].ring;
     }
-    def->ring = mcp_keyring_create(mcp_global.pconf, def->issuer, def->jwks_uri, def->jwks_file, &mcp_global.fetch);
-    *(mcp_issuer_def_t *)apr_array_push(mcp_global.issuer_defs) = *def;
+    /* The main server's settings, read when keys are fetched: those written
+     * after this line count too. */
+    def->ring = mcp_keyring_create(mcp_gen.pconf, def->issuer, def->jwks_uri, def->jwks_file,
+                                   &mcp_srv_conf_main()->fetch);
+    *(mcp_issuer_def_t *)apr_array_push(mcp_gen.issuer_defs) = *def;
     (void)cmd;
     return def->ring;
 }
@@ -310,7 +303,7 @@ const char *mcp_cmd_issuer(cmd_parms *cmd, void *dconf, const char *args)
 void mcp_cmd_note_warning(cmd_parms *cmd, const char *text)
 {
     if (mcp_cmd_at_config_time(cmd))
-        APR_ARRAY_PUSH(mcp_global.warnings, const char *) = apr_pstrdup(mcp_global.pconf, text);
+        APR_ARRAY_PUSH(mcp_gen.warnings, const char *) = apr_pstrdup(mcp_gen.pconf, text);
 }
 
 const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
@@ -318,7 +311,7 @@ const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
     mcp_dir_conf_t *conf = dconf;
     mcp_section_t *rec = note_section(cmd, conf);
     if (rec && !rec->where_audience)
-        rec->where_audience = apr_pstrdup(mcp_global.pconf, where(cmd));
+        rec->where_audience = apr_pstrdup(mcp_gen.pconf, where(cmd));
     if (strcmp(arg, "*") == 0)
         mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
                                        "MCPAuthAudience * at %s: the audience is not checked, tokens issued for "
@@ -373,14 +366,14 @@ const char *mcp_cmd_algorithms(cmd_parms *cmd, void *dconf, const char *arg)
                             arg);
     rec = note_section(cmd, conf);
     if (rec && !rec->where_alg)
-        rec->where_alg = apr_pstrdup(mcp_global.pconf, where(cmd));
+        rec->where_alg = apr_pstrdup(mcp_gen.pconf, where(cmd));
     if (!conf->alg_set) {
         conf->alg_set = 1;
         conf->alg_mask = 0;
     }
     conf->alg_mask |= MCP_ALG_BIT(alg);
-    if (mcp_alg_kty(alg) == MCP_KTY_OCT && !conf->hmac_key && !mcp_global.hmac_without_secret)
-        mcp_global.hmac_without_secret = where(cmd);
+    if (mcp_alg_kty(alg) == MCP_KTY_OCT && !conf->hmac_key && !mcp_gen.hmac_without_secret)
+        mcp_gen.hmac_without_secret = where(cmd);
     return hmac_fits(cmd, conf);
 }
 
@@ -393,9 +386,9 @@ const char *mcp_cmd_hmac_secret(cmd_parms *cmd, void *dconf, const char *arg)
         return "MCPAuthHMACSecret must not be empty";
     rec = note_section(cmd, conf);
     if (rec)
-        rec->where_secret = apr_pstrdup(mcp_global.pconf, where(cmd));
+        rec->where_secret = apr_pstrdup(mcp_gen.pconf, where(cmd));
     conf->hmac_key = mcp_jwk_from_secret(cmd->pool, (const unsigned char *)arg, len);
-    mcp_global.any_hmac_secret = 1;
+    mcp_gen.any_hmac_secret = 1;
     /* Shorter than the shortest HMAC output is useless for every HS alg. */
     if (len < 32)
         return apr_psprintf(cmd->pool, "MCPAuthHMACSecret is %lu bytes: HS256 needs at least 32",
@@ -432,13 +425,20 @@ const char *mcp_cmd_required_claims(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
-/* A per-directory string; cmd->info is the offset of the field. */
+/* A per-directory string or flag: httpd's slot setter writes it (cmd->info
+ * is the field's offset), after the section is noted as for every other
+ * directive of ours (.htaccess origin, <Location> path, checks across
+ * sections). */
 const char *mcp_cmd_dir_string(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
-    *(const char **)((char *)conf + (apr_size_t)cmd->info) = arg;
-    return NULL;
+    note_section(cmd, dconf);
+    return ap_set_string_slot(cmd, dconf, arg);
+}
+
+const char *mcp_cmd_dir_flag(cmd_parms *cmd, void *dconf, int on)
+{
+    note_section(cmd, dconf);
+    return ap_set_flag_slot(cmd, dconf, on);
 }
 
 /* MCPAuthScopeClaim <claim>...: kept as one space-joined string (claim
@@ -464,7 +464,7 @@ const char *mcp_cmd_remote_user_claim(cmd_parms *cmd, void *dconf, const char *a
     mcp_dir_conf_t *conf = dconf;
     mcp_section_t *rec = note_section(cmd, conf);
     if (rec)
-        rec->where_user_claim = apr_pstrdup(mcp_global.pconf, where(cmd));
+        rec->where_user_claim = apr_pstrdup(mcp_gen.pconf, where(cmd));
     conf->remote_user_claim = arg;
     return NULL;
 }
@@ -492,7 +492,7 @@ const char *mcp_cmd_max_token_size(cmd_parms *cmd, void *dconf, const char *arg)
         return "MCPAuthMaxTokenSize takes bytes from 64 to 1048576";
     rec = note_section(cmd, conf);
     if (rec && !rec->where_max_token)
-        rec->where_max_token = apr_pstrdup(mcp_global.pconf, where(cmd));
+        rec->where_max_token = apr_pstrdup(mcp_gen.pconf, where(cmd));
     conf->max_token_size = v;
     return NULL;
 }
@@ -513,14 +513,6 @@ const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *ar
         return NULL;
     }
     APR_ARRAY_PUSH(conf->scopes_supported, const char *) = arg;
-    return NULL;
-}
-
-const char *mcp_cmd_resource_metadata(cmd_parms *cmd, void *dconf, int on)
-{
-    mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
-    conf->resource_metadata = on;
     return NULL;
 }
 
@@ -594,8 +586,8 @@ const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
     long secs;
 
     c->auth = MCP_AUTH_BASIC;
-    c->param = "token";
-    c->cache = apr_time_from_sec(300);
+    c->param = MCP_DEFAULT_INTROSPECTION_PARAM;
+    c->cache = apr_time_from_sec(MCP_DEFAULT_INTROSPECTION_CACHE);
     if (!*url)
         return "MCPAuthIntrospection needs the endpoint URL (or discover)";
     if (strcmp(url, "discover") != 0) {
@@ -674,12 +666,12 @@ static int valid_claim_expr(const char *e)
 static void note_identity_header(cmd_parms *cmd, const char *name)
 {
     if (mcp_cmd_at_config_time(cmd))
-        server_list_add(mcp_global.identity_headers, cmd->server, name, strcasecmp);
+        server_list_add(mcp_gen.identity_headers, cmd->server, name, strcasecmp);
 }
 
 const apr_array_header_t *mcp_identity_header_names(const server_rec *s)
 {
-    return mcp_global.identity_headers ? apr_hash_get(mcp_global.identity_headers, &s, sizeof(s)) : NULL;
+    return mcp_gen.identity_headers ? apr_hash_get(mcp_gen.identity_headers, &s, sizeof(s)) : NULL;
 }
 
 static const char *claim_export(cmd_parms *cmd, mcp_dir_conf_t *conf, apr_array_header_t **list, const char *name,
@@ -725,84 +717,34 @@ const char *mcp_cmd_claim_env(cmd_parms *cmd, void *dconf, const char *name, con
     return claim_export(cmd, conf, &conf->claim_envs, name, expr, 1);
 }
 
-const char *mcp_cmd_pass_token(cmd_parms *cmd, void *dconf, int on)
+/* A server-wide number (cmd->info: its mcp_srv_number_t), main server
+ * only: every server-wide setting is process-wide (mcp_server_conf_t), so
+ * inside <VirtualHost> httpd's own message refuses it. */
+const char *mcp_cmd_server_number(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
-    conf->pass_token = on;
-    return NULL;
-}
-
-const char *mcp_cmd_forward_token(cmd_parms *cmd, void *dconf, int on)
-{
-    mcp_dir_conf_t *conf = dconf;
-    note_section(cmd, conf);
-    conf->forward_token = on;
-    return NULL;
-}
-
-/* Server-wide durations; cmd->info is the offset of the field. */
-const char *mcp_cmd_server_seconds(cmd_parms *cmd, void *dconf, const char *arg)
-{
+    const mcp_srv_number_t *num = cmd->info;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v, max = 365L * 86400;
+    char *field = (char *)mcp_srv_conf_main() + num->offset;
+    long v;
     (void)dconf;
     if (err)
         return err;
-    if (strcmp(cmd->cmd->name, "MCPAuthHTTPTimeout") == 0) {
-        if (parse_long(arg, 1, 300, &v))
-            return "MCPAuthHTTPTimeout takes seconds from 1 to 300";
-        mcp_global.fetch.http.timeout_s = v;
-        return NULL;
+    if (parse_long(arg, num->min, num->max, &v))
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, " takes ", num->range, NULL);
+    switch (num->kind) {
+    case MCP_NUM_SECONDS:
+        *(apr_interval_time_t *)field = apr_time_from_sec(v);
+        break;
+    case MCP_NUM_LONG:
+        *(long *)field = v;
+        break;
+    case MCP_NUM_SIZE:
+        *(apr_size_t *)field = (apr_size_t)v;
+        break;
+    case MCP_NUM_UNSIGNED:
+        *(unsigned *)field = (unsigned)v;
+        break;
     }
-    if (strcmp(cmd->cmd->name, "MCPAuthTokenCacheTTL") == 0) {
-        if (parse_long(arg, 0, 86400, &v))
-            return "MCPAuthTokenCacheTTL takes seconds from 0 (off) to 86400";
-        mcp_global.token_ttl = apr_time_from_sec(v);
-        return NULL;
-    }
-    if (parse_long(arg, strcmp(cmd->cmd->name, "MCPAuthJWKSCacheTTL") == 0 ? 1 : 0, max, &v))
-        return apr_psprintf(cmd->pool, "%s takes seconds from 0 to %ld", cmd->cmd->name, max);
-    *(apr_interval_time_t *)((char *)&mcp_global.fetch + (apr_size_t)cmd->info) = apr_time_from_sec(v);
-    return NULL;
-}
-
-const char *mcp_cmd_jwks_max_size(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-    (void)dconf;
-    if (err)
-        return err;
-    if (parse_long(arg, 1024, 16L << 20, &v))
-        return "MCPAuthJWKSMaxSize takes bytes from 1024 to 16777216";
-    mcp_global.fetch.http.max_size = (size_t)v;
-    return NULL;
-}
-
-const char *mcp_cmd_cache_entries(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-    (void)dconf;
-    if (err)
-        return err;
-    if (parse_long(arg, 8, 4L << 20, &v))
-        return "MCPAuthCacheEntries takes a number from 8 to 4194304";
-    mcp_global.cache_entries = (unsigned)v;
-    return NULL;
-}
-
-const char *mcp_cmd_cache_entry_size(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-    (void)dconf;
-    if (err)
-        return err;
-    if (parse_long(arg, 512, 1L << 20, &v))
-        return "MCPAuthCacheEntrySize takes bytes from 512 to 1048576";
-    mcp_global.cache_entry_size = (apr_size_t)v;
     return NULL;
 }
 
@@ -812,7 +754,7 @@ const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on)
     (void)dconf;
     if (err)
         return err;
-    mcp_global.fetch.http.ssl_verify = on;
+    mcp_srv_conf_main()->fetch.http.ssl_verify = on;
     return NULL;
 }
 
@@ -827,22 +769,7 @@ const char *mcp_cmd_ca_file(cmd_parms *cmd, void *dconf, const char *arg)
     path = ap_server_root_relative(cmd->pool, arg);
     if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS || fi.filetype != APR_REG)
         return apr_psprintf(cmd->pool, "MCPAuthCAFile: %s is not a readable file", arg);
-    mcp_global.fetch.http.ca_file = path;
-    return NULL;
-}
-
-/* Seconds per reason and process in which one refusal is logged in full
- * and the rest only counted (log_limit.h); 0 logs every refusal. */
-const char *mcp_cmd_refusal_log_interval(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
-    (void)dconf;
-    if (err)
-        return err;
-    if (parse_long(arg, 0, 3600, &v))
-        return "MCPAuthRefusalLogInterval takes seconds from 0 (log every refusal) to 3600";
-    mcp_global.refusal_log_interval = apr_time_from_sec(v);
+    mcp_srv_conf_main()->fetch.http.ca_file = path;
     return NULL;
 }
 
@@ -875,8 +802,8 @@ static const mcp_section_t *inherited(const mcp_section_t *b, int (*pick)(const 
 {
     const mcp_section_t *best = NULL;
     int i;
-    for (i = 0; i < mcp_global.sections->nelts; i++) {
-        const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+    for (i = 0; i < mcp_gen.sections->nelts; i++) {
+        const mcp_section_t *a = APR_ARRAY_IDX(mcp_gen.sections, i, const mcp_section_t *);
         if (pick(a->conf) && inherits_from(b, a) && (!best || merge_rank(a) > merge_rank(best)))
             best = a;
     }
@@ -924,7 +851,7 @@ static const char *check_hmac_pair(apr_pool_t *p, const mcp_section_t *b)
  * every virtual host too); 0 when it does not apply there. */
 static int applies_in(int i, server_rec *s, mcp_section_t *here)
 {
-    const mcp_section_t *b = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+    const mcp_section_t *b = APR_ARRAY_IDX(mcp_gen.sections, i, const mcp_section_t *);
     if (b->server != s && (b->server->is_virtual || !s->is_virtual))
         return 0;
     *here = *b;
@@ -940,7 +867,7 @@ static const char *check_each_section(apr_pool_t *p, const char *(*check)(apr_po
     const char *err;
     int i;
     for (s = ap_server_conf; s; s = s->next)
-        for (i = 0; i < mcp_global.sections->nelts; i++)
+        for (i = 0; i < mcp_gen.sections->nelts; i++)
             if (applies_in(i, s, &here) && (err = check(p, &here)))
                 return err;
     return NULL;
@@ -980,14 +907,14 @@ static const char *fold_implies(apr_pool_t *p, const apr_array_header_t *chain)
     for (i = 0; i < chain->nelts && !cycle; i++) {
         const mcp_section_t *a = APR_ARRAY_IDX(chain, i, const mcp_section_t *);
         if (a->kind && strcasecmp(a->kind, "<Location") == 0)
-            locations = mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, locations,
+            locations = mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, locations,
                                                      a->conf->scope_implies, &cycle);
         else
-            base = mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, base, a->conf->scope_implies,
+            base = mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, base, a->conf->scope_implies,
                                                 &cycle);
     }
     if (!cycle && locations)
-        mcp_scope_implies_merge_memo(mcp_global.implies_merged, 1, p, base, locations, &cycle);
+        mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, base, locations, &cycle);
     return cycle;
 }
 
@@ -1001,8 +928,8 @@ static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
     int i;
 
     /* b itself in its place among the rest: the order written */
-    for (i = 0; i < mcp_global.sections->nelts; i++) {
-        const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+    for (i = 0; i < mcp_gen.sections->nelts; i++) {
+        const mcp_section_t *a = APR_ARRAY_IDX(mcp_gen.sections, i, const mcp_section_t *);
         if (a->conf == b->conf ? a->conf->scope_implies != NULL : implies_merge_into(b, a))
             APR_ARRAY_PUSH(chain, const mcp_section_t *) = a;
     }
@@ -1063,7 +990,7 @@ static const char *check_resource_sources(apr_pool_t *p)
     int i;
     for (s = ap_server_conf; s; s = s->next) {
         int usable = -1;
-        for (i = 0; i < mcp_global.sections->nelts; i++) {
+        for (i = 0; i < mcp_gen.sections->nelts; i++) {
             mcp_section_t here;
             if (!applies_in(i, s, &here) || here.conf->resource || inherited(&here, has_resource))
                 continue;
@@ -1189,8 +1116,8 @@ static void auth_section(apr_pool_t *p, const ap_directive_t *d, const ap_direct
 {
     int i;
     memset(b, 0, sizeof(*b));
-    for (i = 0; i < mcp_global.sections->nelts; i++) {
-        const mcp_section_t *r = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+    for (i = 0; i < mcp_gen.sections->nelts; i++) {
+        const mcp_section_t *r = APR_ARRAY_IDX(mcp_gen.sections, i, const mcp_section_t *);
         if (r->section == sec && r->server == s)
             *b = *r;
     }
@@ -1220,8 +1147,8 @@ static const char *check_auth_section(apr_pool_t *p, const ap_directive_t *d)
      * is not for configtest to guess). */
     for (all = !s->is_virtual; s; s = all ? s->next : NULL) {
         b.server = s;
-        for (i = 0; i < mcp_global.sections->nelts; i++) {
-            const mcp_section_t *a = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+        for (i = 0; i < mcp_gen.sections->nelts; i++) {
+            const mcp_section_t *a = APR_ARRAY_IDX(mcp_gen.sections, i, const mcp_section_t *);
             if (a->conf != b.conf && has_token_source(a->conf) && may_reach(a, &b))
                 return NULL;
         }
@@ -1253,13 +1180,14 @@ static const char *check_auth_sections(apr_pool_t *p, const ap_directive_t *d)
 
 static const char *check_cache_size(apr_pool_t *p)
 {
-    apr_uint64_t bytes = (apr_uint64_t)mcp_global.cache_entries * (apr_uint64_t)mcp_global.cache_entry_size;
+    const mcp_server_conf_t *sc = mcp_srv_conf_main();
+    apr_uint64_t bytes = (apr_uint64_t)sc->cache_entries * (apr_uint64_t)sc->cache_entry_size;
     if (bytes <= MCP_CACHE_MAX_BYTES)
         return NULL;
     return apr_psprintf(p,
                         "MCPAuthCacheEntries %u x MCPAuthCacheEntrySize %" APR_UINT64_T_FMT " is %" APR_UINT64_T_FMT
                         " MiB of shared memory: keep the product at most 1024 MiB (1 GiB)",
-                        mcp_global.cache_entries, (apr_uint64_t)mcp_global.cache_entry_size, bytes >> 20);
+                        sc->cache_entries, (apr_uint64_t)sc->cache_entry_size, bytes >> 20);
 }
 
 /* An alias names one issuer everywhere: it must not be another configured
@@ -1270,8 +1198,8 @@ static const char *check_issuer_aliases(apr_pool_t *p)
     apr_hash_t *owner = apr_hash_make(p); /* iss -> issuer URL */
     int pass, i, j, k;
     for (pass = 0; pass < 2; pass++)
-        for (i = 0; i < mcp_global.sections->nelts; i++) {
-            const mcp_section_t *sec = APR_ARRAY_IDX(mcp_global.sections, i, const mcp_section_t *);
+        for (i = 0; i < mcp_gen.sections->nelts; i++) {
+            const mcp_section_t *sec = APR_ARRAY_IDX(mcp_gen.sections, i, const mcp_section_t *);
             const apr_array_header_t *iss = sec->conf->issuers;
             for (j = 0; iss && j < iss->nelts; j++) {
                 const mcp_trusted_issuer_t *ti = &APR_ARRAY_IDX(iss, j, mcp_trusted_issuer_t);
@@ -1296,9 +1224,9 @@ static const char *check_issuer_aliases(apr_pool_t *p)
 const char *mcp_config_check(apr_pool_t *p)
 {
     const char *err;
-    if (mcp_global.hmac_without_secret && !mcp_global.any_hmac_secret)
+    if (mcp_gen.hmac_without_secret && !mcp_gen.any_hmac_secret)
         return apr_psprintf(p, "MCPAuthAlgorithms at %s allows HS256/384/512 but no MCPAuthHMACSecret is set",
-                            mcp_global.hmac_without_secret);
+                            mcp_gen.hmac_without_secret);
     if ((err = check_each_section(p, check_hmac_pair)))
         return err;
     if ((err = check_each_section(p, check_implies_merge)))
@@ -1397,7 +1325,7 @@ static const char *user_claim_warning(apr_pool_t *p, const mcp_section_t *b)
     claim = u->conf->remote_user_claim;
     name = strncmp(claim, "$.", 2) == 0 ? claim + 2 : claim;
     if (!q) {
-        if (strcmp(name, "sub") == 0)
+        if (strcmp(name, MCP_DEFAULT_REQUIRED_CLAIM) == 0)
             return NULL; /* the default MCPAuthRequiredClaims */
     }
     else
@@ -1419,10 +1347,10 @@ static void section_warnings(server_rec *main_s)
     server_rec *s;
     int i, k;
 
-    apr_pool_create(&p, mcp_global.pconf);
+    apr_pool_create(&p, mcp_gen.pconf);
     seen = apr_hash_make(p);
     for (s = ap_server_conf; s; s = s->next)
-        for (i = 0; i < mcp_global.sections->nelts; i++) {
+        for (i = 0; i < mcp_gen.sections->nelts; i++) {
             mcp_section_t here;
             const char *w[3];
             if (!applies_in(i, s, &here))
@@ -1441,9 +1369,9 @@ static void section_warnings(server_rec *main_s)
 
 void mcp_config_warnings(server_rec *s)
 {
-    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_gen.issuer_defs->elts;
     int i;
-    for (i = 0; i < mcp_global.issuer_defs->nelts; i++) {
+    for (i = 0; i < mcp_gen.issuer_defs->nelts; i++) {
         const char *urls[] = {defs[i].issuer, defs[i].jwks_uri, defs[i].introspection_endpoint};
         int j;
         for (j = 0; j < 3; j++)
@@ -1452,10 +1380,10 @@ void mcp_config_warnings(server_rec *s)
                              "MCPAuthIssuer: %s uses plain http: keys and tokens can be tampered with in transit",
                              urls[j]);
     }
-    if (!mcp_global.fetch.http.ssl_verify)
+    if (!mcp_srv_conf(s)->fetch.http.ssl_verify)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "MCPAuthSSLVerify Off: IdP certificates are not verified; use only for testing");
-    for (i = 0; i < mcp_global.warnings->nelts; i++)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", APR_ARRAY_IDX(mcp_global.warnings, i, const char *));
+    for (i = 0; i < mcp_gen.warnings->nelts; i++)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "%s", APR_ARRAY_IDX(mcp_gen.warnings, i, const char *));
     section_warnings(s);
 }

@@ -122,13 +122,13 @@ void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char 
         export_claim(r, env, "variable", ex->name, mcp_request_claims(r, st), ex->expr);
     }
     export_headers(r, conf, st);
-    if (conf->pass_token == 1)
+    if (mcp_conf_pass_token(conf))
         set_env(r, env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len), 0);
 }
 
 void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf)
 {
-    if (conf->forward_token != 0)
+    if (mcp_conf_forward_token(conf))
         return;
     apr_table_unset(r->headers_in, "Authorization");
     if (conf->token_header)

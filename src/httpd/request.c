@@ -55,7 +55,7 @@ static apr_status_t flush_refusal_counts(void *s)
 
 void mcp_refusal_log_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    mcp_log_limit_process()->interval = mcp_global.refusal_log_interval;
+    mcp_log_limit_process()->interval = mcp_srv_conf(s)->refusal_log_interval;
     /* The last interval's count has no later refusal to report it. */
     apr_pool_cleanup_register(pchild, s, flush_refusal_counts, apr_pool_cleanup_null);
 }
@@ -154,7 +154,7 @@ void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
     const char *h;
 
     c.realm = ap_auth_name(r);
-    c.resource_metadata = conf->resource_metadata != 0 ? mcp_metadata_url(r, conf) : NULL;
+    c.resource_metadata = mcp_conf_resource_metadata(conf) ? mcp_metadata_url(r, conf) : NULL;
     /* Least privilege first: what this location's Require mcp-scope rules
      * named (tool scopes come later, by step-up), else the advertised set. */
     c.scope = challenge_scopes(r->pool, st && st->hint && st->hint->nelts ? st->hint : conf->scopes_supported,

@@ -119,10 +119,10 @@ static apr_status_t forget_on_exit(void *data)
  * with the configuration, before httpd unloads the module. */
 static apr_status_t forget_parsed_keys(void *data)
 {
-    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_gen.issuer_defs->elts;
     int i;
     (void)data;
-    for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
+    for (i = 0; i < mcp_gen.issuer_defs->nelts; i++)
         mcp_keyring_forget(defs[i].ring);
     return APR_SUCCESS;
 }
@@ -279,13 +279,13 @@ static void log_to_server(void *ctx, int level, const char *msg)
  * would keep verifying until the TTL runs out. */
 static void reload_jwks_files(apr_pool_t *pconf, server_rec *s)
 {
-    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_gen.issuer_defs->elts;
     mcp_log_t log = {log_to_server, s};
     apr_pool_t *tmp;
     int i;
 
     apr_pool_create(&tmp, pconf);
-    for (i = 0; i < mcp_global.issuer_defs->nelts; i++)
+    for (i = 0; i < mcp_gen.issuer_defs->nelts; i++)
         if (defs[i].jwks_file)
             mcp_keyring_reload_file(defs[i].ring, tmp, &log);
     apr_pool_destroy(tmp);
@@ -295,10 +295,10 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const ap_slotmem_provider_t *sm =
         ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm", AP_SLOTMEM_PROVIDER_VERSION);
-    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_global.issuer_defs->elts;
-    unsigned n_issuers = (unsigned)mcp_global.issuer_defs->nelts, n_docs = n_issuers * 2;
-    apr_size_t doc_size = APR_ALIGN(MCP_DOC_HEADER + mcp_global.fetch.http.max_size, 64);
-    apr_size_t entry_size = APR_ALIGN(mcp_global.cache_entry_size, 64);
+    mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_gen.issuer_defs->elts;
+    unsigned n_issuers = (unsigned)mcp_gen.issuer_defs->nelts, n_docs = n_issuers * 2;
+    apr_size_t doc_size = APR_ALIGN(MCP_DOC_HEADER + mcp_srv_conf(s)->fetch.http.max_size, 64);
+    apr_size_t entry_size = APR_ALIGN(mcp_srv_conf(s)->cache_entry_size, 64);
     mcp_store_lock_t lock = {global_lock, global_unlock, NULL, global_readable};
     const unsigned char **keys;
     int *placed;
@@ -336,7 +336,7 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
         mcp_keyring_doc_keys(defs[i].ring, &keys[2 * i], &keys[2 * i + 1]);
     if (n_docs == 0)
         n_docs = 1; /* a slot nobody uses: the segment is never empty */
-    if ((err = entry_segment(kept, mcp_global.cache_entries, entry_size, pconf, s)) != NULL ||
+    if ((err = entry_segment(kept, mcp_srv_conf(s)->cache_entries, entry_size, pconf, s)) != NULL ||
         (err = doc_segment(kept, n_docs, doc_size, keys, n_issuers * 2, placed, pconf, s)) != NULL)
         return err;
     apr_pool_cleanup_register(pconf, NULL, forget_on_exit, apr_pool_cleanup_null);
@@ -392,5 +392,5 @@ void mcp_shm_note_eviction(request_rec *r)
     last_eviction_warning = now;
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                   "Token cache full: live entries are being evicted; raise MCPAuthCacheEntries (now %u)",
-                  mcp_global.cache_entries);
+                  mcp_srv_conf(r->server)->cache_entries);
 }

@@ -34,7 +34,7 @@ static const mcp_dir_conf_t *protected_conf(request_rec *r, const char *path, re
         return NULL;
     type = ap_auth_type(*sub);
     conf = ap_get_module_config((*sub)->per_dir_config, &mcp_auth_module);
-    if (!type || strcasecmp(type, MCP_AUTH_TYPE) != 0 || !conf || conf->resource_metadata == 0) {
+    if (!type || strcasecmp(type, MCP_AUTH_TYPE) != 0 || !conf || !mcp_conf_resource_metadata(conf)) {
         ap_destroy_sub_req(*sub);
         *sub = NULL;
         return NULL;
@@ -45,7 +45,7 @@ static const mcp_dir_conf_t *protected_conf(request_rec *r, const char *path, re
 /* The root document stands for the one protected location of this host. */
 static const char *single_location(request_rec *r)
 {
-    apr_array_header_t *paths = apr_hash_get(mcp_global.locations, &r->server, sizeof(r->server));
+    apr_array_header_t *paths = apr_hash_get(mcp_gen.locations, &r->server, sizeof(r->server));
     const char *found = NULL;
     request_rec *sub;
     int i;

@@ -15,7 +15,9 @@ NOT_LAYOUT = {"build", "node_modules"}
 
 def layout_section() -> str:
     text = (REPO_ROOT / "README.md").read_text()
-    m = re.search(r"^## Layout\n(.*?)^## ", text, re.S | re.M)
+    # The section up to its first subsection (the checklists after it name
+    # functions and types, not files).
+    m = re.search(r"^## Layout\n(.*?)^##", text, re.S | re.M)
     assert m, "README has no '## Layout' section"
     return m.group(1)
 

@@ -6,28 +6,30 @@
  *
  * The states of one request and what moves them (in brackets: the phase):
  *
- *   NEW ----- Origin not allowed [header_parser] ------------> REFUSED_ORIGIN  403, no challenge
+ *   NEW --- Origin not allowed [header_parser] ------------------------> REFUSED_ORIGIN  403, no challenge
  *    |
- *    |  CORS preflight: authn and authz skipped, stays NEW; the handler answers 204
- *    |  (refused by `Require ip` and the like: httpd's 403, no CORS grant)
+ *    |  a CORS preflight skips authn and authz and stays NEW: the handler answers 204
+ *    |  (refused by `Require ip` and the like: httpd's own 403, without a CORS grant)
  *    |
- *    +--- no token, bad token, IdP down [check_authn] ---------> REFUSED_AUTHN   401 + challenge,
- *    |                                                      ^        400 invalid_request, 500,
- *    |          the configuration changed after the fixups  |        503 + Retry-After
- *    |          and refuses the token [late_checks] --------+
- *    |                                                      |
- *    `--- token accepted [check_authn] ---> VERIFIED -------'
- *                                           | ^ |  |
- *          a Require mcp-scope/mcp-claim    | | |  `- tools/call lacks a scope [fixups] --> REFUSED_SCOPE  403
- *          rule says no [authz] ----------- | | `---- bad JSON-RPC body, Mcp-Method/
- *                                           v |       Mcp-Name mismatch [fixups] ------> REFUSED_RPC   400,
- *                                DENIED_BY_RULE |                                                     no challenge
- *                                  |   |  `-----' granted after all: a RequireAny sibling [fixups]
- *                                  |   |
- *                                  |   `-- AuthzSendForbiddenOnFailure On: 403 --[error filter]--> REFUSED_SCOPE
- *    the Require tree refuses:     |                                                              403 + step-up
- *    note_auth_failure [authz]     v                                                              challenge
- *    (also from VERIFIED) ----> DENIED ---- mod_authz_core's 401 --[error filter: 401 -> 403]--> REFUSED_SCOPE
+ *    +--- no token, bad token, IdP down [check_authn] -----------------> REFUSED_AUTHN   401 + challenge,
+ *    |                                             ^                                     400, 500,
+ *    |                                             |                                     503 + Retry-After
+ *    `--- token accepted --> VERIFIED -------------'  the configuration changed after the fixups
+ *         [check_authn]       |  ^  |                 and refuses the token [late_checks]
+ *                             |  |  |
+ *                             |  |  +-- a tools/call lacks a scope [fixups] --------> REFUSED_SCOPE  403 + step-up
+ *                             |  |  `-- bad JSON-RPC body, or Mcp-Method/Mcp-Name
+ *                             |  |      against it [fixups] ------------------------> REFUSED_RPC    400, no challenge
+ *    a Require mcp-scope or   |  |
+ *    mcp-claim rule says no   |  |  a RequireAny sibling granted after all [fixups]
+ *    [authz]                  v  |
+ *                        DENIED_BY_RULE
+ *                             |  |
+ *                             |  `-- AuthzSendForbiddenOnFailure On: 403 [error filter] --> REFUSED_SCOPE
+ *    the Require tree         |
+ *    refuses [authz]:         v
+ *    note_auth_failure     DENIED --- mod_authz_core's 401 [error filter: 403] ---------> REFUSED_SCOPE
+ *    (also from VERIFIED)
  *
  * The REFUSED_* states are answered: the error filter gives their page its
  * JSON content type. The states from VERIFIED on hold a token; an internal

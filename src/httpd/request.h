@@ -49,7 +49,9 @@ json_t *mcp_request_claims(request_rec *r, mcp_request_t *st);
 const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf);
 const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf);
 
-/* A token was accepted for this request (whatever was refused since). */
+/* A token was accepted for this request and authentication has not
+ * refused since: MCP_REQ_VERIFIED or a state after it, whatever
+ * authorization or the body refused later. */
 int mcp_request_verified(const mcp_request_t *st);
 
 /* Whether the request is ours (AuthType mcp-jwt) and its configuration. */

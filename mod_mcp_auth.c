@@ -21,6 +21,7 @@
 #include "identity.h"
 #include "conf.h"
 #include "well_known.h"
+#include "refusal.h"
 #include "request.h"
 #include "shm.h"
 #include "toolscope.h"
@@ -151,13 +152,12 @@ static const command_rec mcp_cmds[] = {
 
 static int is_ours(request_rec *r)
 {
-    const char *type = ap_auth_type(r);
-    return type && strcasecmp(type, MCP_AUTH_TYPE) == 0;
+    return mcp_is_ours(r);
 }
 
 static const mcp_dir_conf_t *dir_conf(request_rec *r)
 {
-    return ap_get_module_config(r->per_dir_config, &mcp_auth_module);
+    return mcp_dir_conf(r);
 }
 
 static int check_authn(request_rec *r)
@@ -199,24 +199,6 @@ static int check_origin(request_rec *r)
     if (!is_ours(r) || mcp_metadata_is_lookup(r))
         return DECLINED;
     return mcp_authz_check_origin(r, dir_conf(r));
-}
-
-static int note_auth_failure(request_rec *r, const char *auth_type)
-{
-    if (strcasecmp(auth_type, MCP_AUTH_TYPE) != 0)
-        return DECLINED;
-    mcp_authz_note_failure(r, dir_conf(r));
-    return OK;
-}
-
-static void insert_error_filter(request_rec *r)
-{
-    if (is_ours(r)) {
-        mcp_authz_error_response(r, dir_conf(r));
-        /* A preflight passes only by our 204: a refused one gets no grant. */
-        if (!mcp_is_preflight(r, dir_conf(r)))
-            mcp_authz_cors_error(r, dir_conf(r));
-    }
 }
 
 /* Before authentication: client-sent copies of identity headers go. */
@@ -267,7 +249,7 @@ static int before_handler(request_rec *r)
         mcp_authz_preflight_prepare(r, conf);
         return DECLINED;
     }
-    mcp_authz_granted(r);
+    mcp_refusal_withdrawn(r);
     mcp_identity_redirected(r, conf);
     if (!r->main)
         rc = mcp_toolscope_check(r, conf);
@@ -450,14 +432,15 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_access_ex(skip_access_control, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_access_ex(pass_preflight, NULL, NULL, APR_HOOK_REALLY_LAST, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
-    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_note_auth_failure(mcp_refusal_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(mcp_refusal_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(scrub_identity, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_header_parser(check_origin, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mcp_authz_register(p);
+    mcp_refusal_register(p);
     mcp_authz_cors_register(p);
     mcp_toolscope_register(p);
 }

@@ -13,6 +13,7 @@
 #include "json_util.h"
 #include "l1_cache.h"
 #include "identity.h"
+#include "refusal.h"
 #include "request.h"
 #include "shm.h"
 #include "token_cache.h"
@@ -226,7 +227,7 @@ static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, const mcp_ve
                         const char *token, size_t len, const char *how)
 {
     mcp_request_t *st = mcp_request(r);
-    st->verified = 1;
+    mcp_state_accepted(st);
     st->verdict = verdict;
     st->claims = claims;
     /* The token's scopes plus what MCPAuthScopeImplies derives from them,
@@ -238,7 +239,7 @@ static int accept_token(request_rec *r, const mcp_dir_conf_t *conf, const mcp_ve
     mcp_identity_export(r, conf, token, len);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "token accepted (%s): user %s", how,
                   mcp_printable(r->pool, r->user, 128));
-    return OK;
+    return 0;
 }
 
 /* The introspection endpoint: configured, from the issuer's option, or
@@ -264,9 +265,10 @@ static const char *introspection_url(request_rec *r, const mcp_dir_conf_t *conf,
  * it came from, nor past the revocation epoch it was read under. */
 #define INTROSPECTION_L1_TTL apr_time_from_msec(250)
 
-/* Opaque tokens (not a compact JWS): RFC 7662 introspection. */
+/* Opaque tokens (not a compact JWS): RFC 7662 introspection. 0: accepted;
+ * -1: *fail says why. */
 static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol,
-                               const char *token, size_t len, const mcp_log_t *log)
+                               const char *token, size_t len, const mcp_log_t *log, mcp_fail_t *fail)
 {
     mcp_store_t *store = mcp_shm_store();
     unsigned char fp[MCP_FINGERPRINT_LEN];
@@ -275,17 +277,14 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
     size_t ctx_len = 0;
     json_t *result;
     mcp_verdict_t *verdict;
-    mcp_fail_t fail;
     mcp_l1_deps_t deps = {0, -1, 0, 1, 0};
     apr_time_t valid_until;
     int idx, cache = conf->introspection->cache > 0;
 
     url = introspection_url(r, conf, log);
-    if (!url) {
-        mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed",
-                 "no introspection endpoint configured or discovered");
-        return mcp_respond(r, conf, &fail);
-    }
+    if (!url)
+        return mcp_fail(fail, MCP_FAIL_UNAVAILABLE, "Introspection failed",
+                        "no introspection endpoint configured or discovered");
     /* Nothing beyond "active" is required unless the location says so. */
     pol->claims.required = mcp_conf_required_claims(conf, 1, &pol->claims.n_required);
     verdict = apr_palloc(r->pool, sizeof(*verdict));
@@ -300,21 +299,19 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         memcpy(ctx, fp, sizeof(fp));
         memcpy(ctx + sizeof(fp), url, ulen);
         if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, apr_time_now(), store, r->pool, verdict) == 0) {
-            if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 1, &fail))
-                return mcp_respond(r, conf, &fail);
+            if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 1, fail))
+                return -1;
             return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");
         }
     }
     if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url, &mcp_srv_conf(r->server)->fetch.http, token,
-                       len, log, &result, &valid_until, &fail))
-        return mcp_respond(r, conf, &fail);
-    if (mcp_introspect_check(r->pool, result, pol, &idx, &fail))
-        return mcp_respond(r, conf, &fail);
+                       len, log, &result, &valid_until, fail))
+        return -1;
+    if (mcp_introspect_check(r->pool, result, pol, &idx, fail))
+        return -1;
     if (mcp_verdict_from_claims(r->pool, result, idx < 0 ? 0 : idx, MCP_ALG_UNKNOWN, conf->remote_user_claim,
-                                conf->scope_claim, verdict)) {
-        mcp_fail(&fail, MCP_FAIL_UNAVAILABLE, "Introspection failed", "the answer cannot be serialized");
-        return mcp_respond(r, conf, &fail);
-    }
+                                conf->scope_claim, verdict))
+        return mcp_fail(fail, MCP_FAIL_UNAVAILABLE, "Introspection failed", "the answer cannot be serialized");
     if (ctx && valid_until > 0) {
         deps.expires = r->request_time + (conf->introspection->cache < INTROSPECTION_L1_TTL
                                               ? conf->introspection->cache
@@ -328,60 +325,61 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
     return accept_token(r, conf, verdict, result, token, len, "introspection");
 }
 
-static int authenticate(request_rec *r, const mcp_dir_conf_t *conf)
+/* The steps of authentication: 0 when the token is accepted (the request
+ * has its user), -1 when *fail says why not. */
+static int authenticate(request_rec *r, const mcp_dir_conf_t *conf, mcp_fail_t *fail)
 {
     mcp_log_t log = {log_to_request, r};
     mcp_verify_policy_t pol;
     mcp_verdict_t *verdict = apr_palloc(r->pool, sizeof(*verdict));
     json_t *claims;
-    mcp_fail_t fail;
     const char *token;
     size_t len;
     int parts;
 
     if (mcp_bearer_extract(apr_table_get(r->headers_in, "Authorization"),
                            conf->token_header ? apr_table_get(r->headers_in, conf->token_header) : NULL, &token,
-                           &len, &fail))
-        return mcp_respond(r, conf, &fail);
+                           &len, fail))
+        return -1;
     build_policy(r, conf, &pol);
-    if (len > pol.max_token_size) {
-        mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
-                 apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len, (unsigned long)pol.max_token_size));
-        return mcp_respond(r, conf, &fail);
-    }
+    if (len > pol.max_token_size)
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
+                        apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len,
+                                     (unsigned long)pol.max_token_size));
     /* The token's shape decides: a compact JWS is verified here, anything
      * else but a JWE is an opaque token for the introspection endpoint. */
     parts = mcp_compact_parts(token, len);
     if (parts != 3 && parts != 5) {
         if (conf->introspection)
-            return authenticate_opaque(r, conf, &pol, token, len, &log);
-        mcp_fail(&fail, MCP_FAIL_INVALID_TOKEN, "Malformed token",
-                 "not a JWT and no introspection endpoint is configured");
-        return mcp_respond(r, conf, &fail);
+            return authenticate_opaque(r, conf, &pol, token, len, &log, fail);
+        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token",
+                        "not a JWT and no introspection endpoint is configured");
     }
     if (pol.n_issuers == 0) {
         /* configtest refuses a section no issuer reaches: what gets here is
          * AuthType from .htaccess (or a section with an introspection URL
          * only, which serves opaque tokens). Say what is wrong in the line
          * the operator reads. */
-        mcp_fail(&fail, MCP_FAIL_CONFIG, "No issuer configured",
-                 "AuthType mcp-jwt applies here but no MCPAuthIssuer does (AuthType from .htaccess? configtest "
-                 "cannot see it there): every JWT is answered 500 until the server configuration gives this "
-                 "place an issuer");
-        return mcp_respond(r, conf, &fail);
+        return mcp_fail(fail, MCP_FAIL_CONFIG, "No issuer configured",
+                        "AuthType mcp-jwt applies here but no MCPAuthIssuer does (AuthType from .htaccess? "
+                        "configtest cannot see it there): every JWT is answered 500 until the server "
+                        "configuration gives this place an issuer");
     }
-    if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, &fail))
-        return mcp_respond(r, conf, &fail);
+    if (verify_cached(r, conf, &pol, token, len, &log, verdict, &claims, fail))
+        return -1;
     return accept_token(r, conf, verdict, claims, token, len, mcp_alg_name(verdict->alg));
 }
 
 /* SPEC 7: every wait of the request for the IdP (discovery, JWKS,
- * introspection, in any sequence) ends within one MCPAuthHTTPTimeout. */
+ * introspection, in any sequence) ends within one MCPAuthHTTPTimeout. The
+ * one refusal is answered inside that scope: a 503's Retry-After is the
+ * backoff its calls learned. */
 int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 {
+    mcp_fail_t fail;
     int rc;
     mcp_http_scope_begin(apr_time_now() + apr_time_from_sec(mcp_srv_conf(r->server)->fetch.http.timeout_s));
-    rc = authenticate(r, conf);
+    rc = authenticate(r, conf, &fail) == 0 ? OK : mcp_refuse(r, conf, &fail);
     mcp_http_scope_end();
     return rc;
 }

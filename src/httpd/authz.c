@@ -12,11 +12,10 @@
 
 #include "challenge.h"
 #include "scopes.h"
+#include "refusal.h"
 #include "request.h"
 
 APLOG_USE_MODULE(mcp_auth);
-
-#define JSON_ERROR_FILTER "MCP_AUTH_JSON_ERROR"
 
 typedef struct {
     const char *path;            /* mcp-claim only */
@@ -103,33 +102,7 @@ static authz_status token_state(request_rec *r, mcp_request_t **st)
     if (!r->user)
         return AUTHZ_DENIED_NO_USER;
     *st = mcp_request_peek(r);
-    return *st && (*st)->verified ? AUTHZ_GRANTED : AUTHZ_DENIED;
-}
-
-/* A Require rule of ours refused a valid token. Under
- * AuthzSendForbiddenOnFailure On mod_authz_core answers 403 straight away,
- * and ap_die would follow an `ErrorDocument 403 /url` before our error
- * filter could add the step-up challenge: this request's own text for 403
- * takes precedence over it. Undone by mcp_authz_granted when the whole tree
- * grants after all (a RequireAny sibling). */
-static void note_refusal(request_rec *r, mcp_request_t *st)
-{
-    mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
-    if (!st->refused_by_rule && !r->main)
-        ap_custom_response(r, HTTP_FORBIDDEN, mcp_error_body(r->pool, &fail));
-    st->refused_by_rule = 1;
-}
-
-void mcp_authz_granted(request_rec *r)
-{
-    mcp_request_t *st = mcp_request_peek(r);
-    core_request_config *rc = ap_get_core_module_config(r->request_config);
-
-    if (!st || !st->refused_by_rule)
-        return;
-    st->refused_by_rule = 0;
-    if (rc && rc->response_code_strings)
-        rc->response_code_strings[ap_index_of_response(HTTP_FORBIDDEN)] = NULL;
+    return mcp_request_verified(*st) ? AUTHZ_GRANTED : AUTHZ_DENIED;
 }
 
 static authz_status check_scope(request_rec *r, const char *line, const void *parsed)
@@ -165,7 +138,7 @@ static authz_status check_scope(request_rec *r, const char *line, const void *pa
         }
     /* A negated rule refuses when it grants. */
     if (a->negated ? !lacking : lacking)
-        note_refusal(r, st);
+        mcp_refusal_by_rule(r, st);
     return lacking ? AUTHZ_DENIED : AUTHZ_GRANTED;
 }
 
@@ -180,24 +153,16 @@ static authz_status check_claim(request_rec *r, const char *line, const void *pa
         return s;
     if (mcp_claim_matches(mcp_claim_path(mcp_request_claims(r, st), a->path), a->values, a->n)) {
         if (a->negated)
-            note_refusal(r, st);
+            mcp_refusal_by_rule(r, st);
         return AUTHZ_GRANTED;
     }
     if (!a->negated)
-        note_refusal(r, st);
+        mcp_refusal_by_rule(r, st);
     return AUTHZ_DENIED;
 }
 
 static const authz_provider scope_provider = {check_scope, parse_scope};
 static const authz_provider claim_provider = {check_claim, parse_claim};
-
-/* Error pages are HTML; ours is JSON. Runs before the HTTP header filter. */
-static apr_status_t json_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
-{
-    ap_set_content_type(f->r, "application/json");
-    ap_remove_output_filter(f);
-    return ap_pass_brigade(f->next, bb);
-}
 
 void mcp_authz_register(apr_pool_t *p)
 {
@@ -205,55 +170,6 @@ void mcp_authz_register(apr_pool_t *p)
                               AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "mcp-claim", AUTHZ_PROVIDER_VERSION, &claim_provider,
                               AP_AUTH_INTERNAL_PER_CONF);
-    ap_register_output_filter(JSON_ERROR_FILTER, json_error_filter, NULL, AP_FTYPE_RESOURCE);
-}
-
-void mcp_authz_note_failure(request_rec *r, const mcp_dir_conf_t *conf)
-{
-    mcp_request_t *st = mcp_request_peek(r);
-    /* mod_authz_core calls this only when the whole Require tree refused. */
-    if (st && st->verified && !st->has_fail) {
-        mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
-        st->denied = 1;
-        /* The 401 on its way becomes our 403 in the error filter, which only
-         * runs if ap_die does not follow an `ErrorDocument 401 /url` first:
-         * this request's own error text for 401 takes precedence over it. */
-        if (!r->main)
-            ap_custom_response(r, HTTP_UNAUTHORIZED, mcp_error_body(r->pool, &fail));
-    }
-    mcp_set_challenge(r, conf);
-}
-
-void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf)
-{
-    mcp_request_t *st = mcp_request_peek(r);
-    mcp_fail_t fail = {MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope", NULL};
-    int status = r->status;
-
-    if (st && st->responded) {
-        ap_add_output_filter(JSON_ERROR_FILTER, NULL, r, r->connection);
-        return;
-    }
-    if (!st || !st->verified || st->has_fail)
-        return;
-    /* 401 after note_auth_failure: a valid token was refused by Require.
-     * 403 (AuthzSendForbiddenOnFailure On): one of our rules refused it. */
-    if (!((status == HTTP_UNAUTHORIZED && st->denied) || (status == HTTP_FORBIDDEN && st->refused_by_rule)))
-        return;
-    st->denied = 1;
-    st->responded = 1;
-    r->status = HTTP_FORBIDDEN;
-    r->status_line = NULL;
-    mcp_set_challenge(r, conf);
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    /* The error page text for the status the error was raised with. */
-    ap_custom_response(r, status, mcp_error_body(r->pool, &fail));
-    ap_add_output_filter(JSON_ERROR_FILTER, NULL, r, r->connection);
-    mcp_log_refusal(r, APLOG_WARNING, "Insufficient scope", "Insufficient scope: user %s, missing %s (%s %s)",
-                    mcp_printable(r->pool, r->user, 128),
-                    st->missing->nelts ? mcp_printable(r->pool, mcp_scope_join(r->pool, st->missing), 256)
-                                       : "(a Require rule refused the token)",
-                    r->method, mcp_printable(r->pool, r->uri, 256));
 }
 
 /* ---- browsers: Origin and CORS preflights (SPEC section 3 step 2) ------- */
@@ -328,22 +244,9 @@ static const char *allowed_origin(request_rec *r, const mcp_dir_conf_t *conf)
 
 int mcp_authz_check_origin(request_rec *r, const mcp_dir_conf_t *conf)
 {
-    mcp_request_t *st;
-
     if (!apr_table_get(r->headers_in, "Origin") || allowed_origin(r, conf))
         return DECLINED;
-    mcp_log_refusal(r, APLOG_WARNING, "Origin not allowed", "Origin not allowed: %s (%s %s)",
-                    mcp_printable(r->pool, apr_table_get(r->headers_in, "Origin"), 128), r->method,
-                    mcp_printable(r->pool, r->uri, 256));
-    if (!r->main) {
-        /* No challenge: no token can make this origin acceptable. */
-        st = mcp_request(r);
-        st->responded = 1;
-        apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-        ap_custom_response(r, HTTP_FORBIDDEN,
-                           "{\"error\":\"access_denied\",\"error_description\":\"Origin not allowed\"}\n");
-    }
-    return HTTP_FORBIDDEN;
+    return mcp_refuse_origin(r);
 }
 
 /* MCP 2026-07-28: a tool may have its client mirror arguments into

@@ -1,6 +1,5 @@
 /* Authorization for MCP: the `Require mcp-scope` and `Require mcp-claim`
- * providers, and the step-up answer (403 insufficient_scope) when
- * mod_authz_core refuses a valid token. */
+ * providers, the Origin check and CORS (their refusals: refusal.c). */
 #ifndef MCP_AUTHZ_H
 #define MCP_AUTHZ_H
 
@@ -9,17 +8,6 @@
 #include "conf.h"
 
 void mcp_authz_register(apr_pool_t *p);
-
-/* insert_error_filter: our refusals get their JSON content type, and
- * authz_core's 401 for a valid token becomes 403 insufficient_scope. */
-void mcp_authz_error_response(request_rec *r, const mcp_dir_conf_t *conf);
-
-/* fixups: authorization granted after all (a RequireAny sibling), so a
- * rule's earlier refusal no longer shapes this request's 403s. */
-void mcp_authz_granted(request_rec *r);
-
-/* note_auth_failure for AuthType mcp-jwt. */
-void mcp_authz_note_failure(request_rec *r, const mcp_dir_conf_t *conf);
 
 /* scheme://host[:port] in lower case without a default port; NULL when
  * origin is not one (with allow_path, the origin of an absolute URL). */

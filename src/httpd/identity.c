@@ -7,8 +7,9 @@
 
 #include "scopes.h"
 #include "json_util.h"
-#include "request.h"
 #include "propagate.h"
+#include "refusal.h"
+#include "request.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -151,7 +152,7 @@ void mcp_identity_after_body(request_rec *r, const mcp_dir_conf_t *conf, apr_tab
         scrub_table(r, conf, r->trailers_in);
     mcp_identity_scrub(r, conf);
     /* Last: nothing read after this point can replace them. */
-    if (st && st->verified)
+    if (mcp_request_verified(st))
         export_headers(r, conf, st);
 }
 
@@ -165,12 +166,12 @@ void mcp_identity_redirected(request_rec *r, const mcp_dir_conf_t *conf)
         return;
     for (p = r->prev; p && !(from = mcp_request_peek(p)); p = p->prev)
         ;
-    if (!from || !from->verified)
+    if (!mcp_request_verified(from))
         return;
     /* The token's state, not the earlier request's refusals or body. */
     st = apr_pmemdup(r->pool, from, sizeof(*st));
     st->missing = apr_array_make(r->pool, 2, sizeof(const char *));
-    st->denied = st->refused_by_rule = st->responded = 0;
+    mcp_state_redirected(st);
     st->kept_body = NULL;
     ap_set_module_config(r->request_config, &mcp_auth_module, st);
     token = apr_table_get(p->subprocess_env, "MCP_AUTH_TOKEN");

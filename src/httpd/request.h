@@ -10,19 +10,29 @@
 #include "fail.h"
 #include "verdict.h"
 
+/* Where a request stands: one value, written only by the transitions in
+ * refusal.c (its header comment draws them). The states from
+ * MCP_REQ_VERIFIED on all have an accepted token. */
+typedef enum {
+    MCP_REQ_NEW = 0,          /* no token accepted or refused yet (a CORS preflight stays here) */
+    MCP_REQ_REFUSED_ORIGIN,   /* 403: Origin not allowed, before authentication */
+    MCP_REQ_REFUSED_AUTHN,    /* 401, 400, 500 or 503: authentication refused, .fail says why */
+    MCP_REQ_VERIFIED,         /* a token was accepted */
+    MCP_REQ_DENIED_BY_RULE,   /* a Require mcp-scope / mcp-claim refused it (a RequireAny sibling may still grant) */
+    MCP_REQ_DENIED,           /* the whole Require tree refused it: mod_authz_core's 401 is on its way */
+    MCP_REQ_REFUSED_SCOPE,    /* 403 insufficient_scope: a Require refusal stepped up, or a tool's scopes */
+    MCP_REQ_REFUSED_RPC       /* 400: the JSON-RPC body or Mcp-Method/Mcp-Name (no challenge) */
+} mcp_req_state_t;
+
 typedef struct {
-    int has_fail;
-    mcp_fail_t fail;                /* why authentication refused */
-    int verified;                   /* a token was accepted */
+    mcp_req_state_t state;          /* refusal.c's transitions only */
+    mcp_fail_t fail;                /* why authentication refused (MCP_REQ_REFUSED_AUTHN) */
     const mcp_verdict_t *verdict;   /* what is known of it (cached form) */
     json_t *claims;                 /* parsed only when a rule needs a claim */
     apr_array_header_t *granted;    /* the token's scopes */
     apr_array_header_t *missing;    /* scopes a Require rule wanted */
     apr_array_header_t *tool_missing; /* scopes the body's tools/call need and the token lacks (or NULL) */
     apr_array_header_t *hint;       /* scopes the Require mcp-scope rules named before authentication */
-    int denied;                     /* authorization refused a valid token */
-    int refused_by_rule;            /* a Require mcp-scope / mcp-claim said no */
-    int responded;                  /* mcp_respond set the error page: JSON */
     const void *kept_body;          /* toolscope.c: the body as read, for this request's internal redirects */
     const void *inspection;         /* toolscope.c: what reading and parsing that body found */
 } mcp_request_t;
@@ -39,28 +49,13 @@ json_t *mcp_request_claims(request_rec *r, mcp_request_t *st);
 const char *mcp_resource_uri(request_rec *r, const mcp_dir_conf_t *conf);
 const char *mcp_metadata_url(request_rec *r, const mcp_dir_conf_t *conf);
 
-/* Prepares the refusal -- one Bearer challenge, a JSON error page, one log
- * line -- and returns its status for httpd's error path (so ErrorDocument
- * and `Header always` apply as to any error). */
-int mcp_respond(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail);
+/* A token was accepted for this request and authentication has not
+ * refused since: MCP_REQ_VERIFIED or a state after it, whatever
+ * authorization or the body refused later. */
+int mcp_request_verified(const mcp_request_t *st);
 
-/* Refuses a JSON-RPC body (SPEC 6): 400, a JSON-RPC error body with code
- * (-32700 parse error, -32600 invalid request, -32020 header mismatch) and id (raw JSON text,
- * "null" when unknown), no challenge, one log line naming the cause (never
- * the body). Through httpd's error path like mcp_respond. */
-int mcp_respond_jsonrpc(request_rec *r, int code, const char *id, const char *cause);
-
-/* One refusal's log line, rate-limited per reason and process
- * (log_limit.h): the first of each reason per second is logged, the rest
- * counted and summed up in one line. reason is the fixed text the line is
- * counted under. */
-void mcp_log_refusal(request_rec *r, int level, const char *reason, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Registers the child-exit report of refusals still held back. */
-void mcp_refusal_log_child_init(apr_pool_t *pchild, server_rec *s);
-
-/* WWW-Authenticate for what the state says (note_auth_failure and errors). */
-void mcp_set_challenge(request_rec *r, const mcp_dir_conf_t *conf);
+/* Whether the request is ours (AuthType mcp-jwt) and its configuration. */
+int mcp_is_ours(request_rec *r);
+const mcp_dir_conf_t *mcp_dir_conf(request_rec *r);
 
 #endif

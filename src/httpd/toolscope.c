@@ -14,6 +14,7 @@
 #include "scopes.h"
 #include "jsonrpc.h"
 #include "identity.h"
+#include "refusal.h"
 #include "request.h"
 #include "rpc_headers.h"
 
@@ -353,7 +354,8 @@ void mcp_toolscope_inspect(request_rec *r, const mcp_dir_conf_t *conf)
     mcp_request_t *st = mcp_request_peek(r);
     const inspection_t *in;
 
-    if (r->main || !st || !st->verified || r->method_number != M_POST || !(conf->tool_scopes || mirrored_headers(r)))
+    if (r->main || !mcp_request_verified(st) || r->method_number != M_POST ||
+        !(conf->tool_scopes || mirrored_headers(r)))
         return;
     in = inspect(r, st);
     if (in->status == OK && in->rpc.code == 0)
@@ -365,16 +367,15 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
     mcp_request_t *st = mcp_request_peek(r);
     const inspection_t *in;
     const char *cause;
-    mcp_fail_t fail;
 
-    if (!st || !st->verified)
+    if (!mcp_request_verified(st))
         return DECLINED;
     if (r->method_number != M_POST) {
         /* No body, so nothing for the headers to mirror: a router behind us
          * must not act on a method or name that nothing executes here. */
         if (mirrored_headers(r))
-            return mcp_respond_jsonrpc(r, MCP_RPC_HEADER_MISMATCH, NULL,
-                                       "Mcp-Method/Mcp-Name on a request without a JSON-RPC body");
+            return mcp_refuse_jsonrpc(r, MCP_RPC_HEADER_MISMATCH, NULL,
+                                      "Mcp-Method/Mcp-Name on a request without a JSON-RPC body");
         return DECLINED;
     }
     if (!conf->tool_scopes && !mirrored_headers(r))
@@ -383,20 +384,15 @@ int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
     if (in->status != OK)
         return in->status;
     if (in->rpc.code != 0)
-        return mcp_respond_jsonrpc(r, in->rpc.code, in->rpc.id, in->rpc.cause);
+        return mcp_refuse_jsonrpc(r, in->rpc.code, in->rpc.id, in->rpc.cause);
     cause = mcp_rpc_headers_mismatch(r->pool, apr_table_get(r->headers_in, "Mcp-Method"),
                                      apr_table_get(r->headers_in, "Mcp-Name"), &in->rpc);
     if (cause)
-        return mcp_respond_jsonrpc(r, MCP_RPC_HEADER_MISMATCH, in->rpc.id, cause);
+        return mcp_refuse_jsonrpc(r, MCP_RPC_HEADER_MISMATCH, in->rpc.id, cause);
     /* Recomputed for this configuration (a FallbackResource merge may have
-     * changed it since authentication). Only what the tools need: scopes a
-     * RequireAny branch asked for but did not need are not owed here. */
+     * changed it since authentication). */
     st->tool_missing = tool_requirements(r->pool, conf, in->rpc.tool_calls, st->granted);
     if (!st->tool_missing)
         return DECLINED;
-    apr_array_clear(st->missing);
-    mcp_fail(&fail, MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope",
-             apr_psprintf(r->pool, "user %s calls a tool that needs %s", mcp_printable(r->pool, r->user, 128),
-                          mcp_printable(r->pool, mcp_scope_join(r->pool, st->tool_missing), 256)));
-    return mcp_respond(r, conf, &fail);
+    return mcp_refuse_tool_scope(r, conf, st);
 }

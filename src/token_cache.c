@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 #include <string.h>
 
+#include "discovery.h"
 #include "keyring.h"
 
 /* "JWT4": keyed by the content fingerprint, binary verdict (version 3 of

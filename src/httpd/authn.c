@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bearer.h"
+#include "discovery.h"
 #include "scopes.h"
 #include "http_fetch.h"
 #include "json_util.h"

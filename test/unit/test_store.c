@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "discovery.h"
 #include "keyring.h"
 #include "l1_cache.h"
 #include "shm_cache.h"

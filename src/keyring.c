@@ -2,11 +2,11 @@
 
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
-#include <openssl/evp.h>
 #include <string.h>
 
 #include "discovery.h"
 #include "keyring_internal.h"
+#include "sha256.h"
 
 struct mcp_keyset {
     apr_pool_t *pool; /* owns jwks and every EVP_PKEY in it */
@@ -25,16 +25,12 @@ uint64_t mcp_keyset_generation(const mcp_keyset_t *ks)
     return ks->generation;
 }
 
+/* Each string with its NUL: no two (what, issuer, source) share a name. */
 static void slot_name(unsigned char out[32], const char *what, const char *issuer, const char *source)
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned int n;
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    EVP_DigestUpdate(c, what, strlen(what) + 1);
-    EVP_DigestUpdate(c, issuer ? issuer : "", strlen(issuer ? issuer : "") + 1);
-    EVP_DigestUpdate(c, source ? source : "", strlen(source ? source : "") + 1);
-    EVP_DigestFinal_ex(c, out, &n);
-    EVP_MD_CTX_free(c);
+    const char *iss = issuer ? issuer : "", *src = source ? source : "";
+    mcp_bytes_t parts[3] = {{what, strlen(what) + 1}, {iss, strlen(iss) + 1}, {src, strlen(src) + 1}};
+    mcp_sha256_key(out, parts, 3);
 }
 
 mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri,
@@ -77,8 +73,8 @@ mcp_doc_policy_t mcp_keyring_doc_policy(const mcp_fetch_settings_t *s)
     pol.ttl = s->ttl;
     pol.cooldown = s->cooldown;
     /* The fetcher's lease outlives the slowest fetch it can make (discovery
-     * with two URLs, then the JWKS); a crashed fetcher blocks no one longer. */
-    pol.lease = apr_time_from_sec(s->http.timeout_s * 3 + 2);
+     * with two URLs, then the JWKS). */
+    pol.lease = mcp_http_lease(&s->http, 3);
     return pol;
 }
 
@@ -251,7 +247,7 @@ static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, con
 
 apr_time_t mcp_keyring_wait_deadline(const mcp_keyring_t *kr)
 {
-    return apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
+    return mcp_http_wait_end(&kr->settings->http, apr_time_now());
 }
 
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,

@@ -20,10 +20,11 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-static void log_to_request(void *ctx, int level, const char *msg)
+/* The engine's file and line, not this callback's: ErrorLogFormat %F. */
+static void log_to_request(void *ctx, const char *file, int line, int level, const char *msg)
 {
     request_rec *r = ctx;
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
+    ap_log_rerror(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
 }
 
 static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol)

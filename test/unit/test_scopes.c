@@ -1,4 +1,7 @@
-/* mcp_scope_split (the verdict's scope string, split on every request)
+/* scopes.c: the scopes of a token (every scope claim, one union), the
+ * name a client should request, and mcp_scope_split.
+ *
+ * mcp_scope_split (the verdict's scope string, split on every request)
  * against the apr_strtok(" \t") loop it replaced: the same scopes in the
  * same order, duplicates dropped, for every string over a small alphabet
  * that holds both separators and characters that are not separators. */
@@ -67,12 +70,49 @@ static void test_typical(void **state)
     same(p, "a\vb"); /* only space and tab separate */
 }
 
+/* MCPAuthScopeClaim with several claims: the union, duplicates once; a
+ * single claim reads only that one; the default scope-then-scp rule. */
+static void test_token_scopes_union(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    json_t *c = json_loads("{\"scope\":\"s1\",\"scp\":\"a b\",\"roles\":[\"b\",\"r1\"],"
+                           "\"realm_access\":{\"roles\":[\"k1\"]}}",
+                           0, NULL);
+    assert_non_null(c);
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp roles")), "a b r1");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp")), "a b");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "roles $.realm_access.roles missing")),
+                        "b r1 k1");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, NULL)), "s1");
+    json_decref(c);
+}
+
+/* MCPAuthScopeRequestPrefix: prefixed once, never twice; the short form
+ * only of a scope that carries the prefix and has something after it. */
+static void test_scope_request_prefix(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    const char *pre = "https://mcp.example.com/mcp/";
+    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", pre), "https://mcp.example.com/mcp/mcp.tools");
+    assert_string_equal(mcp_scope_requestable(p, "https://mcp.example.com/mcp/mcp.tools", pre),
+                        "https://mcp.example.com/mcp/mcp.tools");
+    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", NULL), "mcp.tools");
+    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", ""), "mcp.tools");
+    assert_string_equal(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", pre), "mcp.tools");
+    assert_null(mcp_scope_short("mcp.tools", pre));
+    assert_null(mcp_scope_short("https://mcp.example.com/mcp/", pre));
+    assert_null(mcp_scope_short("https://mcp.example.com/mcpmcp.tools", pre));
+    assert_null(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_every_short_string),
         TU_TEST(test_typical),
+        TU_TEST(test_token_scopes_union),
+        TU_TEST(test_scope_request_prefix),
     };
     tu_global_init();
-    return cmocka_run_group_tests_name("scope_split", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("scopes", tests, NULL, NULL);
 }

@@ -105,6 +105,69 @@ static void test_scope_request_prefix(void **state)
     assert_null(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", NULL));
 }
 
+/* Claim paths: "$.a.b", "a.b", "$" -- NULL when a step is missing or
+ * not an object. */
+static void test_claim_path(void **state)
+{
+    json_t *c = json_loads("{\"a\":{\"b\":\"deep\",\"n\":1},\"top\":\"t\"}", 0, NULL);
+    (void)state;
+    assert_non_null(c);
+    assert_string_equal(json_string_value(mcp_claim_path(c, "$.a.b")), "deep");
+    assert_string_equal(json_string_value(mcp_claim_path(c, "a.b")), "deep");
+    assert_string_equal(json_string_value(mcp_claim_path(c, "top")), "t");
+    assert_ptr_equal(mcp_claim_path(c, "$"), c);
+    assert_null(mcp_claim_path(c, "$.a.missing"));
+    assert_null(mcp_claim_path(c, "top.x")); /* "t" is not an object */
+    assert_null(mcp_claim_path(c, "a.n.x"));
+    json_decref(c);
+}
+
+/* Require mcp-claim: strings, numbers and booleans by their JSON text, or
+ * any member of an array of them. */
+static void test_claim_matches(void **state)
+{
+    const char *const want[] = {"admin", "42", "true"};
+    json_t *v;
+    (void)state;
+
+    v = json_string("admin");
+    assert_true(mcp_claim_matches(v, want, 3));
+    json_decref(v);
+    v = json_integer(42);
+    assert_true(mcp_claim_matches(v, want, 3));
+    json_decref(v);
+    v = json_true();
+    assert_true(mcp_claim_matches(v, want, 3));
+    v = json_loads("[\"user\",\"admin\"]", 0, NULL);
+    assert_true(mcp_claim_matches(v, want, 3));
+    json_decref(v);
+    v = json_loads("[\"user\",43,false]", 0, NULL);
+    assert_false(mcp_claim_matches(v, want, 3));
+    json_decref(v);
+    v = json_string("Admin"); /* exact, case included */
+    assert_false(mcp_claim_matches(v, want, 3));
+    json_decref(v);
+}
+
+/* The set: duplicates dropped, joined with spaces, empty is NULL; the
+ * short form of a prefixed scope. */
+static void test_scope_set_and_short_form(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    apr_array_header_t *set = mcp_scope_split(p, "b a b");
+    const char *pre = "https://mcp.example.com/mcp/";
+
+    assert_string_equal(mcp_scope_join(p, set), "b a");
+    assert_true(mcp_scope_has(set, "a"));
+    assert_false(mcp_scope_has(set, "c"));
+    mcp_scope_add(set, "c");
+    mcp_scope_add(set, "a");
+    assert_string_equal(mcp_scope_join(p, set), "b a c");
+    assert_null(mcp_scope_join(p, mcp_scope_split(p, "  ")));
+    assert_string_equal(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", pre), "mcp.tools");
+    assert_null(mcp_scope_short("mcp.tools", pre));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -112,6 +175,9 @@ int main(void)
         TU_TEST(test_typical),
         TU_TEST(test_token_scopes_union),
         TU_TEST(test_scope_request_prefix),
+        TU_TEST(test_claim_path),
+        TU_TEST(test_claim_matches),
+        TU_TEST(test_scope_set_and_short_form),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("scopes", tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* verdict.c: the flat binary form of a verdict kept in the shared cache
  * (any bytes kept, damaged values refused) and the cap of a lifetime at a
- * NumericDate (range-checked before any conversion). */
+ * NumericDate (range-checked before any conversion); how long a verdict
+ * may be kept (never past its exp). */
 #include "test_util.h"
 
 #include <math.h>
@@ -105,12 +106,31 @@ static void time_cap_is_range_checked(void **state)
     assert_true(mcp_time_cap(-5, -1e300) == -5);
 }
 
+/* How long a verdict may be kept: until, but never past the token's exp. */
+static void keep_until_never_past_exp(void **state)
+{
+    const apr_time_t until = apr_time_from_sec(1700000300);
+    mcp_verdict_t v;
+    (void)state;
+
+    memset(&v, 0, sizeof(v));
+    assert_true(mcp_verdict_keep_until(&v, until) == until); /* no exp: until */
+    v.has_exp = 1;
+    v.exp = 1700000100;
+    assert_true(mcp_verdict_keep_until(&v, until) == apr_time_from_sec(1700000100));
+    v.exp = 1700000900;
+    assert_true(mcp_verdict_keep_until(&v, until) == until);
+    v.exp = NAN; /* never a longer lifetime */
+    assert_true(mcp_verdict_keep_until(&v, until) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(verdict_encoding_keeps_any_bytes),
         TU_TEST(verdict_decoding_refuses_damaged_values),
         TU_TEST(time_cap_is_range_checked),
+        TU_TEST(keep_until_never_past_exp),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("verdict", tests, NULL, NULL);

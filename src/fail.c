@@ -13,13 +13,13 @@ int mcp_fail(mcp_fail_t *fail, mcp_fail_kind kind, const char *reason, const cha
     return -1;
 }
 
-void mcp_logf(const mcp_log_t *log, apr_pool_t *p, int level, const char *fmt, ...)
+void mcp_log_at(const mcp_log_t *log, apr_pool_t *p, const char *file, int line, int level, const char *fmt, ...)
 {
     va_list ap;
     if (!log || !log->fn)
         return;
     va_start(ap, fmt);
-    log->fn(log->ctx, level, apr_pvsprintf(p, fmt, ap));
+    log->fn(log->ctx, file, line, level, apr_pvsprintf(p, fmt, ap));
     va_end(ap);
 }
 

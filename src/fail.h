@@ -30,17 +30,21 @@ typedef struct {
 /* Log levels, numerically equal to httpd's APLOG_* values. */
 enum { MCP_LOG_ERR = 3, MCP_LOG_WARNING = 4, MCP_LOG_NOTICE = 5, MCP_LOG_INFO = 6, MCP_LOG_DEBUG = 7 };
 
+/* file and line: where the engine wrote the line (the glue hands them to
+ * httpd, so ErrorLogFormat %F names the engine file, not the callback). */
 typedef struct {
-    void (*fn)(void *ctx, int level, const char *msg);
+    void (*fn)(void *ctx, const char *file, int line, int level, const char *msg);
     void *ctx;
 } mcp_log_t;
 
 /* Fills *fail and returns -1, so failure paths read `return mcp_fail(...)`. */
 int mcp_fail(mcp_fail_t *fail, mcp_fail_kind kind, const char *reason, const char *detail);
 
-/* printf-style log through an optional logger (NULL logger: dropped). */
-void mcp_logf(const mcp_log_t *log, apr_pool_t *p, int level, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* printf-style log through an optional logger (NULL logger: dropped),
+ * stamped with the caller's file and line. */
+#define mcp_logf(log, p, level, ...) mcp_log_at((log), (p), __FILE__, __LINE__, (level), __VA_ARGS__)
+void mcp_log_at(const mcp_log_t *log, apr_pool_t *p, const char *file, int line, int level, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /* Copy of s safe for a log line: at most max bytes, control characters,
  * quotes, backslashes and non-ASCII bytes shown as \xNN. */

@@ -420,6 +420,19 @@ static void note_outcome(const char *url, CURLcode rc, long status, apr_interval
         mcp_idp_health_ok(health, url);
 }
 
+#define LEASE_MARGIN apr_time_from_sec(2)
+#define CALL_MARGIN apr_time_from_sec(1)
+
+apr_interval_time_t mcp_http_lease(const mcp_http_opts_t *o, int calls)
+{
+    return apr_time_from_sec(o->timeout_s) * calls + LEASE_MARGIN;
+}
+
+apr_time_t mcp_http_wait_end(const mcp_http_opts_t *o, apr_time_t now)
+{
+    return now + apr_time_from_sec(o->timeout_s);
+}
+
 /* The time this call may take: MCPAuthHTTPTimeout, or what is left of the
  * request's budget. 0: nothing left. */
 static apr_interval_time_t time_limit(const mcp_http_opts_t *o, apr_time_t now)
@@ -456,7 +469,9 @@ static int enter_server_cap(const char *url, apr_time_t until, apr_interval_time
 static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, int document, apr_time_t now,
                          apr_interval_time_t limit, handles_t **h, int *own, mcp_idp_lease_t *lease)
 {
-    apr_interval_time_t wait;
+    /* Our place among the server's calls and our probe stand this long at
+     * most: a caller that crashed frees them after that. */
+    apr_interval_time_t held = limit + CALL_MARGIN, wait;
 
     *h = NULL;
     lease->index = -1;
@@ -473,14 +488,14 @@ static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *
         return apr_psprintf(p, "not asked: %d calls to the IdP already under way in this process", proc.max_calls);
     }
     if (proc.health && !*own && !document &&
-        enter_server_cap(url, queue_until(now, limit), limit + apr_time_from_sec(1), lease)) {
+        enter_server_cap(url, queue_until(now, limit), held, lease)) {
         checkin(*h, *own);
         *h = NULL;
         note_retry(APR_USEC_PER_SEC);
         return apr_psprintf(p, "not asked: %d calls to it already under way in the server", proc.server_calls);
     }
     if (proc.health && !*own &&
-        mcp_idp_health_admit(proc.health, url, now, limit + apr_time_from_sec(1), &wait)) {
+        mcp_idp_health_admit(proc.health, url, now, held, &wait)) {
         mcp_idp_health_leave(proc.health, lease);
         checkin(*h, *own);
         *h = NULL;

@@ -65,6 +65,15 @@ void mcp_http_scope_end(void);
 /* The calling thread's deadline (0: none), for other waits of the request. */
 apr_time_t mcp_http_deadline(void);
 
+/* How long a mark "this process is calling the IdP for everyone" may
+ * stand: calls transfers of MCPAuthHTTPTimeout each, plus a margin. The
+ * others wait for the caller meanwhile; a caller that crashed blocks them
+ * no longer than that. */
+apr_interval_time_t mcp_http_lease(const mcp_http_opts_t *o, int calls);
+
+/* now + MCPAuthHTTPTimeout: the end of one wait for the IdP. */
+apr_time_t mcp_http_wait_end(const mcp_http_opts_t *o, apr_time_t now);
+
 /* Seconds a client should wait before retrying, learnt by the calls of the
  * current scope (the backoff of an endpoint that failed or was not asked,
  * 1 for a refusal by the cap); 0 when no call was refused or failed. */

@@ -3,13 +3,13 @@
 #include <apr_base64.h>
 #include <apr_strings.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "claim_check.h"
 #include "json_util.h"
+#include "sha256.h"
 #include "stopping.h"
 #include "verdict.h"
 
@@ -36,47 +36,49 @@
 /* Every request's whole wait (for another process, then its own call) is
  * bounded by MCPAuthHTTPTimeout plus this. */
 #define WAIT_MARGIN apr_time_from_sec(1)
-/* The asker's mark outlives its call (bounded by the timeout) by this: a
- * crashed asker delays the next ones, never blocks them. */
-#define LEASE_MARGIN apr_time_from_sec(2)
 #define NOTICE_INTERVAL apr_time_from_sec(60)
 
 /* The shared key of an answer: the location's policy fingerprint (when
  * given), the endpoint and everything that shapes the call or how long its
  * answer may be used (client, secret digest, method, parameter, cache
  * time), then the token. Every field is length-prefixed. */
-static void put_field(EVP_MD_CTX *m, const void *data, size_t len)
+#define KEY_FIELDS 7
+
+typedef struct {
+    mcp_bytes_t parts[1 + 2 * KEY_FIELDS]; /* the label, then a length and the bytes a field */
+    uint64_t lens[KEY_FIELDS];
+    size_t n, fields;
+} key_input_t;
+
+static void put_field(key_input_t *k, const void *data, size_t len)
 {
-    uint64_t n = len;
-    EVP_DigestUpdate(m, &n, sizeof(n));
-    EVP_DigestUpdate(m, data, len);
+    k->lens[k->fields] = len;
+    k->parts[k->n++] = (mcp_bytes_t){&k->lens[k->fields++], sizeof(uint64_t)};
+    k->parts[k->n++] = (mcp_bytes_t){data, len};
 }
 
-static void put_text(EVP_MD_CTX *m, const char *s)
+static void put_text(key_input_t *k, const char *s)
 {
-    put_field(m, s ? s : "", s ? strlen(s) + 1 : 0); /* NUL included: NULL and "" differ */
+    put_field(k, s ? s : "", s ? strlen(s) + 1 : 0); /* NUL included: NULL and "" differ */
 }
 
 static void cache_key(const mcp_introspect_conf_t *c, const unsigned char *policy_fp, const char *url,
                       const char *token, size_t len, unsigned char key[32])
 {
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    key_input_t k = {{{"introspection-2", 15}}, {0}, 1, 0};
     unsigned char secret[32] = {0};
     int64_t num[3] = {(int64_t)c->auth, (int64_t)c->use_get, (int64_t)c->cache};
 
     if (c->client_secret)
-        EVP_Digest(c->client_secret, strlen(c->client_secret), secret, NULL, EVP_sha256(), NULL);
-    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
-    EVP_DigestUpdate(m, "introspection-2", 15);
-    put_field(m, policy_fp ? policy_fp : secret, policy_fp ? 32 : 0);
-    put_text(m, url);
-    put_text(m, c->client_id);
-    put_field(m, secret, c->client_secret ? sizeof(secret) : 0);
-    put_text(m, c->param);
-    put_field(m, num, sizeof(num));
-    put_field(m, token, len);
-    EVP_DigestFinal_ex(m, key, NULL);
-    EVP_MD_CTX_free(m);
+        mcp_sha256(c->client_secret, strlen(c->client_secret), secret);
+    put_field(&k, policy_fp ? policy_fp : secret, policy_fp ? 32 : 0);
+    put_text(&k, url);
+    put_text(&k, c->client_id);
+    put_field(&k, secret, c->client_secret ? sizeof(secret) : 0);
+    put_text(&k, c->param);
+    put_field(&k, num, sizeof(num));
+    put_field(&k, token, len);
+    mcp_sha256_key(key, k.parts, k.n);
 }
 
 /* The URL for logs: never the query (GET mode carries the token there). */
@@ -169,13 +171,8 @@ typedef struct {
 
 static void part_key(const unsigned char key[32], uint32_t i, unsigned char out[32])
 {
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
-    EVP_DigestUpdate(m, "introspection-part", 18);
-    EVP_DigestUpdate(m, key, 32);
-    EVP_DigestUpdate(m, &i, sizeof(i));
-    EVP_DigestFinal_ex(m, out, NULL);
-    EVP_MD_CTX_free(m);
+    mcp_bytes_t parts[3] = {{"introspection-part", 18}, {key, 32}, {&i, sizeof(i)}};
+    mcp_sha256_key(out, parts, 3);
 }
 
 static void remove_parts(mcp_store_t *st, const unsigned char key[32], uint32_t n)
@@ -216,7 +213,7 @@ static int store_split(mcp_store_t *st, const unsigned char key[32], apr_time_t 
     memset(&h, 0, sizeof(h));
     h.parts = n;
     h.len = len;
-    EVP_Digest(text, len, h.hash, NULL, EVP_sha256(), NULL);
+    mcp_sha256(text, len, h.hash);
     if (mcp_store_put_ex(st, &head, now, &h, sizeof(h), flags, &ev)) {
         remove_parts(st, key, n);
         return -1;
@@ -253,7 +250,7 @@ static char *read_split(mcp_store_t *st, const unsigned char key[32], apr_time_t
     }
     if (off != h.len)
         return NULL;
-    EVP_Digest(text, off, hash, NULL, EVP_sha256(), NULL);
+    mcp_sha256(text, off, hash);
     if (memcmp(hash, h.hash, 32) != 0)
         return NULL;
     text[off] = '\0';
@@ -453,10 +450,12 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
     /* One process asks; the others wait for its answer, its failure or an
      * "ask directly" mark -- the whole wait, own call included, bounded by
      * the timeout and a margin. */
-    budget_end = start + apr_time_from_sec(http->timeout_s) + WAIT_MARGIN;
+    budget_end = mcp_http_wait_end(http, start) + WAIT_MARGIN;
     for (;;) {
         seen_t seen = look(st, key, now, p, result, valid_until, &mark);
-        pending.expires = now + apr_time_from_sec(http->timeout_s) + LEASE_MARGIN;
+        /* The asker's mark outlives its one call: a crashed asker delays
+         * the next ones, never blocks them. */
+        pending.expires = now + mcp_http_lease(http, 1);
         if (seen == SEEN_ANSWER)
             return 0;
         if (seen == SEEN_DIRECT)

@@ -2,36 +2,17 @@
 
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
-#include <openssl/evp.h>
 #include <string.h>
 
-#include "json_util.h"
+#include "discovery.h"
+#include "keyring_internal.h"
+#include "sha256.h"
 
 struct mcp_keyset {
     apr_pool_t *pool; /* owns jwks and every EVP_PKEY in it */
     mcp_jwks_t *jwks;
     uint64_t generation;
     int refs;         /* guarded by the keyring's lock */
-};
-
-struct mcp_keyring {
-    const char *issuer;
-    const char *jwks_uri;  /* configured; NULL means discover */
-    const char *jwks_file;
-    const mcp_fetch_settings_t *settings;
-    unsigned char jwks_key[32], disc_key[32]; /* names of our document slots */
-    mcp_store_t *store;
-    int jwks_doc, disc_doc;
-    apr_thread_mutex_t *lock; /* guards current and private_attempt */
-    /* Held for a whole fetch made without the shared store: the threads of
-     * this process that need keys meanwhile wait for it (bounded by
-     * MCPAuthHTTPTimeout) and use its result, instead of being refused by
-     * the once-per-cooldown rule while it is still in flight. */
-    apr_thread_mutex_t *private_fetch;
-    mcp_keyset_t *current;
-    /* Start of this process's last fetch made without the shared store
-     * (its lock failed): such fetches too are spaced by the cooldown. */
-    apr_time_t private_attempt;
 };
 
 const mcp_jwks_t *mcp_keyset_jwks(const mcp_keyset_t *ks)
@@ -44,16 +25,12 @@ uint64_t mcp_keyset_generation(const mcp_keyset_t *ks)
     return ks->generation;
 }
 
+/* Each string with its NUL: no two (what, issuer, source) share a name. */
 static void slot_name(unsigned char out[32], const char *what, const char *issuer, const char *source)
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned int n;
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    EVP_DigestUpdate(c, what, strlen(what) + 1);
-    EVP_DigestUpdate(c, issuer ? issuer : "", strlen(issuer ? issuer : "") + 1);
-    EVP_DigestUpdate(c, source ? source : "", strlen(source ? source : "") + 1);
-    EVP_DigestFinal_ex(c, out, &n);
-    EVP_MD_CTX_free(c);
+    const char *iss = issuer ? issuer : "", *src = source ? source : "";
+    mcp_bytes_t parts[3] = {{what, strlen(what) + 1}, {iss, strlen(iss) + 1}, {src, strlen(src) + 1}};
+    mcp_sha256_key(out, parts, 3);
 }
 
 mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri,
@@ -90,124 +67,15 @@ int mcp_keyring_jwks_doc(const mcp_keyring_t *kr)
     return kr->jwks_doc;
 }
 
-void mcp_discovery_urls(apr_pool_t *p, const char *issuer, const char **oidc, const char **rfc8414)
-{
-    size_t len = strlen(issuer);
-    const char *after_scheme = strstr(issuer, "://"), *path;
-
-    /* OpenID Connect Discovery 1.0 section 4: strip a trailing '/', append. */
-    while (len > 0 && issuer[len - 1] == '/')
-        len--;
-    *oidc = apr_psprintf(p, "%.*s/.well-known/openid-configuration", (int)len, issuer);
-    /* RFC 8414 section 3.1: insert the well-known segment between host and path. */
-    path = after_scheme ? strchr(after_scheme + 3, '/') : NULL;
-    if (!path || (size_t)(path - issuer) >= len)
-        *rfc8414 = apr_psprintf(p, "%.*s/.well-known/oauth-authorization-server", (int)len, issuer);
-    else
-        *rfc8414 = apr_psprintf(p, "%.*s/.well-known/oauth-authorization-server%.*s", (int)(path - issuer),
-                                issuer, (int)(len - (size_t)(path - issuer)), path);
-}
-
-static mcp_doc_policy_t doc_policy(const mcp_fetch_settings_t *s)
+mcp_doc_policy_t mcp_keyring_doc_policy(const mcp_fetch_settings_t *s)
 {
     mcp_doc_policy_t pol;
     pol.ttl = s->ttl;
     pol.cooldown = s->cooldown;
     /* The fetcher's lease outlives the slowest fetch it can make (discovery
-     * with two URLs, then the JWKS); a crashed fetcher blocks no one longer. */
-    pol.lease = apr_time_from_sec(s->http.timeout_s * 3 + 2);
+     * with two URLs, then the JWKS). */
+    pol.lease = mcp_http_lease(&s->http, 3);
     return pol;
-}
-
-/* Another process is fetching this document and the caller needs its
- * result (nothing cached yet, or an unknown kid that may be in it): sleep
- * until that fetch lands (woken by it, SPEC 7), at most MCPAuthHTTPTimeout. */
-static void wait_for_fetch(mcp_keyring_t *kr, int doc, const unsigned char *key)
-{
-    apr_time_t until = apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
-    mcp_store_doc_wait(kr->store, doc, key, until);
-}
-
-/* One discovery document: must name this issuer exactly. */
-static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, size_t *len, const char **err)
-{
-    mcp_http_resp_t resp;
-    json_t *doc;
-    const char *iss;
-
-    if (mcp_http_get(p, url, &kr->settings->http, &resp, err))
-        return NULL;
-    if (resp.status != 200) {
-        *err = apr_psprintf(p, "HTTP %ld", resp.status);
-        return NULL;
-    }
-    doc = mcp_json_parse(p, resp.body, resp.len);
-    if (!json_is_object(doc)) {
-        *err = "response is not a JSON object";
-        return NULL;
-    }
-    iss = mcp_json_str(doc, "issuer");
-    if (!iss || strcmp(iss, kr->issuer) != 0) {
-        *err = apr_psprintf(p, "document issuer %s does not equal the configured issuer",
-                            mcp_printable(p, iss, 200));
-        return NULL;
-    }
-    *len = resp.len;
-    return resp.body;
-}
-
-/* SPEC 7: an https issuer's discovery document cannot send us to clear
- * text (keys an on-path attacker could swap, a client secret in clear). */
-static const char *secure_member(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member,
-                                 const char *value)
-{
-    if (!value || strncasecmp(kr->issuer, "https://", 8) != 0 || strncasecmp(value, "https://", 8) == 0)
-        return value;
-    if (strcmp(member, "jwks_uri") != 0 && strcmp(member, "introspection_endpoint") != 0)
-        return value;
-    mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed: insecure %s %s in the discovery document of issuer %s",
-             member, mcp_printable(p, value, 256), mcp_printable(p, kr->issuer, 256));
-    return NULL;
-}
-
-const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member)
-{
-    mcp_doc_policy_t pol = doc_policy(kr->settings);
-    mcp_doc_meta_t meta;
-    mcp_doc_decision d;
-    char *text = NULL;
-    size_t len = 0;
-    json_t *doc;
-
-    if (!kr->issuer)
-        return NULL;
-    d = mcp_store_doc_begin(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), &pol, 0, &meta);
-    if (d == MCP_DOC_FETCH || d == MCP_DOC_UNAVAILABLE) {
-        const char *oidc, *rfc8414, *err1 = NULL, *err2 = NULL;
-        mcp_discovery_urls(p, kr->issuer, &oidc, &rfc8414);
-        text = try_discovery(kr, p, oidc, &len, &err1);
-        if (!text)
-            text = try_discovery(kr, p, rfc8414, &len, &err2);
-        if (d == MCP_DOC_FETCH &&
-            mcp_store_doc_finish(kr->store, kr->disc_doc, kr->disc_key, apr_time_now(), text, len) == -1) {
-            mcp_logf(log, p, MCP_LOG_ERR, "Discovery document of %s is larger than MCPAuthJWKSMaxSize", kr->issuer);
-        }
-        if (!text)
-            mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed for issuer %s: %s: %s; %s: %s",
-                     mcp_printable(p, kr->issuer, 256), oidc, mcp_printable(p, err1, 256), rfc8414,
-                     mcp_printable(p, err2, 256));
-    }
-    else if (d == MCP_DOC_WAIT) {
-        wait_for_fetch(kr, kr->disc_doc, kr->disc_key);
-    }
-    if (!text) {
-        /* The shared copy: ours just now, another process's, or a stale one. */
-        if (mcp_store_doc_meta(kr->store, kr->disc_doc, kr->disc_key, &meta) || meta.generation == 0 ||
-            mcp_store_doc_copy(kr->store, kr->disc_doc, kr->disc_key, meta.generation, p, &text, &len))
-            return NULL;
-    }
-    doc = mcp_json_parse(p, text, len);
-    return secure_member(kr, p, log, member, mcp_json_str(doc, member));
 }
 
 /* Fetches the JWKS text and checks it holds usable keys before it may
@@ -379,7 +247,7 @@ static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, con
 
 apr_time_t mcp_keyring_wait_deadline(const mcp_keyring_t *kr)
 {
-    return apr_time_now() + apr_time_from_sec(kr->settings->http.timeout_s);
+    return mcp_http_wait_end(&kr->settings->http, apr_time_now());
 }
 
 int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
@@ -408,7 +276,7 @@ int mcp_keyring_acquire_until(mcp_keyring_t *kr, int refresh, apr_time_t wait_un
                               const mcp_log_t *log, mcp_keyset_t **out, mcp_fail_t *fail)
 {
     const mcp_fetch_settings_t *s = kr->settings;
-    mcp_doc_policy_t pol = doc_policy(s);
+    mcp_doc_policy_t pol = mcp_keyring_doc_policy(s);
     mcp_doc_meta_t meta;
     apr_time_t now = apr_time_now();
     const char *where = kr->jwks_file ? kr->jwks_file : kr->jwks_uri, *err = NULL;

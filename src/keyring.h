@@ -1,6 +1,6 @@
 /* Per-issuer signing keys: where they come from (jwks_file, jwks_uri, or
- * OIDC / RFC 8414 discovery), when to refetch (TTL, unknown-kid cooldown),
- * the last good set kept while the IdP is down. The fetched documents live
+ * OIDC / RFC 8414 discovery: discovery.h), when to refetch (TTL,
+ * unknown-kid cooldown), the last good set kept while the IdP is down. The fetched documents live
  * in the shared store (one copy for all processes); each process keeps the
  * parsed keys and re-parses only when the shared generation changes. */
 #ifndef MCP_KEYRING_H
@@ -69,14 +69,5 @@ void mcp_keyring_release(mcp_keyring_t *kr, mcp_keyset_t *ks);
  * (created from any thread) but run this module's cleanups: they must go
  * before httpd unloads the module, so a pconf cleanup calls this. */
 void mcp_keyring_forget(mcp_keyring_t *kr);
-
-/* The discovery document (OIDC / RFC 8414) of the issuer, fetched if due;
- * NULL when not available. Other engine parts (introspection) use it. */
-const char *mcp_keyring_discovered(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char *member);
-
-/* Discovery URLs for an issuer, in the order they are tried: OIDC
- * (issuer + /.well-known/openid-configuration) then RFC 8414 with the
- * well-known segment inserted before the issuer's path. */
-void mcp_discovery_urls(apr_pool_t *p, const char *issuer, const char **oidc, const char **rfc8414);
 
 #endif

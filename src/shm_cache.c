@@ -1,10 +1,10 @@
 #include "shm_cache.h"
 
+#include "sha256.h"
 #include "stopping.h"
 
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
-#include <openssl/evp.h>
 #include <string.h>
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -692,7 +692,6 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
 {
     doc_hdr *d = doc_at(st, doc);
     unsigned char hash[32];
-    unsigned int hlen = 0;
     int rc = 0;
 
     if (!d)
@@ -700,7 +699,7 @@ int mcp_store_doc_finish(mcp_store_t *st, int doc, const unsigned char *key, apr
     if (data && len > st->doc_size - MCP_DOC_HEADER)
         data = NULL, rc = -1;
     if (data)
-        EVP_Digest(data, len, hash, &hlen, EVP_sha256(), NULL);
+        mcp_sha256(data, len, hash);
     if (lock(st))
         return -2;
     claim_doc(d, key);

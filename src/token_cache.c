@@ -5,7 +5,9 @@
 #include <openssl/x509.h>
 #include <string.h>
 
+#include "discovery.h"
 #include "keyring.h"
+#include "sha256.h"
 
 /* "JWT4": keyed by the content fingerprint, binary verdict (version 3 of
  * verdict.c's form). A new form gets a new kind: entries of another build
@@ -193,12 +195,8 @@ void mcp_policy_fingerprint(apr_pool_t *p, const mcp_cache_policy_t *cp, unsigne
 void mcp_token_cache_key(const unsigned char fp[MCP_FINGERPRINT_LEN], const char *token, size_t len,
                          unsigned char key[32])
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, mcp_alg_md(MCP_ALG_HS256), NULL);
-    EVP_DigestUpdate(c, fp, MCP_FINGERPRINT_LEN);
-    EVP_DigestUpdate(c, token, len);
-    EVP_DigestFinal_ex(c, key, NULL);
-    EVP_MD_CTX_free(c);
+    mcp_bytes_t parts[2] = {{fp, MCP_FINGERPRINT_LEN}, {token, len}};
+    mcp_sha256_key(key, parts, 2);
 }
 
 int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p,
@@ -219,14 +217,12 @@ int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t
 int mcp_token_cache_put(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_interval_time_t ttl,
                         apr_pool_t *p, const mcp_verdict_t *v, int key_doc, uint64_t key_generation, int *evicted)
 {
-    mcp_entry_key_t k = {key, KIND_JWT_VERDICT, now + ttl, key_doc, key_generation};
+    /* Never past exp: the time claims are re-checked on a hit anyway. */
+    mcp_entry_key_t k = {key, KIND_JWT_VERDICT, mcp_verdict_keep_until(v, now + ttl), key_doc, key_generation};
     const char *value;
     size_t len;
 
     *evicted = 0;
-    /* Never past exp: the time claims are re-checked on a hit anyway. */
-    if (v->has_exp)
-        k.expires = mcp_time_cap(k.expires, v->exp);
     if (k.expires <= now)
         return 0;
     if (!(value = mcp_verdict_encode(p, v, &len)))

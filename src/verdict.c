@@ -60,6 +60,11 @@ int mcp_verdict_time_check(apr_pool_t *p, const mcp_verdict_t *v, long long now,
                                  v->has_iat ? &v->iat : NULL, now, skew, exp_optional, fail);
 }
 
+apr_time_t mcp_verdict_keep_until(const mcp_verdict_t *v, apr_time_t until)
+{
+    return v->has_exp ? mcp_time_cap(until, v->exp) : until;
+}
+
 apr_time_t mcp_time_cap(apr_time_t until, double seconds)
 {
     apr_time_t t;

@@ -38,6 +38,10 @@ int mcp_verdict_time_check(apr_pool_t *p, const mcp_verdict_t *v, long long now,
  * lifetime), one at or after until (+inf included) leaves until. */
 apr_time_t mcp_time_cap(apr_time_t until, double seconds);
 
+/* until, but never past the token's exp (when it has one): how long a
+ * verdict may be kept in any cache. */
+apr_time_t mcp_verdict_keep_until(const mcp_verdict_t *v, apr_time_t until);
+
 /* Flat binary form for the shared cache, and back. Decoding validates
  * every length and copies nothing: v's strings point into text, which
  * must outlive v (p is unused). */

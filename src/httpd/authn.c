@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bearer.h"
+#include "discovery.h"
 #include "scopes.h"
 #include "http_fetch.h"
 #include "json_util.h"
@@ -20,10 +21,11 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-static void log_to_request(void *ctx, int level, const char *msg)
+/* The engine's file and line, not this callback's: ErrorLogFormat %F. */
+static void log_to_request(void *ctx, const char *file, int line, int level, const char *msg)
 {
     request_rec *r = ctx;
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
+    ap_log_rerror(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
 }
 
 static void build_policy(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol)
@@ -103,8 +105,7 @@ static void policy_fingerprint(request_rec *r, const mcp_dir_conf_t *conf, const
 
 static apr_time_t keep_until(const mcp_verdict_t *v, apr_time_t now)
 {
-    apr_time_t until = now + mcp_srv_conf_main()->token_ttl;
-    return v->has_exp ? mcp_time_cap(until, v->exp) : until;
+    return mcp_verdict_keep_until(v, now + mcp_srv_conf_main()->token_ttl);
 }
 
 /* How long a child remembers a lasting refusal (verifier.h): never past
@@ -318,8 +319,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
                                               : INTROSPECTION_L1_TTL);
         if (valid_until < deps.expires)
             deps.expires = valid_until;
-        if (verdict->has_exp)
-            deps.expires = mcp_time_cap(deps.expires, verdict->exp);
+        deps.expires = mcp_verdict_keep_until(verdict, deps.expires);
         mcp_l1_put(mcp_shm_l1(), ctx, ctx_len, token, len, &deps, verdict);
     }
     return accept_token(r, conf, verdict, result, token, len, "introspection");
@@ -378,7 +378,7 @@ int mcp_authenticate(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_fail_t fail;
     int rc;
-    mcp_http_scope_begin(apr_time_now() + apr_time_from_sec(mcp_srv_conf(r->server)->fetch.http.timeout_s));
+    mcp_http_scope_begin(mcp_http_wait_end(&mcp_srv_conf(r->server)->fetch.http, apr_time_now()));
     rc = authenticate(r, conf, &fail) == 0 ? OK : mcp_refuse(r, conf, &fail);
     mcp_http_scope_end();
     return rc;

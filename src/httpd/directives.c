@@ -7,13 +7,13 @@
 #include <apr_uri.h>
 #include <http_log.h>
 #include <http_main.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <util_cfgtree.h>
 
 #include "json_util.h"
 #include "authz.h"
 #include "propagate.h"
+#include "sha256.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -203,7 +203,7 @@ static const char *check_jwks_file(cmd_parms *cmd, const char *path, unsigned ch
         return apr_psprintf(cmd->pool, "MCPAuthIssuer: cannot read jwks_file %s: %s", path, err);
     if (mcp_jwks_parse(cmd->temp_pool, resp.body, resp.len, &set, &err))
         return apr_psprintf(cmd->pool, "MCPAuthIssuer: jwks_file %s has no usable key: %s", path, err);
-    EVP_Digest(resp.body, resp.len, sha256, NULL, EVP_sha256(), NULL);
+    mcp_sha256(resp.body, resp.len, sha256);
     return NULL;
 }
 

@@ -269,9 +269,10 @@ static uint64_t *epoch_word(const ap_slotmem_provider_t *sm, apr_pool_t *pconf)
     return ptr;
 }
 
-static void log_to_server(void *ctx, int level, const char *msg)
+/* The engine's file and line, not this callback's: ErrorLogFormat %F. */
+static void log_to_server(void *ctx, const char *file, int line, int level, const char *msg)
 {
-    ap_log_error(APLOG_MARK, level, 0, (server_rec *)ctx, "%s", msg);
+    ap_log_error(file, line, APLOG_MODULE_INDEX, level, 0, (server_rec *)ctx, "%s", msg);
 }
 
 /* The shared copy of a jwks_file survives graceful restarts (persisted

@@ -1,4 +1,5 @@
-/* mcp_bearer_extract against a plain byte-by-byte reference (the rules of
+/* bearer.c: the extraction rules (test_bearer_extract), and
+ * mcp_bearer_extract against a plain byte-by-byte reference (the rules of
  * RFC 6750 2.1 as the module had them before its scan was vectorised and
  * memoised): the same answer -- token, length, failure kind and reason --
  * for every byte value at every position of tokens that cross the 16-byte
@@ -199,6 +200,80 @@ static void test_memo_never_vouches_for_other_bytes(void **state)
     same(NULL, b + 0); /* leading blank in the configured header: skipped */
 }
 
+/* ---- bearer ------------------------------------------------------------- */
+
+static int bearer(const char *auth, const char *alt, const char **tok, size_t *len, mcp_fail_t *fail)
+{
+    *tok = NULL;
+    *len = 0;
+    memset(fail, 0, sizeof(*fail));
+    return mcp_bearer_extract(auth, alt, tok, len, fail);
+}
+
+static void assert_bearer_ok(const char *auth, const char *alt, const char *want)
+{
+    const char *tok;
+    size_t len;
+    mcp_fail_t fail;
+    if (bearer(auth, alt, &tok, &len, &fail) != 0)
+        fail_msg("Authorization \"%s\" / alt \"%s\" refused: %s", auth ? auth : "(null)", alt ? alt : "(null)",
+                 fail.reason);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(tok, want, len);
+}
+
+static void assert_bearer_fail(const char *auth, const char *alt, mcp_fail_kind kind)
+{
+    const char *tok;
+    size_t len;
+    mcp_fail_t fail;
+    if (bearer(auth, alt, &tok, &len, &fail) != -1)
+        fail_msg("Authorization \"%s\" / alt \"%s\" accepted", auth ? auth : "(null)", alt ? alt : "(null)");
+    assert_int_equal(fail.kind, kind);
+    assert_non_null(fail.reason);
+}
+
+static void test_bearer_extract(void **state)
+{
+    const char *auth = "Bearer abc.def.ghi", *tok;
+    size_t len;
+    mcp_fail_t fail;
+
+    assert_int_equal(bearer(auth, NULL, &tok, &len, &fail), 0);
+    assert_ptr_equal(tok, auth + 7); /* points into the header value */
+    assert_int_equal(len, 11);
+
+    assert_bearer_ok("Bearer abc", NULL, "abc");
+    assert_bearer_ok("bearer abc", NULL, "abc");
+    assert_bearer_ok("BEARER  abc", NULL, "abc");
+    assert_bearer_ok("Bearer\tabc", NULL, "abc");
+    assert_bearer_ok("Bearer aZ09-._~+/==", NULL, "aZ09-._~+/==");
+    assert_bearer_ok("Bearer abc=", NULL, "abc=");
+
+    assert_bearer_fail("Bearer", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer ", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer a b", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer a, Bearer b", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer abc, Basic dXNlcjpw", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer a=b", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer =abc", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer a\"b", NULL, MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer a\r\nX-Evil: 1", NULL, MCP_FAIL_INVALID_REQUEST);
+
+    assert_bearer_fail("Basic dXNlcjpw", NULL, MCP_FAIL_NO_TOKEN);
+    assert_bearer_fail("Bearerabc", NULL, MCP_FAIL_NO_TOKEN);
+    assert_bearer_fail("Token abc", NULL, MCP_FAIL_NO_TOKEN);
+    assert_bearer_fail(NULL, NULL, MCP_FAIL_NO_TOKEN);
+
+    /* The configured raw-token header. */
+    assert_bearer_ok(NULL, "abc.def.ghi", "abc.def.ghi");
+    assert_bearer_ok("Basic dXNlcjpw", "abc.def.ghi", "abc.def.ghi");
+    assert_bearer_fail("Bearer abc", "def", MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail("Bearer abc", "abc", MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail(NULL, "a, b", MCP_FAIL_INVALID_REQUEST);
+    assert_bearer_fail(NULL, "a b", MCP_FAIL_INVALID_REQUEST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +281,7 @@ int main(void)
         TU_TEST(test_padding),
         TU_TEST(test_comma_precedence),
         TU_TEST(test_memo_never_vouches_for_other_bytes),
+        TU_TEST(test_bearer_extract),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("bearer", tests, NULL, NULL);

@@ -1,4 +1,5 @@
-/* The policy memo's per-thread last hit (looked at before the lock): it
+/* policy_memo.c: a memo answers only for its key (memo_answers_only_its_key).
+ * The policy memo's per-thread last hit (looked at before the lock): it
  * answers only for the memo and the entries it was read from -- never
  * after a put, never for another memo made later at the same address,
  * never for another thread's keys -- and the slots still answer when it
@@ -106,6 +107,31 @@ static void test_threads_keep_their_own(void **state)
     assert_int_equal(arg.rc_unknown, -1); /* never put */
 }
 
+/* The per-process memo answers only for the exact key bytes it was given,
+ * and a replaced slot forgets the old key. */
+static void memo_answers_only_its_key(void **state)
+{
+    apr_pool_t *p = *state;
+    mcp_policy_memo_t *m = mcp_policy_memo_create(p, 1); /* one slot: every key collides */
+    unsigned char a[MCP_FINGERPRINT_LEN], b[MCP_FINGERPRINT_LEN], out[MCP_FINGERPRINT_LEN];
+    const char k1[] = "generation 1 policy A", k2[] = "generation 1 policy B";
+
+    memset(a, 0xaa, sizeof(a));
+    memset(b, 0xbb, sizeof(b));
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), -1);
+    mcp_policy_memo_put(m, k1, sizeof(k1), a);
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), 0);
+    assert_memory_equal(out, a, sizeof(a));
+    /* same length, one byte apart; a prefix; a longer key */
+    assert_int_equal(mcp_policy_memo_get(m, k2, sizeof(k2), out), -1);
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1) - 1, out), -1);
+    mcp_policy_memo_put(m, k2, sizeof(k2), b);
+    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), -1);
+    assert_int_equal(mcp_policy_memo_get(m, k2, sizeof(k2), out), 0);
+    assert_memory_equal(out, b, sizeof(b));
+    assert_int_equal(mcp_policy_memo_get(NULL, k2, sizeof(k2), out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +139,7 @@ int main(void)
         TU_TEST(test_new_memo_same_address),
         TU_TEST(test_long_keys_from_the_slots),
         TU_TEST(test_threads_keep_their_own),
+        TU_TEST(memo_answers_only_its_key),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("policy_memo", tests, NULL, NULL);

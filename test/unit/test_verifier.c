@@ -1,13 +1,11 @@
-/* mcp_verify_jwt end to end with fixed key sets (no network), bearer token
- * extraction (RFC 6750 2.1) and the client-facing challenge and body. */
+/* verifier.c: mcp_verify_jwt end to end with fixed key sets (no network).
+ * Bearer extraction is in test_bearer.c, the challenge in test_challenge.c. */
 #include "test_util.h"
 
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <time.h>
 
-#include "bearer.h"
-#include "challenge.h"
 #include "verifier.h"
 
 #define ISS_A "https://idp-a.example.com"
@@ -15,6 +13,7 @@
 #define AUDIENCE "https://mcp.example.com/mcp"
 
 static const char *const AUDS[] = {AUDIENCE};
+
 static const char *const REQUIRED[] = {"sub"};
 
 static struct {
@@ -660,243 +659,6 @@ static void test_header_rules_apply(void **state)
     assert_refused(p, &e, "opaque-token-value", "Malformed token");
 }
 
-/* ---- bearer ------------------------------------------------------------- */
-
-static int bearer(const char *auth, const char *alt, const char **tok, size_t *len, mcp_fail_t *fail)
-{
-    *tok = NULL;
-    *len = 0;
-    memset(fail, 0, sizeof(*fail));
-    return mcp_bearer_extract(auth, alt, tok, len, fail);
-}
-
-static void assert_bearer_ok(const char *auth, const char *alt, const char *want)
-{
-    const char *tok;
-    size_t len;
-    mcp_fail_t fail;
-    if (bearer(auth, alt, &tok, &len, &fail) != 0)
-        fail_msg("Authorization \"%s\" / alt \"%s\" refused: %s", auth ? auth : "(null)", alt ? alt : "(null)",
-                 fail.reason);
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(tok, want, len);
-}
-
-static void assert_bearer_fail(const char *auth, const char *alt, mcp_fail_kind kind)
-{
-    const char *tok;
-    size_t len;
-    mcp_fail_t fail;
-    if (bearer(auth, alt, &tok, &len, &fail) != -1)
-        fail_msg("Authorization \"%s\" / alt \"%s\" accepted", auth ? auth : "(null)", alt ? alt : "(null)");
-    assert_int_equal(fail.kind, kind);
-    assert_non_null(fail.reason);
-}
-
-static void test_bearer_extract(void **state)
-{
-    const char *auth = "Bearer abc.def.ghi", *tok;
-    size_t len;
-    mcp_fail_t fail;
-
-    assert_int_equal(bearer(auth, NULL, &tok, &len, &fail), 0);
-    assert_ptr_equal(tok, auth + 7); /* points into the header value */
-    assert_int_equal(len, 11);
-
-    assert_bearer_ok("Bearer abc", NULL, "abc");
-    assert_bearer_ok("bearer abc", NULL, "abc");
-    assert_bearer_ok("BEARER  abc", NULL, "abc");
-    assert_bearer_ok("Bearer\tabc", NULL, "abc");
-    assert_bearer_ok("Bearer aZ09-._~+/==", NULL, "aZ09-._~+/==");
-    assert_bearer_ok("Bearer abc=", NULL, "abc=");
-
-    assert_bearer_fail("Bearer", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer ", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer a b", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer a, Bearer b", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer abc, Basic dXNlcjpw", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer a=b", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer =abc", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer a\"b", NULL, MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer a\r\nX-Evil: 1", NULL, MCP_FAIL_INVALID_REQUEST);
-
-    assert_bearer_fail("Basic dXNlcjpw", NULL, MCP_FAIL_NO_TOKEN);
-    assert_bearer_fail("Bearerabc", NULL, MCP_FAIL_NO_TOKEN);
-    assert_bearer_fail("Token abc", NULL, MCP_FAIL_NO_TOKEN);
-    assert_bearer_fail(NULL, NULL, MCP_FAIL_NO_TOKEN);
-
-    /* The configured raw-token header. */
-    assert_bearer_ok(NULL, "abc.def.ghi", "abc.def.ghi");
-    assert_bearer_ok("Basic dXNlcjpw", "abc.def.ghi", "abc.def.ghi");
-    assert_bearer_fail("Bearer abc", "def", MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail("Bearer abc", "abc", MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail(NULL, "a, b", MCP_FAIL_INVALID_REQUEST);
-    assert_bearer_fail(NULL, "a b", MCP_FAIL_INVALID_REQUEST);
-}
-
-/* ---- challenge and error body ------------------------------------------- */
-
-static const mcp_challenge_t CH = {"mcp", "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
-                                   "mcp:read mcp:write"};
-
-static mcp_fail_t mkfail(mcp_fail_kind kind, const char *reason)
-{
-    mcp_fail_t f;
-    f.kind = kind;
-    f.reason = reason;
-    f.detail = "log only: kid x issuer y";
-    return f;
-}
-
-/* One Bearer challenge, at the start, and nothing log-only in it. */
-static void assert_one_bearer(const char *h)
-{
-    assert_non_null(h);
-    assert_int_equal(strncmp(h, "Bearer", 6), 0);
-    assert_int_equal(tu_count(h, "Bearer"), 1);
-    assert_false(tu_contains(h, "log only"));
-    assert_false(tu_contains(h, "\r"));
-    assert_false(tu_contains(h, "\n"));
-}
-
-/* The quoted value of param in h (assumes it is well formed). */
-static const char *param(apr_pool_t *p, const char *h, const char *name)
-{
-    const char *start = strstr(h, apr_pstrcat(p, name, "=\"", NULL)), *end;
-    if (!start)
-        return NULL;
-    start += strlen(name) + 2;
-    end = start;
-    while (*end && *end != '"') {
-        if (*end == '\\' && end[1])
-            end++;
-        end++;
-    }
-    return apr_pstrmemdup(p, start, (apr_size_t)(end - start));
-}
-
-static void test_challenge_no_token(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_fail_t f = mkfail(MCP_FAIL_NO_TOKEN, "No bearer token");
-    mcp_challenge_t none = {NULL, NULL, NULL};
-    const char *h = mcp_challenge_header(p, &f, &CH);
-
-    assert_int_equal(mcp_fail_status(f.kind), 401);
-    assert_one_bearer(h);
-    assert_string_equal(h, "Bearer realm=\"mcp\", resource_metadata=\"https://mcp.example.com/.well-known/"
-                           "oauth-protected-resource/mcp\", scope=\"mcp:read mcp:write\"");
-    assert_false(tu_contains(h, "error"));
-    assert_string_equal(mcp_challenge_header(p, &f, &none), "Bearer");
-}
-
-static void test_challenge_invalid_token(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_fail_t f = mkfail(MCP_FAIL_INVALID_TOKEN, "Bad \"quoted\" \\ reason\r\nX-Injected: 1\x01\xc3\xa9");
-    const char *h = mcp_challenge_header(p, &f, &CH), *desc, *after;
-
-    assert_int_equal(mcp_fail_status(f.kind), 401);
-    assert_one_bearer(h);
-    assert_string_equal(param(p, h, "error"), "invalid_token");
-    assert_string_equal(param(p, h, "realm"), "mcp");
-    assert_string_equal(param(p, h, "resource_metadata"), CH.resource_metadata);
-    assert_false(tu_contains(h, "scope="));
-    desc = param(p, h, "error_description");
-    assert_non_null(desc);
-    assert_null(strchr(desc, '"'));
-    assert_null(strchr(desc, '\\'));
-    assert_true(tu_contains(desc, "Bad"));
-    assert_true(tu_contains(desc, "reason"));
-    /* The description's closing quote ends the header: nothing leaked out. */
-    after = strstr(h, "error_description=\"") + strlen("error_description=\"") + strlen(desc);
-    assert_string_equal(after, "\"");
-    /* Every byte is printable ASCII (RFC 6750 error_description charset). */
-    for (after = h; *after; after++)
-        if ((unsigned char)*after < 0x20 || (unsigned char)*after > 0x7e)
-            fail_msg("byte 0x%02x in challenge", (unsigned char)*after);
-
-    f = mkfail(MCP_FAIL_INVALID_TOKEN, "Token expired");
-    h = mcp_challenge_header(p, &f, &CH);
-    assert_one_bearer(h);
-    assert_string_equal(param(p, h, "error_description"), "Token expired");
-}
-
-static void test_challenge_other_kinds(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_fail_t f = mkfail(MCP_FAIL_INVALID_REQUEST, "Malformed Authorization header");
-    const char *h = mcp_challenge_header(p, &f, &CH);
-
-    assert_int_equal(mcp_fail_status(f.kind), 400);
-    assert_one_bearer(h);
-    assert_string_equal(param(p, h, "error"), "invalid_request");
-    assert_string_equal(param(p, h, "error_description"), "Malformed Authorization header");
-
-    f = mkfail(MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope");
-    h = mcp_challenge_header(p, &f, &CH);
-    assert_int_equal(mcp_fail_status(f.kind), 403);
-    assert_one_bearer(h);
-    assert_string_equal(param(p, h, "error"), "insufficient_scope");
-    assert_string_equal(param(p, h, "scope"), "mcp:read mcp:write");
-    assert_string_equal(param(p, h, "resource_metadata"), CH.resource_metadata);
-
-    f = mkfail(MCP_FAIL_UNAVAILABLE, "JWKS fetch failed");
-    assert_int_equal(mcp_fail_status(f.kind), 503);
-    assert_null(mcp_challenge_header(p, &f, &CH));
-    f = mkfail(MCP_FAIL_CONFIG, "No keys configured");
-    assert_int_equal(mcp_fail_status(f.kind), 500);
-    assert_null(mcp_challenge_header(p, &f, &CH));
-}
-
-static void test_quote(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_challenge_t c = {"my \"realm\" \\ x", NULL, NULL};
-    mcp_fail_t f = mkfail(MCP_FAIL_NO_TOKEN, "No bearer token");
-    assert_string_equal(mcp_quote(p, "plain"), "\"plain\"");
-    assert_string_equal(mcp_quote(p, "a\"b\\c"), "\"a\\\"b\\\\c\"");
-    assert_string_equal(mcp_quote(p, "a\r\nb\x7f"), "\"ab\"");
-    assert_string_equal(mcp_quote(p, ""), "\"\"");
-    assert_string_equal(mcp_challenge_header(p, &f, &c), "Bearer realm=\"my \\\"realm\\\" \\\\ x\"");
-}
-
-static void test_error_body(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    const struct {
-        mcp_fail_kind kind;
-        const char *error; /* NULL: no "error" member */
-    } cases[] = {
-        {MCP_FAIL_INVALID_TOKEN, "invalid_token"},
-        {MCP_FAIL_INVALID_REQUEST, "invalid_request"},
-        {MCP_FAIL_INSUFFICIENT_SCOPE, "insufficient_scope"},
-        {MCP_FAIL_UNAVAILABLE, "temporarily_unavailable"},
-        {MCP_FAIL_CONFIG, "server_error"},
-        {MCP_FAIL_NO_TOKEN, NULL},
-    };
-    size_t i;
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        mcp_fail_t f = mkfail(cases[i].kind, "Bad \"thing\" \\ here");
-        const char *body = mcp_error_body(p, &f), *desc;
-        json_t *j = tu_json(p, body);
-        assert_true(json_is_object(j));
-        if (cases[i].error)
-            assert_string_equal(tu_str(j, "error"), cases[i].error);
-        else
-            assert_null(json_object_get(j, "error"));
-        desc = tu_str(j, "error_description");
-        assert_null(strchr(desc, '"'));
-        assert_null(strchr(desc, '\\'));
-        assert_false(tu_contains(body, "log only"));
-    }
-    {
-        mcp_fail_t f = mkfail(MCP_FAIL_INVALID_TOKEN, "Token expired");
-        json_t *j = tu_json(p, mcp_error_body(p, &f));
-        assert_string_equal(tu_str(j, "error_description"), "Token expired");
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,12 +683,6 @@ int main(void)
         TU_TEST(test_rsa1024_not_usable),
         TU_TEST(test_jws_only),
         TU_TEST(test_header_rules_apply),
-        TU_TEST(test_bearer_extract),
-        TU_TEST(test_challenge_no_token),
-        TU_TEST(test_challenge_invalid_token),
-        TU_TEST(test_challenge_other_kinds),
-        TU_TEST(test_quote),
-        TU_TEST(test_error_body),
     };
     tu_global_init();
     return cmocka_run_group_tests_name("verifier", tests, group_setup, group_teardown);

@@ -1,4 +1,4 @@
-/* The policy fingerprint that keys both verdict-cache levels (issue 10,
+/* token_cache.c. The policy fingerprint that keys both verdict-cache levels (issue 10,
  * item 3): every member of every struct that describes a location's policy
  * changes it when flipped alone, content (never addresses) decides, and a
  * member added to one of these structs without being added to the
@@ -16,7 +16,10 @@
  *  2. source: a member small enough to hide in alignment padding would
  *     not move anything, so the test also reads the struct's definition in
  *     src/ and requires the listed names to be exactly the declared ones.
- * Then every flip must change the fingerprint. */
+ * Then every flip must change the fingerprint.
+ *
+ * Below the fingerprint: the shared cache of verdicts (put/get, never
+ * past exp, the key depends on the rules, a hit carries its generation). */
 #include "test_util.h"
 
 #include <apr_tables.h>
@@ -26,6 +29,9 @@
 #include "policy_memo.h"
 #include "token_cache.h"
 #include "verifier.h"
+#include "l1_cache.h"
+
+#include "store_util.h"
 
 #define SRC_DIR VECTOR_DIR "/../../../src"
 
@@ -42,8 +48,11 @@ typedef struct {
 } fixture_t;
 
 static int ring_a, ring_b; /* stand-ins: the fingerprint never dereferences a ring */
+
 static const char *const AUD[] = {"https://mcp.example/api"}, *const AUD2[] = {"https://other.example/api"};
+
 static const char *const REQ[] = {"sub"}, *const REQ2[] = {"email"};
+
 static const char *const ALIASES[] = {"idp.example"}, *const ALIASES2[] = {"idp.example.org"};
 
 static mcp_jwk_t *secret_key(apr_pool_t *p, const char *s)
@@ -121,6 +130,7 @@ typedef struct {
 #define MEMBER(T, m) #m, offsetof(T, m), sizeof(((T *)0)->m), _Alignof(__typeof__(((T *)0)->m))
 #define FLIP(T, m) {MEMBER(T, m), flip_##T##_##m, NULL}
 #define NOT_IN(T, m, why) {MEMBER(T, m), NULL, why}
+
 #define DEF_FLIP(T, m, stmt)                                                                                          \
     static void flip_##T##_##m(fixture_t *f)                                                                          \
     {                                                                                                                 \
@@ -230,6 +240,7 @@ static const table_t TABLES[] = {
     TABLE(mcp_trusted_issuer_t, "verifier.h", TRUSTED_ISSUER),
     TABLE(mcp_introspect_conf_t, "introspect.h", INTROSPECT_CONF),
 };
+
 #define N_TABLES (sizeof(TABLES) / sizeof(TABLES[0]))
 
 /* ---- check 1: the listed members tile the struct ------------------------------ */
@@ -259,13 +270,13 @@ static void tables_cover_every_byte(void **state)
         for (i = 0; i < tb->n; i++) {
             if (sorted[i].off != align_up(end, sorted[i].align))
                 fail_msg("%s: bytes %lu..%lu before %s belong to no listed member: a member was added to the "
-                         "struct without being added to the policy fingerprint and to test_policy.c",
+                         "struct without being added to the policy fingerprint and to test_token_cache.c",
                          tb->type, (unsigned long)end, (unsigned long)sorted[i].off, sorted[i].name);
             end = sorted[i].off + sorted[i].size;
         }
         if (align_up(end, tb->align) != tb->size)
             fail_msg("%s: bytes %lu..%lu after %s belong to no listed member: a member was added to the struct "
-                     "without being added to the policy fingerprint and to test_policy.c",
+                     "without being added to the policy fingerprint and to test_token_cache.c",
                      tb->type, (unsigned long)end, (unsigned long)tb->size, sorted[tb->n - 1].name);
     }
 }
@@ -358,7 +369,7 @@ static void tables_name_every_declared_member(void **state)
             for (i = 0; i < tb->n && strcmp(tb->members[i].name, name) != 0; i++)
                 ;
             if (i == tb->n)
-                fail_msg("%s (src/%s) declares %s, which test_policy.c does not list: add it to the policy "
+                fail_msg("%s (src/%s) declares %s, which test_token_cache.c does not list: add it to the policy "
                          "fingerprint (src/token_cache.c) and to this test, or list it with the reason it "
                          "cannot change a verdict",
                          tb->type, tb->header, name);
@@ -578,29 +589,116 @@ static void cost_per_request(void **state)
                   (double)(t1 - t0) * 1000.0 / N, (double)(t2 - t1) * 1000.0 / N);
 }
 
-/* The per-process memo answers only for the exact key bytes it was given,
- * and a replaced slot forgets the old key. */
-static void memo_answers_only_its_key(void **state)
-{
-    apr_pool_t *p = *state;
-    mcp_policy_memo_t *m = mcp_policy_memo_create(p, 1); /* one slot: every key collides */
-    unsigned char a[MCP_FINGERPRINT_LEN], b[MCP_FINGERPRINT_LEN], out[MCP_FINGERPRINT_LEN];
-    const char k1[] = "generation 1 policy A", k2[] = "generation 1 policy B";
+/* ---- the shared cache of verdicts ----------------------------------------- */
 
-    memset(a, 0xaa, sizeof(a));
-    memset(b, 0xbb, sizeof(b));
-    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), -1);
-    mcp_policy_memo_put(m, k1, sizeof(k1), a);
-    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), 0);
-    assert_memory_equal(out, a, sizeof(a));
-    /* same length, one byte apart; a prefix; a longer key */
-    assert_int_equal(mcp_policy_memo_get(m, k2, sizeof(k2), out), -1);
-    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1) - 1, out), -1);
-    mcp_policy_memo_put(m, k2, sizeof(k2), b);
-    assert_int_equal(mcp_policy_memo_get(m, k1, sizeof(k1), out), -1);
-    assert_int_equal(mcp_policy_memo_get(m, k2, sizeof(k2), out), 0);
-    assert_memory_equal(out, b, sizeof(b));
-    assert_int_equal(mcp_policy_memo_get(NULL, k2, sizeof(k2), out), -1);
+static void token_cache_roundtrip_and_exp_bound(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 512, 0, 0);
+    unsigned char key[32];
+    mcp_verdict_t v, got;
+    int ev;
+
+    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"alice\",\"exp\":1700000005,\"scp\":[\"a\",\"b\"]}"),
+                                             1, MCP_ALG_ES256, NULL, NULL, &v),
+                     0);
+    mcp_entry_meta_t meta;
+    static const unsigned char fp[MCP_FINGERPRINT_LEN] = "a policy fingerprint, 32 bytes.";
+
+    mcp_token_cache_key(fp, "a.b.c", 5, key);
+    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, -1, 0, &ev), 0);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(4), p, &got, &meta), 0);
+    /* What a per-process copy must carry: the entry's own expiry (here exp). */
+    assert_true(meta.expires == SEC(1700000005) && meta.dep_doc == -1);
+    assert_string_equal(got.user, "alice");
+    assert_string_equal(got.sub, "alice");
+    assert_null(got.iss);
+    assert_string_equal(got.scope, "a b");
+    assert_string_equal(got.claims, v.claims);
+    assert_int_equal(got.issuer_index, 1);
+    assert_int_equal(got.alg, MCP_ALG_ES256);
+    assert_true(got.has_exp && got.exp == 1700000005.0 && !got.has_nbf && !got.has_iat);
+    /* Never past exp, whatever the TTL. */
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(5), p, &got, NULL), -1);
+}
+
+static void token_cache_key_depends_on_rules(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_trusted_issuer_t iss[1] = {{.issuer = "https://idp"}};
+    const char *aud1[] = {"https://a/mcp"}, *aud2[] = {"https://b/mcp"};
+    mcp_verify_policy_t a, b;
+    mcp_cache_policy_t ca = {&a, NULL, NULL, NULL}, cb = {&b, NULL, NULL, NULL};
+    unsigned char fa[32], fb[32], ka[32], kb[32];
+
+    memset(&a, 0, sizeof(a));
+    a.issuers = iss;
+    a.n_issuers = 1;
+    a.alg_mask = MCP_ALG_MASK_DEFAULT;
+    a.claims.audiences = aud1;
+    a.claims.n_audiences = 1;
+    b = a;
+    b.claims.audiences = aud2;
+    mcp_policy_fingerprint(p, &ca, fa);
+    mcp_policy_fingerprint(p, &cb, fb);
+    mcp_token_cache_key(fa, "t.o.k", 5, ka);
+    mcp_token_cache_key(fb, "t.o.k", 5, kb);
+    assert_memory_not_equal(ka, kb, 32);
+    b = a;
+    b.alg_mask = MCP_ALG_BIT(MCP_ALG_RS256);
+    mcp_policy_fingerprint(p, &cb, fb);
+    mcp_token_cache_key(fb, "t.o.k", 5, kb);
+    assert_memory_not_equal(ka, kb, 32);
+    /* Same content, other objects: the same key (content, not addresses). */
+    b = a;
+    mcp_policy_fingerprint(p, &cb, fb);
+    mcp_token_cache_key(fb, "t.o.k", 5, kb);
+    assert_memory_equal(ka, kb, 32);
+    mcp_token_cache_key(fb, "t.o.K", 5, kb);
+    assert_memory_not_equal(ka, kb, 32);
+}
+
+/* Item 12: a shared hit hands back the JWKS generation it was stored with;
+ * a per-process copy made from it dies when the keys rotate, even when the
+ * rotation lands between the shared read and the copy. */
+static void shared_hit_carries_its_stored_generation(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 16, 512, 1, MCP_DOC_HEADER + 64);
+    mcp_l1_t *c = mcp_l1_create(p, 8);
+    const unsigned char *dk = key_of(p, "jwks");
+    static const unsigned char fp[MCP_FINGERPRINT_LEN] = "another fingerprint, 32 bytes..";
+    unsigned char key[32];
+    mcp_doc_meta_t m;
+    mcp_entry_meta_t meta;
+    mcp_verdict_t v, got;
+    mcp_l1_deps_t deps;
+    uint64_t g1;
+    int ev;
+
+    mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
+    mcp_store_doc_finish(st, 0, dk, T0, "keys-1", 6);
+    g1 = mcp_store_doc_generation(st, 0);
+    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"al\",\"exp\":1700000100}"), 0,
+                                             MCP_ALG_ES256, NULL, NULL, &v),
+                     0);
+    mcp_token_cache_key(fp, "x.y.z", 5, key);
+    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, 0, g1, &ev), 0);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(1), p, &got, &meta), 0);
+    assert_true(meta.dep_doc == 0 && meta.dep_generation == g1 && meta.expires == SEC(1700000100));
+    /* The keys rotate now, after the shared read... */
+    mcp_store_doc_begin(st, 0, dk, T0 + SEC(2), &POLICY, 1, &m);
+    mcp_store_doc_finish(st, 0, dk, T0 + SEC(2), "keys-2", 6);
+    assert_true(mcp_store_doc_generation(st, 0) != g1);
+    /* ...and the copy carries g1 (read with the entry): dead. */
+    deps.expires = meta.expires;
+    deps.dep_doc = meta.dep_doc;
+    deps.dep_generation = meta.dep_generation;
+    deps.dep_epoch = 0;
+    deps.epoch = 0;
+    mcp_l1_put(c, fp, sizeof(fp), "x.y.z", 5, &deps, &v);
+    assert_int_equal(mcp_l1_get(c, fp, sizeof(fp), "x.y.z", 5, T0 + SEC(3), st, p, &got), -1);
+    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(3), p, &got, &meta), -1);
 }
 
 int main(void)
@@ -614,8 +712,10 @@ int main(void)
         TU_TEST(boundaries_and_null_are_unambiguous),
         TU_TEST(same_issuer_other_keys),
         TU_TEST(cost_per_request),
-        TU_TEST(memo_answers_only_its_key),
+        TU_TEST(token_cache_roundtrip_and_exp_bound),
+        TU_TEST(token_cache_key_depends_on_rules),
+        TU_TEST(shared_hit_carries_its_stored_generation),
     };
     tu_global_init();
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("token_cache", tests, NULL, NULL);
 }

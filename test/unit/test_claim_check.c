@@ -1,7 +1,6 @@
 /* Registered-claim checks (exp/nbf/iat with skew, required claims,
  * audience) and RFC 8707 audience comparison. */
 #include "test_util.h"
-#include "scopes.h"
 
 #include "claim_check.h"
 
@@ -9,6 +8,7 @@
 #define SKEW 30LL
 
 static const char *const AUD[] = {"https://mcp.example.com/mcp"};
+
 static const char *const SUB[] = {"sub"};
 
 static mcp_claim_policy_t policy(void)
@@ -275,49 +275,14 @@ static void test_audience_equal(void **state)
     assert_aud_ne("example.com", "https://example.com");
 }
 
-/* MCPAuthScopeClaim with several claims: the union, duplicates once; a
- * single claim reads only that one; the default scope-then-scp rule. */
-static void test_token_scopes_union(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    json_t *c = json_loads("{\"scope\":\"s1\",\"scp\":\"a b\",\"roles\":[\"b\",\"r1\"],"
-                           "\"realm_access\":{\"roles\":[\"k1\"]}}",
-                           0, NULL);
-    assert_non_null(c);
-    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp roles")), "a b r1");
-    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp")), "a b");
-    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "roles $.realm_access.roles missing")),
-                        "b r1 k1");
-    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, NULL)), "s1");
-    json_decref(c);
-}
-
-/* MCPAuthScopeRequestPrefix: prefixed once, never twice; the short form
- * only of a scope that carries the prefix and has something after it. */
-static void test_scope_request_prefix(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    const char *pre = "https://mcp.example.com/mcp/";
-    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", pre), "https://mcp.example.com/mcp/mcp.tools");
-    assert_string_equal(mcp_scope_requestable(p, "https://mcp.example.com/mcp/mcp.tools", pre),
-                        "https://mcp.example.com/mcp/mcp.tools");
-    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", NULL), "mcp.tools");
-    assert_string_equal(mcp_scope_requestable(p, "mcp.tools", ""), "mcp.tools");
-    assert_string_equal(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", pre), "mcp.tools");
-    assert_null(mcp_scope_short("mcp.tools", pre));
-    assert_null(mcp_scope_short("https://mcp.example.com/mcp/", pre));
-    assert_null(mcp_scope_short("https://mcp.example.com/mcpmcp.tools", pre));
-    assert_null(mcp_scope_short("https://mcp.example.com/mcp/mcp.tools", NULL));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TU_TEST(test_exp_boundaries),     TU_TEST(test_exp_missing), TU_TEST(test_exp_types),
         TU_TEST(test_detail_huge_values), TU_TEST(test_nbf),         TU_TEST(test_iat),
         TU_TEST(test_required_claims),    TU_TEST(test_audience),    TU_TEST(test_audience_accepted_direct),
-        TU_TEST(test_audience_equal),    TU_TEST(test_token_scopes_union), TU_TEST(test_scope_request_prefix),
+        TU_TEST(test_audience_equal),
     };
     tu_global_init();
-    return cmocka_run_group_tests_name("claims", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("claim_check", tests, NULL, NULL);
 }

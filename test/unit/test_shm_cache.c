@@ -1,5 +1,6 @@
-/* The shared store (entries + documents), the verified-token cache on top
- * of it, and the keyring's use of document slots — with explicit clocks. */
+/* shm_cache.c: the shared store (entries + documents) with explicit
+ * clocks. The caches and the keyring built on it have their own files
+ * (test_token_cache.c, test_l1_cache.c, test_verdict.c, test_keyring.c). */
 #include "test_util.h"
 
 #include <apr_file_io.h>
@@ -7,22 +8,10 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "keyring.h"
-#include "l1_cache.h"
 #include "shm_cache.h"
 #include "stopping.h"
-#include "token_cache.h"
 
-#define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
-#define T0 SEC(1700000000)
-
-static unsigned char *key_of(apr_pool_t *p, const char *name)
-{
-    unsigned char *k = apr_pcalloc(p, 32);
-    unsigned int n;
-    EVP_Digest(name, strlen(name), k, &n, EVP_sha256(), NULL);
-    return k;
-}
+#include "store_util.h"
 
 static mcp_entry_key_t ekey(const unsigned char *k, apr_time_t expires)
 {
@@ -155,8 +144,6 @@ static void small_values_share_slots(void **state)
     mcp_store_remove(st, k.key);
     assert_int_equal(mcp_store_get(st, &k, T0 + 1, p, &v, &len), -1);
 }
-
-static const mcp_doc_policy_t POLICY = {SEC(100), SEC(30), SEC(10)};
 
 static void doc_lease_and_generations(void **state)
 {
@@ -391,399 +378,6 @@ static void entry_dependency_on_document(void **state)
     mcp_store_doc_begin(st, 0, dk, T0 + SEC(200), &POLICY, 0, &m);
     mcp_store_doc_finish(st, 0, dk, T0 + SEC(200), "two", 3);
     assert_int_equal(mcp_store_get(st, &k, T0 + SEC(201), p, &v, &len), -1);
-}
-
-static void token_cache_roundtrip_and_exp_bound(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_store_t *st = mcp_store_create_local(p, 64, 512, 0, 0);
-    unsigned char key[32];
-    mcp_verdict_t v, got;
-    int ev;
-
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"alice\",\"exp\":1700000005,\"scp\":[\"a\",\"b\"]}"),
-                                             1, MCP_ALG_ES256, NULL, NULL, &v),
-                     0);
-    mcp_entry_meta_t meta;
-    static const unsigned char fp[MCP_FINGERPRINT_LEN] = "a policy fingerprint, 32 bytes.";
-
-    mcp_token_cache_key(fp, "a.b.c", 5, key);
-    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, -1, 0, &ev), 0);
-    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(4), p, &got, &meta), 0);
-    /* What a per-process copy must carry: the entry's own expiry (here exp). */
-    assert_true(meta.expires == SEC(1700000005) && meta.dep_doc == -1);
-    assert_string_equal(got.user, "alice");
-    assert_string_equal(got.sub, "alice");
-    assert_null(got.iss);
-    assert_string_equal(got.scope, "a b");
-    assert_string_equal(got.claims, v.claims);
-    assert_int_equal(got.issuer_index, 1);
-    assert_int_equal(got.alg, MCP_ALG_ES256);
-    assert_true(got.has_exp && got.exp == 1700000005.0 && !got.has_nbf && !got.has_iat);
-    /* Never past exp, whatever the TTL. */
-    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(5), p, &got, NULL), -1);
-}
-
-static void verdict_encoding_keeps_any_bytes(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_verdict_t v, back;
-    const char *text;
-    size_t len;
-
-    memset(&v, 0, sizeof(v));
-    v.issuer_index = 2;
-    v.alg = MCP_ALG_RS256;
-    v.has_exp = 1;
-    v.exp = 1700000000.25;
-    v.has_iat = 1;
-    v.iat = -5;
-    v.user = "u\nv 7";
-    v.sub = NULL;
-    v.iss = "https://idp";
-    v.scope = "";
-    v.claims = "{\"x\":\"1 2\\n\"}";
-    text = mcp_verdict_encode(p, &v, &len);
-    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
-    assert_string_equal(back.user, v.user);
-    assert_null(back.sub);
-    assert_string_equal(back.iss, v.iss);
-    assert_string_equal(back.scope, "");
-    assert_string_equal(back.claims, v.claims);
-    assert_true(back.exp == v.exp && back.iat == v.iat && back.has_exp && !back.has_nbf && back.has_iat);
-    /* Truncated or extended text is refused. */
-    assert_int_equal(mcp_verdict_decode(p, text, len - 1, &back), -1);
-    {
-        char *longer = apr_palloc(p, len + 1);
-        memcpy(longer, text, len);
-        longer[len] = 'x';
-        assert_int_equal(mcp_verdict_decode(p, longer, len + 1, &back), -1);
-    }
-}
-
-/* The stored form is binary: every length is checked against the value,
- * each string must end with its NUL where its length says, and a form of
- * another version (another build after a graceful restart) is refused. */
-static void verdict_decoding_refuses_damaged_values(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_verdict_t v, back;
-    const char *text;
-    char *copy;
-    size_t len, i;
-
-    memset(&v, 0, sizeof(v));
-    v.user = "alice";
-    v.sub = "alice";
-    v.iss = "https://idp";
-    v.scope = "a b";
-    v.claims = "{\"sub\":\"alice\"}";
-    text = mcp_verdict_encode(p, &v, &len);
-    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
-    assert_string_equal(back.scope, "a b");
-    copy = apr_pmemdup(p, text, len);
-    /* Every single-byte truncation fails. */
-    for (i = 0; i < len; i++)
-        assert_int_equal(mcp_verdict_decode(p, copy, i, &back), -1);
-    /* A terminator turned into a character: the string would run on. */
-    copy[len - 1] = 'x';
-    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
-    /* An embedded NUL inside a string (a length that lies). */
-    copy = apr_pmemdup(p, text, len);
-    copy[len - 3] = '\0';
-    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
-    /* Another version of the form. */
-    copy = apr_pmemdup(p, text, len);
-    copy[0] ^= 1;
-    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
-}
-
-static void token_cache_key_depends_on_rules(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_trusted_issuer_t iss[1] = {{.issuer = "https://idp"}};
-    const char *aud1[] = {"https://a/mcp"}, *aud2[] = {"https://b/mcp"};
-    mcp_verify_policy_t a, b;
-    mcp_cache_policy_t ca = {&a, NULL, NULL, NULL}, cb = {&b, NULL, NULL, NULL};
-    unsigned char fa[32], fb[32], ka[32], kb[32];
-
-    memset(&a, 0, sizeof(a));
-    a.issuers = iss;
-    a.n_issuers = 1;
-    a.alg_mask = MCP_ALG_MASK_DEFAULT;
-    a.claims.audiences = aud1;
-    a.claims.n_audiences = 1;
-    b = a;
-    b.claims.audiences = aud2;
-    mcp_policy_fingerprint(p, &ca, fa);
-    mcp_policy_fingerprint(p, &cb, fb);
-    mcp_token_cache_key(fa, "t.o.k", 5, ka);
-    mcp_token_cache_key(fb, "t.o.k", 5, kb);
-    assert_memory_not_equal(ka, kb, 32);
-    b = a;
-    b.alg_mask = MCP_ALG_BIT(MCP_ALG_RS256);
-    mcp_policy_fingerprint(p, &cb, fb);
-    mcp_token_cache_key(fb, "t.o.k", 5, kb);
-    assert_memory_not_equal(ka, kb, 32);
-    /* Same content, other objects: the same key (content, not addresses). */
-    b = a;
-    mcp_policy_fingerprint(p, &cb, fb);
-    mcp_token_cache_key(fb, "t.o.k", 5, kb);
-    assert_memory_equal(ka, kb, 32);
-    mcp_token_cache_key(fb, "t.o.K", 5, kb);
-    assert_memory_not_equal(ka, kb, 32);
-}
-
-static void l1_cache_compares_token_rules_time_and_keys(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 1, MCP_DOC_HEADER + 64);
-    mcp_l1_t *c = mcp_l1_create(p, 8);
-    const unsigned char *dk = key_of(p, "jwks");
-    mcp_doc_meta_t m;
-    mcp_verdict_t v, got;
-    uint64_t gen;
-    mcp_l1_deps_t deps = {T0 + SEC(10), 0, 0, 0, 0}, nodep = {T0 + SEC(10), -1, 0, 0, 0};
-
-    mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
-    mcp_store_doc_finish(st, 0, dk, T0, "one", 3);
-    gen = mcp_store_doc_generation(st, 0);
-    deps.dep_generation = gen;
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"scope\":\"x y\"}"), 0,
-                                             MCP_ALG_RS256, NULL, NULL, &v),
-                     0);
-    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, &deps, &v);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
-    assert_string_equal(got.user, "bob");
-    assert_string_equal(got.scope, "x y");
-    assert_string_equal(got.claims, v.claims);
-    assert_null(got.iss);
-    /* Other rules, another token of the same length, too late: misses. */
-    assert_int_equal(mcp_l1_get(c, "rulez", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), -1);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccd", 11, T0 + SEC(1), st, p, &got), -1);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(10), st, p, &got), -1);
-    /* The JWKS changed (a key was removed): the verdict is gone. */
-    mcp_store_doc_begin(st, 0, dk, T0 + SEC(200), &POLICY, 0, &m);
-    mcp_store_doc_finish(st, 0, dk, T0 + SEC(200), "two", 3);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), -1);
-    /* No dependency (HMAC): only time matters. */
-    mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, &nodep, &v);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
-    /* NULL cache: always a miss, never a crash. */
-    assert_int_equal(mcp_l1_get(NULL, "rules", 5, "aaa.bbb.ccc", 11, T0, st, p, &got), -1);
-    mcp_l1_put(NULL, "rules", 5, "aaa.bbb.ccc", 11, &nodep, &v);
-}
-
-/* Item 11: a per-process copy of an introspection answer is dead in every
- * process once any of them moved the revocation epoch. */
-static void l1_copy_dies_with_the_revocation_epoch(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_store_t *st = mcp_store_create_local(p, 16, 512, 0, 0);
-    mcp_l1_t *c = mcp_l1_create(p, 8);
-    mcp_l1_deps_t deps = {T0 + SEC(10), -1, 0, 1, 0};
-    mcp_verdict_t v, got;
-    uint64_t e0, e1;
-
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"active\":true}"), 0,
-                                             MCP_ALG_UNKNOWN, NULL, NULL, &v),
-                     0);
-    assert_int_equal(mcp_store_epoch(st, &e0), 0);
-    deps.epoch = e0;
-    mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), 0);
-    mcp_store_bump_epoch(st);
-    assert_int_equal(mcp_store_epoch(st, &e1), 0);
-    assert_true(e1 != e0);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), -1);
-    /* A copy taken under an epoch read before the bump is dead on arrival. */
-    mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), -1);
-    /* Without a store (no epoch to compare with) a dependent copy is a miss. */
-    deps.epoch = e1;
-    mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), st, p, &got), 0);
-    assert_int_equal(mcp_l1_get(c, "rules", 5, "opaque-token", 12, T0 + SEC(1), NULL, p, &got), -1);
-    /* A store without an epoch word offers none. */
-    mcp_store_attach_epoch(st, NULL);
-    assert_int_equal(mcp_store_epoch(st, &e0), -1);
-}
-
-/* Item 12: a shared hit hands back the JWKS generation it was stored with;
- * a per-process copy made from it dies when the keys rotate, even when the
- * rotation lands between the shared read and the copy. */
-static void shared_hit_carries_its_stored_generation(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    mcp_store_t *st = mcp_store_create_local(p, 16, 512, 1, MCP_DOC_HEADER + 64);
-    mcp_l1_t *c = mcp_l1_create(p, 8);
-    const unsigned char *dk = key_of(p, "jwks");
-    static const unsigned char fp[MCP_FINGERPRINT_LEN] = "another fingerprint, 32 bytes..";
-    unsigned char key[32];
-    mcp_doc_meta_t m;
-    mcp_entry_meta_t meta;
-    mcp_verdict_t v, got;
-    mcp_l1_deps_t deps;
-    uint64_t g1;
-    int ev;
-
-    mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
-    mcp_store_doc_finish(st, 0, dk, T0, "keys-1", 6);
-    g1 = mcp_store_doc_generation(st, 0);
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"al\",\"exp\":1700000100}"), 0,
-                                             MCP_ALG_ES256, NULL, NULL, &v),
-                     0);
-    mcp_token_cache_key(fp, "x.y.z", 5, key);
-    assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, 0, g1, &ev), 0);
-    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(1), p, &got, &meta), 0);
-    assert_true(meta.dep_doc == 0 && meta.dep_generation == g1 && meta.expires == SEC(1700000100));
-    /* The keys rotate now, after the shared read... */
-    mcp_store_doc_begin(st, 0, dk, T0 + SEC(2), &POLICY, 1, &m);
-    mcp_store_doc_finish(st, 0, dk, T0 + SEC(2), "keys-2", 6);
-    assert_true(mcp_store_doc_generation(st, 0) != g1);
-    /* ...and the copy carries g1 (read with the entry): dead. */
-    deps.expires = meta.expires;
-    deps.dep_doc = meta.dep_doc;
-    deps.dep_generation = meta.dep_generation;
-    deps.dep_epoch = 0;
-    deps.epoch = 0;
-    mcp_l1_put(c, fp, sizeof(fp), "x.y.z", 5, &deps, &v);
-    assert_int_equal(mcp_l1_get(c, fp, sizeof(fp), "x.y.z", 5, T0 + SEC(3), st, p, &got), -1);
-    assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(3), p, &got, &meta), -1);
-}
-
-static void discovery_urls(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    const char *oidc, *rfc;
-    mcp_discovery_urls(p, "https://a.example", &oidc, &rfc);
-    assert_string_equal(oidc, "https://a.example/.well-known/openid-configuration");
-    assert_string_equal(rfc, "https://a.example/.well-known/oauth-authorization-server");
-    mcp_discovery_urls(p, "https://a.example/", &oidc, &rfc);
-    assert_string_equal(oidc, "https://a.example/.well-known/openid-configuration");
-    assert_string_equal(rfc, "https://a.example/.well-known/oauth-authorization-server");
-    mcp_discovery_urls(p, "https://a.example/tenant/v2/", &oidc, &rfc);
-    assert_string_equal(oidc, "https://a.example/tenant/v2/.well-known/openid-configuration");
-    assert_string_equal(rfc, "https://a.example/.well-known/oauth-authorization-server/tenant/v2");
-}
-
-static void write_jwks(apr_pool_t *p, const char *path, const EVP_PKEY *pk, const char *kid)
-{
-    json_t *doc = json_pack("{s:[o]}", "keys", mcp_jwk_public(pk, kid, MCP_ALG_ES256));
-    assert_int_equal(json_dump_file(doc, path, 0), 0);
-    json_decref(doc);
-    (void)p;
-}
-
-static void keyring_file_source_and_rotation(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    static mcp_fetch_settings_t s;
-    const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-%d.json", (int)getpid());
-    EVP_PKEY *k1 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0)), *k2 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
-    mcp_keyring_t *kr;
-    mcp_keyset_t *ks;
-    mcp_fail_t fail;
-    uint64_t g1;
-
-    s.ttl = SEC(3600);
-    s.cooldown = 0; /* every forced refresh may fetch */
-    s.max_stale = SEC(3600);
-    s.http.max_size = 65536;
-    write_jwks(p, path, k1, "one");
-    kr = mcp_keyring_create(p, "https://idp", NULL, path, &s);
-    mcp_keyring_attach(kr, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 65536), 0, 1);
-    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), 0);
-    assert_int_equal(mcp_keyset_jwks(ks)->nkeys, 1);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "one");
-    g1 = mcp_keyset_generation(ks);
-    mcp_keyring_release(kr, ks);
-
-    write_jwks(p, path, k2, "two");
-    /* Not due and not forced: the parsed keys stay as they were. */
-    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), 0);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "one");
-    mcp_keyring_release(kr, ks);
-    /* An unknown kid forces the refetch: new generation, new keys. */
-    apr_sleep(1000); /* attempts are timestamped; keep them apart */
-    assert_int_equal(mcp_keyring_acquire(kr, 1, p, NULL, &ks, &fail), 0);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
-    assert_true(mcp_keyset_generation(ks) != g1);
-    mcp_keyring_release(kr, ks);
-
-    /* A broken file never replaces good keys. */
-    {
-        FILE *f = fopen(path, "w");
-        fputs("{\"keys\":[]}", f);
-        fclose(f);
-    }
-    apr_sleep(1000);
-    assert_int_equal(mcp_keyring_acquire(kr, 1, p, NULL, &ks, &fail), 0);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
-    mcp_keyring_release(kr, ks);
-    apr_file_remove(path, p);
-}
-
-/* Two processes (two keyrings on one store): A's unknown-kid refetch falls
- * inside the cooldown because B just refetched; A must use B's new keys. */
-static void keyring_refresh_in_cooldown_uses_keys_fetched_by_another(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    static mcp_fetch_settings_t sa, sb;
-    const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-cool-%d.json", (int)getpid());
-    EVP_PKEY *k1 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0)), *k2 = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
-    mcp_store_t *st = mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 65536);
-    mcp_keyring_t *a, *b;
-    mcp_keyset_t *ks;
-    mcp_fail_t fail;
-
-    sa.ttl = SEC(3600);
-    sa.cooldown = SEC(3600);
-    sa.max_stale = SEC(3600);
-    sa.http.max_size = 65536;
-    sa.http.timeout_s = 5;
-    sb = sa;
-    sb.cooldown = 0; /* B's refetch is the one the cooldown allows */
-    write_jwks(p, path, k1, "one");
-    a = mcp_keyring_create(p, "https://idp", NULL, path, &sa);
-    b = mcp_keyring_create(p, "https://idp", NULL, path, &sb);
-    mcp_keyring_attach(a, st, 0, 1);
-    mcp_keyring_attach(b, st, 0, 1);
-    assert_int_equal(mcp_keyring_acquire(a, 0, p, NULL, &ks, &fail), 0);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "one");
-    mcp_keyring_release(a, ks);
-
-    write_jwks(p, path, k2, "two");
-    apr_sleep(1000);
-    assert_int_equal(mcp_keyring_acquire(b, 1, p, NULL, &ks, &fail), 0);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
-    mcp_keyring_release(b, ks);
-    /* A's forced refresh is suppressed (cooldown), yet it sees "two". */
-    assert_int_equal(mcp_keyring_acquire(a, 1, p, NULL, &ks, &fail), 0);
-    assert_string_equal(mcp_keyset_jwks(ks)->keys[0]->kid, "two");
-    mcp_keyring_release(a, ks);
-    mcp_keyring_forget(a);
-    mcp_keyring_forget(b);
-    apr_file_remove(path, p);
-}
-
-static void keyring_missing_source_is_unavailable(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    static mcp_fetch_settings_t s;
-    mcp_keyring_t *kr;
-    mcp_keyset_t *ks;
-    mcp_fail_t fail;
-
-    s.ttl = SEC(3600);
-    s.cooldown = SEC(30);
-    s.http.max_size = 65536;
-    kr = mcp_keyring_create(p, "https://idp", NULL, "/nonexistent/jwks.json", &s);
-    mcp_keyring_attach(kr, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + 65536), 0, 1);
-    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), -1);
-    assert_int_equal(fail.kind, MCP_FAIL_UNAVAILABLE);
-    assert_string_equal(fail.reason, "JWKS fetch failed");
-    assert_true(tu_contains(fail.detail, "/nonexistent/jwks.json"));
 }
 
 /* ---- issue 15: transient entries, counters, compare and swap ---------------- */
@@ -1260,64 +854,6 @@ static void doc_wait_notices_stopping(void **state)
     apr_thread_join(&rv, t);
 }
 
-/* A store whose lock always fails (its generation was retired, or the
- * mutex is broken). */
-static int failing_lock(void *ctx)
-{
-    (void)ctx;
-    return -1;
-}
-
-static void no_unlock(void *ctx)
-{
-    (void)ctx;
-}
-
-static void keyring_without_lock_fetches_once_per_cooldown(void **state)
-{
-    apr_pool_t *p = TU_POOL(state);
-    static mcp_fetch_settings_t s, s0;
-    const char *path = tu_fmt(p, "/tmp/mcp-unit-jwks-nolock-%d.json", (int)getpid());
-    EVP_PKEY *k = tu_own_pkey(p, tu_keygen(MCP_ALG_ES256, 0));
-    mcp_store_lock_t broken = {failing_lock, no_unlock, NULL, NULL};
-    void **docs = apr_pcalloc(p, 3 * sizeof(void *));
-    mcp_store_t *st;
-    mcp_keyring_t *kr, *kr0;
-    mcp_keyset_t *ks;
-    mcp_fail_t fail;
-
-    docs[0] = apr_pcalloc(p, MCP_DOC_HEADER + 65536);
-    docs[1] = apr_pcalloc(p, MCP_DOC_HEADER + 65536);
-    st = mcp_store_create(p, NULL, 0, 0, docs, 2, MCP_DOC_HEADER + 65536, broken);
-    s.ttl = SEC(3600);
-    s.cooldown = SEC(30);
-    s.http.max_size = 65536;
-    s0 = s;
-    s0.cooldown = 0;
-    unlink(path);
-    kr = mcp_keyring_create(p, "https://idp", NULL, path, &s);
-    kr0 = mcp_keyring_create(p, "https://idp", NULL, path, &s0);
-    mcp_keyring_attach(kr, st, 0, 1);
-    mcp_keyring_attach(kr0, st, 0, 1);
-    /* The source fails: one attempt. */
-    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), -1);
-    assert_int_equal(mcp_keyring_acquire(kr0, 0, p, NULL, &ks, &fail), -1);
-    /* It is back, but this process attempted within the cooldown: no new
-     * attempt for every request while the shared store is unusable. */
-    write_jwks(p, path, k, "one");
-    assert_int_equal(mcp_keyring_acquire(kr, 0, p, NULL, &ks, &fail), -1);
-    assert_int_equal(fail.kind, MCP_FAIL_UNAVAILABLE);
-    assert_true(tu_contains(fail.detail, "MCPAuthJWKSRefreshCooldown"));
-    /* The neighbour: without a cooldown the keys are fetched and kept. */
-    assert_int_equal(mcp_keyring_acquire(kr0, 0, p, NULL, &ks, &fail), 0);
-    assert_int_equal(mcp_keyset_jwks(ks)->nkeys, 1);
-    mcp_keyring_release(kr0, ks);
-    unlink(path);
-    assert_int_equal(mcp_keyring_acquire(kr0, 0, p, NULL, &ks, &fail), 0);
-    mcp_keyring_release(kr0, ks);
-    mcp_keyring_forget(kr0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1333,27 +869,15 @@ int main(void)
         TU_TEST(doc_failure_backs_off),
         TU_TEST(doc_too_large_and_foreign_slot),
         TU_TEST(entry_dependency_on_document),
-        TU_TEST(token_cache_roundtrip_and_exp_bound),
-        TU_TEST(verdict_encoding_keeps_any_bytes),
-        TU_TEST(verdict_decoding_refuses_damaged_values),
         TU_TEST(lookups_never_see_a_half_written_entry),
         TU_TEST(lookups_stop_when_the_store_is_not_readable),
         TU_TEST(doc_peek_reads_generation_and_time_without_the_lock),
-        TU_TEST(token_cache_key_depends_on_rules),
-        TU_TEST(l1_cache_compares_token_rules_time_and_keys),
-        TU_TEST(l1_copy_dies_with_the_revocation_epoch),
-        TU_TEST(shared_hit_carries_its_stored_generation),
-        TU_TEST(discovery_urls),
-        TU_TEST(keyring_file_source_and_rotation),
-        TU_TEST(keyring_refresh_in_cooldown_uses_keys_fetched_by_another),
-        TU_TEST(keyring_missing_source_is_unavailable),
         TU_TEST(transient_entries_never_evict_live_ones),
         TU_TEST(transient_entries_leave_free_ways_to_ordinary_ones),
         TU_TEST(replace_and_get_any),
         TU_TEST(doc_place_finds_documents_by_key),
         TU_TEST(doc_import_carries_documents_to_a_new_layout),
         TU_TEST(doc_adopt_drops_leases_of_retired_processes),
-        TU_TEST(keyring_without_lock_fetches_once_per_cooldown),
         /* Last: the stopping flag stays set for the rest of the process. */
         TU_TEST(doc_wait_notices_stopping),
     };

@@ -1,0 +1,137 @@
+/* verdict.c: the flat binary form of a verdict kept in the shared cache
+ * (any bytes kept, damaged values refused) and the cap of a lifetime at a
+ * NumericDate (range-checked before any conversion); how long a verdict
+ * may be kept (never past its exp). */
+#include "test_util.h"
+
+#include <math.h>
+
+#include "shm_cache.h"
+#include "verdict.h"
+
+#include "store_util.h"
+
+static void verdict_encoding_keeps_any_bytes(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verdict_t v, back;
+    const char *text;
+    size_t len;
+
+    memset(&v, 0, sizeof(v));
+    v.issuer_index = 2;
+    v.alg = MCP_ALG_RS256;
+    v.has_exp = 1;
+    v.exp = 1700000000.25;
+    v.has_iat = 1;
+    v.iat = -5;
+    v.user = "u\nv 7";
+    v.sub = NULL;
+    v.iss = "https://idp";
+    v.scope = "";
+    v.claims = "{\"x\":\"1 2\\n\"}";
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_string_equal(back.user, v.user);
+    assert_null(back.sub);
+    assert_string_equal(back.iss, v.iss);
+    assert_string_equal(back.scope, "");
+    assert_string_equal(back.claims, v.claims);
+    assert_true(back.exp == v.exp && back.iat == v.iat && back.has_exp && !back.has_nbf && back.has_iat);
+    /* Truncated or extended text is refused. */
+    assert_int_equal(mcp_verdict_decode(p, text, len - 1, &back), -1);
+    {
+        char *longer = apr_palloc(p, len + 1);
+        memcpy(longer, text, len);
+        longer[len] = 'x';
+        assert_int_equal(mcp_verdict_decode(p, longer, len + 1, &back), -1);
+    }
+}
+
+/* The stored form is binary: every length is checked against the value,
+ * each string must end with its NUL where its length says, and a form of
+ * another version (another build after a graceful restart) is refused. */
+static void verdict_decoding_refuses_damaged_values(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verdict_t v, back;
+    const char *text;
+    char *copy;
+    size_t len, i;
+
+    memset(&v, 0, sizeof(v));
+    v.user = "alice";
+    v.sub = "alice";
+    v.iss = "https://idp";
+    v.scope = "a b";
+    v.claims = "{\"sub\":\"alice\"}";
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_string_equal(back.scope, "a b");
+    copy = apr_pmemdup(p, text, len);
+    /* Every single-byte truncation fails. */
+    for (i = 0; i < len; i++)
+        assert_int_equal(mcp_verdict_decode(p, copy, i, &back), -1);
+    /* A terminator turned into a character: the string would run on. */
+    copy[len - 1] = 'x';
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
+    /* An embedded NUL inside a string (a length that lies). */
+    copy = apr_pmemdup(p, text, len);
+    copy[len - 3] = '\0';
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
+    /* Another version of the form. */
+    copy = apr_pmemdup(p, text, len);
+    copy[0] ^= 1;
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
+}
+
+/* Item 12: exp / iat / nbf are IdP numbers of any size. Every conversion to
+ * apr_time_t is range-checked first (under UBSan an unchecked one aborts). */
+static void time_cap_is_range_checked(void **state)
+{
+    const apr_time_t until = apr_time_from_sec(1700000300);
+    (void)state;
+    assert_true(mcp_time_cap(until, -1e300) == 0);
+    assert_true(mcp_time_cap(until, -1e18) == 0);
+    assert_true(mcp_time_cap(until, -0.0) == 0);
+    assert_true(mcp_time_cap(until, 1e300) == until);
+    assert_true(mcp_time_cap(until, 1e19) == until);
+    assert_true(mcp_time_cap(until, 9.3e12) == until);
+    assert_true(mcp_time_cap(until, NAN) == 0);
+    assert_true(mcp_time_cap(until, INFINITY) == until);
+    assert_true(mcp_time_cap(until, -INFINITY) == 0);
+    assert_true(mcp_time_cap(until, 1700000000.5) == 1700000000500000LL);
+    assert_true(mcp_time_cap(until, 1700000300) == until);
+    assert_true(mcp_time_cap(until, 1700000301) == until);
+    assert_true(mcp_time_cap(-5, -1e300) == -5);
+}
+
+/* How long a verdict may be kept: until, but never past the token's exp. */
+static void keep_until_never_past_exp(void **state)
+{
+    const apr_time_t until = apr_time_from_sec(1700000300);
+    mcp_verdict_t v;
+    (void)state;
+
+    memset(&v, 0, sizeof(v));
+    assert_true(mcp_verdict_keep_until(&v, until) == until); /* no exp: until */
+    v.has_exp = 1;
+    v.exp = 1700000100;
+    assert_true(mcp_verdict_keep_until(&v, until) == apr_time_from_sec(1700000100));
+    v.exp = 1700000900;
+    assert_true(mcp_verdict_keep_until(&v, until) == until);
+    v.exp = NAN; /* never a longer lifetime */
+    assert_true(mcp_verdict_keep_until(&v, until) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TU_TEST(verdict_encoding_keeps_any_bytes),
+        TU_TEST(verdict_decoding_refuses_damaged_values),
+        TU_TEST(time_cap_is_range_checked),
+        TU_TEST(keep_until_never_past_exp),
+    };
+    tu_global_init();
+    return cmocka_run_group_tests_name("verdict", tests, NULL, NULL);
+}

@@ -15,7 +15,15 @@ HTTPD_INC := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
 APR_INC   := $(shell apr-1-config --includes 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --link-ld 2>/dev/null)
 LIBS      := -ljansson -lcurl -lcrypto -lm
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+# Unused parameters warn (-Wextra): in the module, the engine and the CLI a
+# parameter a hook's or callback's signature imposes is marked `(void)x;`,
+# so an unused one that is not imposed (a forgotten check) fails the build.
+# Test programs alone add -Wno-unused-parameter: cmocka imposes
+# `void **state` on every unit test, libFuzzer `int *argc, char ***argv` on
+# every fuzz target's initializer, and most do not need them.
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wmissing-prototypes -Wpointer-arith \
+             -Wundef
+TEST_WARN := -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
 SAN       ?=
 ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
@@ -70,7 +78,7 @@ $(BUILD)/mcp-demo-server: demo/mcp_server.c
 
 $(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(SIGNING_O)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(SIGNING_O) \
+	$(CC) $(ALL_CFLAGS) $(TEST_WARN) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(SIGNING_O) \
 	  $(APR_LIBS) $(LIBS) -lcmocka
 
 # ---- dependencies --------------------------------------------------------
@@ -161,7 +169,7 @@ ASAN_RUNTIME   = $(shell $(CLANG) -print-file-name=libclang_rt.asan-$(shell unam
 sec-deps:
 	@sh test/install-deps.sh $(TEST_PKGS) $(SEC_PKGS)
 
-$(FUZZ_BUILD)/obj/fuzz_pool.o: test/fuzz/fuzz_pool.c
+$(FUZZ_BUILD)/obj/fuzz_pool.o: test/fuzz/fuzz_pool.c test/fuzz/fuzz_pool.h
 	@mkdir -p $(dir $@)
 	$(CLANG) -std=gnu11 $(WARN) $(CLANG_WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(APR_INC) -c -o $@ $<
 
@@ -170,7 +178,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c src/*.h test/fuzz/fuzz_pool.h
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/*.h $(FUZZ_OBJ)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(LIBS)
+	$(CLANG) $(FUZZ_CFLAGS) $(TEST_WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 # Objects made only for pattern rules would be deleted as intermediates.

@@ -1,5 +1,6 @@
 #include "jsonrpc.h"
 
+#include <stdarg.h>
 #include <apr_strings.h>
 #include <string.h>
 
@@ -149,10 +150,15 @@ static void invalid(parser_t *P, const char *cause)
 
 /* The same for a member name; formatted only for the first one, so a body
  * of many bad members costs no memory per member. */
-static void invalid_member(parser_t *P, const char *fmt, const char *name)
+static void invalid_member(parser_t *P, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void invalid_member(parser_t *P, const char *fmt, ...)
 {
-    if (P->out->code == 0)
-        invalid(P, apr_psprintf(P->p, fmt, name));
+    va_list ap;
+    if (P->out->code != 0)
+        return;
+    va_start(ap, fmt);
+    invalid(P, apr_pvsprintf(P->p, fmt, ap));
+    va_end(ap);
 }
 
 /* ---- lexical ------------------------------------------------------------ */

@@ -125,6 +125,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
      * .htaccess required claims, which add to the default "sub". Keep it
      * so when adding a field. A copy, as the full merge: the merged
      * configuration's address is per merge (late_checks compares it). */
+    /* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): both apr_pcalloc'd or copies: zero padding */
     if (blank_conf && !add->required_claims_add && memcmp(base, blank_conf, sizeof(*base)) == 0) {
         c = apr_palloc(p, sizeof(*c));
         memcpy(c, add, sizeof(*c));
@@ -352,6 +353,7 @@ static int scrub_identity(request_rec *r)
 static const char *conf_id(char buf[CONF_ID_LEN], const mcp_dir_conf_t *conf)
 {
     apr_uintptr_t v = (apr_uintptr_t)conf;
+    /* cppcheck-suppress ctuPointerArith ; buf has CONF_ID_LEN bytes: e points at its last one */
     char *e = buf + CONF_ID_LEN - 1;
     *e = '\0';
     do

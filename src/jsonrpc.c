@@ -274,7 +274,7 @@ static char *unescape(apr_pool_t *p, const unsigned char *s, size_t from, size_t
     static const char simple[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
     char *o = apr_palloc(p, to - from + 1);
     size_t n = 0, i = from;
-    unsigned cp;
+    unsigned cp = 0; /* read_string checked every escape: unicode_escape sets it */
 
     while (i < to) {
         if (s[i] != '\\') {

@@ -23,6 +23,7 @@ static void log_summaries(server_rec *s, const mcp_log_summary_t *due, int n)
 {
     int i;
     for (i = 0; i < n; i++) {
+        /* cppcheck-suppress uninitvar ; the callers pass the n entries mcp_log_limit_admit/flush wrote */
         apr_time_t secs = apr_time_sec(due[i].span + APR_USEC_PER_SEC - 1);
         ap_log_error(APLOG_MARK, due[i].level, 0, s,
                      "%" APR_UINT64_T_FMT " more \"%s\" refusals suppressed in the last %ld s "

@@ -236,12 +236,17 @@ FORMAT_SRC   := $(wildcard mod_mcp_auth.c src/*.[ch] src/httpd/*.[ch] tools/*.c 
 LINT_SRC     := $(wildcard mod_mcp_auth.c src/*.c src/httpd/*.c tools/*.c)
 TIDY_FLAGS    = -std=gnu11 -D_REENTRANT -D_GNU_SOURCE -include stddef.h -I$(HTTPD_INC) $(APR_INC) -Isrc -Isrc/httpd
 
-.PHONY: lint lint-deps spdx
+.PHONY: lint lint-deps lint-run spdx
 
 lint-deps:
 	@sh test/install-deps.sh $(LINT_PKGS) $(BUILD_PKGS)
 
+# A second make: the include paths (apxs, apr-1-config) exist only once
+# lint-deps has installed the build packages on a fresh machine.
 lint: lint-deps
+	@$(MAKE) -f apxs.mk --no-print-directory lint-run
+
+lint-run:
 	@sh test/lint.sh "$(PYTHON)" "$(CLANG_FORMAT)" "$(CPPCHECK)" "$(CLANG_TIDY)" "$(FORMAT_SRC)" "$(LINT_SRC)" \
 	  "$(TIDY_FLAGS)"
 

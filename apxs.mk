@@ -4,6 +4,8 @@
 #
 #   make -f apxs.mk            module + CLI
 #   make -f apxs.mk test       install test dependencies, build, unit + integration tests
+#   make -f apxs.mk deps       install test dependencies only (apt-get as root, npm ci in test/)
+#   make -f apxs.mk lint       SPDX lines, clang-format, cppcheck, clang-tidy (see the end of this file)
 #   make -f apxs.mk demo       start a protected demo endpoint on 127.0.0.1:8080
 #   make -f apxs.mk install    install the module (apxs -i) and conf/mcp_auth.load
 
@@ -15,7 +17,15 @@ HTTPD_INC := $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
 APR_INC   := $(shell apr-1-config --includes 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --link-ld 2>/dev/null)
 LIBS      := -ljansson -lcurl -lcrypto -lm
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+# Unused parameters warn (-Wextra): in the module, the engine and the CLI a
+# parameter a hook's or callback's signature imposes is marked `(void)x;`,
+# so an unused one that is not imposed (a forgotten check) fails the build.
+# Test programs alone add -Wno-unused-parameter: cmocka imposes
+# `void **state` on every unit test, libFuzzer `int *argc, char ***argv` on
+# every fuzz target's initializer, and most do not need them.
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wmissing-prototypes -Wpointer-arith \
+             -Wundef
+TEST_WARN := -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
 SAN       ?=
 ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
@@ -35,7 +45,7 @@ CLI_O     := $(BUILD)/obj/tools/mcp_auth_token.o $(SIGNING_O) $(ENGINE_O)
 UNIT_SRC  := $(wildcard test/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all module cli unit integration test deps test-deps demo demo-stop install clean format
+.PHONY: all module cli unit integration test deps build-deps demo demo-stop install clean format
 
 all: module cli
 module: $(BUILD)/mod_mcp_auth.so
@@ -70,19 +80,24 @@ $(BUILD)/mcp-demo-server: demo/mcp_server.c
 
 $(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(SIGNING_O)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(SIGNING_O) \
+	$(CC) $(ALL_CFLAGS) $(TEST_WARN) -DVECTOR_DIR='"$(CURDIR)/test/unit/vectors"' -o $@ $< $(ENGINE_O) $(SIGNING_O) \
 	  $(APR_LIBS) $(LIBS) -lcmocka
 
 # ---- dependencies --------------------------------------------------------
 BUILD_PKGS := apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev pkg-config
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev python3-pytest python3-jwt python3-cryptography python3-requests \
-              curl openssl golang-go
+              curl openssl golang-go nodejs
 
-deps:
+# build-deps: what the module, the CLI and the demo need. deps: all the
+# tests need too -- the Debian packages (apt-get as root) and the Node peers
+# of test/package-lock.json (npm ci, again when the lock file changes).
+build-deps:
 	@sh test/install-deps.sh $(BUILD_PKGS)
 
-test-deps:
+deps:
 	@sh test/install-deps.sh $(TEST_PKGS)
+	@[ test/node_modules/.package-lock.json -nt test/package-lock.json ] || \
+	  { echo "npm ci in test/"; cd test && npm ci --no-audit --no-fund; }
 
 # ---- tests ---------------------------------------------------------------
 unit: $(UNIT_BIN)
@@ -91,12 +106,12 @@ unit: $(UNIT_BIN)
 integration: all
 	$(PYTHON) -m pytest -q -p no:cacheprovider test/integration
 
-test: test-deps
+test: deps
 	@$(MAKE) -f apxs.mk --no-print-directory all $(UNIT_BIN)
 	@bash test/run-all.sh "$(PYTHON)" $(UNIT_BIN)
 
 # ---- demo ----------------------------------------------------------------
-demo: deps
+demo: build-deps
 	@$(MAKE) -f apxs.mk --no-print-directory all $(BUILD)/mcp-demo-server
 	@sh conf/demo.sh start
 
@@ -111,8 +126,8 @@ install: module
 	  echo "installed /etc/apache2/mods-available/mcp_auth.load (enable with: a2enmod mcp_auth)"; fi
 	install -m 755 $(BUILD)/mcp-auth-token /usr/local/bin/mcp-auth-token
 
-format:
-	clang-format -i mod_mcp_auth.c src/*.c src/*.h src/httpd/*.c src/httpd/*.h tools/*.c test/unit/*.c test/unit/*.h
+format: lint-deps
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
 
 clean:
 	rm -rf $(BUILD)
@@ -161,7 +176,7 @@ ASAN_RUNTIME   = $(shell $(CLANG) -print-file-name=libclang_rt.asan-$(shell unam
 sec-deps:
 	@sh test/install-deps.sh $(TEST_PKGS) $(SEC_PKGS)
 
-$(FUZZ_BUILD)/obj/fuzz_pool.o: test/fuzz/fuzz_pool.c
+$(FUZZ_BUILD)/obj/fuzz_pool.o: test/fuzz/fuzz_pool.c test/fuzz/fuzz_pool.h
 	@mkdir -p $(dir $@)
 	$(CLANG) -std=gnu11 $(WARN) $(CLANG_WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(APR_INC) -c -o $@ $<
 
@@ -170,7 +185,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c src/*.h test/fuzz/fuzz_pool.h
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/*.h $(FUZZ_OBJ)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(LIBS)
+	$(CLANG) $(FUZZ_CFLAGS) $(TEST_WARN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 # Objects made only for pattern rules would be deleted as intermediates.
@@ -202,3 +217,38 @@ valgrind: sec-deps
 perf-guard: all
 	@sh test/install-deps.sh apache2 valgrind
 	@bash test/perf-guard.sh
+
+# ==== lint ================================================================
+#   make -f apxs.mk lint    test/spdx.py check, clang-format --dry-run -Werror, cppcheck --enable=warning,
+#                           clang-tidy (.clang-tidy says which checks and why); about 4 min on 2 cores
+#   make -f apxs.mk spdx    adds the SPDX line where it is missing (test/spdx.py fix; idempotent)
+#   make -f apxs.mk format  clang-format -i (.clang-format) over the same C files lint checks
+# lint and format install their tools (apt-get, as root) -- the LLVM
+# version of the security block, so a formatting never depends on the host.
+LINT_PKGS    := clang-format-$(SEC_LLVM) clang-tidy-$(SEC_LLVM) cppcheck
+CLANG_FORMAT ?= clang-format-$(SEC_LLVM)
+CLANG_TIDY   ?= clang-tidy-$(SEC_LLVM)
+CPPCHECK     ?= cppcheck
+FORMAT_SRC   := $(wildcard mod_mcp_auth.c src/*.[ch] src/httpd/*.[ch] tools/*.c test/unit/*.[ch] test/fuzz/*.[ch] \
+                demo/*.c)
+# cppcheck and clang-tidy read the module, the engine and the CLI (with
+# stddef.h first, as CLANG_WARN explains).
+LINT_SRC     := $(wildcard mod_mcp_auth.c src/*.c src/httpd/*.c tools/*.c)
+TIDY_FLAGS    = -std=gnu11 -D_REENTRANT -D_GNU_SOURCE -include stddef.h -I$(HTTPD_INC) $(APR_INC) -Isrc -Isrc/httpd
+
+.PHONY: lint lint-deps lint-run spdx
+
+lint-deps:
+	@sh test/install-deps.sh $(LINT_PKGS) $(BUILD_PKGS)
+
+# A second make: the include paths (apxs, apr-1-config) exist only once
+# lint-deps has installed the build packages on a fresh machine.
+lint: lint-deps
+	@$(MAKE) -f apxs.mk --no-print-directory lint-run
+
+lint-run:
+	@sh test/lint.sh "$(PYTHON)" "$(CLANG_FORMAT)" "$(CPPCHECK)" "$(CLANG_TIDY)" "$(FORMAT_SRC)" "$(LINT_SRC)" \
+	  "$(TIDY_FLAGS)"
+
+spdx:
+	@$(PYTHON) test/spdx.py fix

@@ -27,6 +27,7 @@
 #include "toolscope.h"
 #include "stopping.h"
 #include "http_fetch.h"
+#include "version.h"
 
 /* ---- directives ------------------------------------------------------ */
 
@@ -71,6 +72,9 @@ static const mcp_srv_number_t http_timeout = {SRV_FIELD(fetch.http.timeout_s), M
 static const mcp_srv_number_t refusal_log_interval = {SRV_FIELD(refusal_log_interval), MCP_NUM_SECONDS, 0, 3600,
                                                       "seconds from 0 (log every refusal) to 3600"};
 
+/* One line per directive, aligned by hand: the formatter leaves the table
+ * alone. */
+/* clang-format off */
 static const command_rec mcp_cmds[] = {
     TRUST_CMD(AP_INIT_RAW_ARGS, "MCPAuthIssuer", mcp_cmd_issuer,
             "a trusted issuer URL [jwks_uri=URL] [jwks_file=PATH] [introspection_endpoint=URL]; repeat for several"),
@@ -147,6 +151,7 @@ static const command_rec mcp_cmds[] = {
             DEFAULT(MCP_DEFAULT_REFUSAL_LOG_INTERVAL)),
     {NULL},
 };
+/* clang-format on */
 
 /* ---- hooks ----------------------------------------------------------- */
 
@@ -222,6 +227,7 @@ static int scrub_identity(request_rec *r)
 static const char *conf_id(char buf[CONF_ID_LEN], const mcp_dir_conf_t *conf)
 {
     apr_uintptr_t v = (apr_uintptr_t)conf;
+    /* cppcheck-suppress ctuPointerArith ; buf has CONF_ID_LEN bytes: e points at its last one */
     char *e = buf + CONF_ID_LEN - 1;
     *e = '\0';
     do
@@ -412,6 +418,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     if (!idp_health)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "no shared memory for the IdP failure table: a failing IdP is asked by every request");
+    /* Once per configuration generation (start, restart, graceful), not
+     * in the first reading httpd makes at start-up to check the files. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "%s", mcp_version_line(ptemp, "mod_mcp_auth"));
     /* Once, in the parent, before any thread exists. */
     if (!libraries_ready) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -439,13 +449,28 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    mcp_authz_register(p);
-    mcp_refusal_register(p);
-    mcp_authz_cors_register(p);
-    mcp_toolscope_register(p);
+    /* Require mcp-scope <scope>... and Require mcp-claim <$.path> <value>... */
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "mcp-scope", AUTHZ_PROVIDER_VERSION, &mcp_authz_scope_provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "mcp-claim", AUTHZ_PROVIDER_VERSION, &mcp_authz_claim_provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
+    /* Our refusals' JSON content type, and CORS on them (added by the
+     * error filter above); the body read for tool scopes, replayed. */
+    ap_register_output_filter(MCP_JSON_ERROR_FILTER, mcp_refusal_json_error_filter, NULL, AP_FTYPE_RESOURCE);
+    ap_register_output_filter(MCP_CORS_ERROR_FILTER, mcp_authz_cors_error_filter, NULL, AP_FTYPE_CONTENT_SET + 5);
+    mcp_toolscope_kept_body_handle = ap_register_input_filter(MCP_KEPT_BODY_FILTER, mcp_toolscope_kept_body_filter,
+                                                              NULL, AP_FTYPE_RESOURCE);
 }
 
+/* clang-format off */
 AP_DECLARE_MODULE(mcp_auth) = {
-    STANDARD20_MODULE_STUFF, mcp_create_dir_conf, mcp_merge_dir_conf, mcp_create_server_conf, mcp_merge_server_conf,
-    mcp_cmds, register_hooks,
-    AP_MODULE_FLAG_NONE};
+    STANDARD20_MODULE_STUFF,
+    mcp_create_dir_conf,     /* dir config creater */
+    mcp_merge_dir_conf,      /* dir merger --- default is to override */
+    mcp_create_server_conf,  /* server config */
+    mcp_merge_server_conf,   /* merge server config */
+    mcp_cmds,                /* command apr_table_t */
+    register_hooks,          /* register hooks */
+    AP_MODULE_FLAG_NONE      /* flags */
+};
+/* clang-format on */

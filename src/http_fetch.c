@@ -527,6 +527,7 @@ static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *
         hdrs = curl_slist_append(hdrs, apr_pstrcat(p, "Authorization: ", authorization, NULL));
     if (form)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): admit() sets h whenever it returns no error */
     set_options(h->easy, url, o, (long)((limit + 999) / 1000), form, hdrs, &sink, errbuf);
     rc = perform(h, &stopped);
     if (rc == CURLE_OK)

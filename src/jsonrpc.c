@@ -1,5 +1,6 @@
 #include "jsonrpc.h"
 
+#include <stdarg.h>
 #include <apr_strings.h>
 #include <string.h>
 
@@ -149,10 +150,15 @@ static void invalid(parser_t *P, const char *cause)
 
 /* The same for a member name; formatted only for the first one, so a body
  * of many bad members costs no memory per member. */
-static void invalid_member(parser_t *P, const char *fmt, const char *name)
+static void invalid_member(parser_t *P, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void invalid_member(parser_t *P, const char *fmt, ...)
 {
-    if (P->out->code == 0)
-        invalid(P, apr_psprintf(P->p, fmt, name));
+    va_list ap;
+    if (P->out->code != 0)
+        return;
+    va_start(ap, fmt);
+    invalid(P, apr_pvsprintf(P->p, fmt, ap));
+    va_end(ap);
 }
 
 /* ---- lexical ------------------------------------------------------------ */
@@ -268,7 +274,7 @@ static char *unescape(apr_pool_t *p, const unsigned char *s, size_t from, size_t
     static const char simple[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
     char *o = apr_palloc(p, to - from + 1);
     size_t n = 0, i = from;
-    unsigned cp;
+    unsigned cp = 0; /* read_string checked every escape: unicode_escape sets it */
 
     while (i < to) {
         if (s[i] != '\\') {

@@ -24,6 +24,7 @@
 #include "jws_sign.h"
 #include "keyring.h"
 #include "verifier.h"
+#include "version.h"
 
 static void usage(void)
 {
@@ -33,7 +34,8 @@ static void usage(void)
           "                        [--ca-file PEM] [--jws-only] TOKEN|-\n"
           "  mcp-auth-token keygen --alg ALG --kid KID --out DIR [--bits N]\n"
           "  mcp-auth-token sign --key PEM|SECRETFILE --kid KID --alg ALG [--claim k=v]... [--header k=v]...\n"
-          "                      [--ttl S]\n",
+          "                      [--ttl S]\n"
+          "  mcp-auth-token --version\n",
           stderr);
     exit(2);
 }
@@ -481,7 +483,12 @@ int main(int argc, char **argv)
     apr_pool_create(&p, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     mcp_jose_init();
-    if (!strcmp(argv[1], "verify"))
+    if (!strcmp(argv[1], "--version")) {
+        /* The libraries are those loaded now, as in the module's startup line. */
+        puts(mcp_version_line(p, "mcp-auth-token"));
+        rc = 0;
+    }
+    else if (!strcmp(argv[1], "verify"))
         rc = cmd_verify(p, argc - 2, argv + 2);
     else if (!strcmp(argv[1], "keygen"))
         rc = cmd_keygen(p, argc - 2, argv + 2);

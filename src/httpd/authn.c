@@ -298,6 +298,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         ctx_len = sizeof(fp) + ulen;
         ctx = apr_palloc(r->pool, ctx_len);
         memcpy(ctx, fp, sizeof(fp));
+        /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a binary key of ctx_len bytes, not a string */
         memcpy(ctx + sizeof(fp), url, ulen);
         if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, apr_time_now(), store, r->pool, verdict) == 0) {
             if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 1, fail))

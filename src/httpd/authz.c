@@ -161,16 +161,8 @@ static authz_status check_claim(request_rec *r, const char *line, const void *pa
     return AUTHZ_DENIED;
 }
 
-static const authz_provider scope_provider = {check_scope, parse_scope};
-static const authz_provider claim_provider = {check_claim, parse_claim};
-
-void mcp_authz_register(apr_pool_t *p)
-{
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "mcp-scope", AUTHZ_PROVIDER_VERSION, &scope_provider,
-                              AP_AUTH_INTERNAL_PER_CONF);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "mcp-claim", AUTHZ_PROVIDER_VERSION, &claim_provider,
-                              AP_AUTH_INTERNAL_PER_CONF);
-}
+const authz_provider mcp_authz_scope_provider = {check_scope, parse_scope};
+const authz_provider mcp_authz_claim_provider = {check_claim, parse_claim};
 
 /* ---- browsers: Origin and CORS preflights (SPEC section 3 step 2) ------- */
 
@@ -312,7 +304,7 @@ int mcp_authz_preflight_answer(request_rec *r)
 
 /* ---- CORS on the module's own answers ----------------------------------- */
 
-#define CORS_ERROR_FILTER "MCP_AUTH_CORS_ERROR"
+#define CORS_ERROR_FILTER MCP_CORS_ERROR_FILTER
 #define ACAO "Access-Control-Allow-Origin"
 
 const char *mcp_authz_cors_origin(request_rec *r, const mcp_dir_conf_t *conf, int public_doc)
@@ -331,7 +323,7 @@ const char *mcp_authz_cors_origin(request_rec *r, const mcp_dir_conf_t *conf, in
  * the HTTP header filter: an operator's own CORS headers win, and the
  * refusal never carries two Access-Control-Allow-Origin values (a browser
  * rejects that). */
-static apr_status_t cors_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+apr_status_t mcp_authz_cors_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
 
@@ -346,12 +338,6 @@ static apr_status_t cors_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_table_mergen(r->headers_out, "Vary", "Origin");
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
-}
-
-void mcp_authz_cors_register(apr_pool_t *p)
-{
-    (void)p;
-    ap_register_output_filter(CORS_ERROR_FILTER, cors_error_filter, NULL, AP_FTYPE_CONTENT_SET + 5);
 }
 
 void mcp_authz_cors_error(request_rec *r, const mcp_dir_conf_t *conf)

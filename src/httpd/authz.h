@@ -4,10 +4,15 @@
 #define MCP_AUTHZ_H
 
 #include <httpd.h>
+#include <mod_auth.h>
+#include <util_filter.h>
 
 #include "conf.h"
 
-void mcp_authz_register(apr_pool_t *p);
+/* Registered by register_hooks (mod_mcp_auth.c), under the names it shows:
+ * `Require mcp-scope` and `Require mcp-claim`. */
+extern const authz_provider mcp_authz_scope_provider;
+extern const authz_provider mcp_authz_claim_provider;
 
 /* scheme://host[:port] in lower case without a default port; NULL when
  * origin is not one (with allow_path, the origin of an absolute URL). */
@@ -32,7 +37,8 @@ const char *mcp_authz_cors_origin(request_rec *r, const mcp_dir_conf_t *conf, in
  * insufficient_scope, 400, 503) to an allowed origin carries CORS headers,
  * so a browser client can read the challenge; unless the configuration
  * (mod_headers `Header always`) already set them. */
-void mcp_authz_cors_register(apr_pool_t *p);
+#define MCP_CORS_ERROR_FILTER "MCP_AUTH_CORS_ERROR"
+apr_status_t mcp_authz_cors_error_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 void mcp_authz_cors_error(request_rec *r, const mcp_dir_conf_t *conf);
 
 #endif

@@ -115,6 +115,7 @@ void *mcp_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
      * .htaccess required claims, which add to the default "sub". Keep it
      * so when adding a field. A copy, as the full merge: the merged
      * configuration's address is per merge (late_checks compares it). */
+    /* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): both apr_pcalloc'd or copies: zero padding */
     if (blank_conf && !add->required_claims_add && memcmp(base, blank_conf, sizeof(*base)) == 0) {
         c = apr_palloc(p, sizeof(*c));
         memcpy(c, add, sizeof(*c));

@@ -597,6 +597,7 @@ const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
     }
     while ((err = next_option(cmd, &args, &key, &val)) == NULL && key) {
         if (strcmp(key, "auth") == 0) {
+            /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): next_option sets val with every key */
             if (strcmp(val, "client_secret_basic") == 0)
                 c->auth = MCP_AUTH_BASIC;
             else if (strcmp(val, "client_secret_post") == 0)
@@ -614,6 +615,7 @@ const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
         else if (strcmp(key, "client_secret") == 0)
             c->client_secret = val;
         else if (strcmp(key, "method") == 0) {
+            /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): next_option sets val with every key */
             if (strcasecmp(val, "POST") != 0 && strcasecmp(val, "GET") != 0)
                 return "MCPAuthIntrospection: method=POST or method=GET";
             c->use_get = strcasecmp(val, "GET") == 0;

@@ -59,7 +59,7 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-#define JSON_ERROR_FILTER "MCP_AUTH_JSON_ERROR"
+#define JSON_ERROR_FILTER MCP_JSON_ERROR_FILTER
 
 /* ---- the log line ---------------------------------------------------- */
 
@@ -69,6 +69,7 @@ static void log_summaries(server_rec *s, const mcp_log_summary_t *due, int n)
 {
     int i;
     for (i = 0; i < n; i++) {
+        /* cppcheck-suppress uninitvar ; the callers pass the n entries mcp_log_limit_admit/flush wrote */
         apr_time_t secs = apr_time_sec(due[i].span + APR_USEC_PER_SEC - 1);
         ap_log_error(APLOG_MARK, due[i].level, 0, s,
                      "%" APR_UINT64_T_FMT " more \"%s\" refusals suppressed in the last %ld s "
@@ -341,7 +342,7 @@ int mcp_refusal_note_auth_failure(request_rec *r, const char *auth_type)
 }
 
 /* Error pages are HTML; ours is JSON. Runs before the HTTP header filter. */
-static apr_status_t json_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+apr_status_t mcp_refusal_json_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     ap_set_content_type(f->r, "application/json");
     ap_remove_output_filter(f);
@@ -391,10 +392,4 @@ void mcp_refusal_insert_error_filter(request_rec *r)
     /* A preflight passes only by our 204: a refused one gets no grant. */
     if (!mcp_is_preflight(r, conf))
         mcp_authz_cors_error(r, conf);
-}
-
-void mcp_refusal_register(apr_pool_t *p)
-{
-    (void)p;
-    ap_register_output_filter(JSON_ERROR_FILTER, json_error_filter, NULL, AP_FTYPE_RESOURCE);
 }

@@ -6,6 +6,7 @@
 #define MCP_REFUSAL_H
 
 #include <httpd.h>
+#include <util_filter.h>
 
 #include "conf.h"
 #include "fail.h"
@@ -48,8 +49,10 @@ void mcp_state_redirected(mcp_request_t *st);
 int mcp_refusal_note_auth_failure(request_rec *r, const char *auth_type);
 void mcp_refusal_insert_error_filter(request_rec *r);
 
-/* Registers the error page's JSON output filter. */
-void mcp_refusal_register(apr_pool_t *p);
+/* The output filter that gives our refusals their JSON content type
+ * (registered by register_hooks under this name). */
+#define MCP_JSON_ERROR_FILTER "MCP_AUTH_JSON_ERROR"
+apr_status_t mcp_refusal_json_error_filter(ap_filter_t *f, apr_bucket_brigade *bb);
 
 /* One refusal's log line, rate-limited per reason and process
  * (log_limit.h): the first of each reason per second is logged, the rest

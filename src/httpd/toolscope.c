@@ -20,9 +20,8 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-#define KEPT_BODY_FILTER "MCP_AUTH_KEPT_BODY"
-
-static ap_filter_rec_t *kept_body_handle;
+/* Set by register_hooks (toolscope.h). */
+ap_filter_rec_t *mcp_toolscope_kept_body_handle;
 
 /* A body read before the handler, once per request and its internal
  * redirects (they share the connection, which has no second copy). One
@@ -55,8 +54,8 @@ static apr_status_t copy_range(request_rec *r, const kept_body_t *kb, apr_off_t 
 /* Replays the body we read, then whatever the filters below still give
  * (EOS). Modelled on mod_request's KEPT_BODY: the backend reads exactly
  * the bytes the client sent. */
-static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_input_mode_t mode,
-                                     apr_read_type_e block, apr_off_t readbytes)
+apr_status_t mcp_toolscope_kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_input_mode_t mode,
+                                            apr_read_type_e block, apr_off_t readbytes)
 {
     replay_t *ctx = f->ctx;
     apr_off_t left;
@@ -85,17 +84,11 @@ static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_i
     return APR_SUCCESS;
 }
 
-void mcp_toolscope_register(apr_pool_t *p)
-{
-    (void)p;
-    kept_body_handle = ap_register_input_filter(KEPT_BODY_FILTER, kept_body_filter, NULL, AP_FTYPE_RESOURCE);
-}
-
 static void add_replay(request_rec *r, const kept_body_t *kb)
 {
     replay_t *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     ctx->kb = kb;
-    ap_add_input_filter_handle(kept_body_handle, ctx, r, r->connection);
+    ap_add_input_filter_handle(mcp_toolscope_kept_body_handle, ctx, r, r->connection);
 }
 
 /* The body this request, or the one it was internally redirected from,
@@ -120,7 +113,7 @@ void mcp_toolscope_insert_filter(request_rec *r)
     if (!r->prev || !(kb = chain_body(r)) || r->method_number != kb->method_number)
         return;
     for (f = r->input_filters; f; f = f->next)
-        if (f->frec == kept_body_handle)
+        if (f->frec == mcp_toolscope_kept_body_handle)
             return;
     add_replay(r, kb);
 }
@@ -183,6 +176,7 @@ static int take_chunked(request_rec *r, apr_bucket_brigade *bb, apr_bucket_briga
         if (apr_bucket_setaside(e, r->pool) != APR_SUCCESS)
             return HTTP_INTERNAL_SERVER_ERROR;
         APR_BUCKET_REMOVE(e);
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): read_body passes hold whenever it has no buf */
         APR_BRIGADE_INSERT_TAIL(hold, e);
     }
     return OK;
@@ -233,6 +227,7 @@ static int read_body(request_rec *r, char **flat, apr_size_t *len)
     if (rc != OK)
         return rc;
     *flat = buf;
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): buf is set, or hold was flattened into it */
     (*flat)[*len] = '\0';
     /* Chunked trailers arrived with the last chunk: they must not change
      * the identity or the credentials the backend gets. */

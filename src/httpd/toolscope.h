@@ -5,12 +5,18 @@
 #define MCP_TOOLSCOPE_H
 
 #include <httpd.h>
+#include <util_filter.h>
 
 #include "conf.h"
 
 #define MCP_TOOL_BODY_LIMIT (1024 * 1024)
 
-void mcp_toolscope_register(apr_pool_t *p);
+/* The input filter that replays a body read here; register_hooks
+ * (mod_mcp_auth.c) registers it and keeps its handle. */
+#define MCP_KEPT_BODY_FILTER "MCP_AUTH_KEPT_BODY"
+extern ap_filter_rec_t *mcp_toolscope_kept_body_handle;
+apr_status_t mcp_toolscope_kept_body_filter(ap_filter_t *f, apr_bucket_brigade *b, ap_input_mode_t mode,
+                                            apr_read_type_e block, apr_off_t readbytes);
 
 /* insert_filter: an internal redirect of a request whose body was read
  * here replays that same body to its handler. */

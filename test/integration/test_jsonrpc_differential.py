@@ -91,7 +91,7 @@ class ReadyProc:
 def go_backend_bin(tmp_root):
     go = shutil.which("go") or "/usr/lib/go/bin/go"
     if not os.path.exists(go):
-        pytest.fail("go (Debian golang-go) is not installed; make -f apxs.mk test-deps installs it", pytrace=False)
+        pytest.fail("go (Debian golang-go) is not installed; make -f apxs.mk deps installs it", pytrace=False)
     d = tmp_root / "jsonrpc-diff-go"
     d.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, GOCACHE=str(d / "cache"), GOPATH=str(d / "gopath"), GO111MODULE="off",

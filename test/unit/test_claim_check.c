@@ -133,30 +133,34 @@ static void test_detail_huge_values(void **state)
     assert_true(tu_contains(fail.detail, tu_fmt(p, "exp %lld", NOW - 100)));
 }
 
+/* A literal, so the compiler checks the format against its arguments. */
+#define NBF_FMT "{\"exp\":%lld,\"nbf\":%lld}"
+
 static void test_nbf(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
     mcp_claim_policy_t pol = policy();
-    const char *f = "{\"exp\":%lld,\"nbf\":%lld}";
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW - 100), &pol);
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW + 29), &pol);
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW + 30), &pol);
-    assert_refused(p, tu_fmt(p, f, NOW + 600, NOW + 31), &pol, "Token not yet valid");
-    assert_refused(p, tu_fmt(p, f, NOW + 600, NOW + 3600), &pol, "Token not yet valid");
+    assert_ok(p, tu_fmt(p, NBF_FMT, NOW + 600, NOW - 100), &pol);
+    assert_ok(p, tu_fmt(p, NBF_FMT, NOW + 600, NOW + 29), &pol);
+    assert_ok(p, tu_fmt(p, NBF_FMT, NOW + 600, NOW + 30), &pol);
+    assert_refused(p, tu_fmt(p, NBF_FMT, NOW + 600, NOW + 31), &pol, "Token not yet valid");
+    assert_refused(p, tu_fmt(p, NBF_FMT, NOW + 600, NOW + 3600), &pol, "Token not yet valid");
     assert_refused(p, tu_fmt(p, "{\"exp\":%lld,\"nbf\":\"%lld\"}", NOW + 600, NOW), &pol, "Malformed token");
     assert_refused(p, tu_fmt(p, "{\"exp\":%lld,\"nbf\":null}", NOW + 600), &pol, "Malformed token");
 }
+
+/* A literal, so the compiler checks the format against its arguments. */
+#define IAT_FMT "{\"exp\":%lld,\"iat\":%lld}"
 
 static void test_iat(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
     mcp_claim_policy_t pol = policy();
-    const char *f = "{\"exp\":%lld,\"iat\":%lld}";
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW), &pol);
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW - 100000), &pol);
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW + 29), &pol);
-    assert_ok(p, tu_fmt(p, f, NOW + 600, NOW + 30), &pol);
-    assert_refused(p, tu_fmt(p, f, NOW + 600, NOW + 31), &pol, "Token issued in the future");
+    assert_ok(p, tu_fmt(p, IAT_FMT, NOW + 600, NOW), &pol);
+    assert_ok(p, tu_fmt(p, IAT_FMT, NOW + 600, NOW - 100000), &pol);
+    assert_ok(p, tu_fmt(p, IAT_FMT, NOW + 600, NOW + 29), &pol);
+    assert_ok(p, tu_fmt(p, IAT_FMT, NOW + 600, NOW + 30), &pol);
+    assert_refused(p, tu_fmt(p, IAT_FMT, NOW + 600, NOW + 31), &pol, "Token issued in the future");
     assert_refused(p, tu_fmt(p, "{\"exp\":%lld,\"iat\":true}", NOW + 600), &pol, "Malformed token");
 }
 

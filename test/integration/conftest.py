@@ -26,6 +26,7 @@ from harness.env import (APACHE2, APACHE_MODULES_DIR, REPO_ROOT, cli_path, free_
                          make_world_readable, module_path, pid_alive, wait_for_port)
 from harness.httpd import (CGI_SCRIPT, MPMS, Httpd, HttpdFactory, HttpdStartError, Response,  # noqa: F401
                            mcp_location, render_config)
+from harness.node import find_node
 from harness.servers import IdP, HTTPSServer, _IdPHandler, _TLSThreadingServer  # noqa: F401
 from harness.tls import TLSFiles, make_tls, self_signed_cert_pem  # noqa: F401
 from harness.tokens import (ASYM_ALGS, AUDIENCE, HMAC_ALGS, HMAC_SECRET, ISSUED, ISSUER, KeySet,  # noqa: F401
@@ -175,3 +176,13 @@ def start_httpd(httpd_factory, mcp_auth_so):
     finally:
         for h in started:
             h.stop()
+
+
+# ---------------------------------------------------------------------------
+# Node.js peers
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The node executable, test/node_modules installed (npm ci) if missing."""
+    return find_node()

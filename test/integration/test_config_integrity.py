@@ -24,6 +24,7 @@ import os
 import pytest
 
 from conftest import HMAC_SECRET, ISSUER, AUDIENCE, mcp_location, _make_world_readable
+from harness.asserts import bearer, challenge_params
 from test_config import configtest, location
 from test_identity import ENV_CGI, cgi_env
 
@@ -49,18 +50,6 @@ def raw_request(server, method, path, *, host, headers=(), body=None):
         return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), resp.read()
     finally:
         conn.close()
-
-
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
-def challenge_param(www_authenticate, name):
-    for part in www_authenticate.split(", "):
-        k, _, v = part.partition("=")
-        if k.strip().endswith(name):
-            return v.strip('"')
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -123,7 +112,7 @@ def test_metadata_and_challenge_name_the_configured_resource_under_a_forged_host
     assert status == 200 and json.loads(body)["resource"] == f"{own}/res"
     status, hdrs, _ = raw_request(res_server, "GET", "/res", host="other.example", headers=fwd)
     assert status == 401
-    assert challenge_param(hdrs["www-authenticate"], "resource_metadata") == f"{own}{WK}/res"
+    assert challenge_params(hdrs["www-authenticate"]).get("resource_metadata") == f"{own}{WK}/res"
     # the neighbour: the real Host gets the same answer
     assert res_server.get(f"{WK}/res").json()["resource"] == f"{own}/res"
 
@@ -170,7 +159,7 @@ def test_servername_scheme_and_port_make_the_resource(vhost_server, minter):
     status, _, body = raw_request(vhost_server, "GET", f"{WK}/vr", host="mcp2.example.test:9999")
     assert json.loads(body)["resource"] == "https://mcp2.example.test/vr"
     status, hdrs, _ = raw_request(vhost_server, "GET", "/vr", host="mcp.example.test")
-    assert challenge_param(hdrs["www-authenticate"], "resource_metadata") == \
+    assert challenge_params(hdrs["www-authenticate"]).get("resource_metadata") == \
         f"https://mcp.example.test:8443{WK}/vr"
 
 

@@ -68,6 +68,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.checks import crash_lines
 from conftest import (
     APACHE2,
     AUDIENCE,
@@ -81,7 +82,6 @@ from conftest import (
 HTTP_TIMEOUT = 2          # MCPAuthHTTPTimeout of the fault httpd
 SLOW_SECONDS = 6          # the "slow" IdP answers after this long
 HUGE_BYTES = 10 * 1024 * 1024
-CRASH_PHRASES = ("exit signal", "AH00052", "Segmentation fault", "AH00060")
 
 MODES = ["slow", "drip", "tls-stall", "http500", "truncated", "short-read", "html", "huge", "huge-stream",
          "redirect-loop", "untrusted-tls", "reset"]
@@ -111,10 +111,6 @@ FAULT_CONF = "\n".join([
     # Every request goes to the key ring (no verified-token cache hits).
     "MCPAuthTokenCacheTTL 0",
 ])
-
-
-def crash_lines(text):
-    return [l for l in text.splitlines() if any(p in l for p in CRASH_PHRASES)]
 
 
 def tail(text, n=30):

@@ -29,6 +29,7 @@ import threading
 
 import pytest
 
+from harness.asserts import bearer
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, mcp_location
 
 # Client-sent spellings of X-User-Sub that must never reach the backend.
@@ -252,10 +253,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, echo, env_cgi):
         yield h
     finally:
         h.stop()
-
-
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
 
 
 def compact(obj) -> str:

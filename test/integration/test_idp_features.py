@@ -18,13 +18,13 @@ against a real httpd. Each attack sits beside its legitimate neighbour:
 """
 
 import json
-import re
 import os
 
 import pytest
 
 import test_config
 from conftest import AUDIENCE, ISSUER, _make_world_readable
+from harness.asserts import challenge_params as challenge
 
 ENV_CGI = """#!/bin/sh
 cat >/dev/null
@@ -38,8 +38,6 @@ printf 'SCRIPT_OK=1\\n'
 ALIAS = "idp.mcp-test.example/realms/mcp"  # the schemeless spelling (Google's accounts.google.com)
 PREFIX = "https://mcp.example.com/mcp/"
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 
 
 def protected(*lines, jwks, issuer_opts=""):
@@ -108,14 +106,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi, htdirs):
         yield h
     finally:
         h.stop()
-
-
-def challenge(resp) -> dict:
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, (vals, resp)
-    m = CHALLENGE_RE.match(vals[0])
-    assert m, vals[0]
-    return dict(re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1)))
 
 
 def call(server, path, token, tool):

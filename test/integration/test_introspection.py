@@ -27,10 +27,6 @@ import os
 import random
 import re
 import secrets
-import select
-import shutil
-import signal
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -41,11 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, free_port
-
-TEST_DIR = REPO_ROOT / "test"
-MCP_DIR = TEST_DIR / "mcp"
-NODE_PACKAGES = ("oidc-provider",)
+from harness.env import free_port
+from harness.node import NodeProc
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of the counting httpd
 
@@ -469,95 +462,14 @@ def active(sub="alice", **claims):
 # Node.js and the real IdP (oidc-provider)
 # ---------------------------------------------------------------------------
 
-def _node_deps_present() -> bool:
-    return all((TEST_DIR / "node_modules" / p / "package.json").is_file() for p in NODE_PACKAGES)
-
-
-@pytest.fixture(scope="module")
-def node():
-    exe = shutil.which("node")
-    if not exe:
-        pytest.fail("node (Node.js >= 20.19) is not installed; test/mcp/idp.mjs needs it", pytrace=False)
-    if not _node_deps_present():
-        npm = shutil.which("npm")
-        if not npm:
-            pytest.fail("test/node_modules is missing and npm is not installed", pytrace=False)
-        try:
-            proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TEST_DIR,
-                                  capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"npm ci in {TEST_DIR} timed out: {e}", pytrace=False)
-        if proc.returncode != 0 or not _node_deps_present():
-            pytest.fail(f"npm ci --no-audit --no-fund in {TEST_DIR} failed (rc={proc.returncode})\n"
-                        f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}", pytrace=False)
-    return exe
-
-
-class NodeIdP:
+class NodeIdP(NodeProc):
     """test/mcp/idp.mjs as a child process; ``ready`` is its JSON ready line."""
 
     def __init__(self, node, args, log: Path, timeout=30):
-        self.log = log
-        self._logf = open(log, "wb")
-        self.proc = subprocess.Popen([node, str(MCP_DIR / "idp.mjs"), *args], cwd=TEST_DIR,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._logf)
-        line = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not r:
-                break
-            b = os.read(self.proc.stdout.fileno(), 1)
-            if not b:
-                break
-            line += b
-        try:
-            self.ready = json.loads(line)
-        except ValueError:
-            self.stop()
-            raise RuntimeError(f"idp.mjs did not become ready (got {line!r}); log:\n{self.log_text()[-3000:]}")
-
-    def log_text(self):
-        try:
-            return self.log.read_bytes().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        super().__init__(node, "idp.mjs", args, log, timeout=timeout)
 
     def introspections(self):
         return self.log_text().count("idp: POST /token/introspection -> ")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._logf.close()
-
-    def _post(self, endpoint, client, secret, fields):
-        data = urllib.parse.urlencode(fields).encode()
-        auth = base64.b64encode(f"{client}:{secret}".encode()).decode()
-        req = urllib.request.Request(self.ready[endpoint], data=data, headers={
-            "Authorization": f"Basic {auth}", "Content-Type": "application/x-www-form-urlencoded"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-
-    def token(self, resource, client="owner", secret="owner-secret", scope="mcp:tools notes:read"):
-        status, body = self._post("token_endpoint", client, secret, {
-            "grant_type": "client_credentials", "scope": scope, "resource": resource})
-        tok = json.loads(body)["access_token"]
-        assert tok.count(".") == 0, f"expected an opaque token, got {tok!r}"
-        SENT_TOKENS.add(tok)
-        return tok
-
-    def revoke(self, tok, client="owner", secret="owner-secret"):
-        status, _ = self._post("revocation_endpoint", client, secret,
-                               {"token": tok, "token_type_hint": "access_token"})
-        assert status == 200
 
 
 @dataclass

@@ -28,7 +28,8 @@ import re
 import pytest
 
 from conftest import ISSUER
-from test_mcp_authz import bearer, challenge_params, only_challenge, protected
+from harness.asserts import bearer, challenge_params, only_challenge
+from test_mcp_authz import protected
 
 RECORD_CGI = r"""#!/usr/bin/python3
 import hashlib, os, sys

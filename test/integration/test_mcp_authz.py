@@ -26,13 +26,13 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import socket
 import time
 
 import pytest
 
 from conftest import AUDIENCE, ISSUER, Response
+from harness.asserts import assert_invalid_token, assert_ok, bearer, challenge_pairs, only_challenge
 
 # The backend of /tools: prints the SHA-256 and length of what it read on
 # stdin, CONTENT_LENGTH, REMOTE_USER and the method.
@@ -55,8 +55,6 @@ MIB = 1024 * 1024
 WK = "/.well-known/oauth-protected-resource"
 SUPPORTED = "mcp:tools notes:read notes:delete"
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 
 
 def protected(extra: str, *, jwks: str, audience: str = AUDIENCE) -> str:
@@ -136,22 +134,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, hash_cgi):
 # helpers
 # ---------------------------------------------------------------------------
 
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
-def challenge_params(value: str) -> list:
-    m = CHALLENGE_RE.match(value or "")
-    assert m, f"not a well-formed Bearer challenge: {value!r}"
-    return re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1))
-
-
-def only_challenge(resp) -> str:
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, f"expected exactly one WWW-Authenticate, got {vals!r} ({resp!r})"
-    return vals[0]
-
-
 def meta_url(server, loc):
     return f"{server.base_url}{WK}{loc}"
 
@@ -161,7 +143,7 @@ def assert_insufficient(server, resp, loc, scope):
     (granted + required, in that order; None: no scope parameter) and the
     location's metadata URL, and a JSON body."""
     assert resp.status == 403, resp
-    params = challenge_params(only_challenge(resp))
+    params = challenge_pairs(only_challenge(resp))
     keys = [k for k, _ in params]
     d = dict(params)
     want_keys = ["error"] + (["scope"] if scope is not None else []) + ["resource_metadata", "error_description"]
@@ -175,22 +157,6 @@ def assert_insufficient(server, resp, loc, scope):
     body = resp.json()
     assert body["error"] == "insufficient_scope", body
     assert isinstance(body.get("error_description"), str) and body["error_description"], body
-    assert "SCRIPT_OK" not in resp.text
-
-
-def assert_ok(resp, user="alice"):
-    assert resp.status == 200, resp
-    assert resp.header_all("WWW-Authenticate") == [], resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == user, resp
-    return env
-
-
-def assert_invalid_token(resp):
-    assert resp.status == 401, resp
-    d = dict(challenge_params(only_challenge(resp)))
-    assert d.get("error") == "invalid_token", d
     assert "SCRIPT_OK" not in resp.text
 
 
@@ -400,11 +366,11 @@ def test_401_challenge_scope_hint(server, minter):
     # without a Require mcp-scope: MCPAuthScopesSupported
     resp = server.get("/res")
     assert resp.status == 401, resp
-    assert dict(challenge_params(only_challenge(resp)))["scope"] == "mcp:tools"
+    assert dict(challenge_pairs(only_challenge(resp)))["scope"] == "mcp:tools"
     # a bad token: invalid_token, realm and resource_metadata kept
     resp = server.get("/hint", minter.token(scope="mcp:tools", aud="https://elsewhere.example/"))
     assert_invalid_token(resp)
-    d = dict(challenge_params(only_challenge(resp)))
+    d = dict(challenge_pairs(only_challenge(resp)))
     assert d["realm"] == "mcp" and d["resource_metadata"] == meta_url(server, "/hint")
 
 
@@ -456,7 +422,7 @@ def test_metadata_root_form_404_with_many_locations(server):
 
 def test_challenge_url_fetches_the_document(server):
     resp = server.get("/hint")
-    url = dict(challenge_params(only_challenge(resp)))["resource_metadata"]
+    url = dict(challenge_pairs(only_challenge(resp)))["resource_metadata"]
     assert url.startswith(server.base_url + "/")
     doc = server.get(url[len(server.base_url):])
     assert doc.status == 200, doc
@@ -472,7 +438,7 @@ def test_metadata_off(server, minter):
     assert v == 'Bearer realm="mcp", scope="mcp:tools"', v
     resp = server.get("/nometa", minter.token(scope="notes:read"))
     assert resp.status == 403, resp
-    params = challenge_params(only_challenge(resp))
+    params = challenge_pairs(only_challenge(resp))
     assert [k for k, _ in params] == ["error", "scope", "error_description"], params
     assert dict(params)["scope"] == "notes:read mcp:tools"
     assert server.get(f"{WK}/nometa").status == 404
@@ -625,7 +591,7 @@ def test_tool_with_several_scopes(server, minter):
 def test_location_require_still_applies_to_tool_calls(server, minter):
     resp = post(server, minter.token(scope="notes:delete"), call("delete_notes"))
     assert resp.status == 403, resp
-    d = dict(challenge_params(only_challenge(resp)))
+    d = dict(challenge_pairs(only_challenge(resp)))
     assert d["error"] == "insufficient_scope"
     assert "mcp:tools" in d["scope"].split()
 

@@ -35,6 +35,7 @@ import time
 
 import pytest
 
+from harness.asserts import bearer
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, Response
 
 WK = "/.well-known/oauth-protected-resource"
@@ -170,10 +171,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
         yield h
     finally:
         h.stop()
-
-
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
 
 
 def preflight(origin, method="POST"):

@@ -37,6 +37,7 @@ import threading
 
 import pytest
 
+from harness.asserts import bearer, only_challenge as challenge
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER
 
 ALLOWED = "https://app.example"
@@ -309,10 +310,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend, files):
         h.stop()
 
 
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
 def preflight(origin=ALLOWED, method="POST"):
     return [("Origin", origin), ("Access-Control-Request-Method", method),
             ("Access-Control-Request-Headers", "authorization, content-type, mcp-session-id")]
@@ -532,12 +529,6 @@ def test_trailers_do_not_get_around_tool_scopes_and_harmless_ones_pass(server, m
 # ---------------------------------------------------------------------------
 # item 9: step-up under ErrorDocument 401, negated rules
 # ---------------------------------------------------------------------------
-
-def challenge(resp):
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, resp
-    return vals[0]
-
 
 def assert_step_up(resp, scope):
     assert resp.status == 403, resp

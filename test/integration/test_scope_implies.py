@@ -29,7 +29,6 @@ Each attack sits beside its legitimate neighbour:
 import hashlib
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pytest
 
 import test_config
 from conftest import AUDIENCE, ISSUER, _make_world_readable
+from harness.asserts import assert_ok, bearer, challenge_params as challenge
 
 # The backend: records every request it gets (one JSON line: path, method,
 # body SHA-256 length, MCP_AUTH_SCOPE) and answers with its environment.
@@ -55,8 +55,6 @@ out.write(("SHA256=%s\nSCRIPT_OK=1\n" % hashlib.sha256(data).hexdigest()).encode
 out.flush()
 """
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 
 CHAIN = 400  # scopes in the deep hierarchy of /sd-deep
 
@@ -141,10 +139,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
 # helpers
 # ---------------------------------------------------------------------------
 
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
 def records(record: Path):
     return [json.loads(l) for l in record.read_text().splitlines() if l.strip()]
 
@@ -157,22 +151,6 @@ def call(name, id_=1):
 def post(server, token, body, path):
     hdrs = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")]
     return server.request("POST", path, hdrs + bearer(token), body)
-
-
-def challenge(resp) -> dict:
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, (vals, resp)
-    m = CHALLENGE_RE.match(vals[0])
-    assert m, vals[0]
-    return dict(re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1)))
-
-
-def assert_ok(resp):
-    assert resp.status == 200, resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == "alice", env
-    return env
 
 
 def assert_refused(resp, record, before, *, needs, never=()):

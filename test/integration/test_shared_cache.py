@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from harness.asserts import assert_ok
 from conftest import (
     APACHE2,
     AUDIENCE,
@@ -211,13 +212,6 @@ def run_load(port, jobs, *, clients=8, keepalive=True, timeout=120):
         t.join(max(0.1, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), f"load did not finish within {timeout} s"
     return res
-
-
-def assert_ok(resp, user="alice"):
-    assert resp.status == 200, resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == user, resp
 
 
 def assert_401(resp):

@@ -24,6 +24,13 @@ from .tokens import ISSUED
 CRASH_RE = re.compile(r"exit signal|AH00052|AH00060|Segmentation fault|AddressSanitizer|LeakSanitizer|"
                       r"runtime error:")
 
+
+
+def crash_lines(text: str) -> list:
+    """The lines of an error log that tell of a crashed process."""
+    return [line for line in text.splitlines() if CRASH_RE.search(line)]
+
+
 MARKERS = {
     "token_in_log": "token_in_log(reason): the test puts a token-like string into an error log on purpose",
     "child_crash_expected": "child_crash_expected(reason): the test makes an httpd child die of a signal on purpose",
@@ -62,7 +69,7 @@ def problems(item=None) -> list:
         if not text:
             continue
         if not allow_crash:
-            crashes = [line for line in text.splitlines() if CRASH_RE.search(line)]
+            crashes = crash_lines(text)
             if crashes:
                 out.append(f"{h.error_log}: child crash lines: {crashes[:5]}")
         if not allow_token:

@@ -46,15 +46,15 @@ def find_node() -> str:
     return exe
 
 
-class NodeProc:
-    """A test/mcp script as a child process; ``ready`` is its JSON ready line
-    (the first line it prints on stdout); stderr goes to ``log``."""
+class ReadyProc:
+    """A child process that prints one JSON line (its "ready" line, e.g.
+    {"port": N}) on stdout once it listens; stderr goes to ``log``."""
 
-    def __init__(self, node, script, args, log: Path, timeout=30):
+    def __init__(self, argv, log: Path, cwd=None, timeout=30):
         self.log = log
         self._logf = open(log, "wb")
-        self.proc = subprocess.Popen([node, str(MCP_DIR / script), *args], cwd=TEST_DIR,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._logf)
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._logf)
         self.ready = None
         deadline = time.monotonic() + timeout
         line = b""
@@ -70,7 +70,11 @@ class NodeProc:
             self.ready = json.loads(line)
         except ValueError:
             self.stop()
-            raise RuntimeError(f"{script} did not become ready (got {line!r}); log:\n{self.log_text()[-3000:]}")
+            raise RuntimeError(f"{argv} did not become ready (got {line!r}); log:\n{self.log_text()[-3000:]}")
+
+    @property
+    def port(self):
+        return self.ready["port"]
 
     def log_text(self) -> str:
         try:
@@ -89,3 +93,10 @@ class NodeProc:
         if self.proc.stdout:
             self.proc.stdout.close()
         self._logf.close()
+
+
+class NodeProc(ReadyProc):
+    """A test/mcp script (idp.mjs, server.mjs, jsonrpc_backend.mjs, ...) run by ``node``."""
+
+    def __init__(self, node, script, args, log: Path, timeout=30):
+        super().__init__([node, str(MCP_DIR / script), *args], log, cwd=TEST_DIR, timeout=timeout)

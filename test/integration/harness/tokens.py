@@ -293,8 +293,8 @@ def es256_key(label: str = "k") -> SigningKey:
 # What the harness issued: the after-test check looks for these in error logs
 # ---------------------------------------------------------------------------
 
-_B64URL_RUN = re.compile(r"[A-Za-z0-9_-]{24,}")
-_WINDOW = 24
+_B64URL_RUN = re.compile(r"[A-Za-z0-9_-]{16,}")
+_WINDOW = 16
 
 
 class TokenRecord:
@@ -303,14 +303,15 @@ class TokenRecord:
     A token leaks when its last dot-separated part (a JWS signature, or the
     whole of an opaque token) shows up in a log: a log line that quotes a
     header or a claim is fine, one that carries the part nobody else could
-    have produced is not.  Parts shorter than 24 characters are too likely to
-    occur by chance and are not recorded.  Lookups go through the parts'
-    first 24 characters, so checking a log costs one pass over it however
-    many tokens were issued."""
+    have produced is not.  A token whose last part is shorter than 16
+    characters (``alg: none``, a truncated token) leaks when the whole token
+    (if 20 characters or more) shows up.  Lookups go through the parts' first
+    16 characters, so checking a log costs one pass over it however many
+    tokens were issued."""
 
     def __init__(self):
-        self._by_prefix = {}   # first 24 characters of a secret part -> set of parts
-        self._odd = set()      # parts with characters outside base64url: plain substring search
+        self._by_prefix = {}   # first 16 characters of a secret part -> set of parts
+        self._odd = set()      # searched as plain substrings (few: odd characters, short parts)
         self.count = 0
 
     def add(self, token):
@@ -318,14 +319,17 @@ class TokenRecord:
             token = bytes(token).decode("latin-1")
         if not isinstance(token, str):
             return
-        part = token.rsplit(".", 1)[-1].strip()
-        if len(part) < _WINDOW:
+        token = token.strip()
+        part = token.rsplit(".", 1)[-1]
+        if len(part) >= _WINDOW and _B64URL_RUN.fullmatch(part):
+            self._by_prefix.setdefault(part[:_WINDOW], set()).add(part)
+        elif len(part) >= _WINDOW:
+            self._odd.add(part)
+        elif len(token) >= 20:
+            self._odd.add(token)
+        else:
             return
         self.count += 1
-        if _B64URL_RUN.fullmatch(part):
-            self._by_prefix.setdefault(part[:_WINDOW], set()).add(part)
-        else:
-            self._odd.add(part)
 
     def leaked(self, text: str) -> list:
         """The recorded secret parts that occur in ``text``."""

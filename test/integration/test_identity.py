@@ -29,7 +29,6 @@ import threading
 
 import pytest
 
-from harness.asserts import bearer
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, mcp_location
 
 # Client-sent spellings of X-User-Sub that must never reach the backend.

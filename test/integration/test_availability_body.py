@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUDIENCE, ISSUER
+from harness.httpd import mcp_location
 from test_faults import children_of, worker_rss
 
 MIB = 1024 * 1024
@@ -44,8 +44,7 @@ H2 = [("http2_module", "mod_http2.so")]
 
 
 def protected(extra, jwks):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-                      f"MCPAuthAudience {AUDIENCE}", extra.strip("\n")])
+    return mcp_location(jwks_uri=jwks, extra=extra, require=None)
 
 
 def tool_lines():

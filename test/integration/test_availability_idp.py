@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, ISSUER, Minter, mcp_location, pid_alive
+from conftest import APACHE2, AUDIENCE, Minter, mcp_location, pid_alive
 
 SANITIZED = bool(os.environ.get("MCP_AUTH_SANITIZER"))
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -234,12 +234,7 @@ def p99(values):
 
 
 def introspection_location(idp):
-    return "\n".join([
-        "AuthType mcp-jwt", 'AuthName "mcp"',
-        f"MCPAuthIssuer {ISSUER} jwks_uri={idp.base}/jwks",
-        f"MCPAuthAudience {AUDIENCE}",
-        f"MCPAuthIntrospection {idp.base}/introspect auth=none",
-        "Require valid-user"])
+    return mcp_location(jwks_uri=f"{idp.base}/jwks", lines=[f"MCPAuthIntrospection {idp.base}/introspect auth=none"])
 
 
 # ---------------------------------------------------------------------------

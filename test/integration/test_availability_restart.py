@@ -29,7 +29,8 @@ import time
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, Minter, es256_key, free_port, json_bytes, pid_alive, wait_for_port
+from harness.httpd import mcp_location as loc
+from conftest import APACHE2, Minter, es256_key, free_port, json_bytes, pid_alive, wait_for_port
 
 HTTP_TIMEOUT = 3
 COOLDOWN = 30
@@ -102,11 +103,6 @@ def flaky():
     yield make
     for idp in made:
         idp.down()
-
-
-def loc(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
 
 
 def conf(*lines):

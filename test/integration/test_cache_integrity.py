@@ -32,6 +32,7 @@ from collections import Counter
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from harness.httpd import mcp_location
 from conftest import AUDIENCE, SigningKey, make_jws
 
 ISS = "https://idp.example"
@@ -117,8 +118,7 @@ def keydir(tmp_root):
 
 
 def protected(jwks_file, extra=()):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISS} jwks_file={jwks_file}",
-                      f"MCPAuthAudience {AUDIENCE}", *extra, "Require valid-user"])
+    return mcp_location(ISS, jwks_file=jwks_file, lines=extra)
 
 
 @pytest.fixture(scope="module")

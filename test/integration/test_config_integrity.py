@@ -58,8 +58,7 @@ def raw_request(server, method, path, *, host, headers=(), body=None):
 
 def bare_location(jwks_uri, extra=""):
     """Protected, with neither MCPAuthAudience nor MCPAuthResource."""
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks_uri}",
-                      extra, "Require valid-user"])
+    return mcp_location(jwks_uri=jwks_uri, audience=None, extra=extra)
 
 
 @pytest.fixture(scope="module")

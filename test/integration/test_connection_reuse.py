@@ -26,7 +26,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import AUDIENCE, ISSUER, _make_tls
+from harness.httpd import mcp_location
+from conftest import AUDIENCE, _make_tls
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of every httpd here
 
@@ -187,12 +188,8 @@ def idps():
 
 
 def location(idp, jwks=None, audience=None):
-    lines = ["AuthType mcp-jwt", 'AuthName "mcp"',
-             f"MCPAuthIssuer {ISSUER} jwks_uri={jwks or idp.url('/jwks')}",
-             f"MCPAuthIntrospection {idp.url('/introspect')} auth=none cache=300"]
-    if audience:
-        lines.append(f"MCPAuthAudience {audience}")
-    return "\n".join(lines + ["Require valid-user"])
+    return mcp_location(jwks_uri=jwks or idp.url('/jwks'), audience=audience,
+                        lines=[f"MCPAuthIntrospection {idp.url('/introspect')} auth=none cache=300"])
 
 
 def server_conf(mpm="prefork", extra=""):

@@ -69,10 +69,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.checks import crash_lines
+from harness.httpd import mcp_location
 from conftest import (
     APACHE2,
     AUDIENCE,
-    ISSUER,
     Minter,
     SigningKey,
     b64url_decode,
@@ -360,11 +360,6 @@ class FaultRig:
         return self.minter(mode, phase).token("ES256", key=self.key, **claims)
 
 
-def _location(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
-
-
 @pytest.fixture(scope="module")
 def rig(httpd_factory, tls, tmp_root, mcp_auth_so):
     key = SigningKey("ES256", f"fault-{secrets.token_hex(6)}", ec.generate_private_key(ec.SECP256R1()))
@@ -377,7 +372,7 @@ def rig(httpd_factory, tls, tmp_root, mcp_auth_so):
                 srv = FaultServer(tls, untrusted, good, mode="ok" if phase == "warm" else mode)
                 servers[(mode, phase)] = srv
                 issuers[(mode, phase)] = f"https://{phase}-{mode}.fault.example/realm"
-                locations[f"/{phase}-{mode}"] = _location(issuers[(mode, phase)], srv.url("/jwks"))
+                locations[f"/{phase}-{mode}"] = mcp_location(issuers[(mode, phase)], srv.url("/jwks"))
         # Discovery (no jwks_uri) against a slow IdP.
         disc = FaultServer(tls, untrusted, good, mode="slow")
         servers[("slow", "discovery")] = disc
@@ -927,11 +922,6 @@ def foreign_explained(new, our_pids):
 
 # -- the load httpd ----------------------------------------------------------
 
-def _protected(jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
-
-
 def load_server_conf(jwks_uri):
     return "\n".join([
         "MaxConnectionsPerChild 0",
@@ -957,7 +947,7 @@ def load_server_conf(jwks_uri):
         # mod_headers' output filter would be inserted.
         'Header always set X-Class "expr=%{req:X-Class}" early',
         '<Location "/index.txt">',
-        _protected(jwks_uri),
+        mcp_location(jwks_uri=jwks_uri),
         "</Location>",
     ])
 
@@ -1061,7 +1051,7 @@ def load_httpd(httpd_factory, jwks_server, mcp_auth_so):
     started = []
 
     def start(name):
-        h = httpd_factory.start({"/mcp": _protected(jwks_server.jwks_uri)},
+        h = httpd_factory.start({"/mcp": mcp_location(jwks_uri=jwks_server.jwks_uri)},
                                 server_conf=load_server_conf(jwks_server.jwks_uri), module_so=mcp_auth_so, name=name)
         started.append(h)
         return h

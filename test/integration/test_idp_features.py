@@ -23,6 +23,7 @@ import os
 import pytest
 
 import test_config
+from harness.httpd import mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
 from harness.asserts import challenge_params as challenge
 
@@ -41,9 +42,7 @@ PREFIX = "https://mcp.example.com/mcp/"
 
 
 def protected(*lines, jwks, issuer_opts=""):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"',
-                      f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}{issuer_opts}",
-                      f"MCPAuthAudience {AUDIENCE}", *lines])
+    return mcp_location(jwks_uri=jwks, issuer_opts=issuer_opts, lines=lines, require=None)
 
 
 @pytest.fixture(scope="module")

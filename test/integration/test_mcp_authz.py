@@ -31,6 +31,7 @@ import time
 
 import pytest
 
+from harness.httpd import mcp_location
 from conftest import AUDIENCE, ISSUER, Response
 from harness.asserts import assert_invalid_token, assert_ok, bearer, challenge_pairs, only_challenge
 
@@ -45,6 +46,7 @@ for k, v in (("SHA256", hashlib.sha256(data).hexdigest()),
              ("BODY_LENGTH", str(len(data))),
              ("CONTENT_LENGTH", os.environ.get("CONTENT_LENGTH", "")),
              ("REMOTE_USER", os.environ.get("REMOTE_USER", "")),
+             ("AUTH_TYPE", os.environ.get("AUTH_TYPE", "")),
              ("REQUEST_METHOD", os.environ.get("REQUEST_METHOD", "")),
              ("SCRIPT_OK", "1")):
     out.write(("%s=%s\n" % (k, v)).encode())
@@ -58,11 +60,7 @@ SUPPORTED = "mcp:tools notes:read notes:delete"
 
 
 def protected(extra: str, *, jwks: str, audience: str = AUDIENCE) -> str:
-    lines = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}"]
-    if audience:
-        lines.append(f"MCPAuthAudience {audience}")
-    lines.append(extra.strip("\n"))
-    return "\n".join(lines)
+    return mcp_location(jwks_uri=jwks, audience=audience, extra=extra, require=None)
 
 
 @pytest.fixture(scope="module")

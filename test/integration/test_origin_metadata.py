@@ -36,7 +36,8 @@ import time
 import pytest
 
 from harness.asserts import bearer
-from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, Response
+from harness.httpd import mcp_location
+from conftest import APACHE_MODULES_DIR, ISSUER, Response
 
 WK = "/.well-known/oauth-protected-resource"
 ALLOWED = "https://app.example"
@@ -119,11 +120,7 @@ class CountingBackend:
 
 
 def loc(jwks, *lines, require="Require valid-user"):
-    body = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-            f"MCPAuthAudience {AUDIENCE}", *lines]
-    if require:
-        body.append(require)
-    return "\n".join(body)
+    return mcp_location(jwks_uri=jwks, lines=lines, require=require)
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,10 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import AUDIENCE, Minter, SigningKey, es256_key
+from harness.httpd import mcp_location as location
+from conftest import Minter, SigningKey, es256_key
 
 REMEMBERED = "refused moments ago"
-
-
-def location(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
 
 
 SERVER = "\n".join(["LogLevel warn mcp_auth:info", "MCPAuthRefusalLogInterval 0",

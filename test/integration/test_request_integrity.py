@@ -38,7 +38,8 @@ import threading
 import pytest
 
 from harness.asserts import bearer, only_challenge as challenge
-from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER
+from harness.httpd import mcp_location
+from conftest import APACHE_MODULES_DIR
 
 ALLOWED = "https://app.example"
 EVIL = "https://evil.example"
@@ -170,14 +171,9 @@ def got_headers(doc, name):
 # ---------------------------------------------------------------------------
 
 def loc(jwks, *lines, require="Require valid-user"):
-    """A protected section without the harness's trailing Require (some of
-    ours are <RequireAll> trees, which a top-level `Require valid-user` would
-    turn into an implicit RequireAny)."""
-    body = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-            f"MCPAuthAudience {AUDIENCE}", *lines]
-    if require:
-        body.append(require)
-    return "\n".join(body)
+    """A protected section; require=None for ours that are <RequireAll> trees,
+    which a top-level `Require valid-user` would turn into an implicit RequireAny."""
+    return mcp_location(jwks_uri=jwks, lines=lines, require=require)
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import AUDIENCE, HTTPSServer, Minter, SigningKey, _IdPHandler, es256_key
+from harness.httpd import mcp_location as location
+from conftest import HTTPSServer, Minter, SigningKey, _IdPHandler, es256_key
 
-AUDIENCE_CONF = f"MCPAuthAudience {AUDIENCE}"
 PID_RE = re.compile(r"\[pid (\d+)")
 JWKS_DELAY = 1.5
 COOLDOWN = 6
@@ -48,11 +48,6 @@ def slow_idp(tls):
         yield srv
     finally:
         srv.stop()
-
-
-def location(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      AUDIENCE_CONF, "Require valid-user"])
 
 
 def burst(port, tokens, timeout=30):

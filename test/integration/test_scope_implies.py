@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 import test_config
+from harness.httpd import mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
 from harness.asserts import assert_ok, bearer, challenge_params as challenge
 
@@ -49,7 +50,7 @@ with open(os.environ["SI_RECORD"], "a") as f:
     f.write(json.dumps(rec) + "\n")
 out = sys.stdout.buffer
 out.write(b"Content-Type: text/plain\r\n\r\n")
-for k in ("REMOTE_USER", "MCP_AUTH_SCOPE"):
+for k in ("REMOTE_USER", "AUTH_TYPE", "MCP_AUTH_SCOPE"):
     out.write(("%s=%s\n" % (k, os.environ.get(k, ""))).encode())
 out.write(("SHA256=%s\nSCRIPT_OK=1\n" % hashlib.sha256(data).hexdigest()).encode())
 out.flush()
@@ -60,8 +61,7 @@ CHAIN = 400  # scopes in the deep hierarchy of /sd-deep
 
 
 def protected(*lines, jwks):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-                      f"MCPAuthAudience {AUDIENCE}", *lines])
+    return mcp_location(jwks_uri=jwks, lines=lines, require=None)
 
 
 def deep_chain():

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from harness.asserts import assert_ok
+from harness.httpd import mcp_location as location
 from conftest import (
     APACHE2,
-    AUDIENCE,
     HTTPSServer,
     Minter,
     SigningKey,
@@ -55,16 +55,6 @@ PID_RE = re.compile(r"\[pid (\d+)")
 
 def server_conf(*lines) -> str:
     return "\n".join([TRACE, "MCPAuthHTTPTimeout 3", *lines])
-
-
-def location(issuer, jwks_uri=None, extra="") -> str:
-    src = f" jwks_uri={jwks_uri}" if jwks_uri else ""
-    parts = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer}{src}",
-             f"MCPAuthAudience {AUDIENCE}"]
-    if extra:
-        parts.append(extra.strip("\n"))
-    parts.append("Require valid-user")
-    return "\n".join(parts)
 
 
 def jwks_of(*keys) -> dict:

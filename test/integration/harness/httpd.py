@@ -352,16 +352,19 @@ class HttpdFactory:
 
 
 def mcp_location(issuer: str = ISSUER, jwks_uri: str = None, *, audience: str = AUDIENCE,
-                 extra: str = "", jwks_file: str = None) -> str:
-    """A standard protected-location snippet."""
-    src = f"jwks_file={jwks_file}" if jwks_file else f"jwks_uri={jwks_uri}"
-    parts = [
-        "AuthType mcp-jwt",
-        'AuthName "mcp"',
-        f"MCPAuthIssuer {issuer} {src}",
-        f"MCPAuthAudience {audience}",
-    ]
+                 extra: str = "", jwks_file: str = None, lines=(), issuer_opts: str = "",
+                 require: str = "Require valid-user") -> str:
+    """A protected-location snippet: AuthType, AuthName, the issuer (with its
+    jwks_file= or jwks_uri= if given, then ``issuer_opts``), the audience
+    (None: none), ``extra`` and ``lines``, then ``require`` (None: none, for
+    sections whose own Require lines or <RequireAll> trees decide)."""
+    src = f" jwks_file={jwks_file}" if jwks_file else (f" jwks_uri={jwks_uri}" if jwks_uri else "")
+    parts = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer}{src}{issuer_opts}"]
+    if audience:
+        parts.append(f"MCPAuthAudience {audience}")
     if extra:
         parts.append(extra.strip("\n"))
-    parts.append("Require valid-user")
+    parts += list(lines)
+    if require:
+        parts.append(require)
     return "\n".join(parts)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.httpd import mcp_location
+from harness.httpd import install_cgi, mcp_location
 from test_faults import children_of, worker_rss
 
 MIB = 1024 * 1024
@@ -79,13 +79,7 @@ for k in ("REMOTE_USER", "MCP_AUTH_SUB", "MCP_AUTH_ISS", "MCP_AUTH_SCOPE", "MCP_
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "avbody-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "env.cgi"
-    p.write_text(ENV_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "avbody-cgi", ENV_CGI)
 
 
 def start(httpd_factory, jwks_server, mcp_auth_so, env_cgi, name, h2=False):

@@ -22,13 +22,13 @@ answers and delays, every call recorded).
 
 import hashlib
 import json
-import os
 import secrets
 import threading
 import time
 
 import pytest
 
+from harness.httpd import install_cgi
 from test_introspection import Introspector, active, get, simultaneously
 
 T = 2  # MCPAuthHTTPTimeout of every httpd here
@@ -65,13 +65,7 @@ def idp():
 
 @pytest.fixture
 def claims_cgi(tmp_root):
-    d = tmp_root / f"avail-intro-cgi-{secrets.token_hex(3)}"
-    d.mkdir(parents=True)
-    os.chmod(d, 0o755)
-    p = d / "claims.cgi"
-    p.write_text(CLAIMS_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / f"avail-intro-cgi-{secrets.token_hex(3)}", CLAIMS_CGI, "claims.cgi")
 
 
 def start(httpd_factory, mcp_auth_so, idp, cgi, *, mpm="event", extra=""):

@@ -26,7 +26,7 @@ import pytest
 from conftest import HMAC_SECRET, ISSUER, AUDIENCE, mcp_location, _make_world_readable
 from harness.asserts import bearer, challenge_params
 from test_config import configtest, location
-from test_identity import ENV_CGI, cgi_env
+from harness.httpd import JSON_ENV_CGI as ENV_CGI, json_cgi_env as cgi_env
 
 WK = "/.well-known/oauth-protected-resource"
 # The env CGI, reading the request body first (a POST's body must be taken).

@@ -23,12 +23,12 @@ the virtual host's identity headers there too (SPEC 4: on every request).
 """
 
 import json
-import os
 import socket
 import threading
 
 import pytest
 
+from harness.httpd import JSON_ENV_CGI as ENV_CGI, install_cgi, json_cgi_env as cgi_env
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, mcp_location
 
 # Client-sent spellings of X-User-Sub that must never reach the backend.
@@ -146,21 +146,6 @@ class Seen:
 # The CGI that prints its whole environment
 # ---------------------------------------------------------------------------
 
-ENV_CGI = r"""#!/usr/bin/python3
-import json, os, sys
-env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
-body = json.dumps(env).encode()
-sys.stdout.buffer.write(b"Content-Type: application/json\r\n\r\n" + body)
-sys.stdout.buffer.flush()
-"""
-
-
-def cgi_env(resp) -> dict:
-    assert resp.status == 200, resp
-    raw = resp.json()
-    assert "GATEWAY_INTERFACE" in raw, resp  # really the env CGI
-    # bytes as the CGI saw them, read as UTF-8
-    return {k: v.encode("latin-1").decode("utf-8", "surrogateescape") for k, v in raw.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -209,13 +194,7 @@ def echo():
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "identity-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "env.cgi"
-    p.write_text(ENV_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "identity-cgi", ENV_CGI)
 
 
 @pytest.fixture(scope="module")

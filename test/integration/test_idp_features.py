@@ -18,23 +18,15 @@ against a real httpd. Each attack sits beside its legitimate neighbour:
 """
 
 import json
-import os
 
 import pytest
 
 import test_config
+from harness.httpd import ENV_CGI, install_cgi
 from harness.httpd import mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
 from harness.asserts import challenge_params as challenge
 
-ENV_CGI = """#!/bin/sh
-cat >/dev/null
-printf 'Content-Type: text/plain\\r\\n\\r\\n'
-printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
-printf 'MCP_AUTH_SCOPE=%s\\n' "$MCP_AUTH_SCOPE"
-printf 'MCP_AUTH_ISS=%s\\n' "$MCP_AUTH_ISS"
-printf 'SCRIPT_OK=1\\n'
-"""
 
 ALIAS = "idp.mcp-test.example/realms/mcp"  # the schemeless spelling (Google's accounts.google.com)
 PREFIX = "https://mcp.example.com/mcp/"
@@ -47,13 +39,7 @@ def protected(*lines, jwks, issuer_opts=""):
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "idp-features-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    cgi = d / "env.cgi"
-    cgi.write_text(ENV_CGI)
-    os.chmod(cgi, 0o755)
-    _make_world_readable(d)
-    return cgi
+    return install_cgi(tmp_root / "idp-features-cgi", ENV_CGI)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ import base64
 import http.client
 import http.server
 import json
-import os
 import random
 import re
 import secrets
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.httpd import ENV_CGI, install_cgi
 from harness.env import free_port
 from harness.node import NodeProc
 
@@ -58,15 +58,6 @@ SECRETS = [BASIC_SECRET, POST_SECRET, DISC_B_SECRET, DISC_D_SECRET, DOWN_SECRET,
 # Every token sent to httpd by this file (checked against the error logs at the end).
 SENT_TOKENS = set()
 
-ENV_CGI = """#!/bin/sh
-printf 'Content-Type: text/plain\\r\\n\\r\\n'
-printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
-printf 'AUTH_TYPE=%s\\n' "$AUTH_TYPE"
-printf 'MCP_AUTH_SCOPE=%s\\n' "$MCP_AUTH_SCOPE"
-printf 'MCP_AUTH_ISS=%s\\n' "$MCP_AUTH_ISS"
-printf 'MCP_AUTH_SUB=%s\\n' "$MCP_AUTH_SUB"
-printf 'SCRIPT_OK=1\\n'
-"""
 
 
 def new_token(label="t") -> str:
@@ -354,13 +345,7 @@ def wait_count(idp, token, n, timeout=3.0):
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "introspection-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "env.cgi"
-    p.write_text(ENV_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "introspection-cgi", ENV_CGI)
 
 
 @pytest.fixture(scope="module")

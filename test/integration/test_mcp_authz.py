@@ -25,13 +25,12 @@ HTTPS JWKS server; the backend is CGI.  Covered:
 import hashlib
 import http.client
 import json
-import os
 import socket
 import time
 
 import pytest
 
-from harness.httpd import mcp_location
+from harness.httpd import install_cgi, mcp_location
 from conftest import AUDIENCE, ISSUER, Response
 from harness.asserts import assert_invalid_token, assert_ok, bearer, challenge_pairs, only_challenge
 
@@ -65,13 +64,7 @@ def protected(extra: str, *, jwks: str, audience: str = AUDIENCE) -> str:
 
 @pytest.fixture(scope="module")
 def hash_cgi(tmp_root):
-    d = tmp_root / "mcp-authz-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "hash.cgi"
-    p.write_text(HASH_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "mcp-authz-cgi", HASH_CGI, "hash.cgi")
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,49 @@ printf 'SCRIPT_OK=1\\n'
 """
 
 
+# The identity CGI of suites that check what the module exported: the body
+# (if any) read, then the variables the module sets, as KEY=VALUE lines.
+ENV_CGI = """#!/bin/sh
+cat >/dev/null
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
+printf 'AUTH_TYPE=%s\\n' "$AUTH_TYPE"
+printf 'MCP_AUTH_SCOPE=%s\\n' "$MCP_AUTH_SCOPE"
+printf 'MCP_AUTH_ISS=%s\\n' "$MCP_AUTH_ISS"
+printf 'MCP_AUTH_SUB=%s\\n' "$MCP_AUTH_SUB"
+printf 'SCRIPT_OK=1\\n'
+"""
+
+# The whole CGI environment as JSON, bytes as the CGI saw them (latin-1
+# round trip): for the identity suites, which look at every variable.
+JSON_ENV_CGI = r"""#!/usr/bin/python3
+import json, os, sys
+env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
+body = json.dumps(env).encode()
+sys.stdout.buffer.write(b"Content-Type: application/json\r\n\r\n" + body)
+sys.stdout.buffer.flush()
+"""
+
+
+def json_cgi_env(resp) -> dict:
+    """The environment JSON_ENV_CGI printed, values read as UTF-8."""
+    assert resp.status == 200, resp
+    raw = resp.json()
+    assert "GATEWAY_INTERFACE" in raw, resp  # really the env CGI
+    return {k: v.encode("latin-1").decode("utf-8", "surrogateescape") for k, v in raw.items()}
+
+
+def install_cgi(directory: Path, text: str, name: str = "env.cgi") -> Path:
+    """Writes an executable CGI script into ``directory`` (created, 0755:
+    httpd's children run as nobody when the tests run as root)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o755)
+    p = directory / name
+    p.write_text(text)
+    os.chmod(p, 0o755)
+    return p
+
+
 @dataclass
 class Response:
     status: int

@@ -27,7 +27,7 @@ from harness.env import (APACHE2, APACHE_MODULES_DIR, REPO_ROOT, cli_path, free_
 from harness.httpd import (CGI_SCRIPT, MPMS, Httpd, HttpdFactory, HttpdStartError, Response,  # noqa: F401
                            mcp_location, render_config)
 from harness.node import find_node
-from harness.servers import IdP, HTTPSServer, _IdPHandler, _TLSThreadingServer  # noqa: F401
+from harness.servers import IdP, HTTPSServer, QuietHandler, ThreadedServer, _IdPHandler  # noqa: F401
 from harness.tls import TLSFiles, make_tls, self_signed_cert_pem  # noqa: F401
 from harness.tokens import (ASYM_ALGS, AUDIENCE, HMAC_ALGS, HMAC_SECRET, ISSUED, ISSUER, KeySet,  # noqa: F401
                             Minter, SigningKey, b64url, b64url_decode, encode_part, es256_key,

@@ -20,13 +20,11 @@ and discovery/JWKS documents, and can hang every request until released.
 """
 
 import http.client
-import http.server
 import json
 import os
 import secrets
 import shutil
 import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.servers import QuietHandler, ThreadedServer, server_context
 from conftest import APACHE2, AUDIENCE, Minter, mcp_location, pid_alive
 
 SANITIZED = bool(os.environ.get("MCP_AUTH_SANITIZER"))
@@ -48,18 +47,8 @@ def opaque():
 # The IdP
 # ---------------------------------------------------------------------------
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the module may reuse connections
-    timeout = 60
-
-    def setup(self):
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(self.timeout)
-            self.request.do_handshake()
-        super().setup()
-
-    def log_message(self, fmt, *args):
-        pass
+class _Handler(QuietHandler):
+    timeout = 60  # HTTP/1.1 keep-alive: the module may reuse connections
 
     def do_GET(self):
         self.server.owner.handle(self, None)
@@ -71,29 +60,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.owner.handle(self, fields.get("token"))
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        self.owner.note_accept()
-        if self.owner.ctx is not None:
-            sock = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 class IdP:
     def __init__(self, tls=None):
         self.ctx = None
         if tls is not None:
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
+            self.ctx = server_context(tls.cert_pem, tls.key_pem)
         self.lock = threading.Lock()
         self.accepts = 0
         self.requests = 0
@@ -103,12 +74,9 @@ class IdP:
         self.released = threading.Event()
         self.released.set()   # not hung
         self.closing = threading.Event()
-        self.srv = _Server(("127.0.0.1", 0), _Handler)
-        self.srv.owner = self
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
+        self.srv = ThreadedServer(self, _Handler, ssl_context=self.ctx, poll_interval=0.05,
+                                  on_accept=self.note_accept, name="avail-idp")
+        self.port = self.srv.port
 
     @property
     def base(self):

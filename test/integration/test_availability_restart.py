@@ -19,7 +19,6 @@ must keep working:
   not after MCPAuthJWKSRefreshCooldown.
 """
 
-import http.server
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ import time
 import pytest
 
 from harness.httpd import mcp_location as loc
+from harness.servers import QuietHandler, ThreadedServer
 from conftest import APACHE2, Minter, es256_key, free_port, json_bytes, pid_alive, wait_for_port
 
 HTTP_TIMEOUT = 3
@@ -40,8 +40,8 @@ COOLDOWN = 30
 # a plain-HTTP IdP on a fixed port: can be slow, down, or come up later
 # ---------------------------------------------------------------------------
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
+    timeout = None  # kept-alive connections stay open as long as the module keeps them
 
     def do_GET(self):
         idp = self.server.owner
@@ -54,9 +54,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, fmt, *args):
-        pass
 
 
 class FlakyIdP:
@@ -78,11 +75,7 @@ class FlakyIdP:
         return f"http://127.0.0.1:{self.port}/jwks"
 
     def up(self):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        srv.daemon_threads = True
-        srv.owner = self
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self._srv = srv
+        self._srv = ThreadedServer(self, _Handler, port=self.port, poll_interval=0.05, name="flaky-idp")
 
     def down(self):
         if self._srv:

@@ -15,11 +15,9 @@ MCPAuthHTTPTimeout), and a JWKS fetch after introspection to the same host.
 """
 
 import http.client
-import http.server
 import json
 import os
 import secrets
-import ssl
 import threading
 import time
 import urllib.parse
@@ -27,6 +25,7 @@ import urllib.parse
 import pytest
 
 from harness.httpd import mcp_location
+from harness.servers import QuietHandler, ThreadedServer, server_context
 from conftest import AUDIENCE, _make_tls
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of every httpd here
@@ -38,9 +37,7 @@ ONE_CHILD = {
 }
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(QuietHandler):
     def setup(self):
         # An idle kept-alive connection is dropped (silently, as servers
         # do) after idle_timeout seconds: the read of the next request times
@@ -54,29 +51,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.server.owner._handle(self)
-
-    def log_message(self, fmt, *args):
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        self.owner._opened(+1)
-        if self.owner.ctx is not None:
-            sock = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def close_request(self, request):
-        super().close_request(request)
-        self.owner._opened(-1)
-
-    def handle_error(self, request, client_address):
-        pass  # the module gave up (timeout) and closed its end
 
 
 class CountingIdP:
@@ -96,8 +70,7 @@ class CountingIdP:
     def __init__(self, tls=None, jwks=None, close=False, idle_timeout=30.0, hang=0.0):
         self.ctx = None
         if tls is not None:
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
+            self.ctx = server_context(tls.cert_pem, tls.key_pem)
         self.jwks = jwks or {"keys": []}
         self.close = close
         self.idle_timeout = idle_timeout
@@ -107,12 +80,9 @@ class CountingIdP:
         self.open = 0
         self.calls = {}   # path -> count
         self.tokens = []  # introspected tokens, in order
-        self._srv = _Server(("127.0.0.1", 0), _Handler)
-        self._srv.owner = self
-        self.port = self._srv.server_address[1]
-        self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._srv = ThreadedServer(self, _Handler, ssl_context=self.ctx, poll_interval=0.05, name="counting-idp",
+                                   on_accept=lambda: self._opened(+1), on_close=lambda: self._opened(-1))
+        self.port = self._srv.port
 
     def url(self, path):
         return f"{'https' if self.ctx else 'http'}://127.0.0.1:{self.port}{path}"
@@ -166,9 +136,7 @@ class CountingIdP:
             pass
 
     def stop(self):
-        self._srv.shutdown()
-        self._srv.server_close()
-        self._thread.join(timeout=5)
+        self._srv.stop()
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.checks import crash_lines
+from harness.servers import QuietHandler, ThreadedServer
 from harness.httpd import mcp_location
 from conftest import (
     APACHE2,
@@ -141,10 +142,7 @@ def _untrusted_cert_files(directory: Path):
     return cert_pem, key_pem
 
 
-class _FaultHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 15
-
+class _FaultHandler(QuietHandler):
     def setup(self):
         srv = self.server.owner
         if srv.mode == "tls-stall":
@@ -154,10 +152,7 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         self.request.settimeout(self.timeout)
         self.request.do_handshake()
         self.accepted_in = srv.mode
-        super().setup()
-
-    def log_message(self, fmt, *args):
-        pass
+        http.server.BaseHTTPRequestHandler.setup(self)  # the handshake is done
 
     def do_GET(self):
         srv = self.server.owner
@@ -278,26 +273,18 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class _FaultTLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _FaultTLSServer(ThreadedServer):
     request_queue_size = 64
 
-    def get_request(self):
-        sock, addr = self.socket.accept()
+    def context_for_next(self):
         owner = self.owner
-        owner.note_accept()
-        ctx = owner.bad_ctx if owner.mode == "untrusted-tls" else owner.good_ctx
-        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        return owner.bad_ctx if owner.mode == "untrusted-tls" else owner.good_ctx
 
     def shutdown_request(self, request):
         if getattr(request, "reset_on_close", False):
             self.close_request(request)  # no FIN first: the close sends RST
         else:
             super().shutdown_request(request)
-
-    def handle_error(self, request, client_address):
-        pass
 
 
 class FaultServer:
@@ -317,12 +304,8 @@ class FaultServer:
         self.accepts = 0
         self.requests = Counter()
         self.streamed = []
-        self._httpd = _FaultTLSServer(("127.0.0.1", 0), _FaultHandler)
-        self._httpd.owner = self
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"fault-idp-{mode}", daemon=True)
-        self._thread.start()
+        self._httpd = _FaultTLSServer(self, _FaultHandler, name=f"fault-idp-{mode}", on_accept=self.note_accept)
+        self.port = self._httpd.port
 
     def url(self, path="/jwks"):
         return f"https://127.0.0.1:{self.port}{path}"
@@ -341,9 +324,7 @@ class FaultServer:
 
     def stop(self):
         self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._httpd.stop()
 
 
 class FaultRig:

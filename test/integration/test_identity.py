@@ -23,11 +23,10 @@ the virtual host's identity headers there too (SPEC 4: on every request).
 """
 
 import json
-import socket
-import threading
 
 import pytest
 
+from harness.servers import RawBackend
 from harness.httpd import JSON_ENV_CGI as ENV_CGI, install_cgi, json_cgi_env as cgi_env
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, mcp_location
 
@@ -42,32 +41,14 @@ UTF8_NAME = "Zoë 山田"
 # The echo backend: raw request head back as JSON
 # ---------------------------------------------------------------------------
 
-class EchoBackend:
+class EchoBackend(RawBackend):
     """Threaded HTTP/1.1 server on 127.0.0.1:<random>.  Every request is
     answered 200 with {"request_line": ..., "headers": [[name, value], ...]}
     exactly as received (values: raw bytes decoded as latin-1, stripped of the
     optional whitespace around them).  Connection: close after each answer."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="echo-backend", daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__("echo-backend")
 
     @staticmethod
     def _handle(conn):
@@ -104,11 +85,6 @@ class EchoBackend:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 class Seen:

@@ -21,7 +21,6 @@ is missing they are installed with ``npm ci`` (a failure fails the tests).
 
 import base64
 import http.client
-import http.server
 import json
 import random
 import re
@@ -38,6 +37,7 @@ import pytest
 
 from harness.httpd import ENV_CGI, install_cgi
 from harness.env import free_port
+from harness.servers import QuietHandler, ThreadedServer
 from harness.node import NodeProc
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of the counting httpd
@@ -232,27 +232,12 @@ class Answer:
     delay: float = 0.0
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 15
-
+class _Handler(QuietHandler):
     def do_GET(self):
         self.server.owner._handle(self, "GET")
 
     def do_POST(self):
         self.server.owner._handle(self, "POST")
-
-    def log_message(self, fmt, *args):
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-
-    def handle_error(self, request, client_address):
-        pass  # the module gave up (timeout) and closed the connection
 
 
 class Introspector:
@@ -265,12 +250,8 @@ class Introspector:
         self.answers = {}
         self.docs = {}
         self.default = Answer({"active": False})
-        self._srv = _Server(("127.0.0.1", port), _Handler)
-        self._srv.owner = self
-        self.port = self._srv.server_address[1]
-        self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="introspector", daemon=True)
-        self._thread.start()
+        self._srv = ThreadedServer(self, _Handler, port=port, poll_interval=0.05, name="introspector")
+        self.port = self._srv.port
 
     @property
     def base_url(self):
@@ -326,9 +307,7 @@ class Introspector:
             return sum(1 for c in self.calls if c.path == path)
 
     def stop(self):
-        self._srv.shutdown()
-        self._srv.server_close()
-        self._thread.join(timeout=5)
+        self._srv.stop()
 
 
 def wait_count(idp, token, n, timeout=3.0):

@@ -37,6 +37,7 @@ import threading
 
 import pytest
 
+from harness.servers import RawBackend
 from harness.asserts import bearer, only_challenge as challenge
 from harness.httpd import mcp_location
 from conftest import APACHE_MODULES_DIR
@@ -66,33 +67,15 @@ sys.stdout.buffer.flush()
 # The proxied backend
 # ---------------------------------------------------------------------------
 
-class Backend:
+class Backend(RawBackend):
     """Answers every request 200 with {"method", "path", "headers": [[k, v]],
     "body"} (latin-1), reading Content-Length and chunked bodies; counts
     requests."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.requests = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="integrity-backend", daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__("integrity-backend")
 
     @staticmethod
     def _read_until(conn, buf, marker):
@@ -154,11 +137,6 @@ class Backend:
     def count(self, prefix):
         with self._lock:
             return sum(1 for _, p in self.requests if p.startswith(prefix))
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 def got_headers(doc, name):

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.httpd import mcp_location as location
-from conftest import HTTPSServer, Minter, SigningKey, _IdPHandler, es256_key
+from conftest import HTTPSServer, Minter, SigningKey, es256_key
 
 PID_RE = re.compile(r"\[pid (\d+)")
 JWKS_DELAY = 1.5
@@ -29,21 +29,10 @@ COOLDOWN = 6
 HTTP_TIMEOUT = 15
 
 
-class _SlowIdPHandler(_IdPHandler):
-    """The conftest IdP handler, answering paths in ``server.owner.delays`` late."""
-
-    def do_GET(self):
-        delay = getattr(self.server.owner, "delays", {}).get(self.path.split("?", 1)[0], 0)
-        if delay:
-            time.sleep(delay)
-        super().do_GET()
-
-
 @pytest.fixture
 def slow_idp(tls):
     srv = HTTPSServer(tls)
     srv.delays = {}
-    srv._httpd.RequestHandlerClass = _SlowIdPHandler
     try:
         yield srv
     finally:

@@ -17,7 +17,6 @@ import http.client
 import os
 import re
 import secrets
-import ssl
 import subprocess
 import threading
 import time
@@ -35,9 +34,7 @@ from conftest import (
     HTTPSServer,
     Minter,
     SigningKey,
-    _IdPHandler,
     es256_key,
-    _TLSThreadingServer,
     free_port,
     json_bytes,
     wait_for_port,
@@ -81,25 +78,6 @@ def idp(tls):
         yield srv
     finally:
         srv.stop()
-
-
-class HTTPSServerOnPort(HTTPSServer):
-    """The conftest IdP, but on a port chosen in advance (the "IdP comes back")."""
-
-    def __init__(self, tls_files, port):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(tls_files.cert_pem), str(tls_files.key_pem))
-        self.tls = tls_files
-        self.routes = {}
-        self.counts = {}
-        self._lock = threading.Lock()
-        self._httpd = _TLSThreadingServer(("127.0.0.1", port), _IdPHandler)
-        self._httpd.ssl_context = ctx
-        self._httpd.owner = self
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.1}, name="https-idp-port", daemon=True)
-        self._thread.start()
 
 
 class Client:
@@ -478,7 +456,7 @@ def test_cold_start_idp_not_listening_then_recovers(tls, start_httpd, keys):
     log = h.wait_for_log("JWKS fetch failed", since=mark)
     assert any(jwks_uri in l for l in lines_with(log, "JWKS fetch failed")), tail(log)
 
-    srv = HTTPSServerOnPort(tls, port)
+    srv = HTTPSServer(tls, port=port, name="https-idp-port")
     try:
         srv.set("/jwks.json", jwks_of(key))
         resp, took = wait_until_ok(h, "/mcp", lambda: m.token("ES256", key=key), timeout=6)

@@ -14,16 +14,14 @@ answer 500 (or ask for an absurd shared segment) refused at configtest.
 """
 import http.client
 import re
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, ISSUER, MPMS, mcp_location
+from harness.httpd import configtest_output as configtest
+from conftest import AUDIENCE, ISSUER, MPMS, mcp_location
 
-MODULES = "/usr/lib/apache2/modules"
 
 
 # ---- item 11: refusal log lines per reason and interval -------------------
@@ -119,25 +117,6 @@ def test_interval_zero_logs_every_refusal(start_httpd, jwks_server):
 
 
 # ---- configtest helper ------------------------------------------------------
-
-def configtest(tmp_path: Path, so: Path, body: str):
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(f"""
-ServerRoot "{tmp_path}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:1
-PidFile "{tmp_path}/httpd.pid"
-ErrorLog "{tmp_path}/error.log"
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authn_core_module {MODULES}/mod_authn_core.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-LoadModule authz_user_module {MODULES}/mod_authz_user.so
-LoadModule mcp_auth_module {so}
-{body}
-""")
-    r = subprocess.run([APACHE2, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
-    return r.returncode, r.stdout + r.stderr, conf
-
 
 ISS = "MCPAuthIssuer https://idp.example"
 SECRET = "MCPAuthHMACSecret " + "s" * 64

@@ -3,36 +3,12 @@ refuses every mistake with a message that names the directive; the README,
 conf/mcp_auth.conf and the module's command table list the same directives."""
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, REPO_ROOT
+from conftest import REPO_ROOT
+from harness.httpd import config_location as location, configtest
 
-MODULES = "/usr/lib/apache2/modules"
-
-
-def configtest(tmp_path: Path, so: Path, body: str, server_name: str = "ServerName 127.0.0.1"):
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(f"""
-ServerRoot "{tmp_path}"
-{server_name}
-Listen 127.0.0.1:1
-PidFile "{tmp_path}/httpd.pid"
-ErrorLog "{tmp_path}/error.log"
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authn_core_module {MODULES}/mod_authn_core.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-LoadModule authz_user_module {MODULES}/mod_authz_user.so
-LoadModule mcp_auth_module {so}
-{body}
-""")
-    return subprocess.run([APACHE2, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
-
-
-def location(*lines):
-    inner = "\n".join("    " + l for l in lines)
-    return f"<Location /mcp>\n    AuthType mcp-jwt\n{inner}\n    Require valid-user\n</Location>\n"
 
 
 def test_reference_configuration_is_valid(tmp_path, mcp_auth_so):

@@ -25,7 +25,7 @@ import pytest
 
 from conftest import HMAC_SECRET, ISSUER, AUDIENCE, mcp_location, _make_world_readable
 from harness.asserts import bearer, challenge_params
-from test_config import configtest, location
+from harness.httpd import config_location as location, configtest
 from harness.httpd import JSON_ENV_CGI as ENV_CGI, json_cgi_env as cgi_env
 
 WK = "/.well-known/oauth-protected-resource"

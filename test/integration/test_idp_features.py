@@ -21,8 +21,7 @@ import json
 
 import pytest
 
-import test_config
-from harness.httpd import ENV_CGI, install_cgi
+from harness.httpd import ENV_CGI, config_location, configtest, install_cgi
 from harness.httpd import mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
 from harness.asserts import challenge_params as challenge
@@ -159,10 +158,10 @@ def test_default_scope_claim_unchanged(server, minter):
 
 
 def test_scope_claim_configtest(tmp_path, mcp_auth_so):
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp.example", "MCPAuthScopeClaim scp roles $.realm_access.roles"))
     assert r.returncode == 0, r.stderr
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp.example", 'MCPAuthScopeClaim "scp roles"'))
     assert r.returncode != 0 and "MCPAuthScopeClaim" in r.stderr, r.stderr
 
@@ -212,22 +211,22 @@ def test_issuer_alias_not_in_metadata(server):
 
 
 def test_issuer_alias_configtest(tmp_path, mcp_auth_so):
-    ok = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    ok = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://accounts.google.com alias=accounts.google.com"))
     assert ok.returncode == 0, ok.stderr
     # an alias that is another configured issuer (anywhere): refused, naming both
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp-a.example alias=https://idp-b.example") +
         "<Location /other>\nAuthType mcp-jwt\nMCPAuthIssuer https://idp-b.example\nRequire valid-user\n</Location>\n")
     assert r.returncode != 0, r.stderr
     assert "alias=https://idp-b.example" in r.stderr and "httpd.conf:" in r.stderr, r.stderr
     # an alias of two different issuers: refused
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp-a.example alias=idp.example",
         "MCPAuthIssuer https://idp-b.example alias=idp.example"))
     assert r.returncode != 0 and "alias=idp.example" in r.stderr, r.stderr
     # the issuer itself as alias: refused
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp-a.example alias=https://idp-a.example"))
     assert r.returncode != 0 and "alias" in r.stderr, r.stderr
 
@@ -311,7 +310,7 @@ RES = "https://mcp.example.com/mcp"
 
 
 def warnings_of(tmp_path, so, *lines, extra=""):
-    r = test_config.configtest(tmp_path, so, extra + test_config.location("MCPAuthIssuer https://idp.example", *lines))
+    r = configtest(tmp_path, so, extra + config_location("MCPAuthIssuer https://idp.example", *lines))
     assert r.returncode == 0, r.stderr
     return [l for l in r.stderr.splitlines() if "warn" in l.lower()], r.stderr
 

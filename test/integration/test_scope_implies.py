@@ -34,8 +34,7 @@ from pathlib import Path
 
 import pytest
 
-import test_config
-from harness.httpd import mcp_location
+from harness.httpd import configtest_output as configtest, mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
 from harness.asserts import assert_ok, bearer, challenge_params as challenge
 
@@ -359,12 +358,6 @@ def test_deep_hierarchy_costs_requests_nothing_measurable(server, minter):
 # ---------------------------------------------------------------------------
 # configtest: cycles, mistakes
 # ---------------------------------------------------------------------------
-
-def configtest(tmp_path: Path, so: Path, body: str):
-    """apache2 -t of body (test_config's harness): (rc, output, conf path)."""
-    r = test_config.configtest(tmp_path, so, body)
-    return r.returncode, r.stdout + r.stderr, tmp_path / "httpd.conf"
-
 
 def section(path, *lines, protect=True):
     head = ["AuthType mcp-jwt", "MCPAuthIssuer https://idp.example"] if protect else []

@@ -411,3 +411,39 @@ def mcp_location(issuer: str = ISSUER, jwks_uri: str = None, *, audience: str = 
     if require:
         parts.append(require)
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# apache2 -t: configurations that are only parsed, never started
+# ---------------------------------------------------------------------------
+
+def configtest(tmp_path: Path, so: Path, body: str, server_name: str = "ServerName 127.0.0.1"):
+    """``apache2 -t`` of a minimal server with the module and ``body``; the
+    CompletedProcess (text).  The configuration is tmp_path/httpd.conf."""
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(f"""
+ServerRoot "{tmp_path}"
+{server_name}
+Listen 127.0.0.1:1
+PidFile "{tmp_path}/httpd.pid"
+ErrorLog "{tmp_path}/error.log"
+LoadModule mpm_event_module {APACHE_MODULES_DIR}/mod_mpm_event.so
+LoadModule authn_core_module {APACHE_MODULES_DIR}/mod_authn_core.so
+LoadModule authz_core_module {APACHE_MODULES_DIR}/mod_authz_core.so
+LoadModule authz_user_module {APACHE_MODULES_DIR}/mod_authz_user.so
+LoadModule mcp_auth_module {so}
+{body}
+""")
+    return subprocess.run([APACHE2, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
+
+
+def configtest_output(tmp_path: Path, so: Path, body: str):
+    """configtest as (exit status, stdout + stderr, the configuration's path)."""
+    r = configtest(tmp_path, so, body)
+    return r.returncode, r.stdout + r.stderr, tmp_path / "httpd.conf"
+
+
+def config_location(*lines, path="/mcp") -> str:
+    """<Location path> with AuthType mcp-jwt, ``lines`` and Require valid-user (for configtest)."""
+    inner = "\n".join("    " + line for line in lines)
+    return f"<Location {path}>\n    AuthType mcp-jwt\n{inner}\n    Require valid-user\n</Location>\n"

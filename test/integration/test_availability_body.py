@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from harness.httpd import install_cgi, mcp_location
-from test_faults import children_of, worker_rss
+from harness.procs import children_of, worker_rss
 
 MIB = 1024 * 1024
 TOOLS = 200

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.procs import children_of as children, cpu_ticks
 from harness.servers import QuietHandler, ThreadedServer, server_context
 from conftest import APACHE2, AUDIENCE, Minter, mcp_location, pid_alive
 
@@ -167,33 +168,6 @@ def get(port, path, token=None, timeout=30, conn=None):
     finally:
         if own:
             conn.close()
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(d))
-    return out
-
-
-def cpu_ticks(pids):
-    """{pid: utime + stime} in clock ticks."""
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out[pid] = int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return out
 
 
 def p99(values):

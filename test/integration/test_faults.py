@@ -48,7 +48,6 @@ import ipaddress
 import json
 import os
 import random
-import re
 import secrets
 import shutil
 import signal
@@ -69,6 +68,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.checks import crash_lines
+from harness.procs import children_of, worker_rss
 from harness.servers import QuietHandler, ThreadedServer
 from harness.httpd import mcp_location
 from conftest import (
@@ -790,40 +790,6 @@ class AccessLogCounter:
             if len(parts) == 4 and parts[2].isdigit():
                 self.statuses[int(parts[2])] += 1
         return self.lines
-
-
-def children_of(pid):
-    kids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            kids.append(int(d))
-    return kids
-
-
-def worker_rss(h):
-    """{pid: VmRSS kB} of the httpd worker children (not mod_cgid's daemon)."""
-    out = {}
-    for pid in children_of(h.pid):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        if b"apache2" not in cmd:
-            continue
-        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        threads = re.search(r"^Threads:\s+(\d+)", status, re.M)
-        # mod_cgid's daemon is single-threaded; the event MPM's children are not.
-        if m and threads and int(threads.group(1)) > 1:
-            out[pid] = int(m.group(1))
-    return out
 
 
 # -- IPC attribution (SysV segments, semaphores, POSIX /dev/shm) -----------

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from harness.asserts import assert_ok
+from harness.procs import children_of
 from harness.httpd import mcp_location as location
 from conftest import (
     APACHE2,
@@ -789,18 +790,7 @@ def ipc_snapshot():
 
 def httpd_pids(h):
     """The httpd parent and its direct children (workers, cgid daemon)."""
-    pids = {h.pid}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == h.pid:
-            pids.add(int(d))
-    return pids
+    return {h.pid, *children_of(h.pid)}
 
 
 def sems_of(pids):

@@ -43,6 +43,15 @@ def pytest_configure(config):
         config.addinivalue_line("markers", doc)
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that starts Node.js peers (it uses the ``node`` fixture) is
+    marked ``node`` whether or not its file says so, so -m "not node" (make
+    check-fast) never starts Node.js."""
+    for item in items:
+        if "node" in getattr(item, "fixturenames", ()) and item.get_closest_marker("node") is None:
+            item.add_marker(pytest.mark.node)
+
+
 def pytest_report_header(config):
     so, cli = module_path(), cli_path()
     return [f"mod_mcp_auth: {so} ({'present' if so.is_file() else 'MISSING'})",

@@ -219,6 +219,7 @@ def raw_get(rig, path, auth_lines, extra=b""):
 # kid attacks and big key sets
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_huge_kid_10kb(rig):
     for kid in ("k" * 10240, secrets.token_urlsafe(7680)[:10240]):
         tok = signed(rig, header_dict(rig, kid=kid), claims(rig))

@@ -224,6 +224,7 @@ def fire_http1(h, token, rounds=2, parallel=20):
     return statuses
 
 
+@pytest.mark.slow
 def test_adversarial_bodies_keep_child_rss_bounded_event(server, minter):
     token = minter.token(scope=all_scopes())
     warm(server, token)
@@ -370,6 +371,7 @@ def h2c_posts(h, path, token, body, n, timeout=60):
         sock.close()
 
 
+@pytest.mark.slow
 def test_adversarial_bodies_keep_child_rss_bounded_h2c(h2server, minter, tmp_path):
     token = minter.token(scope=all_scopes())
     warm(h2server, token)
@@ -556,6 +558,7 @@ def all_children_rss(h):
 
 
 @pytest.mark.parametrize("mpm", ["worker", "prefork"])
+@pytest.mark.slow
 def test_bounds_and_neighbours_under_other_mpms(httpd_factory, jwks_server, mcp_auth_so, env_cgi, minter, mpm):
     conf = ('Alias /adv "/nonexistent-mcp-adv"\n<Directory "/nonexistent-mcp-adv">\nRequire all granted\n'
             f'</Directory>\nScriptAliasMatch "^/tools(/.*)?$" "{env_cgi}"')

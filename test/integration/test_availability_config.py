@@ -60,6 +60,7 @@ SUMMARY = re.compile(r'(\d+) more "([^"]+)" refusals suppressed in the last (\d+
 
 
 @pytest.mark.parametrize("mpm", MPMS)
+@pytest.mark.slow
 def test_garbage_token_flood_writes_little_log(start_httpd, jwks_server, minter, mpm):
     """2,000 garbage tokens in a few seconds: the error log grows < 20 KB
     (one line per token was ~360 KB), the first refusal's line keeps its

@@ -183,6 +183,7 @@ def introspection_location(idp):
 # item 3: CPU per random opaque token over HTTPS
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_random_opaque_tokens_over_https_cost_little_cpu_and_reuse_connections(start_httpd, tls_idp, tls,
                                                                                 tmp_root):
     # A CA file like the system's: ~140 certificates, the test CA last.
@@ -246,6 +247,7 @@ def flood(port, stop, results, lock, keepalive=True):
 
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+@pytest.mark.slow
 def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_httpd, idp, jwks_server, minter, mpm):
     conf = f"MCPAuthHTTPTimeout {HUNG_T}"
     if mpm == "prefork":
@@ -335,6 +337,7 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
 # item 4: discovery then JWKS within one MCPAuthHTTPTimeout
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_discovery_then_hung_jwks_waits_one_timeout_in_total(start_httpd, idp, keys):
     t = 3
     issuer = f"{idp.base}/realm"
@@ -394,6 +397,7 @@ def kill_lines(text):
 
 
 @pytest.mark.parametrize("mpm,how", [("event", "stop"), ("worker", "stop"), ("event", "graceful-stop")])
+@pytest.mark.slow
 def test_stop_with_requests_waiting_on_hung_idp_is_prompt(start_httpd, idp, mpm, how):
     # Room for six calls in one child, wherever the requests land.
     h = start_httpd({"/o": introspection_location(idp)},
@@ -433,6 +437,7 @@ def test_stop_without_pending_requests_is_unchanged(start_httpd, idp, mpm):
 
 
 @pytest.mark.parametrize("how", ["graceful", "graceful-stop"])
+@pytest.mark.slow
 def test_graceful_serves_requests_asking_a_slow_idp(start_httpd, idp, how):
     """A graceful restart (log rotation) or graceful-stop while requests
     wait on a slow but healthy IdP: they are served (200), not cut to 503,

@@ -148,6 +148,7 @@ def first_200_after(h, token, budget):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+@pytest.mark.slow
 def test_graceful_during_first_fetch_serves_within_one_timeout(start_httpd, keys, flaky, mpm):
     key = es256_key("first")
     idp = flaky({"keys": [key.jwk]})
@@ -188,6 +189,7 @@ CHANGES = {
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
+@pytest.mark.slow
 def test_config_change_with_idp_unreachable_keeps_cached_keys(start_httpd, keys, flaky, change):
     key = es256_key("kept")
     idp = flaky({"keys": [key.jwk]})
@@ -256,6 +258,7 @@ def worst_latency_during_graceful(h, tokens):
     return max(lat), len(lat), errors
 
 
+@pytest.mark.slow
 def test_graceful_with_large_cache_has_small_max_latency(start_httpd, keys, flaky):
     key = es256_key("big")
     idp = flaky({"keys": [key.jwk]})
@@ -291,6 +294,7 @@ def mcp_run_files(h):
     return sorted(f for f in os.listdir(h.root / "run") if "mcp_auth" in f)
 
 
+@pytest.mark.slow
 def test_fresh_start_after_kill_removes_persist_files(start_httpd, keys, flaky):
     key = es256_key("crash")
     idp = flaky({"keys": [key.jwk]})
@@ -325,6 +329,7 @@ def test_fresh_start_after_kill_removes_persist_files(start_httpd, keys, flaky):
 # item 14: Mutex changes, boot backoff
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_changed_mutex_line_takes_effect_at_graceful(start_httpd, keys, flaky, tmp_root):
     key = es256_key("mutex")
     idp = flaky({"keys": [key.jwk]})
@@ -350,6 +355,7 @@ def test_changed_mutex_line_takes_effect_at_graceful(start_httpd, keys, flaky, t
     assert idp.hits == 1, "the shared keys did not survive the change of lock"
 
 
+@pytest.mark.slow
 def test_idp_down_at_boot_is_retried_with_backoff(start_httpd, keys, flaky):
     key = es256_key("boot")
     idp = flaky({"keys": [key.jwk]}, start=False)  # not up yet
@@ -370,6 +376,7 @@ def test_idp_down_at_boot_is_retried_with_backoff(start_httpd, keys, flaky):
 # item 6, introspection: a question in flight at the restart
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_graceful_while_introspection_in_flight_no_wait_for_its_marker(start_httpd, keys, flaky):
     from test_introspection import Introspector
 

@@ -170,6 +170,7 @@ def htaccess(httpd_factory, mcp_auth_so, keydir):
 # same issuer string, other keys
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dev_token_accepted_at_dev_is_refused_at_prod_in_every_child(devprod, keydir):
     _, dev, _ = keydir
     tok = token(dev)
@@ -190,6 +191,7 @@ def test_dev_token_accepted_at_dev_is_refused_at_prod_in_every_child(devprod, ke
     assert len(hit_pids(log)) >= 2, f"cache hits from pids {hit_pids(log)}: the test proves nothing"
 
 
+@pytest.mark.slow
 def test_prod_token_passes_at_prod_only(devprod, keydir):
     _, _, prod = keydir
     tok = token(prod)

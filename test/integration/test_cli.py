@@ -98,6 +98,7 @@ def sign(cli, keyfile, kid, alg, *claims, ttl=None):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("alg", ASYM_ALGS + HMAC_ALGS)
+@pytest.mark.slow
 def test_roundtrip(mcp_auth_cli, keygen, alg):
     kid, keyfile, jwks_path, secret = keygen(alg)
     if secret is None:
@@ -135,6 +136,7 @@ def test_roundtrip(mcp_auth_cli, keygen, alg):
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS384", "ES256", "ES512", "EdDSA", "HS256"])
+@pytest.mark.slow
 def test_verify_rejects_tampered_token(mcp_auth_cli, keygen, alg):
     kid, keyfile, jwks_path, secret = keygen(alg)
     token = sign(mcp_auth_cli, keyfile, kid, alg, f"iss={ISSUER}", f"aud={AUDIENCE}", "sub=alice")
@@ -153,6 +155,7 @@ def test_verify_rejects_tampered_token(mcp_auth_cli, keygen, alg):
     rejected(run(mcp_auth_cli, "verify", *keyargs, bad_payload), "Invalid signature")
 
 
+@pytest.mark.slow
 def test_verify_checks_issuer_audience_and_alg(mcp_auth_cli, keygen):
     kid, keyfile, jwks_path, _ = keygen("RS256")
     token = sign(mcp_auth_cli, keyfile, kid, "RS256", f"iss={ISSUER}", f"aud={AUDIENCE}", "sub=alice")

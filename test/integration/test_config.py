@@ -60,6 +60,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.slow
 def test_mistakes_fail_configtest_naming_the_directive(tmp_path, mcp_auth_so, case):
     lines, needle = BAD[case]
     r = configtest(tmp_path, mcp_auth_so, location(*lines))

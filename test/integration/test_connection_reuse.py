@@ -202,6 +202,7 @@ def misses(h, n, **kw):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mpm", ["prefork", "event"])
+@pytest.mark.slow
 def test_30_misses_from_one_child_use_at_most_2_connections(start_httpd, idps, mpm):
     idp = idps()
     h = start_httpd({"/r": location(idp)}, conf=server_conf(mpm), name=f"reuse-{mpm}", mpm=mpm)
@@ -248,6 +249,7 @@ def test_idp_answering_connection_close_gets_a_new_connection_per_call(start_htt
     assert "Introspection failed" not in h.log_text()
 
 
+@pytest.mark.slow
 def test_idp_dropping_idle_connections_between_calls(start_httpd, idps):
     """An IdP that drops a kept-alive connection after 1 s idle: the next
     call notices the closed connection and opens a new one, at once (miss()
@@ -281,6 +283,7 @@ def test_reused_connection_closed_without_answer_is_retried_once_on_a_new_one(st
     assert idp.counts() == (2, {"/introspect": 7})
 
 
+@pytest.mark.slow
 def test_retry_after_a_dropped_reused_connection_stays_within_the_timeout(start_httpd, idps):
     """The same race, and then the fresh connection hangs: the request is
     still answered 503 at MCPAuthHTTPTimeout (libcurl's total timeout covers
@@ -297,6 +300,7 @@ def test_retry_after_a_dropped_reused_connection_stays_within_the_timeout(start_
     assert idp.counts()[0] == 2
 
 
+@pytest.mark.slow
 def test_hung_idp_is_cut_at_the_timeout_on_a_reused_connection(start_httpd, idps):
     idp = idps(hang=HTTP_TIMEOUT + 4)
     h = start_httpd({"/r": location(idp)}, conf=server_conf(), name="reuse-hang", mpm="prefork")
@@ -316,6 +320,7 @@ def test_hung_idp_is_cut_at_the_timeout_on_a_reused_connection(start_httpd, idps
 # TLS
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tls_connections_are_reused_and_still_verified(start_httpd, idps, tls, tmp_root):
     """Over https with MCPAuthCAFile (the harness sets it to tls.ca_pem):
     one TLS connection for 20 calls. A second endpoint whose certificate
@@ -338,6 +343,7 @@ def test_tls_connections_are_reused_and_still_verified(start_httpd, idps, tls, t
 # Documents on the same connection
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_jwks_fetch_after_introspection_to_the_same_host(start_httpd, idps, keys, minter):
     idp = idps(jwks=keys.jwks())
     h = start_httpd({"/r": location(idp, audience=AUDIENCE)}, conf=server_conf(), name="reuse-jwks",
@@ -355,6 +361,7 @@ def test_jwks_fetch_after_introspection_to_the_same_host(start_httpd, idps, keys
 # Bounds
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_idle_connections_per_process_are_bounded(start_httpd, idps):
     """One process talks to four endpoints in turn: it keeps at most two of
     their connections open (libcurl's default would keep four)."""

@@ -96,6 +96,7 @@ def _httpd_pids_with(marker: str):
     return pids
 
 
+@pytest.mark.slow
 def test_demo_ignores_a_planted_fixed_directory(mcp_auth_cli):
     import http.client
     import socket

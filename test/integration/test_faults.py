@@ -396,6 +396,7 @@ def fetch_failed_lines(log, url):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow
 def test_warm_then_fault_keeps_serving_with_stale_keys(rig, mode):
     h = rig.h
     srv = rig.servers[(mode, "warm")]
@@ -483,6 +484,7 @@ def test_warm_then_fault_keeps_serving_with_stale_keys(rig, mode):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow
 def test_cold_start_with_fault_answers_503_quickly(rig, mode):
     h = rig.h
     srv = rig.servers[(mode, "cold")]
@@ -563,6 +565,7 @@ def test_cold_start_with_fault_answers_503_quickly(rig, mode):
     print(f"[cold {mode}] recovered after {time.monotonic() - t0:.2f} s")
 
 
+@pytest.mark.slow
 def test_cold_start_discovery_with_slow_idp(rig):
     """Without jwks_uri the module asks two discovery URLs (OpenID, then
     RFC 8414), each bounded by MCPAuthHTTPTimeout: a cold start against a
@@ -1010,6 +1013,7 @@ def load_httpd(httpd_factory, jwks_server, mcp_auth_so):
             h.stop()
 
 
+@pytest.mark.slow
 def test_load_100k_mixed_tokens_no_5xx_no_leak(load_httpd, minter, keys):
     wrk = ensure_wrk()
     h = load_httpd("load")
@@ -1083,6 +1087,7 @@ def test_load_100k_mixed_tokens_no_5xx_no_leak(load_httpd, minter, keys):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 def test_graceful_restarts_under_load_then_stop_leaves_no_ipc(load_httpd, minter, keys):
     wrk = ensure_wrk()
     before = ipc_snapshot()

@@ -157,6 +157,7 @@ def test_default_scope_claim_unchanged(server, minter):
     assert r.status == 403, r
 
 
+@pytest.mark.slow
 def test_scope_claim_configtest(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp.example", "MCPAuthScopeClaim scp roles $.realm_access.roles"))
@@ -210,6 +211,7 @@ def test_issuer_alias_not_in_metadata(server):
     assert r.json()["authorization_servers"] == [ISSUER], r.json()
 
 
+@pytest.mark.slow
 def test_issuer_alias_configtest(tmp_path, mcp_auth_so):
     ok = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://accounts.google.com alias=accounts.google.com"))
@@ -320,6 +322,7 @@ def line_of(tmp_path, directive):
     return next(i + 1 for i, l in enumerate(text) if l.strip().startswith(directive))
 
 
+@pytest.mark.slow
 def test_warning_audience_without_resource(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, f"MCPAuthResource {RES}", "MCPAuthAudience api://mcp-server https://other.example/api")
     hits = [l for l in w if "MCPAuthAudience at" in l and "does not contain the resource" in l]
@@ -335,6 +338,7 @@ def test_warning_audience_without_resource(tmp_path, mcp_auth_so):
         assert not [l for l in w if "does not contain the resource" in l], (aud, err)
 
 
+@pytest.mark.slow
 def test_warning_max_token_size_above_field_limit(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthMaxTokenSize 16000")
     hits = [l for l in w if "MCPAuthMaxTokenSize 16000" in l and "LimitRequestFieldSize 8190" in l]
@@ -347,6 +351,7 @@ def test_warning_max_token_size_above_field_limit(tmp_path, mcp_auth_so):
     assert not [l for l in w if "MCPAuthMaxTokenSize" in l], err
 
 
+@pytest.mark.slow
 def test_warning_remote_user_claim_not_required(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthRemoteUserClaim oid")
     hits = [l for l in w if "MCPAuthRemoteUserClaim oid" in l and "falls back to sub" in l]
@@ -361,6 +366,7 @@ def test_warning_remote_user_claim_not_required(tmp_path, mcp_auth_so):
     assert not [l for l in w if "MCPAuthRemoteUserClaim" in l], err
 
 
+@pytest.mark.slow
 def test_cli_issuer_aliases(tmp_path, mcp_auth_cli, minter, keys):
     """mcp-auth-token verify: a repeated --issuer is an alias of the first."""
     import subprocess

@@ -650,6 +650,7 @@ def test_real_idp_revoked_token_never_comes_back_50_times_under_load(real):
 # 2. one IdP call per token for all children
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_2000_requests_same_token_one_idp_call(rig):
     tok = new_token("load")
     rig.idp.answer(tok, active("loaduser", scope="mcp:tools"))
@@ -672,6 +673,7 @@ def test_2000_requests_same_token_one_idp_call(rig):
     assert len(pids) >= 2, f"all requests went to one child ({pids}); the test proves nothing ({took:.1f} s)"
 
 
+@pytest.mark.slow
 def test_200_concurrent_first_requests_single_flight(rig):
     tok = new_token("flight")
     # slow enough that every worker is waiting while the first call runs
@@ -707,6 +709,7 @@ def test_cache0_asks_every_time(rig):
     assert rig.idp.count(tok) == 6
 
 
+@pytest.mark.slow
 def test_cache_seconds_and_exp_bound_the_positive_cache(rig):
     # cache=2: kept 2 s, then asked again (active and inactive alike)
     pos, neg = new_token("c2pos"), new_token("c2neg")
@@ -935,6 +938,7 @@ def _failure_line(text, url):
     return [ln for ln in text.splitlines() if "Introspection failed" in ln and url in ln]
 
 
+@pytest.mark.slow
 def test_idp_down_then_recovers(rig):
     h = rig.httpd
     tok, gtok = new_token("down"), new_token("getdown")
@@ -971,6 +975,7 @@ def test_idp_down_then_recovers(rig):
         back.stop()
 
 
+@pytest.mark.slow
 def test_idp_slow_gives_503_within_timeout_and_frees_workers(rig):
     tok = new_token("slow")
     rig.idp.answer(tok, active("slow"), delay=HTTP_TIMEOUT + 2)
@@ -1018,6 +1023,7 @@ def test_idp_slow_gives_503_within_timeout_and_frees_workers(rig):
     (400, "application/json", {"error": "invalid_client"}, "invalid_client"),
 ], ids=["500", "502-html", "200-html", "200-json-array", "200-truncated-json", "401", "403",
         "400-invalid_client"])
+@pytest.mark.slow
 def test_idp_error_answers_give_503_and_are_not_cached(rig, status, ctype, body, log_words):
     tok = new_token("err")
     rig.idp.answer(tok, body, status=status, ctype=ctype)

@@ -686,6 +686,7 @@ def test_cached_verdict_is_not_shared_across_locations(server, minter):
     rejected(server, "/rs", hs, "Algorithm not allowed")
 
 
+@pytest.mark.slow
 def test_cached_token_still_expires(server, minter):
     now = early_in_second()
     token = minter.token("ES256", iat=now, exp=now + 2)

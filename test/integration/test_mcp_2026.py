@@ -323,6 +323,7 @@ def test_no_headers_is_unchanged(server, minter, backend, loc):
     assert env["HTTP_MCP_METHOD"] == ""
 
 
+@pytest.mark.slow
 def test_base64_name_decoded_and_compared(server, minter, backend):
     b, _ = backend
     for name in ("météo 天気", " padded ", "line1\nline2", "=?base64?literal?="):

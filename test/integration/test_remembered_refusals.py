@@ -14,6 +14,7 @@ answers them all.
 import http.client
 import time
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.httpd import mcp_location as location
@@ -66,6 +67,7 @@ def test_a_forged_signature_sent_again_is_verified_once(jwks_server, start_httpd
     assert forged not in log  # never the token itself
 
 
+@pytest.mark.slow
 def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd, keys):
     """The IdP republishes kid k1 with the key that did sign the token (a
     reused kid): once the JWKS is fetched again, the token is accepted --

@@ -66,6 +66,7 @@ def burst(port, tokens, timeout=30):
     return status
 
 
+@pytest.mark.slow
 def test_rotation_under_concurrency_refuses_no_valid_token(slow_idp, start_httpd, keys):
     issuer = "https://idp.rotation.example"
     current = es256_key("k0")

@@ -322,6 +322,7 @@ def test_nested_child_replaces_only_its_entry(server, minter, backend):
 # cost: precomputed at configuration time
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_deep_hierarchy_costs_requests_nothing_measurable(server, minter):
     """400 chained lines (80,000 implications in the closure), built at
     startup. 60 requests whose token reaches the Require through the whole

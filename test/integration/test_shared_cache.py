@@ -204,6 +204,7 @@ def wait_until_ok(h, path, mint, timeout=6.0):
 # 1. discovery + JWKS fetched once for all children
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_discovery_and_jwks_fetched_once_under_concurrent_load(idp, start_httpd, keys):
     issuer = idp.url("/t1")
     oidc, jwks_path = "/t1/.well-known/openid-configuration", "/t1/keys"
@@ -227,6 +228,7 @@ def test_discovery_and_jwks_fetched_once_under_concurrent_load(idp, start_httpd,
         "all requests were served by one child; the test did not exercise sharing"
 
 
+@pytest.mark.slow
 def test_rfc8414_path_inserted_discovery_fallback(idp, start_httpd, keys):
     issuer = idp.url("/tenants/acme")
     oidc = "/tenants/acme/.well-known/openid-configuration"           # not served: 404
@@ -270,6 +272,7 @@ def test_discovery_document_for_another_issuer_is_refused(idp, start_httpd, keys
 # 2. the verified-token cache is shared by all children
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_verified_token_cache_is_shared_between_children(idp, start_httpd, keys):
     key = es256_key("shared")
     idp.set("/jwks", jwks_of(key))
@@ -299,6 +302,7 @@ def test_verified_token_cache_is_shared_between_children(idp, start_httpd, keys)
 # 3. a flood of unknown kids costs at most one forced refetch
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_forged_kid_flood_is_rate_limited(idp, start_httpd, keys):
     key = es256_key("real")
     attacker = ec.generate_private_key(ec.SECP256R1())
@@ -344,6 +348,7 @@ def test_forged_kid_flood_is_rate_limited(idp, start_httpd, keys):
 # 4. key rotation: new key picked up, removed key stops working (even cached)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_key_rotation_and_removed_key_invalidates_cached_verdict(idp, start_httpd, keys):
     key1, key2, unknown = es256_key("k1"), es256_key("k2"), es256_key("never-published")
     idp.set("/jwks", jwks_of(key1))
@@ -392,6 +397,7 @@ def test_key_rotation_and_removed_key_invalidates_cached_verdict(idp, start_http
 # 5. IdP down: stale keys after warm-up; 503 + recovery on a cold start
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_idp_down_after_warmup_uses_last_good_keys(idp, start_httpd, keys):
     key = es256_key("stale")
     idp.set("/jwks", jwks_of(key))
@@ -422,6 +428,7 @@ def test_idp_down_after_warmup_uses_last_good_keys(idp, start_httpd, keys):
         f"a failed fetch must not be retried within the cooldown: {idp.count('/jwks') - before} attempts"
 
 
+@pytest.mark.slow
 def test_cold_start_idp_500_then_recovers(idp, start_httpd, keys):
     key = es256_key("cold")
     idp.set("/jwks", '{"error":"down"}', status=500)
@@ -442,6 +449,7 @@ def test_cold_start_idp_500_then_recovers(idp, start_httpd, keys):
     assert resp.status == 200, f"not recovered after {took:.1f} s: {resp!r}\n{tail(h.log_since(mark))}"
 
 
+@pytest.mark.slow
 def test_cold_start_idp_not_listening_then_recovers(tls, start_httpd, keys):
     key = es256_key("port")
     port = free_port()
@@ -514,6 +522,7 @@ def big_jwks():
     return signing, body
 
 
+@pytest.mark.slow
 def test_big_jwks_with_x5c_chains(idp, start_httpd, keys, big_jwks):
     signing, body = big_jwks
     print(f"\n[big-jwks] {len(body)} bytes")
@@ -554,6 +563,7 @@ def test_jwks_larger_than_max_size_is_refused(idp, start_httpd, keys, big_jwks):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mutex", [None, "sysvsem"], ids=["default-mutex", "sysvsem"])
+@pytest.mark.slow
 def test_graceful_restart_under_load_keeps_serving_and_keeps_cache(idp, start_httpd, keys, mutex):
     """The load goes to a static file protected by the module (DocumentRoot's
     index.txt): mod_cgid's daemon is restarted on every graceful restart and
@@ -655,6 +665,7 @@ def test_graceful_restart_under_load_keeps_serving_and_keeps_cache(idp, start_ht
 
 @pytest.mark.parametrize("mutex", [None, "sysvsem", "flock", "fcntl"],
                          ids=["default-mutex", "sysvsem", "flock", "fcntl"])
+@pytest.mark.slow
 def test_request_finishing_in_old_generation_child_after_graceful(idp, start_httpd, keys, mutex):
     """A graceful restart lets old children finish what they have: a request
     whose headers were still arriving when the restart happened is served by
@@ -702,6 +713,7 @@ def test_request_finishing_in_old_generation_child_after_graceful(idp, start_htt
     assert data.endswith(b"ok\n"), data[-200:]
 
 
+@pytest.mark.slow
 def test_graceful_restarts_do_not_accumulate_mutexes(idp, start_httpd, keys):
     """With `Mutex sysvsem mcp-auth-shm` the semaphores are visible: however
     the module ties its mutex to configuration generations, graceful restarts
@@ -742,6 +754,7 @@ def test_graceful_restarts_do_not_accumulate_mutexes(idp, start_httpd, keys):
 # 8. a cached verdict does not outlive exp
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cached_token_expires(idp, start_httpd, keys):
     key = es256_key("exp")
     idp.set("/jwks", jwks_of(key))
@@ -830,6 +843,7 @@ def owned_ipc(h, pids=None):
 
 
 @pytest.mark.parametrize("mutex", [None, "sysvsem"], ids=["default-mutex", "sysvsem"])
+@pytest.mark.slow
 def test_no_ipc_objects_left_after_stop(idp, start_httpd, keys, mutex):
     key = es256_key("ipc")
     idp.set("/jwks", jwks_of(key))
@@ -865,6 +879,7 @@ def test_no_ipc_objects_left_after_stop(idp, start_httpd, keys, mutex):
     assert not leftovers, f"files left in the runtime dir after stop: {leftovers}"
 
 
+@pytest.mark.slow
 def test_stop_and_start_begins_with_an_empty_cache(idp, start_httpd, keys):
     """Shared content may survive a graceful restart, never a stop: the next
     start fetches the JWKS again and verifies the token again."""
@@ -891,6 +906,7 @@ def test_stop_and_start_begins_with_an_empty_cache(idp, start_httpd, keys):
 # 10. cache pressure never fails a request
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_full_token_cache_still_serves(idp, start_httpd, keys):
     key = es256_key("full")
     idp.set("/jwks", jwks_of(key))
@@ -946,6 +962,7 @@ def test_token_too_big_for_a_cache_slot_is_never_in_the_shared_cache(idp, start_
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mechanism", ["sysvsem", "flock", "fcntl"])
+@pytest.mark.slow
 def test_mutex_mechanisms(idp, start_httpd, keys, mechanism):
     key = es256_key(mechanism)
     idp.set("/jwks", jwks_of(key))

@@ -3,6 +3,8 @@ a child crash line and an issued token in an error log.  Each test plants
 the line, asks the check directly, and so also consumes it (the autouse
 check after the test then sees a clean log)."""
 
+import secrets
+
 import pytest
 
 from harness import checks
@@ -28,7 +30,8 @@ def test_crash_line_is_found(start_httpd, jwks_server):
 
 def test_issued_token_is_found(start_httpd, jwks_server, minter):
     h = start_httpd({"/p": mcp_location(jwks_uri=jwks_server.jwks_uri)})
-    token = minter.token()
+    # A header of its own (a header alone may have been sent as a token elsewhere).
+    token = minter.token(header=minter.header(x_check=secrets.token_hex(8)))
     assert h.get("/p", token).status == 200
     assert checks.problems() == []
     # The header and the claims may be quoted; the signature never.

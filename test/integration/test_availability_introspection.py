@@ -29,7 +29,8 @@ import time
 import pytest
 
 from harness.httpd import install_cgi
-from test_introspection import Introspector, active, get, simultaneously
+from harness.servers import Introspector
+from test_introspection import active, get, simultaneously
 
 T = 2  # MCPAuthHTTPTimeout of every httpd here
 

@@ -30,14 +30,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from harness.httpd import ENV_CGI, install_cgi
 from harness.env import free_port
-from harness.servers import QuietHandler, ThreadedServer
+from harness.servers import Answer, Introspector
 from harness.node import NodeProc
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of the counting httpd
@@ -211,104 +211,6 @@ def simultaneously(port, jobs, timeout=30):
 # ---------------------------------------------------------------------------
 # The counting introspection endpoint
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict
-    headers: dict  # lower-case name -> value
-    body: bytes
-    form: dict
-    token: str
-    at: float
-
-
-@dataclass
-class Answer:
-    body: object = field(default_factory=lambda: {"active": False})  # dict/list -> JSON; str/bytes raw
-    status: int = 200
-    ctype: str = "application/json"
-    delay: float = 0.0
-
-
-class _Handler(QuietHandler):
-    def do_GET(self):
-        self.server.owner._handle(self, "GET")
-
-    def do_POST(self):
-        self.server.owner._handle(self, "POST")
-
-
-class Introspector:
-    """Plain-HTTP IdP on 127.0.0.1.  answers: token -> Answer (or a callable
-    Call -> Answer); docs: path -> Answer for fixed documents (discovery)."""
-
-    def __init__(self, port=0):
-        self._lock = threading.Lock()
-        self.calls = []
-        self.answers = {}
-        self.docs = {}
-        self.default = Answer({"active": False})
-        self._srv = ThreadedServer(self, _Handler, port=port, poll_interval=0.05, name="introspector")
-        self.port = self._srv.port
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, path):
-        return self.base_url + path
-
-    def answer(self, token, body=None, **kw):
-        with self._lock:
-            self.answers[token] = Answer({"active": False} if body is None else body, **kw)
-
-    def _handle(self, h, method):
-        split = urllib.parse.urlsplit(h.path)
-        query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        n = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(n) if n else b""
-        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if body else {}
-        token = (form.get("token") or query.get("access_token") or query.get("token") or [None])[0]
-        call = Call(method, split.path, query, {k.lower(): v for k, v in h.headers.items()}, body, form, token,
-                    time.monotonic())
-        with self._lock:
-            self.calls.append(call)
-            ans = self.docs.get(split.path) or self.answers.get(token, self.default)
-        if callable(ans):
-            ans = ans(call)
-        if ans.delay:
-            time.sleep(ans.delay)
-        out = ans.body
-        if isinstance(out, (dict, list)):
-            out = json.dumps(out).encode()
-        elif isinstance(out, str):
-            out = out.encode()
-        try:
-            h.send_response(ans.status)
-            h.send_header("Content-Type", ans.ctype)
-            h.send_header("Content-Length", str(len(out)))
-            h.send_header("Cache-Control", "no-store")
-            h.end_headers()
-            h.wfile.write(out)
-        except OSError:
-            pass
-
-    def calls_for(self, token):
-        with self._lock:
-            return [c for c in self.calls if c.token == token]
-
-    def count(self, token):
-        return len(self.calls_for(token))
-
-    def path_count(self, path):
-        with self._lock:
-            return sum(1 for c in self.calls if c.path == path)
-
-    def stop(self):
-        self._srv.stop()
-
 
 def wait_count(idp, token, n, timeout=3.0):
     """Calls are recorded before the answer is sent, but give stragglers a moment."""

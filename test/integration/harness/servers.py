@@ -8,7 +8,8 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 
 from .tls import TLSFiles
 from .tokens import KeySet
@@ -236,3 +237,106 @@ class RawBackend:
         self._stop.set()
         self._thread.join(timeout=5)
         self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# The counting introspection endpoint (RFC 7662)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict
+    headers: dict  # lower-case name -> value
+    body: bytes
+    form: dict
+    token: str
+    at: float
+
+
+@dataclass
+class Answer:
+    body: object = field(default_factory=lambda: {"active": False})  # dict/list -> JSON; str/bytes raw
+    status: int = 200
+    ctype: str = "application/json"
+    delay: float = 0.0
+
+
+class _IntrospectionHandler(QuietHandler):
+    def do_GET(self):
+        self.server.owner._handle(self, "GET")
+
+    def do_POST(self):
+        self.server.owner._handle(self, "POST")
+
+
+class Introspector:
+    """Plain-HTTP introspection IdP on 127.0.0.1 recording every call.
+    answers: token -> Answer (or a callable Call -> Answer); docs: path ->
+    Answer for fixed documents (discovery); anything else: ``default``."""
+
+    def __init__(self, port=0):
+        self._lock = threading.Lock()
+        self.calls = []
+        self.answers = {}
+        self.docs = {}
+        self.default = Answer({"active": False})
+        self._srv = ThreadedServer(self, _IntrospectionHandler, port=port, poll_interval=0.05, name="introspector")
+        self.port = self._srv.port
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return self.base_url + path
+
+    def answer(self, token, body=None, **kw):
+        with self._lock:
+            self.answers[token] = Answer({"active": False} if body is None else body, **kw)
+
+    def _handle(self, h, method):
+        split = urllib.parse.urlsplit(h.path)
+        query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+        n = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(n) if n else b""
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if body else {}
+        token = (form.get("token") or query.get("access_token") or query.get("token") or [None])[0]
+        call = Call(method, split.path, query, {k.lower(): v for k, v in h.headers.items()}, body, form, token,
+                    time.monotonic())
+        with self._lock:
+            self.calls.append(call)
+            ans = self.docs.get(split.path) or self.answers.get(token, self.default)
+        if callable(ans):
+            ans = ans(call)
+        if ans.delay:
+            time.sleep(ans.delay)
+        out = ans.body
+        if isinstance(out, (dict, list)):
+            out = json.dumps(out).encode()
+        elif isinstance(out, str):
+            out = out.encode()
+        try:
+            h.send_response(ans.status)
+            h.send_header("Content-Type", ans.ctype)
+            h.send_header("Content-Length", str(len(out)))
+            h.send_header("Cache-Control", "no-store")
+            h.end_headers()
+            h.wfile.write(out)
+        except OSError:
+            pass
+
+    def calls_for(self, token):
+        with self._lock:
+            return [c for c in self.calls if c.token == token]
+
+    def count(self, token):
+        return len(self.calls_for(token))
+
+    def path_count(self, path):
+        with self._lock:
+            return sum(1 for c in self.calls if c.path == path)
+
+    def stop(self):
+        self._srv.stop()

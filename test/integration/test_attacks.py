@@ -227,6 +227,7 @@ def test_huge_kid_10kb(rig):
         refused(rig, "/a", tok, "Unknown key id", what=f"kid of {len(kid)} bytes")
 
 
+@pytest.mark.slow
 def test_kid_with_control_characters_does_not_inject_log_lines(rig):
     kid = 'x"\r\nInjected-Line: evil\x1b[31m'
     tok = signed(rig, header_dict(rig, kid=kid), claims(rig))
@@ -237,6 +238,7 @@ def test_kid_with_control_characters_does_not_inject_log_lines(rig):
     assert "\x1b" not in new, "an escape character from the token reached the error log"
 
 
+@pytest.mark.slow
 def test_1000_key_jwks_valid_token_verifies_and_unknown_kid_is_quick(rig):
     h = rig.h
     t0 = time.monotonic()

@@ -405,6 +405,7 @@ def assert_jsonrpc_400(resp, code):
     assert b"BODY_LENGTH" not in resp.body, resp
 
 
+@pytest.mark.slow
 def test_legitimate_calls_pass_and_are_still_checked(server, minter):
     everything = minter.token(scope=all_scopes())
     # a normal tools/call
@@ -477,6 +478,7 @@ def server_cpu_ticks(h):
     return total
 
 
+@pytest.mark.slow
 def test_non_json_bodies_cost_little_cpu_with_200_tool_lines(server, minter):
     """Issue 15 item 9: with 200 MCPAuthToolScope lines, 1 MiB of text cost
     1.8 s of CPU per request (each line searched the body). Ten such bodies,
@@ -518,6 +520,7 @@ def bigserver(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
         h.stop()
 
 
+@pytest.mark.slow
 def test_claims_over_128k_leave_out_the_variable_not_the_cgi(bigserver, minter):
     big = "b" * (140 * 1024)
     token = minter.token(scope="mcp:tools", big=big, note="n" * 1000)

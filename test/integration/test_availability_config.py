@@ -104,6 +104,7 @@ def test_garbage_token_flood_writes_little_log(start_httpd, jwks_server, minter,
     assert "garbage-" not in log and "late-" not in log, "a token reached the log"
 
 
+@pytest.mark.slow
 def test_interval_zero_logs_every_refusal(start_httpd, jwks_server):
     """MCPAuthRefusalLogInterval 0: the operator asked for every line."""
     h = start_httpd({"/mcp": mcp_location(jwks_uri=jwks_server.jwks_uri)}, "MCPAuthRefusalLogInterval 0",
@@ -148,6 +149,7 @@ NO_ISSUER = {
 
 
 @pytest.mark.parametrize("case", sorted(NO_ISSUER))
+@pytest.mark.slow
 def test_auth_type_without_issuer_fails_configtest(tmp_path, mcp_auth_so, case):
     """Every token would be answered 500: refuse to start, naming the
     section (its header and file:line)."""
@@ -186,11 +188,13 @@ INHERITED = {
 
 
 @pytest.mark.parametrize("case", sorted(INHERITED))
+@pytest.mark.slow
 def test_section_with_a_reachable_issuer_passes_configtest(tmp_path, mcp_auth_so, case):
     rc, out, _ = configtest(tmp_path, mcp_auth_so, INHERITED[case])
     assert rc == 0, f"{case}:\n{out}"
 
 
+@pytest.mark.slow
 def test_auth_type_with_inherited_issuer_starts_and_serves(start_httpd, jwks_server, minter):
     """The neighbour: AuthType in /mcp, the issuer in the enclosing <Location />."""
     parent = (f"<Location />\n  MCPAuthIssuer {ISSUER} jwks_uri={jwks_server.jwks_uri}\n"
@@ -200,6 +204,7 @@ def test_auth_type_with_inherited_issuer_starts_and_serves(start_httpd, jwks_ser
     assert h.get("/mcp", minter.token(exp=int(time.time()) - 3600)).status == 401
 
 
+@pytest.mark.slow
 def test_htaccess_only_auth_type_answers_500_with_a_clear_line(httpd_factory, mcp_auth_so, tmp_root, minter):
     """.htaccess is read per request: configtest cannot see its AuthType.
     The refusal stays 500, and the log line says what to fix."""

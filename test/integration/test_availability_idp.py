@@ -420,6 +420,7 @@ def test_stop_with_requests_waiting_on_hung_idp_is_prompt(start_httpd, idp, mpm,
 
 
 @pytest.mark.parametrize("mpm", ["event", "worker"])
+@pytest.mark.slow
 def test_stop_without_pending_requests_is_unchanged(start_httpd, idp, mpm):
     h = start_httpd({"/o": introspection_location(idp)}, conf="MCPAuthHTTPTimeout 60",
                     name=f"avail-stop-idle-{mpm}", mpm=mpm)

@@ -209,6 +209,7 @@ def test_prod_token_passes_at_prod_only(devprod, keydir):
     ("ra", "rb", {}, {"eml": "alice@example.com"}),
     ("na", "nb", {}, {"nbf": int(time.time()) - 5}),
 ])
+@pytest.mark.slow
 def test_htaccess_verdict_does_not_leak_between_directories(htaccess, keydir, allowed, refused, tok_kw, good_kw):
     _, dev, _ = keydir
     tok = token(dev, **tok_kw)

@@ -75,6 +75,7 @@ def test_mistakes_fail_configtest_naming_the_directive(tmp_path, mcp_auth_so, ca
     ("MCPAuthJWKSCacheTTL", "0"), ("MCPAuthJWKSRefreshCooldown", "-5"), ("MCPAuthJWKSMaxStale", "a"),
     ("MCPAuthCAFile", "/nonexistent.pem"), ("MCPAuthSSLVerify", "maybe"),
 ])
+@pytest.mark.slow
 def test_bad_server_values_fail_configtest(tmp_path, mcp_auth_so, directive, value):
     r = configtest(tmp_path, mcp_auth_so, f"{directive} {value}\n" + location("MCPAuthIssuer https://idp.example"))
     assert r.returncode != 0
@@ -123,12 +124,14 @@ def test_idp_examples_cover_the_common_idps():
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.slow
 def test_idp_example_passes_configtest(tmp_path, mcp_auth_so, example):
     r = configtest(tmp_path, mcp_auth_so, f"Include {REPO_ROOT}/conf/idp-examples/{example}")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Syntax OK" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_audience_star_must_stand_alone(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", "MCPAuthAudience * mcp"))
     assert r.returncode != 0 and "MCPAuthAudience" in r.stdout + r.stderr
@@ -146,6 +149,7 @@ def test_audience_star_must_stand_alone(tmp_path, mcp_auth_so):
     ("MCPAuthToolScope delete_notes", "MCPAuthToolScope"),
     ("MCPAuthPassToken maybe", "MCPAuthPassToken"),
 ])
+@pytest.mark.slow
 def test_identity_and_tool_mistakes_fail_configtest(tmp_path, mcp_auth_so, line, needle):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", line))
     assert r.returncode != 0, r.stdout + r.stderr

@@ -138,6 +138,7 @@ def vhost_server(httpd_factory, jwks_server, mcp_auth_so):
         h.stop()
 
 
+@pytest.mark.slow
 def test_servername_scheme_and_port_make_the_resource(vhost_server, minter):
     tok_a = minter.token(aud="https://mcp.example.test:8443/vr")
     tok_b = minter.token(aud="https://mcp2.example.test/vr")
@@ -166,6 +167,7 @@ def protected(path="/mcp", extra=()):
     return location("MCPAuthIssuer https://idp.example", *extra).replace("<Location /mcp>", f"<Location {path}>")
 
 
+@pytest.mark.slow
 def test_no_servername_and_no_resource_fails_configtest(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, protected(), server_name="")
     out = r.stdout + r.stderr
@@ -184,6 +186,7 @@ def test_no_servername_and_no_resource_fails_configtest(tmp_path, mcp_auth_so):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_virtual_host_without_servername_fails_configtest(tmp_path, mcp_auth_so):
     # 127.0.0.1:1 is no default address: httpd makes up a name for it
     r = configtest(tmp_path, mcp_auth_so, f"<VirtualHost 127.0.0.1:1>\n{protected()}</VirtualHost>\n")
@@ -272,6 +275,7 @@ Alias /ht "{root}"
 
 
 @pytest.mark.parametrize("directive", sorted(REFUSED_IN_HTACCESS))
+@pytest.mark.slow
 def test_widening_directive_in_htaccess_is_not_allowed_here(ht_server, minter, directive):
     off = ht_server.log_offset()
     # a token the parent accepts gets nothing from a directory whose .htaccess tries to widen
@@ -287,6 +291,7 @@ def test_parent_directory_accepts_the_tokens(ht_server, minter):
     assert ht_server.get("/ht/plain/x.txt").status == 401
 
 
+@pytest.mark.slow
 def test_narrowing_directives_work_in_htaccess(ht_server, minter):
     # the parent accepts a token without email and without mcp:tools ...
     no_mail = minter.token(scope="mcp:tools")
@@ -305,6 +310,7 @@ def test_narrowing_directives_work_in_htaccess(ht_server, minter):
     assert "HTTP_X_HT_ROLE" not in env, env
 
 
+@pytest.mark.slow
 def test_htaccess_tool_scope_adds_to_the_parent_entry(ht_server, minter):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "delete_notes", "arguments": {}}}).encode()
@@ -373,6 +379,7 @@ def nested_server(httpd_factory, jwks_server, mcp_auth_so, tmp_root):
         h.stop()
 
 
+@pytest.mark.slow
 def test_nested_location_keeps_and_scrubs_the_parents_identity_headers(nested_server, minter):
     tok = minter.token(sub="alice", team="red", email="alice@example.test")
     spoof = [("X-MCP-User", "admin"), ("X-MCP-Role", "admin"), ("x_mcp_role", "root"), ("X-MCP-Team", "blue")]
@@ -396,6 +403,7 @@ def test_sibling_location_scrubs_the_virtual_hosts_identity_headers(nested_serve
     assert env.get("REMOTE_USER") == "alice"
 
 
+@pytest.mark.slow
 def test_nested_tool_scope_keeps_the_parents_protected_tool(nested_server, minter):
     hdrs = [("Content-Type", "application/json")]
 
@@ -416,6 +424,7 @@ def test_nested_tool_scope_keeps_the_parents_protected_tool(nested_server, minte
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["HTTP_X_USER", "http-x-user", "Http_Proxy", "HTTP_"])
+@pytest.mark.slow
 def test_claim_env_named_like_a_request_header_fails_configtest(tmp_path, mcp_auth_so, name):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example",
                                                    f"MCPAuthClaimEnv {name} $.sub"))
@@ -431,6 +440,7 @@ def test_claim_env_with_other_names_passes_configtest(tmp_path, mcp_auth_so, nam
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_audience_star_logs_a_startup_warning(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", "MCPAuthAudience *"))
     out = r.stdout + r.stderr
@@ -490,6 +500,7 @@ def test_hmac_secret_too_short_for_the_merged_algorithms_fails_configtest(tmp_pa
     protected(extra=["MCPAuthAlgorithms HS512", f"MCPAuthHMACSecret {SECRET_64}"]) +
     f"<VirtualHost *:1>\n    MCPAuthHMACSecret {SECRET_32}\n</VirtualHost>\n",
 ], ids=["child-long-secret", "child-own-hs256", "unrelated-paths", "section-secret-over-vhost-secret"])
+@pytest.mark.slow
 def test_hmac_secret_long_enough_for_the_merged_algorithms_passes(tmp_path, mcp_auth_so, body):
     r = configtest(tmp_path, mcp_auth_so, body)
     assert r.returncode == 0, r.stdout + r.stderr

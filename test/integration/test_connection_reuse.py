@@ -212,6 +212,7 @@ def test_30_misses_from_one_child_use_at_most_2_connections(start_httpd, idps, m
     assert conns <= 2, f"{conns} connections for 30 introspection calls from one child"
 
 
+@pytest.mark.slow
 def test_concurrent_misses_in_one_event_child_share_a_few_connections(start_httpd, idps):
     """Four clients at once against one event child (8 threads: at most 4
     calls in flight): 40 misses, every one served, over at most 4
@@ -238,6 +239,7 @@ def test_concurrent_misses_in_one_event_child_share_a_few_connections(start_http
     assert conns <= 4, f"{conns} connections for 40 calls, at most 4 at a time"
 
 
+@pytest.mark.slow
 def test_idp_answering_connection_close_gets_a_new_connection_per_call(start_httpd, idps):
     """The neighbour of reuse: an IdP that closes after every answer is
     still served, every call on a connection of its own (which is also what
@@ -266,6 +268,7 @@ def test_idp_dropping_idle_connections_between_calls(start_httpd, idps):
     assert "Introspection failed" not in h.log_text()
 
 
+@pytest.mark.slow
 def test_reused_connection_closed_without_answer_is_retried_once_on_a_new_one(start_httpd, idps):
     """The race that reuse brings: the IdP closes the kept-alive connection
     as the request goes out (here: reads it and closes without answering).
@@ -416,6 +419,7 @@ def _fd_inodes(pid):
     return out
 
 
+@pytest.mark.slow
 def test_programs_the_child_starts_do_not_inherit_idp_connections(start_httpd, idps, tmp_root):
     """A program the child forks for a request (here an ExtFilterDefine
     filter; a CGI under mod_cgi is the same) runs while the process keeps

@@ -104,6 +104,7 @@ def call(server, path, token, tool):
 # 2. MCPAuthScopeClaim <claim>...
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_scope_claims_union_satisfies_require(server, minter):
     """Entra: delegated scp string + app-only roles array. The role grants
     what Require asks; MCP_AUTH_SCOPE is the union."""

@@ -585,6 +585,7 @@ def test_200_concurrent_first_requests_single_flight(rig):
     assert wait_count(rig.idp, tok, 1, timeout=0.3) == 1, f"{rig.idp.count(tok)} IdP calls (single-flight)"
 
 
+@pytest.mark.slow
 def test_two_tokens_two_calls_and_key_includes_client(rig):
     t1, t2 = new_token("two1"), new_token("two2")
     rig.idp.answer(t1, active("one"))
@@ -958,6 +959,7 @@ def test_inactive_answer_cached(rig):
     assert wait_count(rig.idp, tok, 1, timeout=0.3) == 1, f"{rig.idp.count(tok)} calls for 50 requests"
 
 
+@pytest.mark.slow
 def test_negative_answers_expire_after_30_seconds(rig):
     """The rig asked one inactive and one active token when it started
     (cache=300).  30 s later the inactive answer is gone, the active one is

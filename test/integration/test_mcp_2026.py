@@ -303,6 +303,7 @@ def assert_mismatch(resp, backend_obj, before, id_=1):
     (rpc("tools/list"), "tools/list", None),
     (rpc("notifications/initialized"), "notifications/initialized", None),
 ])
+@pytest.mark.slow
 def test_matching_headers_pass(server, minter, backend, loc, msg, method, name):
     b, _ = backend
     hdrs = [("Mcp-Method", method)] + ([("Mcp-Name", name)] if name is not None else [])

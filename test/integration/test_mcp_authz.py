@@ -155,6 +155,7 @@ def assert_insufficient(server, resp, loc, scope):
 # Require mcp-scope
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_scope_single_granted(server, minter):
     assert_ok(server.get("/scope1", minter.token(scope="mcp:tools")))
     assert_ok(server.get("/scope1", minter.token(scope="notes:read mcp:tools other")))
@@ -729,6 +730,7 @@ def test_not_exactly_one_json_value_is_400_parse_error(server, minter, name):
     assert "delete_notes" not in log and "read_notes" not in log, log  # never the body
 
 
+@pytest.mark.slow
 def test_big_numbers_and_deep_nesting_are_json(server, minter):
     """The legitimate neighbours: numbers of any size are numbers (jansson
     refused 1e400), nesting up to the limit is read, and the tool they call
@@ -763,6 +765,7 @@ def test_escaped_slash_in_a_tool_name_behind_a_huge_id(server, minter):
     assert_passed_intact(post(server, minter.token(scope="mcp:tools admin:reset"), body), body)
 
 
+@pytest.mark.slow
 def test_well_formed_non_calls_pass_untouched(server, minter):
     for body in (b' {"jsonrpc":"2.0","id":1,"method":"tools/list"}\r\n',
                  b'[]', b'"text"', b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
@@ -787,6 +790,7 @@ def test_content_encoding_is_415(server, minter):
                               headers=[("Content-Encoding", "identity")]), body)
 
 
+@pytest.mark.slow
 def test_exactly_one_mib_passes_intact(server, minter):
     head = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","arguments":{"pad":"'
     tail = b'"}}}'
@@ -833,6 +837,7 @@ def test_chunked_body_is_inspected(server, minter):
     assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
 
 
+@pytest.mark.slow
 def test_chunked_body_over_the_limit_is_413(server, minter):
     head = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","arguments":{"pad":"'
     tail = b'"}}}'
@@ -885,6 +890,7 @@ def test_expect_100_continue_body_is_inspected(server, minter):
     assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
 
 
+@pytest.mark.slow
 def test_keepalive_connection_after_a_checked_post(server, minter):
     """The replayed body must not leak into the next request on the same connection."""
     tok = minter.token(scope="mcp:tools")
@@ -909,6 +915,7 @@ def test_keepalive_connection_after_a_checked_post(server, minter):
 # other methods
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_get_and_delete_with_token_pass(server, minter):
     tok = minter.token(scope="mcp:tools")
     env = assert_ok(server.request("GET", "/tools", bearer(tok) + [("Accept", "text/event-stream")]))
@@ -1012,6 +1019,7 @@ def test_header_always_reaches_403_require_and_tool(cors_server, minter):
     assert _has_cors_and_json(resp)["error"] == "insufficient_scope"
 
 
+@pytest.mark.slow
 def test_refused_post_keeps_the_connection_usable(cors_server, minter):
     """The refused request's body is consumed: the next request on the same
     keep-alive connection is parsed correctly."""

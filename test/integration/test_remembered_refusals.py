@@ -48,6 +48,7 @@ def protected(jwks_server, start_httpd, keys, name, key):
     return h, Minter(keys, issuer=issuer), conn
 
 
+@pytest.mark.slow
 def test_a_forged_signature_sent_again_is_verified_once(jwks_server, start_httpd, keys):
     real = es256_key("k1")
     h, m, conn = protected(jwks_server, start_httpd, keys, "forged", real)
@@ -89,6 +90,7 @@ def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd
     assert status == 200, (challenge, h.log_since(mark)[-2000:])
 
 
+@pytest.mark.slow
 def test_an_expired_token_is_remembered_a_not_yet_valid_one_is_not(jwks_server, start_httpd, keys):
     key = es256_key("k1")
     h, m, conn = protected(jwks_server, start_httpd, keys, "time", key)

@@ -576,6 +576,7 @@ def post(server, path, token, body, headers=()):
                           body)
 
 
+@pytest.mark.slow
 def test_rewrite_in_directory_gets_the_exact_body(server, minter):
     token = minter.token(scope="mcp:tools")
     body = tool_call("list_notes") + b"  \n"
@@ -676,6 +677,7 @@ def test_fallback_into_a_protected_location_is_checked_there(server, minter):
 @pytest.mark.parametrize("value", ["app.example", "https://app.example/", "https://app.example/mcp",
                                    "https://user@app.example", "https://app.example?x=1", "* https://app.example",
                                    "https://app.example *"])
+@pytest.mark.slow
 def test_allowed_origins_refuses_what_is_not_an_origin(tmp_path, mcp_auth_so, value):
     from test_config import configtest, location
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example",

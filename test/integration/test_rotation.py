@@ -119,6 +119,7 @@ def test_rotation_under_concurrency_refuses_no_valid_token(slow_idp, start_httpd
     assert len(pids_seen) >= 2, f"all verifications in one child: {pids_seen}"
 
 
+@pytest.mark.slow
 def test_forged_kid_inside_the_cooldown_neither_fetches_nor_waits(slow_idp, start_httpd, keys):
     """The neighbour: with no fetch in flight, a forged kid inside the
     cooldown is refused at once and costs the IdP nothing."""

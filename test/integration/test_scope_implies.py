@@ -172,6 +172,7 @@ def assert_refused(resp, record, before, *, needs, never=()):
 # Require mcp-scope and tool scopes see the implied scopes
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_broad_scope_satisfies_require_mcp_scope(server, minter, backend):
     _, record = backend
     before = len(records(record))
@@ -215,6 +216,7 @@ def test_tool_call_without_the_broad_scope_is_refused_naming_the_narrow_scope(se
 
 @pytest.mark.parametrize("variant", ["Notes:Admin", "NOTES:ADMIN", "notes:Admin", "notes:admin2", "notes:adm",
                                      "notes:admin\u017f"])
+@pytest.mark.slow
 def test_case_and_spelling_variants_of_the_broad_scope_imply_nothing(server, minter, backend, variant):
     _, record = backend
     before = len(records(record))
@@ -234,6 +236,7 @@ def test_implication_does_not_run_backwards(server, minter, backend):
     assert_ok(server.get("/si/admin", minter.token(scope="notes:admin")))
 
 
+@pytest.mark.slow
 def test_transitive(server, minter, backend):
     _, record = backend
     # a:admin -> a:write -> a:read: the location's Require and the tool's scope
@@ -248,6 +251,7 @@ def test_transitive(server, minter, backend):
                    needs=["a:write"], never=["a:admin"])
 
 
+@pytest.mark.slow
 def test_expansion_is_per_location_not_cached_with_the_token(server, minter, backend):
     """The verified token is cached once for both locations (same issuer and
     audience); the hierarchy of /si/notes must not leak into /si/plain."""
@@ -263,6 +267,7 @@ def test_expansion_is_per_location_not_cached_with_the_token(server, minter, bac
     assert_ok(post(server, minter.token(scope="notes:read notes:delete"), call("delete_notes"), "/si/plain"))
 
 
+@pytest.mark.slow
 def test_backend_sees_the_tokens_own_scopes(server, minter, backend):
     _, record = backend
     env = assert_ok(server.get("/si/notes", minter.token(scope="notes:admin mcp:tools")))
@@ -276,6 +281,7 @@ def test_backend_sees_the_tokens_own_scopes(server, minter, backend):
 # nested sections
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_server_level_rules_reach_every_location(server, minter, backend):
     _, record = backend
     assert_ok(server.get("/si/top", minter.token(scope="top:admin")))
@@ -287,6 +293,7 @@ def test_server_level_rules_reach_every_location(server, minter, backend):
     assert_refused(server.get("/si/top", minter.token(scope="notes:admin")), record, before,
                    needs=["top:read"], never=["top:admin"])
 
+@pytest.mark.slow
 def test_nested_child_adds_and_inherits(server, minter, backend):
     _, record = backend
     # the child needs p:read (parent's entry) and r:read (the child's own)
@@ -301,6 +308,7 @@ def test_nested_child_adds_and_inherits(server, minter, backend):
     assert_ok(server.get("/si/nest", minter.token(scope="p:admin")))
 
 
+@pytest.mark.slow
 def test_nested_child_replaces_only_its_entry(server, minter, backend):
     _, record = backend
     tok = minter.token(scope="p:admin q:admin")
@@ -408,6 +416,7 @@ CYCLE_TEXT = {
 
 
 @pytest.mark.parametrize("case", sorted(CYCLES))
+@pytest.mark.slow
 def test_cycle_fails_configtest_naming_directive_cycle_and_lines(tmp_path, mcp_auth_so, case):
     rc, out, conf = configtest(tmp_path, mcp_auth_so, "\n".join(CYCLES[case]))
     assert rc != 0, f"{case}: configtest passed:\n{out}"
@@ -438,6 +447,7 @@ NOT_CYCLES = {
 
 
 @pytest.mark.parametrize("case", sorted(NOT_CYCLES))
+@pytest.mark.slow
 def test_hierarchy_without_cycle_passes_configtest(tmp_path, mcp_auth_so, case):
     rc, out, _ = configtest(tmp_path, mcp_auth_so, "\n".join(NOT_CYCLES[case]))
     assert rc == 0, f"{case}:\n{out}"

@@ -252,6 +252,7 @@ def test_rfc8414_path_inserted_discovery_fallback(idp, start_httpd, keys):
     assert idp.count(appended) == 0 and idp.count("/wrong/jwks") == 0, idp.counts
 
 
+@pytest.mark.slow
 def test_discovery_document_for_another_issuer_is_refused(idp, start_httpd, keys):
     """The discovery document must name the configured issuer exactly (here it
     adds a trailing slash): its jwks_uri is never used."""
@@ -540,6 +541,7 @@ def test_big_jwks_with_x5c_chains(idp, start_httpd, keys, big_jwks):
     assert idp.count("/big/jwks") == 1, idp.count("/big/jwks")
 
 
+@pytest.mark.slow
 def test_jwks_larger_than_max_size_is_refused(idp, start_httpd, keys, big_jwks):
     signing, body = big_jwks
     assert len(body) > 16384
@@ -923,6 +925,7 @@ def test_full_token_cache_still_serves(idp, start_httpd, keys):
     assert len(lines_with(log, "raise MCPAuthCacheEntries")) <= 8, "the warning is not rate-limited"
 
 
+@pytest.mark.slow
 def test_token_too_big_for_a_cache_slot_is_never_in_the_shared_cache(idp, start_httpd, keys):
     """Claims larger than MCPAuthCacheEntrySize never reach the shared cache
     (no overflow, no truncated entry) and never fail a request: each child

@@ -10,6 +10,7 @@ challenge fails every suite, not only the strict ones.
 
 import re
 
+
 _PARAM = r'[a-z_]+="[^"\\]*"'
 CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 _PAIR_RE = re.compile(r'([a-z_]+)="([^"\\]*)"')

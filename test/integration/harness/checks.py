@@ -17,13 +17,13 @@ import re
 from .httpd import STARTED
 from .tokens import ISSUED
 
+
 # A child that died of a signal (httpd's AH00052 "child pid N exit signal
 # Segmentation fault (11)"; SIGTERM/SIGKILL/graceful stops are not logged),
 # the parent's AH00060 "seg fault or similar nasty error", and the
 # sanitizers' reports (the ASan build writes them to the error log).
 CRASH_RE = re.compile(r"exit signal|AH00052|AH00060|Segmentation fault|AddressSanitizer|LeakSanitizer|"
                       r"runtime error:")
-
 
 
 def crash_lines(text: str) -> list:

@@ -5,6 +5,7 @@ import socket
 import time
 from pathlib import Path
 
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
 APACHE_MODULES_DIR = Path(os.environ.get("APACHE_MODULES_DIR", "/usr/lib/apache2/modules"))
@@ -16,7 +17,6 @@ def module_path() -> Path:
 
 def cli_path() -> Path:
     return Path(os.environ.get("MCP_AUTH_CLI") or REPO_ROOT / "build" / "mcp-auth-token").resolve()
-
 
 
 def free_port() -> int:

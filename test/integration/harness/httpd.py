@@ -45,6 +45,8 @@ printf 'SCRIPT_OK=1\\n'
 # round trip): for the identity suites, which look at every variable.
 JSON_ENV_CGI = r"""#!/usr/bin/python3
 import json, os, sys
+
+
 env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
 body = json.dumps(env).encode()
 sys.stdout.buffer.write(b"Content-Type: application/json\r\n\r\n" + body)
@@ -391,7 +393,6 @@ class HttpdFactory:
     def stop_all(self):
         while self.instances:
             self.instances.pop().stop()
-
 
 
 def mcp_location(issuer: str = ISSUER, jwks_uri: str = None, *, audience: str = AUDIENCE,

@@ -15,6 +15,7 @@ import pytest
 
 from .env import REPO_ROOT
 
+
 TEST_DIR = REPO_ROOT / "test"
 MCP_DIR = TEST_DIR / "mcp"
 NODE_PACKAGES = ("@modelcontextprotocol/sdk", "oidc-provider", "zod")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .tls import TLSFiles
 from .tokens import KeySet
 
+
 class QuietHandler(http.server.BaseHTTPRequestHandler):
     """HTTP/1.1 (keep-alive) request handler that logs nothing; on a TLS
     server it does the handshake here, in the connection's own thread."""
@@ -195,7 +196,6 @@ class IdP:
 
     def count(self, path) -> int:
         return self.server.count(path)
-
 
 
 class RawBackend:

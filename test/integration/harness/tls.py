@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+
 @dataclass
 class TLSFiles:
     ca_pem: Path
@@ -66,7 +67,6 @@ def make_tls(directory: Path) -> TLSFiles:
     os.chmod(files.ca_pem, 0o644)
     os.chmod(files.cert_pem, 0o644)
     return files
-
 
 
 def self_signed_cert_pem(key) -> bytes:

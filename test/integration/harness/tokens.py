@@ -1,21 +1,22 @@
 """Keys and tokens: JWS compact serialisation built by hand (own base64url, own
 JSON, signing with python3-cryptography) so a test can forge anything:
 arbitrary headers, ``alg: none``, broken base64url, raw non-JSON bytes, DER
-ECDSA signatures, ...  Every token made here is recorded (``issued``) so the
+ECDSA signatures, ...  Every token made here is recorded (``ISSUED``) so the
 after-test check can tell that none of them reached an error log."""
 
 import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
-import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 
 # Issuer / audience used by most tests.  The issuer is only an identifier: the
 # module gets the JWKS location explicitly (jwks_uri=), so no DNS is needed.
@@ -24,7 +25,6 @@ AUDIENCE = "https://mcp.mcp-test.example/api"
 # 64 bytes: long enough for HS256, HS384 and HS512.
 HMAC_SECRET = "hs-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQR"
 assert len(HMAC_SECRET) == 64
-
 
 
 def b64url(data) -> str:
@@ -234,7 +234,6 @@ class KeySet:
         return {"keys": [self.attacker.jwk]}
 
 
-
 class Minter:
     """Builds tokens with sensible defaults; every token is unique (jti)."""
 
@@ -281,7 +280,6 @@ class Minter:
         if claims is None:
             claims = self.claims(**claim_overrides)
         return make_jws(header, claims, key, alg=alg)
-
 
 
 def es256_key(label: str = "k") -> SigningKey:

@@ -337,6 +337,27 @@ class NodeIdP(NodeProc):
     def introspections(self):
         return self.log_text().count("idp: POST /token/introspection -> ")
 
+    def _post(self, endpoint, client, secret, fields):
+        data = urllib.parse.urlencode(fields).encode()
+        auth = base64.b64encode(f"{client}:{secret}".encode()).decode()
+        req = urllib.request.Request(self.ready[endpoint], data=data, headers={
+            "Authorization": f"Basic {auth}", "Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+
+    def token(self, resource, client="owner", secret="owner-secret", scope="mcp:tools notes:read"):
+        status, body = self._post("token_endpoint", client, secret, {
+            "grant_type": "client_credentials", "scope": scope, "resource": resource})
+        tok = json.loads(body)["access_token"]
+        assert tok.count(".") == 0, f"expected an opaque token, got {tok!r}"
+        SENT_TOKENS.add(tok)
+        return tok
+
+    def revoke(self, tok, client="owner", secret="owner-secret"):
+        status, _ = self._post("revocation_endpoint", client, secret,
+                               {"token": tok, "token_type_hint": "access_token"})
+        assert status == 200
+
 
 @dataclass
 class Real:

@@ -6,6 +6,7 @@
 #   make -f apxs.mk test       install test dependencies, build, unit + integration tests
 #   make -f apxs.mk deps       install test dependencies only (apt-get as root, npm ci in test/)
 #   make -f apxs.mk lint       SPDX lines, clang-format, cppcheck, clang-tidy (see the end of this file)
+#   make -f apxs.mk check-fast unit tests + the fast integration tests (not slow, no Node.js), for the edit-test loop
 #   make -f apxs.mk demo       start a protected demo endpoint on 127.0.0.1:8080
 #   make -f apxs.mk install    install the module (apxs -i) and conf/mcp_auth.load
 
@@ -45,7 +46,7 @@ CLI_O     := $(BUILD)/obj/tools/mcp_auth_token.o $(SIGNING_O) $(ENGINE_O)
 UNIT_SRC  := $(wildcard test/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all module cli unit integration test deps build-deps demo demo-stop install clean format
+.PHONY: all module cli unit integration check-fast test deps build-deps demo demo-stop install clean format
 
 all: module cli
 module: $(BUILD)/mod_mcp_auth.so
@@ -105,6 +106,13 @@ unit: $(UNIT_BIN)
 
 integration: all
 	$(PYTHON) -m pytest -q -p no:cacheprovider test/integration
+
+# The edit-test loop: unit tests, then the integration tests that are neither
+# slow nor need Node.js (markers in test/integration/pytest.ini).
+# Each command's own exit status fails the target (no pipes).
+check-fast: all $(UNIT_BIN)
+	@sh test/run-unit.sh $(UNIT_BIN)
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow and not node" test/integration
 
 test: deps
 	@$(MAKE) -f apxs.mk --no-print-directory all $(UNIT_BIN)

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUDIENCE, ISSUER
-from test_faults import children_of, worker_rss
+from harness.httpd import install_cgi, mcp_location
+from harness.procs import children_of, worker_rss
 
 MIB = 1024 * 1024
 TOOLS = 200
@@ -44,8 +44,7 @@ H2 = [("http2_module", "mod_http2.so")]
 
 
 def protected(extra, jwks):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-                      f"MCPAuthAudience {AUDIENCE}", extra.strip("\n")])
+    return mcp_location(jwks_uri=jwks, extra=extra, require=None)
 
 
 def tool_lines():
@@ -80,13 +79,7 @@ for k in ("REMOTE_USER", "MCP_AUTH_SUB", "MCP_AUTH_ISS", "MCP_AUTH_SCOPE", "MCP_
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "avbody-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "env.cgi"
-    p.write_text(ENV_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "avbody-cgi", ENV_CGI)
 
 
 def start(httpd_factory, jwks_server, mcp_auth_so, env_cgi, name, h2=False):
@@ -231,6 +224,7 @@ def fire_http1(h, token, rounds=2, parallel=20):
     return statuses
 
 
+@pytest.mark.slow
 def test_adversarial_bodies_keep_child_rss_bounded_event(server, minter):
     token = minter.token(scope=all_scopes())
     warm(server, token)
@@ -377,6 +371,7 @@ def h2c_posts(h, path, token, body, n, timeout=60):
         sock.close()
 
 
+@pytest.mark.slow
 def test_adversarial_bodies_keep_child_rss_bounded_h2c(h2server, minter, tmp_path):
     token = minter.token(scope=all_scopes())
     warm(h2server, token)
@@ -410,6 +405,7 @@ def assert_jsonrpc_400(resp, code):
     assert b"BODY_LENGTH" not in resp.body, resp
 
 
+@pytest.mark.slow
 def test_legitimate_calls_pass_and_are_still_checked(server, minter):
     everything = minter.token(scope=all_scopes())
     # a normal tools/call
@@ -482,6 +478,7 @@ def server_cpu_ticks(h):
     return total
 
 
+@pytest.mark.slow
 def test_non_json_bodies_cost_little_cpu_with_200_tool_lines(server, minter):
     """Issue 15 item 9: with 200 MCPAuthToolScope lines, 1 MiB of text cost
     1.8 s of CPU per request (each line searched the body). Ten such bodies,
@@ -523,6 +520,7 @@ def bigserver(httpd_factory, jwks_server, mcp_auth_so, env_cgi):
         h.stop()
 
 
+@pytest.mark.slow
 def test_claims_over_128k_leave_out_the_variable_not_the_cgi(bigserver, minter):
     big = "b" * (140 * 1024)
     token = minter.token(scope="mcp:tools", big=big, note="n" * 1000)
@@ -563,6 +561,7 @@ def all_children_rss(h):
 
 
 @pytest.mark.parametrize("mpm", ["worker", "prefork"])
+@pytest.mark.slow
 def test_bounds_and_neighbours_under_other_mpms(httpd_factory, jwks_server, mcp_auth_so, env_cgi, minter, mpm):
     conf = ('Alias /adv "/nonexistent-mcp-adv"\n<Directory "/nonexistent-mcp-adv">\nRequire all granted\n'
             f'</Directory>\nScriptAliasMatch "^/tools(/.*)?$" "{env_cgi}"')

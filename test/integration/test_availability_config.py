@@ -14,16 +14,14 @@ answer 500 (or ask for an absurd shared segment) refused at configtest.
 """
 import http.client
 import re
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, ISSUER, MPMS, mcp_location
+from harness.httpd import configtest_output as configtest
+from conftest import AUDIENCE, ISSUER, MPMS, mcp_location
 
-MODULES = "/usr/lib/apache2/modules"
 
 
 # ---- item 11: refusal log lines per reason and interval -------------------
@@ -62,6 +60,7 @@ SUMMARY = re.compile(r'(\d+) more "([^"]+)" refusals suppressed in the last (\d+
 
 
 @pytest.mark.parametrize("mpm", MPMS)
+@pytest.mark.slow
 def test_garbage_token_flood_writes_little_log(start_httpd, jwks_server, minter, mpm):
     """2,000 garbage tokens in a few seconds: the error log grows < 20 KB
     (one line per token was ~360 KB), the first refusal's line keeps its
@@ -105,6 +104,7 @@ def test_garbage_token_flood_writes_little_log(start_httpd, jwks_server, minter,
     assert "garbage-" not in log and "late-" not in log, "a token reached the log"
 
 
+@pytest.mark.slow
 def test_interval_zero_logs_every_refusal(start_httpd, jwks_server):
     """MCPAuthRefusalLogInterval 0: the operator asked for every line."""
     h = start_httpd({"/mcp": mcp_location(jwks_uri=jwks_server.jwks_uri)}, "MCPAuthRefusalLogInterval 0",
@@ -119,25 +119,6 @@ def test_interval_zero_logs_every_refusal(start_httpd, jwks_server):
 
 
 # ---- configtest helper ------------------------------------------------------
-
-def configtest(tmp_path: Path, so: Path, body: str):
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(f"""
-ServerRoot "{tmp_path}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:1
-PidFile "{tmp_path}/httpd.pid"
-ErrorLog "{tmp_path}/error.log"
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authn_core_module {MODULES}/mod_authn_core.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-LoadModule authz_user_module {MODULES}/mod_authz_user.so
-LoadModule mcp_auth_module {so}
-{body}
-""")
-    r = subprocess.run([APACHE2, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
-    return r.returncode, r.stdout + r.stderr, conf
-
 
 ISS = "MCPAuthIssuer https://idp.example"
 SECRET = "MCPAuthHMACSecret " + "s" * 64
@@ -168,6 +149,7 @@ NO_ISSUER = {
 
 
 @pytest.mark.parametrize("case", sorted(NO_ISSUER))
+@pytest.mark.slow
 def test_auth_type_without_issuer_fails_configtest(tmp_path, mcp_auth_so, case):
     """Every token would be answered 500: refuse to start, naming the
     section (its header and file:line)."""
@@ -206,11 +188,13 @@ INHERITED = {
 
 
 @pytest.mark.parametrize("case", sorted(INHERITED))
+@pytest.mark.slow
 def test_section_with_a_reachable_issuer_passes_configtest(tmp_path, mcp_auth_so, case):
     rc, out, _ = configtest(tmp_path, mcp_auth_so, INHERITED[case])
     assert rc == 0, f"{case}:\n{out}"
 
 
+@pytest.mark.slow
 def test_auth_type_with_inherited_issuer_starts_and_serves(start_httpd, jwks_server, minter):
     """The neighbour: AuthType in /mcp, the issuer in the enclosing <Location />."""
     parent = (f"<Location />\n  MCPAuthIssuer {ISSUER} jwks_uri={jwks_server.jwks_uri}\n"
@@ -220,6 +204,7 @@ def test_auth_type_with_inherited_issuer_starts_and_serves(start_httpd, jwks_ser
     assert h.get("/mcp", minter.token(exp=int(time.time()) - 3600)).status == 401
 
 
+@pytest.mark.slow
 def test_htaccess_only_auth_type_answers_500_with_a_clear_line(httpd_factory, mcp_auth_so, tmp_root, minter):
     """.htaccess is read per request: configtest cannot see its AuthType.
     The refusal stays 500, and the log line says what to fix."""

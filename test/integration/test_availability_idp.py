@@ -20,13 +20,11 @@ and discovery/JWKS documents, and can hang every request until released.
 """
 
 import http.client
-import http.server
 import json
 import os
 import secrets
 import shutil
 import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -34,7 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, ISSUER, Minter, mcp_location, pid_alive
+from harness.procs import children_of as children, cpu_ticks
+from harness.servers import QuietHandler, ThreadedServer, server_context
+from conftest import APACHE2, AUDIENCE, Minter, mcp_location, pid_alive
 
 SANITIZED = bool(os.environ.get("MCP_AUTH_SANITIZER"))
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -48,18 +48,8 @@ def opaque():
 # The IdP
 # ---------------------------------------------------------------------------
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the module may reuse connections
-    timeout = 60
-
-    def setup(self):
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(self.timeout)
-            self.request.do_handshake()
-        super().setup()
-
-    def log_message(self, fmt, *args):
-        pass
+class _Handler(QuietHandler):
+    timeout = 60  # HTTP/1.1 keep-alive: the module may reuse connections
 
     def do_GET(self):
         self.server.owner.handle(self, None)
@@ -71,29 +61,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.owner.handle(self, fields.get("token"))
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        self.owner.note_accept()
-        if self.owner.ctx is not None:
-            sock = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 class IdP:
     def __init__(self, tls=None):
         self.ctx = None
         if tls is not None:
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
+            self.ctx = server_context(tls.cert_pem, tls.key_pem)
         self.lock = threading.Lock()
         self.accepts = 0
         self.requests = 0
@@ -103,12 +75,9 @@ class IdP:
         self.released = threading.Event()
         self.released.set()   # not hung
         self.closing = threading.Event()
-        self.srv = _Server(("127.0.0.1", 0), _Handler)
-        self.srv.owner = self
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
+        self.srv = ThreadedServer(self, _Handler, ssl_context=self.ctx, poll_interval=0.05,
+                                  on_accept=self.note_accept, name="avail-idp")
+        self.port = self.srv.port
 
     @property
     def base(self):
@@ -201,51 +170,20 @@ def get(port, path, token=None, timeout=30, conn=None):
             conn.close()
 
 
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(d))
-    return out
-
-
-def cpu_ticks(pids):
-    """{pid: utime + stime} in clock ticks."""
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out[pid] = int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return out
-
-
 def p99(values):
     v = sorted(values)
     return v[min(len(v) - 1, int(len(v) * 0.99))]
 
 
 def introspection_location(idp):
-    return "\n".join([
-        "AuthType mcp-jwt", 'AuthName "mcp"',
-        f"MCPAuthIssuer {ISSUER} jwks_uri={idp.base}/jwks",
-        f"MCPAuthAudience {AUDIENCE}",
-        f"MCPAuthIntrospection {idp.base}/introspect auth=none",
-        "Require valid-user"])
+    return mcp_location(jwks_uri=f"{idp.base}/jwks", lines=[f"MCPAuthIntrospection {idp.base}/introspect auth=none"])
 
 
 # ---------------------------------------------------------------------------
 # item 3: CPU per random opaque token over HTTPS
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_random_opaque_tokens_over_https_cost_little_cpu_and_reuse_connections(start_httpd, tls_idp, tls,
                                                                                 tmp_root):
     # A CA file like the system's: ~140 certificates, the test CA last.
@@ -309,6 +247,7 @@ def flood(port, stop, results, lock, keepalive=True):
 
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+@pytest.mark.slow
 def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_httpd, idp, jwks_server, minter, mpm):
     conf = f"MCPAuthHTTPTimeout {HUNG_T}"
     if mpm == "prefork":
@@ -398,6 +337,7 @@ def test_hung_introspection_flood_keeps_neighbours_fast_and_backs_off(start_http
 # item 4: discovery then JWKS within one MCPAuthHTTPTimeout
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_discovery_then_hung_jwks_waits_one_timeout_in_total(start_httpd, idp, keys):
     t = 3
     issuer = f"{idp.base}/realm"
@@ -457,6 +397,7 @@ def kill_lines(text):
 
 
 @pytest.mark.parametrize("mpm,how", [("event", "stop"), ("worker", "stop"), ("event", "graceful-stop")])
+@pytest.mark.slow
 def test_stop_with_requests_waiting_on_hung_idp_is_prompt(start_httpd, idp, mpm, how):
     # Room for six calls in one child, wherever the requests land.
     h = start_httpd({"/o": introspection_location(idp)},
@@ -479,6 +420,7 @@ def test_stop_with_requests_waiting_on_hung_idp_is_prompt(start_httpd, idp, mpm,
 
 
 @pytest.mark.parametrize("mpm", ["event", "worker"])
+@pytest.mark.slow
 def test_stop_without_pending_requests_is_unchanged(start_httpd, idp, mpm):
     h = start_httpd({"/o": introspection_location(idp)}, conf="MCPAuthHTTPTimeout 60",
                     name=f"avail-stop-idle-{mpm}", mpm=mpm)
@@ -496,6 +438,7 @@ def test_stop_without_pending_requests_is_unchanged(start_httpd, idp, mpm):
 
 
 @pytest.mark.parametrize("how", ["graceful", "graceful-stop"])
+@pytest.mark.slow
 def test_graceful_serves_requests_asking_a_slow_idp(start_httpd, idp, how):
     """A graceful restart (log rotation) or graceful-stop while requests
     wait on a slow but healthy IdP: they are served (200), not cut to 503,

@@ -22,14 +22,15 @@ answers and delays, every call recorded).
 
 import hashlib
 import json
-import os
 import secrets
 import threading
 import time
 
 import pytest
 
-from test_introspection import Introspector, active, get, simultaneously
+from harness.httpd import install_cgi
+from harness.servers import Introspector
+from test_introspection import active, get, simultaneously
 
 T = 2  # MCPAuthHTTPTimeout of every httpd here
 
@@ -65,13 +66,7 @@ def idp():
 
 @pytest.fixture
 def claims_cgi(tmp_root):
-    d = tmp_root / f"avail-intro-cgi-{secrets.token_hex(3)}"
-    d.mkdir(parents=True)
-    os.chmod(d, 0o755)
-    p = d / "claims.cgi"
-    p.write_text(CLAIMS_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / f"avail-intro-cgi-{secrets.token_hex(3)}", CLAIMS_CGI, "claims.cgi")
 
 
 def start(httpd_factory, mcp_auth_so, idp, cgi, *, mpm="event", extra=""):
@@ -103,6 +98,7 @@ def keycloak_answer(sub, n_roles):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
+@pytest.mark.slow
 def test_large_answer_cached_second_request_fast(httpd_factory, mcp_auth_so, idp, claims_cgi, mpm):
     """~12 KB answer (3 entries of the default 4 KB): one IdP call for six
     requests, each after the first answered at once, with the whole claim set."""
@@ -139,6 +135,7 @@ def test_large_answer_cached_second_request_fast(httpd_factory, mcp_auth_so, idp
         h.stop()
 
 
+@pytest.mark.slow
 def test_answer_too_large_to_cache_never_stalls_and_logs_once(httpd_factory, mcp_auth_so, idp, claims_cgi):
     """~37 KB answer with 1 KB entries (more than 16 of them; the answer is
     within MCPAuthJWKSMaxSize): not cached, but no request waits for a cache
@@ -200,6 +197,7 @@ def flood(port, tokens, clients=8):
 
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
+@pytest.mark.slow
 def test_random_token_flood_keeps_good_cached_answers(httpd_factory, mcp_auth_so, idp, claims_cgi, mpm):
     """20 good tokens cached, then 2,500 random opaque tokens (inactive):
     the 20 cost no new IdP call, and the evictions are warned about."""
@@ -244,6 +242,7 @@ def test_random_token_flood_keeps_good_cached_answers(httpd_factory, mcp_auth_so
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+@pytest.mark.slow
 def test_hung_idp_waiters_share_the_askers_failure(httpd_factory, mcp_auth_so, idp, claims_cgi, mpm):
     """Ten requests at once for one new token, the endpoint hung: the IdP
     sees one call and every request gets 503 (Retry-After) within T + 1.5 s."""
@@ -283,6 +282,7 @@ def test_hung_idp_waiters_share_the_askers_failure(httpd_factory, mcp_auth_so, i
         h.stop()
 
 
+@pytest.mark.slow
 def test_503_from_a_waiter_carries_retry_after(httpd_factory, mcp_auth_so, idp, claims_cgi):
     h = start(httpd_factory, mcp_auth_so, idp, claims_cgi)
     try:

@@ -19,7 +19,6 @@ must keep working:
   not after MCPAuthJWKSRefreshCooldown.
 """
 
-import http.server
 import os
 import signal
 import socket
@@ -29,7 +28,9 @@ import time
 
 import pytest
 
-from conftest import APACHE2, AUDIENCE, Minter, es256_key, free_port, json_bytes, pid_alive, wait_for_port
+from harness.httpd import mcp_location as loc
+from harness.servers import QuietHandler, ThreadedServer
+from conftest import APACHE2, Minter, es256_key, free_port, json_bytes, pid_alive, wait_for_port
 
 HTTP_TIMEOUT = 3
 COOLDOWN = 30
@@ -39,8 +40,8 @@ COOLDOWN = 30
 # a plain-HTTP IdP on a fixed port: can be slow, down, or come up later
 # ---------------------------------------------------------------------------
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
+    timeout = None  # kept-alive connections stay open as long as the module keeps them
 
     def do_GET(self):
         idp = self.server.owner
@@ -53,9 +54,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, fmt, *args):
-        pass
 
 
 class FlakyIdP:
@@ -77,11 +75,7 @@ class FlakyIdP:
         return f"http://127.0.0.1:{self.port}/jwks"
 
     def up(self):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        srv.daemon_threads = True
-        srv.owner = self
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self._srv = srv
+        self._srv = ThreadedServer(self, _Handler, port=self.port, poll_interval=0.05, name="flaky-idp")
 
     def down(self):
         if self._srv:
@@ -102,11 +96,6 @@ def flaky():
     yield make
     for idp in made:
         idp.down()
-
-
-def loc(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
 
 
 def conf(*lines):
@@ -159,6 +148,7 @@ def first_200_after(h, token, budget):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+@pytest.mark.slow
 def test_graceful_during_first_fetch_serves_within_one_timeout(start_httpd, keys, flaky, mpm):
     key = es256_key("first")
     idp = flaky({"keys": [key.jwk]})
@@ -199,6 +189,7 @@ CHANGES = {
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
+@pytest.mark.slow
 def test_config_change_with_idp_unreachable_keeps_cached_keys(start_httpd, keys, flaky, change):
     key = es256_key("kept")
     idp = flaky({"keys": [key.jwk]})
@@ -267,6 +258,7 @@ def worst_latency_during_graceful(h, tokens):
     return max(lat), len(lat), errors
 
 
+@pytest.mark.slow
 def test_graceful_with_large_cache_has_small_max_latency(start_httpd, keys, flaky):
     key = es256_key("big")
     idp = flaky({"keys": [key.jwk]})
@@ -302,6 +294,7 @@ def mcp_run_files(h):
     return sorted(f for f in os.listdir(h.root / "run") if "mcp_auth" in f)
 
 
+@pytest.mark.slow
 def test_fresh_start_after_kill_removes_persist_files(start_httpd, keys, flaky):
     key = es256_key("crash")
     idp = flaky({"keys": [key.jwk]})
@@ -336,6 +329,7 @@ def test_fresh_start_after_kill_removes_persist_files(start_httpd, keys, flaky):
 # item 14: Mutex changes, boot backoff
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_changed_mutex_line_takes_effect_at_graceful(start_httpd, keys, flaky, tmp_root):
     key = es256_key("mutex")
     idp = flaky({"keys": [key.jwk]})
@@ -361,6 +355,7 @@ def test_changed_mutex_line_takes_effect_at_graceful(start_httpd, keys, flaky, t
     assert idp.hits == 1, "the shared keys did not survive the change of lock"
 
 
+@pytest.mark.slow
 def test_idp_down_at_boot_is_retried_with_backoff(start_httpd, keys, flaky):
     key = es256_key("boot")
     idp = flaky({"keys": [key.jwk]}, start=False)  # not up yet
@@ -381,6 +376,7 @@ def test_idp_down_at_boot_is_retried_with_backoff(start_httpd, keys, flaky):
 # item 6, introspection: a question in flight at the restart
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_graceful_while_introspection_in_flight_no_wait_for_its_marker(start_httpd, keys, flaky):
     from test_introspection import Introspector
 

@@ -32,6 +32,7 @@ from collections import Counter
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from harness.httpd import mcp_location
 from conftest import AUDIENCE, SigningKey, make_jws
 
 ISS = "https://idp.example"
@@ -117,8 +118,7 @@ def keydir(tmp_root):
 
 
 def protected(jwks_file, extra=()):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISS} jwks_file={jwks_file}",
-                      f"MCPAuthAudience {AUDIENCE}", *extra, "Require valid-user"])
+    return mcp_location(ISS, jwks_file=jwks_file, lines=extra)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +170,7 @@ def htaccess(httpd_factory, mcp_auth_so, keydir):
 # same issuer string, other keys
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dev_token_accepted_at_dev_is_refused_at_prod_in_every_child(devprod, keydir):
     _, dev, _ = keydir
     tok = token(dev)
@@ -190,6 +191,7 @@ def test_dev_token_accepted_at_dev_is_refused_at_prod_in_every_child(devprod, ke
     assert len(hit_pids(log)) >= 2, f"cache hits from pids {hit_pids(log)}: the test proves nothing"
 
 
+@pytest.mark.slow
 def test_prod_token_passes_at_prod_only(devprod, keydir):
     _, _, prod = keydir
     tok = token(prod)
@@ -207,6 +209,7 @@ def test_prod_token_passes_at_prod_only(devprod, keydir):
     ("ra", "rb", {}, {"eml": "alice@example.com"}),
     ("na", "nb", {}, {"nbf": int(time.time()) - 5}),
 ])
+@pytest.mark.slow
 def test_htaccess_verdict_does_not_leak_between_directories(htaccess, keydir, allowed, refused, tok_kw, good_kw):
     _, dev, _ = keydir
     tok = token(dev, **tok_kw)

@@ -98,6 +98,7 @@ def sign(cli, keyfile, kid, alg, *claims, ttl=None):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("alg", ASYM_ALGS + HMAC_ALGS)
+@pytest.mark.slow
 def test_roundtrip(mcp_auth_cli, keygen, alg):
     kid, keyfile, jwks_path, secret = keygen(alg)
     if secret is None:
@@ -135,6 +136,7 @@ def test_roundtrip(mcp_auth_cli, keygen, alg):
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS384", "ES256", "ES512", "EdDSA", "HS256"])
+@pytest.mark.slow
 def test_verify_rejects_tampered_token(mcp_auth_cli, keygen, alg):
     kid, keyfile, jwks_path, secret = keygen(alg)
     token = sign(mcp_auth_cli, keyfile, kid, alg, f"iss={ISSUER}", f"aud={AUDIENCE}", "sub=alice")
@@ -153,6 +155,7 @@ def test_verify_rejects_tampered_token(mcp_auth_cli, keygen, alg):
     rejected(run(mcp_auth_cli, "verify", *keyargs, bad_payload), "Invalid signature")
 
 
+@pytest.mark.slow
 def test_verify_checks_issuer_audience_and_alg(mcp_auth_cli, keygen):
     kid, keyfile, jwks_path, _ = keygen("RS256")
     token = sign(mcp_auth_cli, keyfile, kid, "RS256", f"iss={ISSUER}", f"aud={AUDIENCE}", "sub=alice")
@@ -163,6 +166,7 @@ def test_verify_checks_issuer_audience_and_alg(mcp_auth_cli, keygen):
     rejected(run(mcp_auth_cli, *base, "--alg", "ES256", token), "Algorithm not allowed")
 
 
+@pytest.mark.slow
 def test_sign_claim_types_and_ttl(mcp_auth_cli, keygen):
     kid, keyfile, jwks_path, _ = keygen("ES256")
     token = sign(mcp_auth_cli, keyfile, kid, "ES256", "sub=bob", "n=42", "f=true", "no=false",
@@ -195,6 +199,7 @@ def suite_jwks(keys, tmp_path):
 
 
 @pytest.mark.parametrize("alg", ASYM_ALGS + HMAC_ALGS)
+@pytest.mark.slow
 def test_verify_suite_minted_tokens(mcp_auth_cli, minter, suite_jwks, alg):
     token = minter.token(alg, sub=f"m-{alg}")
     keyargs = ["--hmac-secret", HMAC_SECRET, "--alg", alg] if alg in HMAC_ALGS else ["--jwks", suite_jwks]
@@ -218,6 +223,7 @@ def test_verify_rejects_alg_none(mcp_auth_cli, minter, keys, suite_jwks):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA"])
+@pytest.mark.slow
 def test_jws_only_with_non_json_payload(mcp_auth_cli, keys, tmp_path, alg):
     k = keys[alg]
     payload = b"\x00this is not JSON\xff, just bytes"

@@ -3,36 +3,12 @@ refuses every mistake with a message that names the directive; the README,
 conf/mcp_auth.conf and the module's command table list the same directives."""
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import APACHE2, REPO_ROOT
+from conftest import REPO_ROOT
+from harness.httpd import config_location as location, configtest
 
-MODULES = "/usr/lib/apache2/modules"
-
-
-def configtest(tmp_path: Path, so: Path, body: str, server_name: str = "ServerName 127.0.0.1"):
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(f"""
-ServerRoot "{tmp_path}"
-{server_name}
-Listen 127.0.0.1:1
-PidFile "{tmp_path}/httpd.pid"
-ErrorLog "{tmp_path}/error.log"
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authn_core_module {MODULES}/mod_authn_core.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-LoadModule authz_user_module {MODULES}/mod_authz_user.so
-LoadModule mcp_auth_module {so}
-{body}
-""")
-    return subprocess.run([APACHE2, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
-
-
-def location(*lines):
-    inner = "\n".join("    " + l for l in lines)
-    return f"<Location /mcp>\n    AuthType mcp-jwt\n{inner}\n    Require valid-user\n</Location>\n"
 
 
 def test_reference_configuration_is_valid(tmp_path, mcp_auth_so):
@@ -84,6 +60,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.slow
 def test_mistakes_fail_configtest_naming_the_directive(tmp_path, mcp_auth_so, case):
     lines, needle = BAD[case]
     r = configtest(tmp_path, mcp_auth_so, location(*lines))
@@ -98,6 +75,7 @@ def test_mistakes_fail_configtest_naming_the_directive(tmp_path, mcp_auth_so, ca
     ("MCPAuthJWKSCacheTTL", "0"), ("MCPAuthJWKSRefreshCooldown", "-5"), ("MCPAuthJWKSMaxStale", "a"),
     ("MCPAuthCAFile", "/nonexistent.pem"), ("MCPAuthSSLVerify", "maybe"),
 ])
+@pytest.mark.slow
 def test_bad_server_values_fail_configtest(tmp_path, mcp_auth_so, directive, value):
     r = configtest(tmp_path, mcp_auth_so, f"{directive} {value}\n" + location("MCPAuthIssuer https://idp.example"))
     assert r.returncode != 0
@@ -146,12 +124,14 @@ def test_idp_examples_cover_the_common_idps():
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.slow
 def test_idp_example_passes_configtest(tmp_path, mcp_auth_so, example):
     r = configtest(tmp_path, mcp_auth_so, f"Include {REPO_ROOT}/conf/idp-examples/{example}")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Syntax OK" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_audience_star_must_stand_alone(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", "MCPAuthAudience * mcp"))
     assert r.returncode != 0 and "MCPAuthAudience" in r.stdout + r.stderr
@@ -169,6 +149,7 @@ def test_audience_star_must_stand_alone(tmp_path, mcp_auth_so):
     ("MCPAuthToolScope delete_notes", "MCPAuthToolScope"),
     ("MCPAuthPassToken maybe", "MCPAuthPassToken"),
 ])
+@pytest.mark.slow
 def test_identity_and_tool_mistakes_fail_configtest(tmp_path, mcp_auth_so, line, needle):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", line))
     assert r.returncode != 0, r.stdout + r.stderr

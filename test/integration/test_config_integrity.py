@@ -24,8 +24,9 @@ import os
 import pytest
 
 from conftest import HMAC_SECRET, ISSUER, AUDIENCE, mcp_location, _make_world_readable
-from test_config import configtest, location
-from test_identity import ENV_CGI, cgi_env
+from harness.asserts import bearer, challenge_params
+from harness.httpd import config_location as location, configtest
+from harness.httpd import JSON_ENV_CGI as ENV_CGI, json_cgi_env as cgi_env
 
 WK = "/.well-known/oauth-protected-resource"
 # The env CGI, reading the request body first (a POST's body must be taken).
@@ -51,26 +52,13 @@ def raw_request(server, method, path, *, host, headers=(), body=None):
         conn.close()
 
 
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
-def challenge_param(www_authenticate, name):
-    for part in www_authenticate.split(", "):
-        k, _, v = part.partition("=")
-        if k.strip().endswith(name):
-            return v.strip('"')
-    return None
-
-
 # ---------------------------------------------------------------------------
 # Item 1: the resource comes from ServerName
 # ---------------------------------------------------------------------------
 
 def bare_location(jwks_uri, extra=""):
     """Protected, with neither MCPAuthAudience nor MCPAuthResource."""
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks_uri}",
-                      extra, "Require valid-user"])
+    return mcp_location(jwks_uri=jwks_uri, audience=None, extra=extra)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +111,7 @@ def test_metadata_and_challenge_name_the_configured_resource_under_a_forged_host
     assert status == 200 and json.loads(body)["resource"] == f"{own}/res"
     status, hdrs, _ = raw_request(res_server, "GET", "/res", host="other.example", headers=fwd)
     assert status == 401
-    assert challenge_param(hdrs["www-authenticate"], "resource_metadata") == f"{own}{WK}/res"
+    assert challenge_params(hdrs["www-authenticate"]).get("resource_metadata") == f"{own}{WK}/res"
     # the neighbour: the real Host gets the same answer
     assert res_server.get(f"{WK}/res").json()["resource"] == f"{own}/res"
 
@@ -150,6 +138,7 @@ def vhost_server(httpd_factory, jwks_server, mcp_auth_so):
         h.stop()
 
 
+@pytest.mark.slow
 def test_servername_scheme_and_port_make_the_resource(vhost_server, minter):
     tok_a = minter.token(aud="https://mcp.example.test:8443/vr")
     tok_b = minter.token(aud="https://mcp2.example.test/vr")
@@ -170,7 +159,7 @@ def test_servername_scheme_and_port_make_the_resource(vhost_server, minter):
     status, _, body = raw_request(vhost_server, "GET", f"{WK}/vr", host="mcp2.example.test:9999")
     assert json.loads(body)["resource"] == "https://mcp2.example.test/vr"
     status, hdrs, _ = raw_request(vhost_server, "GET", "/vr", host="mcp.example.test")
-    assert challenge_param(hdrs["www-authenticate"], "resource_metadata") == \
+    assert challenge_params(hdrs["www-authenticate"]).get("resource_metadata") == \
         f"https://mcp.example.test:8443{WK}/vr"
 
 
@@ -178,6 +167,7 @@ def protected(path="/mcp", extra=()):
     return location("MCPAuthIssuer https://idp.example", *extra).replace("<Location /mcp>", f"<Location {path}>")
 
 
+@pytest.mark.slow
 def test_no_servername_and_no_resource_fails_configtest(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, protected(), server_name="")
     out = r.stdout + r.stderr
@@ -196,6 +186,7 @@ def test_no_servername_and_no_resource_fails_configtest(tmp_path, mcp_auth_so):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_virtual_host_without_servername_fails_configtest(tmp_path, mcp_auth_so):
     # 127.0.0.1:1 is no default address: httpd makes up a name for it
     r = configtest(tmp_path, mcp_auth_so, f"<VirtualHost 127.0.0.1:1>\n{protected()}</VirtualHost>\n")
@@ -284,6 +275,7 @@ Alias /ht "{root}"
 
 
 @pytest.mark.parametrize("directive", sorted(REFUSED_IN_HTACCESS))
+@pytest.mark.slow
 def test_widening_directive_in_htaccess_is_not_allowed_here(ht_server, minter, directive):
     off = ht_server.log_offset()
     # a token the parent accepts gets nothing from a directory whose .htaccess tries to widen
@@ -299,6 +291,7 @@ def test_parent_directory_accepts_the_tokens(ht_server, minter):
     assert ht_server.get("/ht/plain/x.txt").status == 401
 
 
+@pytest.mark.slow
 def test_narrowing_directives_work_in_htaccess(ht_server, minter):
     # the parent accepts a token without email and without mcp:tools ...
     no_mail = minter.token(scope="mcp:tools")
@@ -317,6 +310,7 @@ def test_narrowing_directives_work_in_htaccess(ht_server, minter):
     assert "HTTP_X_HT_ROLE" not in env, env
 
 
+@pytest.mark.slow
 def test_htaccess_tool_scope_adds_to_the_parent_entry(ht_server, minter):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "delete_notes", "arguments": {}}}).encode()
@@ -385,6 +379,7 @@ def nested_server(httpd_factory, jwks_server, mcp_auth_so, tmp_root):
         h.stop()
 
 
+@pytest.mark.slow
 def test_nested_location_keeps_and_scrubs_the_parents_identity_headers(nested_server, minter):
     tok = minter.token(sub="alice", team="red", email="alice@example.test")
     spoof = [("X-MCP-User", "admin"), ("X-MCP-Role", "admin"), ("x_mcp_role", "root"), ("X-MCP-Team", "blue")]
@@ -408,6 +403,7 @@ def test_sibling_location_scrubs_the_virtual_hosts_identity_headers(nested_serve
     assert env.get("REMOTE_USER") == "alice"
 
 
+@pytest.mark.slow
 def test_nested_tool_scope_keeps_the_parents_protected_tool(nested_server, minter):
     hdrs = [("Content-Type", "application/json")]
 
@@ -428,6 +424,7 @@ def test_nested_tool_scope_keeps_the_parents_protected_tool(nested_server, minte
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["HTTP_X_USER", "http-x-user", "Http_Proxy", "HTTP_"])
+@pytest.mark.slow
 def test_claim_env_named_like_a_request_header_fails_configtest(tmp_path, mcp_auth_so, name):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example",
                                                    f"MCPAuthClaimEnv {name} $.sub"))
@@ -443,6 +440,7 @@ def test_claim_env_with_other_names_passes_configtest(tmp_path, mcp_auth_so, nam
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_audience_star_logs_a_startup_warning(tmp_path, mcp_auth_so):
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example", "MCPAuthAudience *"))
     out = r.stdout + r.stderr
@@ -502,6 +500,7 @@ def test_hmac_secret_too_short_for_the_merged_algorithms_fails_configtest(tmp_pa
     protected(extra=["MCPAuthAlgorithms HS512", f"MCPAuthHMACSecret {SECRET_64}"]) +
     f"<VirtualHost *:1>\n    MCPAuthHMACSecret {SECRET_32}\n</VirtualHost>\n",
 ], ids=["child-long-secret", "child-own-hs256", "unrelated-paths", "section-secret-over-vhost-secret"])
+@pytest.mark.slow
 def test_hmac_secret_long_enough_for_the_merged_algorithms_passes(tmp_path, mcp_auth_so, body):
     r = configtest(tmp_path, mcp_auth_so, body)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -15,18 +15,18 @@ MCPAuthHTTPTimeout), and a JWKS fetch after introspection to the same host.
 """
 
 import http.client
-import http.server
 import json
 import os
 import secrets
-import ssl
 import threading
 import time
 import urllib.parse
 
 import pytest
 
-from conftest import AUDIENCE, ISSUER, _make_tls
+from harness.httpd import mcp_location
+from harness.servers import QuietHandler, ThreadedServer, server_context
+from conftest import AUDIENCE, _make_tls
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of every httpd here
 
@@ -37,9 +37,7 @@ ONE_CHILD = {
 }
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(QuietHandler):
     def setup(self):
         # An idle kept-alive connection is dropped (silently, as servers
         # do) after idle_timeout seconds: the read of the next request times
@@ -53,29 +51,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.server.owner._handle(self)
-
-    def log_message(self, fmt, *args):
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        self.owner._opened(+1)
-        if self.owner.ctx is not None:
-            sock = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def close_request(self, request):
-        super().close_request(request)
-        self.owner._opened(-1)
-
-    def handle_error(self, request, client_address):
-        pass  # the module gave up (timeout) and closed its end
 
 
 class CountingIdP:
@@ -95,8 +70,7 @@ class CountingIdP:
     def __init__(self, tls=None, jwks=None, close=False, idle_timeout=30.0, hang=0.0):
         self.ctx = None
         if tls is not None:
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(str(tls.cert_pem), str(tls.key_pem))
+            self.ctx = server_context(tls.cert_pem, tls.key_pem)
         self.jwks = jwks or {"keys": []}
         self.close = close
         self.idle_timeout = idle_timeout
@@ -106,12 +80,9 @@ class CountingIdP:
         self.open = 0
         self.calls = {}   # path -> count
         self.tokens = []  # introspected tokens, in order
-        self._srv = _Server(("127.0.0.1", 0), _Handler)
-        self._srv.owner = self
-        self.port = self._srv.server_address[1]
-        self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._srv = ThreadedServer(self, _Handler, ssl_context=self.ctx, poll_interval=0.05, name="counting-idp",
+                                   on_accept=lambda: self._opened(+1), on_close=lambda: self._opened(-1))
+        self.port = self._srv.port
 
     def url(self, path):
         return f"{'https' if self.ctx else 'http'}://127.0.0.1:{self.port}{path}"
@@ -165,9 +136,7 @@ class CountingIdP:
             pass
 
     def stop(self):
-        self._srv.shutdown()
-        self._srv.server_close()
-        self._thread.join(timeout=5)
+        self._srv.stop()
 
 
 @pytest.fixture
@@ -187,12 +156,8 @@ def idps():
 
 
 def location(idp, jwks=None, audience=None):
-    lines = ["AuthType mcp-jwt", 'AuthName "mcp"',
-             f"MCPAuthIssuer {ISSUER} jwks_uri={jwks or idp.url('/jwks')}",
-             f"MCPAuthIntrospection {idp.url('/introspect')} auth=none cache=300"]
-    if audience:
-        lines.append(f"MCPAuthAudience {audience}")
-    return "\n".join(lines + ["Require valid-user"])
+    return mcp_location(jwks_uri=jwks or idp.url('/jwks'), audience=audience,
+                        lines=[f"MCPAuthIntrospection {idp.url('/introspect')} auth=none cache=300"])
 
 
 def server_conf(mpm="prefork", extra=""):
@@ -237,6 +202,7 @@ def misses(h, n, **kw):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mpm", ["prefork", "event"])
+@pytest.mark.slow
 def test_30_misses_from_one_child_use_at_most_2_connections(start_httpd, idps, mpm):
     idp = idps()
     h = start_httpd({"/r": location(idp)}, conf=server_conf(mpm), name=f"reuse-{mpm}", mpm=mpm)
@@ -246,6 +212,7 @@ def test_30_misses_from_one_child_use_at_most_2_connections(start_httpd, idps, m
     assert conns <= 2, f"{conns} connections for 30 introspection calls from one child"
 
 
+@pytest.mark.slow
 def test_concurrent_misses_in_one_event_child_share_a_few_connections(start_httpd, idps):
     """Four clients at once against one event child (8 threads: at most 4
     calls in flight): 40 misses, every one served, over at most 4
@@ -272,6 +239,7 @@ def test_concurrent_misses_in_one_event_child_share_a_few_connections(start_http
     assert conns <= 4, f"{conns} connections for 40 calls, at most 4 at a time"
 
 
+@pytest.mark.slow
 def test_idp_answering_connection_close_gets_a_new_connection_per_call(start_httpd, idps):
     """The neighbour of reuse: an IdP that closes after every answer is
     still served, every call on a connection of its own (which is also what
@@ -283,6 +251,7 @@ def test_idp_answering_connection_close_gets_a_new_connection_per_call(start_htt
     assert "Introspection failed" not in h.log_text()
 
 
+@pytest.mark.slow
 def test_idp_dropping_idle_connections_between_calls(start_httpd, idps):
     """An IdP that drops a kept-alive connection after 1 s idle: the next
     call notices the closed connection and opens a new one, at once (miss()
@@ -299,6 +268,7 @@ def test_idp_dropping_idle_connections_between_calls(start_httpd, idps):
     assert "Introspection failed" not in h.log_text()
 
 
+@pytest.mark.slow
 def test_reused_connection_closed_without_answer_is_retried_once_on_a_new_one(start_httpd, idps):
     """The race that reuse brings: the IdP closes the kept-alive connection
     as the request goes out (here: reads it and closes without answering).
@@ -316,6 +286,7 @@ def test_reused_connection_closed_without_answer_is_retried_once_on_a_new_one(st
     assert idp.counts() == (2, {"/introspect": 7})
 
 
+@pytest.mark.slow
 def test_retry_after_a_dropped_reused_connection_stays_within_the_timeout(start_httpd, idps):
     """The same race, and then the fresh connection hangs: the request is
     still answered 503 at MCPAuthHTTPTimeout (libcurl's total timeout covers
@@ -332,6 +303,7 @@ def test_retry_after_a_dropped_reused_connection_stays_within_the_timeout(start_
     assert idp.counts()[0] == 2
 
 
+@pytest.mark.slow
 def test_hung_idp_is_cut_at_the_timeout_on_a_reused_connection(start_httpd, idps):
     idp = idps(hang=HTTP_TIMEOUT + 4)
     h = start_httpd({"/r": location(idp)}, conf=server_conf(), name="reuse-hang", mpm="prefork")
@@ -351,6 +323,7 @@ def test_hung_idp_is_cut_at_the_timeout_on_a_reused_connection(start_httpd, idps
 # TLS
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tls_connections_are_reused_and_still_verified(start_httpd, idps, tls, tmp_root):
     """Over https with MCPAuthCAFile (the harness sets it to tls.ca_pem):
     one TLS connection for 20 calls. A second endpoint whose certificate
@@ -373,6 +346,7 @@ def test_tls_connections_are_reused_and_still_verified(start_httpd, idps, tls, t
 # Documents on the same connection
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_jwks_fetch_after_introspection_to_the_same_host(start_httpd, idps, keys, minter):
     idp = idps(jwks=keys.jwks())
     h = start_httpd({"/r": location(idp, audience=AUDIENCE)}, conf=server_conf(), name="reuse-jwks",
@@ -390,6 +364,7 @@ def test_jwks_fetch_after_introspection_to_the_same_host(start_httpd, idps, keys
 # Bounds
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_idle_connections_per_process_are_bounded(start_httpd, idps):
     """One process talks to four endpoints in turn: it keeps at most two of
     their connections open (libcurl's default would keep four)."""
@@ -444,6 +419,7 @@ def _fd_inodes(pid):
     return out
 
 
+@pytest.mark.slow
 def test_programs_the_child_starts_do_not_inherit_idp_connections(start_httpd, idps, tmp_root):
     """A program the child forks for a request (here an ExtFilterDefine
     filter; a CGI under mod_cgi is the same) runs while the process keeps

@@ -168,6 +168,7 @@ def tool_text(body: str) -> dict:
     return json.loads(content[0]["text"])
 
 
+@pytest.mark.slow
 def test_demo_walkthrough(demo):
     demo_dir, stdout = demo
     steps = printed_commands(stdout)

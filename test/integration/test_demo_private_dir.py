@@ -69,6 +69,7 @@ def test_keygen_refuses_a_planted_jwks(mcp_auth_cli, tmp_path):
     assert sorted(os.listdir(out)) == ["jwks.json"], os.listdir(out)  # no key left behind
 
 
+@pytest.mark.slow
 def test_keygen_fresh_and_adding_to_own_jwks(mcp_auth_cli, tmp_path):
     """The neighbours: a fresh directory, then a second key added to our own jwks.json."""
     out = tmp_path / "keys"
@@ -96,6 +97,7 @@ def _httpd_pids_with(marker: str):
     return pids
 
 
+@pytest.mark.slow
 def test_demo_ignores_a_planted_fixed_directory(mcp_auth_cli):
     import http.client
     import socket

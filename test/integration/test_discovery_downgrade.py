@@ -8,7 +8,6 @@ request gets 503.  The neighbours with https URLs in the same kind of
 document still work.
 """
 
-import http.server
 import json
 import secrets
 import threading
@@ -16,17 +15,8 @@ import threading
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import AUDIENCE, HTTPSServer, Minter, SigningKey, _IdPHandler
-
-
-class _IdPWithIntrospection(_IdPHandler):
-    """The conftest IdP handler; POST answers the route of the path too (introspection)."""
-
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        if n:
-            self.rfile.read(n)
-        self.do_GET()
+from harness.servers import QuietHandler, ThreadedServer
+from conftest import AUDIENCE, HTTPSServer, Minter, SigningKey
 
 
 class CountingHTTP:
@@ -37,7 +27,10 @@ class CountingHTTP:
         self.count = 0
         self.lock = threading.Lock()
 
-        class H(http.server.BaseHTTPRequestHandler):
+        class H(QuietHandler):
+            protocol_version = "HTTP/1.0"  # a connection per request
+            timeout = None
+
             def _any(self):
                 with owner.lock:
                     owner.count += 1
@@ -54,28 +47,21 @@ class CountingHTTP:
 
             do_GET = do_POST = _any
 
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd = ThreadedServer(self, H, poll_interval=0.5, name="counting-http")
+        self.port = self.httpd.port
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop()
 
 
 @pytest.fixture(scope="module")
 def rig(tls, httpd_factory, mcp_auth_so):
     key = SigningKey("ES256", f"dg-{secrets.token_hex(4)}", ec.generate_private_key(ec.SECP256R1()))
     jwks = {"keys": [key.jwk]}
-    idp = HTTPSServer(tls)
-    idp._httpd.RequestHandlerClass = _IdPWithIntrospection
+    idp = HTTPSServer(tls, answer_post=True)
     clear = CountingHTTP(jwks)
     iss = {name: idp.url(f"/{name}") for name in ("jwks-http", "jwks-https", "intro-http", "intro-https")}
     docs = {

@@ -48,7 +48,6 @@ import ipaddress
 import json
 import os
 import random
-import re
 import secrets
 import shutil
 import signal
@@ -68,10 +67,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.checks import crash_lines
+from harness.procs import children_of, worker_rss
+from harness.servers import QuietHandler, ThreadedServer
+from harness.httpd import mcp_location
 from conftest import (
     APACHE2,
     AUDIENCE,
-    ISSUER,
     Minter,
     SigningKey,
     b64url_decode,
@@ -81,7 +83,6 @@ from conftest import (
 HTTP_TIMEOUT = 2          # MCPAuthHTTPTimeout of the fault httpd
 SLOW_SECONDS = 6          # the "slow" IdP answers after this long
 HUGE_BYTES = 10 * 1024 * 1024
-CRASH_PHRASES = ("exit signal", "AH00052", "Segmentation fault", "AH00060")
 
 MODES = ["slow", "drip", "tls-stall", "http500", "truncated", "short-read", "html", "huge", "huge-stream",
          "redirect-loop", "untrusted-tls", "reset"]
@@ -113,10 +114,6 @@ FAULT_CONF = "\n".join([
 ])
 
 
-def crash_lines(text):
-    return [l for l in text.splitlines() if any(p in l for p in CRASH_PHRASES)]
-
-
 def tail(text, n=30):
     return "\n".join(text.splitlines()[-n:])
 
@@ -145,10 +142,7 @@ def _untrusted_cert_files(directory: Path):
     return cert_pem, key_pem
 
 
-class _FaultHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 15
-
+class _FaultHandler(QuietHandler):
     def setup(self):
         srv = self.server.owner
         if srv.mode == "tls-stall":
@@ -158,10 +152,7 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         self.request.settimeout(self.timeout)
         self.request.do_handshake()
         self.accepted_in = srv.mode
-        super().setup()
-
-    def log_message(self, fmt, *args):
-        pass
+        http.server.BaseHTTPRequestHandler.setup(self)  # the handshake is done
 
     def do_GET(self):
         srv = self.server.owner
@@ -282,26 +273,18 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class _FaultTLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _FaultTLSServer(ThreadedServer):
     request_queue_size = 64
 
-    def get_request(self):
-        sock, addr = self.socket.accept()
+    def context_for_next(self):
         owner = self.owner
-        owner.note_accept()
-        ctx = owner.bad_ctx if owner.mode == "untrusted-tls" else owner.good_ctx
-        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        return owner.bad_ctx if owner.mode == "untrusted-tls" else owner.good_ctx
 
     def shutdown_request(self, request):
         if getattr(request, "reset_on_close", False):
             self.close_request(request)  # no FIN first: the close sends RST
         else:
             super().shutdown_request(request)
-
-    def handle_error(self, request, client_address):
-        pass
 
 
 class FaultServer:
@@ -321,12 +304,8 @@ class FaultServer:
         self.accepts = 0
         self.requests = Counter()
         self.streamed = []
-        self._httpd = _FaultTLSServer(("127.0.0.1", 0), _FaultHandler)
-        self._httpd.owner = self
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"fault-idp-{mode}", daemon=True)
-        self._thread.start()
+        self._httpd = _FaultTLSServer(self, _FaultHandler, name=f"fault-idp-{mode}", on_accept=self.note_accept)
+        self.port = self._httpd.port
 
     def url(self, path="/jwks"):
         return f"https://127.0.0.1:{self.port}{path}"
@@ -345,9 +324,7 @@ class FaultServer:
 
     def stop(self):
         self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._httpd.stop()
 
 
 class FaultRig:
@@ -364,11 +341,6 @@ class FaultRig:
         return self.minter(mode, phase).token("ES256", key=self.key, **claims)
 
 
-def _location(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
-
-
 @pytest.fixture(scope="module")
 def rig(httpd_factory, tls, tmp_root, mcp_auth_so):
     key = SigningKey("ES256", f"fault-{secrets.token_hex(6)}", ec.generate_private_key(ec.SECP256R1()))
@@ -381,7 +353,7 @@ def rig(httpd_factory, tls, tmp_root, mcp_auth_so):
                 srv = FaultServer(tls, untrusted, good, mode="ok" if phase == "warm" else mode)
                 servers[(mode, phase)] = srv
                 issuers[(mode, phase)] = f"https://{phase}-{mode}.fault.example/realm"
-                locations[f"/{phase}-{mode}"] = _location(issuers[(mode, phase)], srv.url("/jwks"))
+                locations[f"/{phase}-{mode}"] = mcp_location(issuers[(mode, phase)], srv.url("/jwks"))
         # Discovery (no jwks_uri) against a slow IdP.
         disc = FaultServer(tls, untrusted, good, mode="slow")
         servers[("slow", "discovery")] = disc
@@ -424,6 +396,7 @@ def fetch_failed_lines(log, url):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow
 def test_warm_then_fault_keeps_serving_with_stale_keys(rig, mode):
     h = rig.h
     srv = rig.servers[(mode, "warm")]
@@ -511,6 +484,7 @@ def test_warm_then_fault_keeps_serving_with_stale_keys(rig, mode):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.slow
 def test_cold_start_with_fault_answers_503_quickly(rig, mode):
     h = rig.h
     srv = rig.servers[(mode, "cold")]
@@ -591,6 +565,7 @@ def test_cold_start_with_fault_answers_503_quickly(rig, mode):
     print(f"[cold {mode}] recovered after {time.monotonic() - t0:.2f} s")
 
 
+@pytest.mark.slow
 def test_cold_start_discovery_with_slow_idp(rig):
     """Without jwks_uri the module asks two discovery URLs (OpenID, then
     RFC 8414), each bounded by MCPAuthHTTPTimeout: a cold start against a
@@ -820,40 +795,6 @@ class AccessLogCounter:
         return self.lines
 
 
-def children_of(pid):
-    kids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            kids.append(int(d))
-    return kids
-
-
-def worker_rss(h):
-    """{pid: VmRSS kB} of the httpd worker children (not mod_cgid's daemon)."""
-    out = {}
-    for pid in children_of(h.pid):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        if b"apache2" not in cmd:
-            continue
-        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        threads = re.search(r"^Threads:\s+(\d+)", status, re.M)
-        # mod_cgid's daemon is single-threaded; the event MPM's children are not.
-        if m and threads and int(threads.group(1)) > 1:
-            out[pid] = int(m.group(1))
-    return out
-
-
 # -- IPC attribution (SysV segments, semaphores, POSIX /dev/shm) -----------
 
 def ipc_snapshot():
@@ -931,11 +872,6 @@ def foreign_explained(new, our_pids):
 
 # -- the load httpd ----------------------------------------------------------
 
-def _protected(jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
-
-
 def load_server_conf(jwks_uri):
     return "\n".join([
         "MaxConnectionsPerChild 0",
@@ -961,7 +897,7 @@ def load_server_conf(jwks_uri):
         # mod_headers' output filter would be inserted.
         'Header always set X-Class "expr=%{req:X-Class}" early',
         '<Location "/index.txt">',
-        _protected(jwks_uri),
+        mcp_location(jwks_uri=jwks_uri),
         "</Location>",
     ])
 
@@ -1065,7 +1001,7 @@ def load_httpd(httpd_factory, jwks_server, mcp_auth_so):
     started = []
 
     def start(name):
-        h = httpd_factory.start({"/mcp": _protected(jwks_server.jwks_uri)},
+        h = httpd_factory.start({"/mcp": mcp_location(jwks_uri=jwks_server.jwks_uri)},
                                 server_conf=load_server_conf(jwks_server.jwks_uri), module_so=mcp_auth_so, name=name)
         started.append(h)
         return h
@@ -1077,6 +1013,7 @@ def load_httpd(httpd_factory, jwks_server, mcp_auth_so):
             h.stop()
 
 
+@pytest.mark.slow
 def test_load_100k_mixed_tokens_no_5xx_no_leak(load_httpd, minter, keys):
     wrk = ensure_wrk()
     h = load_httpd("load")
@@ -1150,6 +1087,7 @@ def test_load_100k_mixed_tokens_no_5xx_no_leak(load_httpd, minter, keys):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 def test_graceful_restarts_under_load_then_stop_leaves_no_ipc(load_httpd, minter, keys):
     wrk = ensure_wrk()
     before = ipc_snapshot()

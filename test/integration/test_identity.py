@@ -23,12 +23,11 @@ the virtual host's identity headers there too (SPEC 4: on every request).
 """
 
 import json
-import os
-import socket
-import threading
 
 import pytest
 
+from harness.servers import RawBackend
+from harness.httpd import JSON_ENV_CGI as ENV_CGI, install_cgi, json_cgi_env as cgi_env
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, mcp_location
 
 # Client-sent spellings of X-User-Sub that must never reach the backend.
@@ -42,32 +41,14 @@ UTF8_NAME = "Zoë 山田"
 # The echo backend: raw request head back as JSON
 # ---------------------------------------------------------------------------
 
-class EchoBackend:
+class EchoBackend(RawBackend):
     """Threaded HTTP/1.1 server on 127.0.0.1:<random>.  Every request is
     answered 200 with {"request_line": ..., "headers": [[name, value], ...]}
     exactly as received (values: raw bytes decoded as latin-1, stripped of the
     optional whitespace around them).  Connection: close after each answer."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="echo-backend", daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__("echo-backend")
 
     @staticmethod
     def _handle(conn):
@@ -105,11 +86,6 @@ class EchoBackend:
         finally:
             conn.close()
 
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
 
 class Seen:
     """What the echo backend received."""
@@ -146,21 +122,6 @@ class Seen:
 # The CGI that prints its whole environment
 # ---------------------------------------------------------------------------
 
-ENV_CGI = r"""#!/usr/bin/python3
-import json, os, sys
-env = {k.decode("latin-1"): v.decode("latin-1") for k, v in os.environb.items()}
-body = json.dumps(env).encode()
-sys.stdout.buffer.write(b"Content-Type: application/json\r\n\r\n" + body)
-sys.stdout.buffer.flush()
-"""
-
-
-def cgi_env(resp) -> dict:
-    assert resp.status == 200, resp
-    raw = resp.json()
-    assert "GATEWAY_INTERFACE" in raw, resp  # really the env CGI
-    # bytes as the CGI saw them, read as UTF-8
-    return {k: v.encode("latin-1").decode("utf-8", "surrogateescape") for k, v in raw.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -209,13 +170,7 @@ def echo():
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "identity-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "env.cgi"
-    p.write_text(ENV_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "identity-cgi", ENV_CGI)
 
 
 @pytest.fixture(scope="module")
@@ -252,10 +207,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, echo, env_cgi):
         yield h
     finally:
         h.stop()
-
-
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
 
 
 def compact(obj) -> str:

@@ -133,6 +133,7 @@ def entra_app_only(iss, **over):
     return {k: v for k, v in c.items() if v is not None}
 
 
+@pytest.mark.slow
 def test_entra_delegated_and_app_only_tokens_pass_with_oid_as_remote_user(load, keys):
     iss, h = load("entra.conf")
     r = h.get("/mcp", sign(keys, entra_header(keys), entra_delegated(iss)))
@@ -141,6 +142,7 @@ def test_entra_delegated_and_app_only_tokens_pass_with_oid_as_remote_user(load, 
     assert remote_user(r) == SP_OID            # the role in "roles" satisfies Require mcp-scope
 
 
+@pytest.mark.slow
 def test_entra_refuses_id_v1_graph_and_oidless_tokens(load, keys):
     iss, h = load("entra.conf")
     hdr = entra_header(keys)
@@ -161,6 +163,7 @@ def test_entra_refuses_id_v1_graph_and_oidless_tokens(load, keys):
     assert_invalid_token(h.get("/mcp", sign(keys, hdr, entra_delegated(iss, oid=None))))
 
 
+@pytest.mark.slow
 def test_entra_challenges_and_metadata_spell_the_requestable_scope(load, keys):
     iss, h = load("entra.conf")
     long_form = "https://mcp.example.com/mcp/mcp.tools"
@@ -192,6 +195,7 @@ def okta_token(iss, **over):
     return {k: v for k, v in c.items() if v is not None}
 
 
+@pytest.mark.slow
 def test_okta_custom_server_tokens(load, keys):
     iss, h = load("okta.conf")
     hdr = {}   # Okta access tokens: kid and alg only
@@ -226,6 +230,7 @@ def auth0_token(iss, **over):
     return {k: v for k, v in c.items() if v is not None}
 
 
+@pytest.mark.slow
 def test_auth0_default_and_rfc9068_profiles(load, keys):
     iss, h = load("auth0.conf")
     assert iss.endswith("/")
@@ -279,6 +284,7 @@ def cognito_id(iss):
             "email": "alice@example.com"}
 
 
+@pytest.mark.slow
 def test_cognito_access_tokens_without_aud(load, keys):
     iss, h = load("cognito.conf")
     assert remote_user(h.get("/mcp", sign(keys, {}, cognito_access(iss)))) == COGNITO_SUB
@@ -294,6 +300,7 @@ def test_cognito_access_tokens_without_aud(load, keys):
                               "mcp/tools")
 
 
+@pytest.mark.slow
 def test_cognito_resource_binding_variant(load, keys):
     iss, h = load("cognito.conf", uncomment=("MCPAuthAudience https://mcp.example.com/mcp",),
                   drop=("MCPAuthAudience *",))
@@ -321,6 +328,7 @@ def keycloak_token(iss, **over):
     return {k: v for k, v in c.items() if v is not None}
 
 
+@pytest.mark.slow
 def test_keycloak_tokens(load, keys):
     iss, h = load("keycloak.conf")
     hdr = {"typ": "JWT"}
@@ -354,6 +362,7 @@ def google_id(iss, sub=SA_ALLOWED, email=False, **over):
     return c
 
 
+@pytest.mark.slow
 def test_google_service_account_id_tokens(load, keys):
     iss, h = load("google.conf")
     assert iss == "https://accounts.google.com"
@@ -385,6 +394,7 @@ EXPECTED_WARNINGS = {"cognito.conf": ["MCPAuthAudience *"]}
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES_DIR.glob("*.conf")))
+@pytest.mark.slow
 def test_example_starts_without_unexpected_warnings(tmp_path, mcp_auth_so, example):
     from test_config import configtest
     r = configtest(tmp_path, mcp_auth_so, f"Include {EXAMPLES_DIR / example}")

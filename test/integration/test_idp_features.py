@@ -18,45 +18,27 @@ against a real httpd. Each attack sits beside its legitimate neighbour:
 """
 
 import json
-import re
-import os
 
 import pytest
 
-import test_config
+from harness.httpd import ENV_CGI, config_location, configtest, install_cgi
+from harness.httpd import mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
+from harness.asserts import challenge_params as challenge
 
-ENV_CGI = """#!/bin/sh
-cat >/dev/null
-printf 'Content-Type: text/plain\\r\\n\\r\\n'
-printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
-printf 'MCP_AUTH_SCOPE=%s\\n' "$MCP_AUTH_SCOPE"
-printf 'MCP_AUTH_ISS=%s\\n' "$MCP_AUTH_ISS"
-printf 'SCRIPT_OK=1\\n'
-"""
 
 ALIAS = "idp.mcp-test.example/realms/mcp"  # the schemeless spelling (Google's accounts.google.com)
 PREFIX = "https://mcp.example.com/mcp/"
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 
 
 def protected(*lines, jwks, issuer_opts=""):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"',
-                      f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}{issuer_opts}",
-                      f"MCPAuthAudience {AUDIENCE}", *lines])
+    return mcp_location(jwks_uri=jwks, issuer_opts=issuer_opts, lines=lines, require=None)
 
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "idp-features-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    cgi = d / "env.cgi"
-    cgi.write_text(ENV_CGI)
-    os.chmod(cgi, 0o755)
-    _make_world_readable(d)
-    return cgi
+    return install_cgi(tmp_root / "idp-features-cgi", ENV_CGI)
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +92,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, env_cgi, htdirs):
         h.stop()
 
 
-def challenge(resp) -> dict:
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, (vals, resp)
-    m = CHALLENGE_RE.match(vals[0])
-    assert m, vals[0]
-    return dict(re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1)))
-
-
 def call(server, path, token, tool):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": tool, "arguments": {}}}).encode()
@@ -130,6 +104,7 @@ def call(server, path, token, tool):
 # 2. MCPAuthScopeClaim <claim>...
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_scope_claims_union_satisfies_require(server, minter):
     """Entra: delegated scp string + app-only roles array. The role grants
     what Require asks; MCP_AUTH_SCOPE is the union."""
@@ -183,11 +158,12 @@ def test_default_scope_claim_unchanged(server, minter):
     assert r.status == 403, r
 
 
+@pytest.mark.slow
 def test_scope_claim_configtest(tmp_path, mcp_auth_so):
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp.example", "MCPAuthScopeClaim scp roles $.realm_access.roles"))
     assert r.returncode == 0, r.stderr
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp.example", 'MCPAuthScopeClaim "scp roles"'))
     assert r.returncode != 0 and "MCPAuthScopeClaim" in r.stderr, r.stderr
 
@@ -236,23 +212,24 @@ def test_issuer_alias_not_in_metadata(server):
     assert r.json()["authorization_servers"] == [ISSUER], r.json()
 
 
+@pytest.mark.slow
 def test_issuer_alias_configtest(tmp_path, mcp_auth_so):
-    ok = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    ok = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://accounts.google.com alias=accounts.google.com"))
     assert ok.returncode == 0, ok.stderr
     # an alias that is another configured issuer (anywhere): refused, naming both
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp-a.example alias=https://idp-b.example") +
         "<Location /other>\nAuthType mcp-jwt\nMCPAuthIssuer https://idp-b.example\nRequire valid-user\n</Location>\n")
     assert r.returncode != 0, r.stderr
     assert "alias=https://idp-b.example" in r.stderr and "httpd.conf:" in r.stderr, r.stderr
     # an alias of two different issuers: refused
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp-a.example alias=idp.example",
         "MCPAuthIssuer https://idp-b.example alias=idp.example"))
     assert r.returncode != 0 and "alias=idp.example" in r.stderr, r.stderr
     # the issuer itself as alias: refused
-    r = test_config.configtest(tmp_path, mcp_auth_so, test_config.location(
+    r = configtest(tmp_path, mcp_auth_so, config_location(
         "MCPAuthIssuer https://idp-a.example alias=https://idp-a.example"))
     assert r.returncode != 0 and "alias" in r.stderr, r.stderr
 
@@ -336,7 +313,7 @@ RES = "https://mcp.example.com/mcp"
 
 
 def warnings_of(tmp_path, so, *lines, extra=""):
-    r = test_config.configtest(tmp_path, so, extra + test_config.location("MCPAuthIssuer https://idp.example", *lines))
+    r = configtest(tmp_path, so, extra + config_location("MCPAuthIssuer https://idp.example", *lines))
     assert r.returncode == 0, r.stderr
     return [l for l in r.stderr.splitlines() if "warn" in l.lower()], r.stderr
 
@@ -346,6 +323,7 @@ def line_of(tmp_path, directive):
     return next(i + 1 for i, l in enumerate(text) if l.strip().startswith(directive))
 
 
+@pytest.mark.slow
 def test_warning_audience_without_resource(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, f"MCPAuthResource {RES}", "MCPAuthAudience api://mcp-server https://other.example/api")
     hits = [l for l in w if "MCPAuthAudience at" in l and "does not contain the resource" in l]
@@ -361,6 +339,7 @@ def test_warning_audience_without_resource(tmp_path, mcp_auth_so):
         assert not [l for l in w if "does not contain the resource" in l], (aud, err)
 
 
+@pytest.mark.slow
 def test_warning_max_token_size_above_field_limit(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthMaxTokenSize 16000")
     hits = [l for l in w if "MCPAuthMaxTokenSize 16000" in l and "LimitRequestFieldSize 8190" in l]
@@ -373,6 +352,7 @@ def test_warning_max_token_size_above_field_limit(tmp_path, mcp_auth_so):
     assert not [l for l in w if "MCPAuthMaxTokenSize" in l], err
 
 
+@pytest.mark.slow
 def test_warning_remote_user_claim_not_required(tmp_path, mcp_auth_so):
     w, err = warnings_of(tmp_path, mcp_auth_so, "MCPAuthRemoteUserClaim oid")
     hits = [l for l in w if "MCPAuthRemoteUserClaim oid" in l and "falls back to sub" in l]
@@ -387,6 +367,7 @@ def test_warning_remote_user_claim_not_required(tmp_path, mcp_auth_so):
     assert not [l for l in w if "MCPAuthRemoteUserClaim" in l], err
 
 
+@pytest.mark.slow
 def test_cli_issuer_aliases(tmp_path, mcp_auth_cli, minter, keys):
     """mcp-auth-token verify: a repeated --issuer is an alias of the first."""
     import subprocess

@@ -21,31 +21,24 @@ is missing they are installed with ``npm ci`` (a failure fails the tests).
 
 import base64
 import http.client
-import http.server
 import json
-import os
 import random
 import re
 import secrets
-import select
-import shutil
-import signal
-import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, free_port
-
-TEST_DIR = REPO_ROOT / "test"
-MCP_DIR = TEST_DIR / "mcp"
-NODE_PACKAGES = ("oidc-provider",)
+from harness.httpd import ENV_CGI, install_cgi
+from harness.env import free_port
+from harness.servers import Answer, Introspector
+from harness.node import NodeProc
 
 HTTP_TIMEOUT = 2  # MCPAuthHTTPTimeout of the counting httpd
 
@@ -65,15 +58,6 @@ SECRETS = [BASIC_SECRET, POST_SECRET, DISC_B_SECRET, DISC_D_SECRET, DOWN_SECRET,
 # Every token sent to httpd by this file (checked against the error logs at the end).
 SENT_TOKENS = set()
 
-ENV_CGI = """#!/bin/sh
-printf 'Content-Type: text/plain\\r\\n\\r\\n'
-printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
-printf 'AUTH_TYPE=%s\\n' "$AUTH_TYPE"
-printf 'MCP_AUTH_SCOPE=%s\\n' "$MCP_AUTH_SCOPE"
-printf 'MCP_AUTH_ISS=%s\\n' "$MCP_AUTH_ISS"
-printf 'MCP_AUTH_SUB=%s\\n' "$MCP_AUTH_SUB"
-printf 'SCRIPT_OK=1\\n'
-"""
 
 
 def new_token(label="t") -> str:
@@ -228,125 +212,6 @@ def simultaneously(port, jobs, timeout=30):
 # The counting introspection endpoint
 # ---------------------------------------------------------------------------
 
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict
-    headers: dict  # lower-case name -> value
-    body: bytes
-    form: dict
-    token: str
-    at: float
-
-
-@dataclass
-class Answer:
-    body: object = field(default_factory=lambda: {"active": False})  # dict/list -> JSON; str/bytes raw
-    status: int = 200
-    ctype: str = "application/json"
-    delay: float = 0.0
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 15
-
-    def do_GET(self):
-        self.server.owner._handle(self, "GET")
-
-    def do_POST(self):
-        self.server.owner._handle(self, "POST")
-
-    def log_message(self, fmt, *args):
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-
-    def handle_error(self, request, client_address):
-        pass  # the module gave up (timeout) and closed the connection
-
-
-class Introspector:
-    """Plain-HTTP IdP on 127.0.0.1.  answers: token -> Answer (or a callable
-    Call -> Answer); docs: path -> Answer for fixed documents (discovery)."""
-
-    def __init__(self, port=0):
-        self._lock = threading.Lock()
-        self.calls = []
-        self.answers = {}
-        self.docs = {}
-        self.default = Answer({"active": False})
-        self._srv = _Server(("127.0.0.1", port), _Handler)
-        self._srv.owner = self
-        self.port = self._srv.server_address[1]
-        self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="introspector", daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, path):
-        return self.base_url + path
-
-    def answer(self, token, body=None, **kw):
-        with self._lock:
-            self.answers[token] = Answer({"active": False} if body is None else body, **kw)
-
-    def _handle(self, h, method):
-        split = urllib.parse.urlsplit(h.path)
-        query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        n = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(n) if n else b""
-        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if body else {}
-        token = (form.get("token") or query.get("access_token") or query.get("token") or [None])[0]
-        call = Call(method, split.path, query, {k.lower(): v for k, v in h.headers.items()}, body, form, token,
-                    time.monotonic())
-        with self._lock:
-            self.calls.append(call)
-            ans = self.docs.get(split.path) or self.answers.get(token, self.default)
-        if callable(ans):
-            ans = ans(call)
-        if ans.delay:
-            time.sleep(ans.delay)
-        out = ans.body
-        if isinstance(out, (dict, list)):
-            out = json.dumps(out).encode()
-        elif isinstance(out, str):
-            out = out.encode()
-        try:
-            h.send_response(ans.status)
-            h.send_header("Content-Type", ans.ctype)
-            h.send_header("Content-Length", str(len(out)))
-            h.send_header("Cache-Control", "no-store")
-            h.end_headers()
-            h.wfile.write(out)
-        except OSError:
-            pass
-
-    def calls_for(self, token):
-        with self._lock:
-            return [c for c in self.calls if c.token == token]
-
-    def count(self, token):
-        return len(self.calls_for(token))
-
-    def path_count(self, path):
-        with self._lock:
-            return sum(1 for c in self.calls if c.path == path)
-
-    def stop(self):
-        self._srv.shutdown()
-        self._srv.server_close()
-        self._thread.join(timeout=5)
-
-
 def wait_count(idp, token, n, timeout=3.0):
     """Calls are recorded before the answer is sent, but give stragglers a moment."""
     deadline = time.monotonic() + timeout
@@ -361,13 +226,7 @@ def wait_count(idp, token, n, timeout=3.0):
 
 @pytest.fixture(scope="module")
 def env_cgi(tmp_root):
-    d = tmp_root / "introspection-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "env.cgi"
-    p.write_text(ENV_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "introspection-cgi", ENV_CGI)
 
 
 @pytest.fixture(scope="module")
@@ -469,74 +328,14 @@ def active(sub="alice", **claims):
 # Node.js and the real IdP (oidc-provider)
 # ---------------------------------------------------------------------------
 
-def _node_deps_present() -> bool:
-    return all((TEST_DIR / "node_modules" / p / "package.json").is_file() for p in NODE_PACKAGES)
-
-
-@pytest.fixture(scope="module")
-def node():
-    exe = shutil.which("node")
-    if not exe:
-        pytest.fail("node (Node.js >= 20.19) is not installed; test/mcp/idp.mjs needs it", pytrace=False)
-    if not _node_deps_present():
-        npm = shutil.which("npm")
-        if not npm:
-            pytest.fail("test/node_modules is missing and npm is not installed", pytrace=False)
-        try:
-            proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TEST_DIR,
-                                  capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"npm ci in {TEST_DIR} timed out: {e}", pytrace=False)
-        if proc.returncode != 0 or not _node_deps_present():
-            pytest.fail(f"npm ci --no-audit --no-fund in {TEST_DIR} failed (rc={proc.returncode})\n"
-                        f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}", pytrace=False)
-    return exe
-
-
-class NodeIdP:
+class NodeIdP(NodeProc):
     """test/mcp/idp.mjs as a child process; ``ready`` is its JSON ready line."""
 
     def __init__(self, node, args, log: Path, timeout=30):
-        self.log = log
-        self._logf = open(log, "wb")
-        self.proc = subprocess.Popen([node, str(MCP_DIR / "idp.mjs"), *args], cwd=TEST_DIR,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._logf)
-        line = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not r:
-                break
-            b = os.read(self.proc.stdout.fileno(), 1)
-            if not b:
-                break
-            line += b
-        try:
-            self.ready = json.loads(line)
-        except ValueError:
-            self.stop()
-            raise RuntimeError(f"idp.mjs did not become ready (got {line!r}); log:\n{self.log_text()[-3000:]}")
-
-    def log_text(self):
-        try:
-            return self.log.read_bytes().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        super().__init__(node, "idp.mjs", args, log, timeout=timeout)
 
     def introspections(self):
         return self.log_text().count("idp: POST /token/introspection -> ")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._logf.close()
 
     def _post(self, endpoint, client, secret, fields):
         data = urllib.parse.urlencode(fields).encode()
@@ -774,6 +573,7 @@ def test_real_idp_revoked_token_never_comes_back_50_times_under_load(real):
 # 2. one IdP call per token for all children
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_2000_requests_same_token_one_idp_call(rig):
     tok = new_token("load")
     rig.idp.answer(tok, active("loaduser", scope="mcp:tools"))
@@ -796,6 +596,7 @@ def test_2000_requests_same_token_one_idp_call(rig):
     assert len(pids) >= 2, f"all requests went to one child ({pids}); the test proves nothing ({took:.1f} s)"
 
 
+@pytest.mark.slow
 def test_200_concurrent_first_requests_single_flight(rig):
     tok = new_token("flight")
     # slow enough that every worker is waiting while the first call runs
@@ -805,6 +606,7 @@ def test_200_concurrent_first_requests_single_flight(rig):
     assert wait_count(rig.idp, tok, 1, timeout=0.3) == 1, f"{rig.idp.count(tok)} IdP calls (single-flight)"
 
 
+@pytest.mark.slow
 def test_two_tokens_two_calls_and_key_includes_client(rig):
     t1, t2 = new_token("two1"), new_token("two2")
     rig.idp.answer(t1, active("one"))
@@ -831,6 +633,7 @@ def test_cache0_asks_every_time(rig):
     assert rig.idp.count(tok) == 6
 
 
+@pytest.mark.slow
 def test_cache_seconds_and_exp_bound_the_positive_cache(rig):
     # cache=2: kept 2 s, then asked again (active and inactive alike)
     pos, neg = new_token("c2pos"), new_token("c2neg")
@@ -1059,6 +862,7 @@ def _failure_line(text, url):
     return [ln for ln in text.splitlines() if "Introspection failed" in ln and url in ln]
 
 
+@pytest.mark.slow
 def test_idp_down_then_recovers(rig):
     h = rig.httpd
     tok, gtok = new_token("down"), new_token("getdown")
@@ -1095,6 +899,7 @@ def test_idp_down_then_recovers(rig):
         back.stop()
 
 
+@pytest.mark.slow
 def test_idp_slow_gives_503_within_timeout_and_frees_workers(rig):
     tok = new_token("slow")
     rig.idp.answer(tok, active("slow"), delay=HTTP_TIMEOUT + 2)
@@ -1142,6 +947,7 @@ def test_idp_slow_gives_503_within_timeout_and_frees_workers(rig):
     (400, "application/json", {"error": "invalid_client"}, "invalid_client"),
 ], ids=["500", "502-html", "200-html", "200-json-array", "200-truncated-json", "401", "403",
         "400-invalid_client"])
+@pytest.mark.slow
 def test_idp_error_answers_give_503_and_are_not_cached(rig, status, ctype, body, log_words):
     tok = new_token("err")
     rig.idp.answer(tok, body, status=status, ctype=ctype)
@@ -1174,6 +980,7 @@ def test_inactive_answer_cached(rig):
     assert wait_count(rig.idp, tok, 1, timeout=0.3) == 1, f"{rig.idp.count(tok)} calls for 50 requests"
 
 
+@pytest.mark.slow
 def test_negative_answers_expire_after_30_seconds(rig):
     """The rig asked one inactive and one active token when it started
     (cache=300).  30 s later the inactive answer is gone, the active one is

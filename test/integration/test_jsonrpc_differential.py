@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import random
-import select
 import shutil
 import subprocess
 import threading
@@ -38,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER
-from test_mcp_sdk import NodeProc, node  # noqa: F401 (fixture: node + npm ci)
+from harness.node import NodeProc, ReadyProc
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "jsonrpc_corpus"
@@ -52,40 +51,6 @@ WORKERS = 8
 # ---------------------------------------------------------------------------
 # backends
 # ---------------------------------------------------------------------------
-
-class ReadyProc:
-    """A backend that prints one JSON line ({"port": N}) when it listens."""
-
-    def __init__(self, argv, log: Path, cwd=None, timeout=30):
-        self._logf = open(log, "wb")
-        self.log = log
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._logf)
-        line = b""
-        deadline = time.monotonic() + timeout
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            b = os.read(self.proc.stdout.fileno(), 1) if r else b""
-            if not b:
-                break
-            line += b
-        try:
-            self.port = json.loads(line)["port"]
-        except (ValueError, KeyError):
-            self.stop()
-            raise RuntimeError(f"{argv} did not start: {line!r}\n{log.read_text(errors='replace')[-2000:]}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc.stdout.close()
-        self._logf.close()
-
 
 @pytest.fixture(scope="module")
 def go_backend_bin(tmp_root):
@@ -105,7 +70,7 @@ def go_backend_bin(tmp_root):
 
 
 @pytest.fixture(scope="module")
-def stack(node, go_backend_bin, httpd_factory, jwks_server, mcp_auth_so, tmp_root):  # noqa: F811
+def stack(node, go_backend_bin, httpd_factory, jwks_server, mcp_auth_so, tmp_root):
     tmp = tmp_root / "jsonrpc-diff"
     tmp.mkdir(parents=True, exist_ok=True)
     procs = {}

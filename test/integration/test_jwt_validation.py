@@ -8,12 +8,13 @@ Tokens are minted by hand (conftest.make_jws) so every attack can be forged.
 import base64
 import email.utils
 import json
-import re
 import secrets
 import time
 
 import pytest
 
+from harness.asserts import CHALLENGE_RE, assert_ok, challenge_params
+from harness.checks import crash_lines
 from conftest import (
     ASYM_ALGS,
     AUDIENCE,
@@ -36,8 +37,6 @@ UNREACHABLE_ISSUER = "https://down.mcp-test.example"
 # (nor their signatures) ever reached the error log.
 SENT_TOKENS = []
 
-_PARAM = r'[A-Za-z_][A-Za-z0-9_]*="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer {_PARAM}(\s*,\s*{_PARAM})*$")
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +95,6 @@ def assert_token_not_logged(server, token):
         assert sig not in log, "the error log contains the token's signature"
 
 
-def challenge_params(value):
-    return dict(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="([^"\\]*)"', value))
-
-
 def single_challenge(resp):
     vals = resp.header_all("WWW-Authenticate")
     assert len(vals) == 1, f"expected exactly one WWW-Authenticate header: {resp!r}"
@@ -108,14 +103,6 @@ def single_challenge(resp):
     assert CHALLENGE_RE.match(v), f"malformed challenge (unquoted param, quote or backslash inside?): {v!r}"
     assert v.count("Bearer") == 1, f"more than one Bearer challenge: {v!r}"
     return v
-
-
-def assert_ok(resp, user="alice"):
-    assert resp.status == 200, resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == user, resp
-    assert env.get("AUTH_TYPE") == "mcp-jwt", resp
 
 
 def assert_no_token_challenge(server, resp, location):
@@ -699,6 +686,7 @@ def test_cached_verdict_is_not_shared_across_locations(server, minter):
     rejected(server, "/rs", hs, "Algorithm not allowed")
 
 
+@pytest.mark.slow
 def test_cached_token_still_expires(server, minter):
     now = early_in_second()
     token = minter.token("ES256", iat=now, exp=now + 2)
@@ -743,5 +731,5 @@ def test_error_log_never_contains_tokens_or_secrets(server):
     leaked = [sig_part(t)[:20] for t in SENT_TOKENS if len(sig_part(t)) >= 16 and sig_part(t) in log]
     assert not leaked, f"token signatures in the error log: {leaked}"
     assert HMAC_SECRET not in log, "the HMAC secret is in the error log"
-    crashes = [l for l in log.splitlines() if "exit signal" in l or "Segmentation fault" in l]
+    crashes = crash_lines(log)
     assert not crashes, "httpd children crashed:\n" + "\n".join(crashes)

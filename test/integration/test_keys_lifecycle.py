@@ -37,6 +37,7 @@ def write_jwks(path, *keys):
 
 
 @pytest.mark.parametrize("how", ["graceful", "restart"])
+@pytest.mark.slow
 def test_replaced_jwks_file_takes_effect_at_restart(start_httpd, keys, tmp_root, how):
     old, new = es256_key("old"), es256_key("new")
     path = tmp_root / f"jwks-file-{secrets.token_hex(4)}.json"
@@ -76,6 +77,7 @@ def mcp_run_files(h):
     return sorted(f for f in os.listdir(h.root / "run") if "mcp_auth" in f)
 
 
+@pytest.mark.slow
 def test_stop_removes_persist_files_of_earlier_configurations(start_httpd, keys, tmp_root):
     key = es256_key("persist")
     path = tmp_root / f"jwks-persist-{secrets.token_hex(4)}.json"

@@ -28,7 +28,8 @@ import re
 import pytest
 
 from conftest import ISSUER
-from test_mcp_authz import bearer, challenge_params, only_challenge, protected
+from harness.asserts import bearer, challenge_params, only_challenge
+from test_mcp_authz import protected
 
 RECORD_CGI = r"""#!/usr/bin/python3
 import hashlib, os, sys
@@ -302,6 +303,7 @@ def assert_mismatch(resp, backend_obj, before, id_=1):
     (rpc("tools/list"), "tools/list", None),
     (rpc("notifications/initialized"), "notifications/initialized", None),
 ])
+@pytest.mark.slow
 def test_matching_headers_pass(server, minter, backend, loc, msg, method, name):
     b, _ = backend
     hdrs = [("Mcp-Method", method)] + ([("Mcp-Name", name)] if name is not None else [])
@@ -322,6 +324,7 @@ def test_no_headers_is_unchanged(server, minter, backend, loc):
     assert env["HTTP_MCP_METHOD"] == ""
 
 
+@pytest.mark.slow
 def test_base64_name_decoded_and_compared(server, minter, backend):
     b, _ = backend
     for name in ("météo 天気", " padded ", "line1\nline2", "=?base64?literal?="):

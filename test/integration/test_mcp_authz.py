@@ -25,14 +25,14 @@ HTTPS JWKS server; the backend is CGI.  Covered:
 import hashlib
 import http.client
 import json
-import os
-import re
 import socket
 import time
 
 import pytest
 
+from harness.httpd import install_cgi, mcp_location
 from conftest import AUDIENCE, ISSUER, Response
+from harness.asserts import assert_invalid_token, assert_ok, bearer, challenge_pairs, only_challenge
 
 # The backend of /tools: prints the SHA-256 and length of what it read on
 # stdin, CONTENT_LENGTH, REMOTE_USER and the method.
@@ -45,6 +45,7 @@ for k, v in (("SHA256", hashlib.sha256(data).hexdigest()),
              ("BODY_LENGTH", str(len(data))),
              ("CONTENT_LENGTH", os.environ.get("CONTENT_LENGTH", "")),
              ("REMOTE_USER", os.environ.get("REMOTE_USER", "")),
+             ("AUTH_TYPE", os.environ.get("AUTH_TYPE", "")),
              ("REQUEST_METHOD", os.environ.get("REQUEST_METHOD", "")),
              ("SCRIPT_OK", "1")):
     out.write(("%s=%s\n" % (k, v)).encode())
@@ -55,27 +56,15 @@ MIB = 1024 * 1024
 WK = "/.well-known/oauth-protected-resource"
 SUPPORTED = "mcp:tools notes:read notes:delete"
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 
 
 def protected(extra: str, *, jwks: str, audience: str = AUDIENCE) -> str:
-    lines = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}"]
-    if audience:
-        lines.append(f"MCPAuthAudience {audience}")
-    lines.append(extra.strip("\n"))
-    return "\n".join(lines)
+    return mcp_location(jwks_uri=jwks, audience=audience, extra=extra, require=None)
 
 
 @pytest.fixture(scope="module")
 def hash_cgi(tmp_root):
-    d = tmp_root / "mcp-authz-cgi"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o755)
-    p = d / "hash.cgi"
-    p.write_text(HASH_CGI)
-    os.chmod(p, 0o755)
-    return p
+    return install_cgi(tmp_root / "mcp-authz-cgi", HASH_CGI, "hash.cgi")
 
 
 @pytest.fixture(scope="module")
@@ -136,22 +125,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, hash_cgi):
 # helpers
 # ---------------------------------------------------------------------------
 
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
-def challenge_params(value: str) -> list:
-    m = CHALLENGE_RE.match(value or "")
-    assert m, f"not a well-formed Bearer challenge: {value!r}"
-    return re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1))
-
-
-def only_challenge(resp) -> str:
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, f"expected exactly one WWW-Authenticate, got {vals!r} ({resp!r})"
-    return vals[0]
-
-
 def meta_url(server, loc):
     return f"{server.base_url}{WK}{loc}"
 
@@ -161,7 +134,7 @@ def assert_insufficient(server, resp, loc, scope):
     (granted + required, in that order; None: no scope parameter) and the
     location's metadata URL, and a JSON body."""
     assert resp.status == 403, resp
-    params = challenge_params(only_challenge(resp))
+    params = challenge_pairs(only_challenge(resp))
     keys = [k for k, _ in params]
     d = dict(params)
     want_keys = ["error"] + (["scope"] if scope is not None else []) + ["resource_metadata", "error_description"]
@@ -178,26 +151,11 @@ def assert_insufficient(server, resp, loc, scope):
     assert "SCRIPT_OK" not in resp.text
 
 
-def assert_ok(resp, user="alice"):
-    assert resp.status == 200, resp
-    assert resp.header_all("WWW-Authenticate") == [], resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == user, resp
-    return env
-
-
-def assert_invalid_token(resp):
-    assert resp.status == 401, resp
-    d = dict(challenge_params(only_challenge(resp)))
-    assert d.get("error") == "invalid_token", d
-    assert "SCRIPT_OK" not in resp.text
-
-
 # ---------------------------------------------------------------------------
 # Require mcp-scope
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_scope_single_granted(server, minter):
     assert_ok(server.get("/scope1", minter.token(scope="mcp:tools")))
     assert_ok(server.get("/scope1", minter.token(scope="notes:read mcp:tools other")))
@@ -400,11 +358,11 @@ def test_401_challenge_scope_hint(server, minter):
     # without a Require mcp-scope: MCPAuthScopesSupported
     resp = server.get("/res")
     assert resp.status == 401, resp
-    assert dict(challenge_params(only_challenge(resp)))["scope"] == "mcp:tools"
+    assert dict(challenge_pairs(only_challenge(resp)))["scope"] == "mcp:tools"
     # a bad token: invalid_token, realm and resource_metadata kept
     resp = server.get("/hint", minter.token(scope="mcp:tools", aud="https://elsewhere.example/"))
     assert_invalid_token(resp)
-    d = dict(challenge_params(only_challenge(resp)))
+    d = dict(challenge_pairs(only_challenge(resp)))
     assert d["realm"] == "mcp" and d["resource_metadata"] == meta_url(server, "/hint")
 
 
@@ -456,7 +414,7 @@ def test_metadata_root_form_404_with_many_locations(server):
 
 def test_challenge_url_fetches_the_document(server):
     resp = server.get("/hint")
-    url = dict(challenge_params(only_challenge(resp)))["resource_metadata"]
+    url = dict(challenge_pairs(only_challenge(resp)))["resource_metadata"]
     assert url.startswith(server.base_url + "/")
     doc = server.get(url[len(server.base_url):])
     assert doc.status == 200, doc
@@ -472,7 +430,7 @@ def test_metadata_off(server, minter):
     assert v == 'Bearer realm="mcp", scope="mcp:tools"', v
     resp = server.get("/nometa", minter.token(scope="notes:read"))
     assert resp.status == 403, resp
-    params = challenge_params(only_challenge(resp))
+    params = challenge_pairs(only_challenge(resp))
     assert [k for k, _ in params] == ["error", "scope", "error_description"], params
     assert dict(params)["scope"] == "notes:read mcp:tools"
     assert server.get(f"{WK}/nometa").status == 404
@@ -625,7 +583,7 @@ def test_tool_with_several_scopes(server, minter):
 def test_location_require_still_applies_to_tool_calls(server, minter):
     resp = post(server, minter.token(scope="notes:delete"), call("delete_notes"))
     assert resp.status == 403, resp
-    d = dict(challenge_params(only_challenge(resp)))
+    d = dict(challenge_pairs(only_challenge(resp)))
     assert d["error"] == "insufficient_scope"
     assert "mcp:tools" in d["scope"].split()
 
@@ -772,6 +730,7 @@ def test_not_exactly_one_json_value_is_400_parse_error(server, minter, name):
     assert "delete_notes" not in log and "read_notes" not in log, log  # never the body
 
 
+@pytest.mark.slow
 def test_big_numbers_and_deep_nesting_are_json(server, minter):
     """The legitimate neighbours: numbers of any size are numbers (jansson
     refused 1e400), nesting up to the limit is read, and the tool they call
@@ -806,6 +765,7 @@ def test_escaped_slash_in_a_tool_name_behind_a_huge_id(server, minter):
     assert_passed_intact(post(server, minter.token(scope="mcp:tools admin:reset"), body), body)
 
 
+@pytest.mark.slow
 def test_well_formed_non_calls_pass_untouched(server, minter):
     for body in (b' {"jsonrpc":"2.0","id":1,"method":"tools/list"}\r\n',
                  b'[]', b'"text"', b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
@@ -830,6 +790,7 @@ def test_content_encoding_is_415(server, minter):
                               headers=[("Content-Encoding", "identity")]), body)
 
 
+@pytest.mark.slow
 def test_exactly_one_mib_passes_intact(server, minter):
     head = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","arguments":{"pad":"'
     tail = b'"}}}'
@@ -876,6 +837,7 @@ def test_chunked_body_is_inspected(server, minter):
     assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
 
 
+@pytest.mark.slow
 def test_chunked_body_over_the_limit_is_413(server, minter):
     head = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes","arguments":{"pad":"'
     tail = b'"}}}'
@@ -928,6 +890,7 @@ def test_expect_100_continue_body_is_inspected(server, minter):
     assert_insufficient(server, resp, "/tools", "mcp:tools notes:delete")
 
 
+@pytest.mark.slow
 def test_keepalive_connection_after_a_checked_post(server, minter):
     """The replayed body must not leak into the next request on the same connection."""
     tok = minter.token(scope="mcp:tools")
@@ -952,6 +915,7 @@ def test_keepalive_connection_after_a_checked_post(server, minter):
 # other methods
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_get_and_delete_with_token_pass(server, minter):
     tok = minter.token(scope="mcp:tools")
     env = assert_ok(server.request("GET", "/tools", bearer(tok) + [("Accept", "text/event-stream")]))
@@ -1055,6 +1019,7 @@ def test_header_always_reaches_403_require_and_tool(cors_server, minter):
     assert _has_cors_and_json(resp)["error"] == "insufficient_scope"
 
 
+@pytest.mark.slow
 def test_refused_post_keeps_the_connection_usable(cors_server, minter):
     """The refused request's body is consumed: the next request on the same
     keep-alive connection is parsed correctly."""

@@ -16,11 +16,7 @@ missing they are installed with ``npm ci`` (a failure is a test error).
 import hashlib
 import http.client
 import json
-import os
 import re
-import select
-import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,11 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APACHE_MODULES_DIR, REPO_ROOT, Response, b64url_decode, free_port
+from harness.env import APACHE_MODULES_DIR, free_port
+from harness.asserts import challenge_params
+from harness.httpd import Response
+from harness.node import MCP_DIR, TEST_DIR, NodeProc
+from harness.tokens import b64url_decode
 
-TEST_DIR = REPO_ROOT / "test"
-MCP_DIR = TEST_DIR / "mcp"
-NODE_PACKAGES = ("@modelcontextprotocol/sdk", "oidc-provider", "zod")
 WK = "/.well-known/oauth-protected-resource"
 ALL_SCOPES = "mcp:tools notes:read notes:delete"
 MIB = 1024 * 1024
@@ -46,79 +43,6 @@ CLIENTS = {
     "reader": ("reader-secret", "mcp:tools notes:read"),
     "stepper": ("stepper-secret", ALL_SCOPES),
 }
-
-
-# ---------------------------------------------------------------------------
-# Node.js: the tool chain and the dependencies
-# ---------------------------------------------------------------------------
-
-def _node_deps_present() -> bool:
-    return all((TEST_DIR / "node_modules" / p / "package.json").is_file() for p in NODE_PACKAGES)
-
-
-@pytest.fixture(scope="session")
-def node():
-    exe = shutil.which("node")
-    if not exe:
-        pytest.fail("node (Node.js >= 20.19) is not installed; the MCP peers in test/mcp need it",
-                    pytrace=False)
-    if not _node_deps_present():
-        npm = shutil.which("npm")
-        if not npm:
-            pytest.fail("test/node_modules is missing and npm is not installed", pytrace=False)
-        try:
-            proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TEST_DIR,
-                                  capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"npm ci in {TEST_DIR} timed out: {e}", pytrace=False)
-        if proc.returncode != 0 or not _node_deps_present():
-            pytest.fail(f"npm ci --no-audit --no-fund in {TEST_DIR} failed (rc={proc.returncode})\n"
-                        f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}", pytrace=False)
-    return exe
-
-
-class NodeProc:
-    """A test/mcp server script; ``ready`` is its JSON ready line."""
-
-    def __init__(self, node, script, args, log: Path, timeout=30):
-        self.log = log
-        self._logf = open(log, "wb")
-        self.proc = subprocess.Popen([node, str(MCP_DIR / script), *args], cwd=TEST_DIR,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._logf)
-        self.ready = None
-        deadline = time.monotonic() + timeout
-        line = b""
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not r:
-                break
-            b = os.read(self.proc.stdout.fileno(), 1)
-            if not b:
-                break
-            line += b
-        try:
-            self.ready = json.loads(line)
-        except ValueError:
-            self.stop()
-            raise RuntimeError(f"{script} did not become ready (got {line!r}); log:\n{self.log_text()[-3000:]}")
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_bytes().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._logf.close()
 
 
 # ---------------------------------------------------------------------------
@@ -276,14 +200,6 @@ def run_client(node, stack, *args, url=None, client=None, scope=None, timeout_ms
     return ClientRun(proc.returncode, lines, proc.stderr, time.monotonic() - t0)
 
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
-
-
-def challenge_params(value: str) -> dict:
-    m = CHALLENGE_RE.match(value or "")
-    assert m, f"not a well-formed Bearer challenge: {value!r}"
-    return dict(re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1)))
 
 
 def jwt_claims(token: str) -> dict:

@@ -35,7 +35,10 @@ import time
 
 import pytest
 
-from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER, Response
+from harness.servers import RawBackend
+from harness.asserts import bearer
+from harness.httpd import mcp_location
+from conftest import APACHE_MODULES_DIR, ISSUER, Response
 
 WK = "/.well-known/oauth-protected-resource"
 ALLOWED = "https://app.example"
@@ -44,36 +47,20 @@ EVIL = "https://evil.example"
 MARKER = b"BODY-MARKER-7f3a"
 
 
-class CountingBackend:
+class CountingBackend(RawBackend):
     """Accepts connections, counts them, keeps every byte received, answers
     200 with what it read (Connection: close, so mod_proxy opens a new
     connection per request and the count is exact)."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.received = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="origin-backend", daemon=True)
-        self._thread.start()
+        super().__init__("origin-backend")
 
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+    def on_accept(self):
+        with self._lock:
+            self.connections += 1
 
     def _handle(self, conn):
         data = b""
@@ -112,17 +99,9 @@ class CountingBackend:
         with self._lock:
             return self.connections, b"".join(self.received)
 
-    def stop(self):
-        self._stop.set()
-        self.sock.close()
-
 
 def loc(jwks, *lines, require="Require valid-user"):
-    body = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-            f"MCPAuthAudience {AUDIENCE}", *lines]
-    if require:
-        body.append(require)
-    return "\n".join(body)
+    return mcp_location(jwks_uri=jwks, lines=lines, require=require)
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +149,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
         yield h
     finally:
         h.stop()
-
-
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
 
 
 def preflight(origin, method="POST"):

@@ -14,16 +14,13 @@ answers them all.
 import http.client
 import time
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import AUDIENCE, Minter, SigningKey, es256_key
+from harness.httpd import mcp_location as location
+from conftest import Minter, SigningKey, es256_key
 
 REMEMBERED = "refused moments ago"
-
-
-def location(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      f"MCPAuthAudience {AUDIENCE}", "Require valid-user"])
 
 
 SERVER = "\n".join(["LogLevel warn mcp_auth:info", "MCPAuthRefusalLogInterval 0",
@@ -51,6 +48,7 @@ def protected(jwks_server, start_httpd, keys, name, key):
     return h, Minter(keys, issuer=issuer), conn
 
 
+@pytest.mark.slow
 def test_a_forged_signature_sent_again_is_verified_once(jwks_server, start_httpd, keys):
     real = es256_key("k1")
     h, m, conn = protected(jwks_server, start_httpd, keys, "forged", real)
@@ -70,6 +68,7 @@ def test_a_forged_signature_sent_again_is_verified_once(jwks_server, start_httpd
     assert forged not in log  # never the token itself
 
 
+@pytest.mark.slow
 def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd, keys):
     """The IdP republishes kid k1 with the key that did sign the token (a
     reused kid): once the JWKS is fetched again, the token is accepted --
@@ -91,6 +90,7 @@ def test_a_remembered_refusal_ends_when_the_keys_change(jwks_server, start_httpd
     assert status == 200, (challenge, h.log_since(mark)[-2000:])
 
 
+@pytest.mark.slow
 def test_an_expired_token_is_remembered_a_not_yet_valid_one_is_not(jwks_server, start_httpd, keys):
     key = es256_key("k1")
     h, m, conn = protected(jwks_server, start_httpd, keys, "time", key)

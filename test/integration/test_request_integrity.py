@@ -37,7 +37,10 @@ import threading
 
 import pytest
 
-from conftest import APACHE_MODULES_DIR, AUDIENCE, ISSUER
+from harness.servers import RawBackend
+from harness.asserts import bearer, only_challenge as challenge
+from harness.httpd import mcp_location
+from conftest import APACHE_MODULES_DIR
 
 ALLOWED = "https://app.example"
 EVIL = "https://evil.example"
@@ -64,33 +67,15 @@ sys.stdout.buffer.flush()
 # The proxied backend
 # ---------------------------------------------------------------------------
 
-class Backend:
+class Backend(RawBackend):
     """Answers every request 200 with {"method", "path", "headers": [[k, v]],
     "body"} (latin-1), reading Content-Length and chunked bodies; counts
     requests."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.requests = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="integrity-backend", daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__("integrity-backend")
 
     @staticmethod
     def _read_until(conn, buf, marker):
@@ -153,11 +138,6 @@ class Backend:
         with self._lock:
             return sum(1 for _, p in self.requests if p.startswith(prefix))
 
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
 
 def got_headers(doc, name):
     """Values of the header ``name`` as the proxied backend got it."""
@@ -169,14 +149,9 @@ def got_headers(doc, name):
 # ---------------------------------------------------------------------------
 
 def loc(jwks, *lines, require="Require valid-user"):
-    """A protected section without the harness's trailing Require (some of
-    ours are <RequireAll> trees, which a top-level `Require valid-user` would
-    turn into an implicit RequireAny)."""
-    body = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-            f"MCPAuthAudience {AUDIENCE}", *lines]
-    if require:
-        body.append(require)
-    return "\n".join(body)
+    """A protected section; require=None for ours that are <RequireAll> trees,
+    which a top-level `Require valid-user` would turn into an implicit RequireAny."""
+    return mcp_location(jwks_uri=jwks, lines=lines, require=require)
 
 
 @pytest.fixture(scope="module")
@@ -307,10 +282,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend, files):
         yield h
     finally:
         h.stop()
-
-
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
 
 
 def preflight(origin=ALLOWED, method="POST"):
@@ -533,12 +504,6 @@ def test_trailers_do_not_get_around_tool_scopes_and_harmless_ones_pass(server, m
 # item 9: step-up under ErrorDocument 401, negated rules
 # ---------------------------------------------------------------------------
 
-def challenge(resp):
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, resp
-    return vals[0]
-
-
 def assert_step_up(resp, scope):
     assert resp.status == 403, resp
     c = challenge(resp)
@@ -611,6 +576,7 @@ def post(server, path, token, body, headers=()):
                           body)
 
 
+@pytest.mark.slow
 def test_rewrite_in_directory_gets_the_exact_body(server, minter):
     token = minter.token(scope="mcp:tools")
     body = tool_call("list_notes") + b"  \n"
@@ -711,6 +677,7 @@ def test_fallback_into_a_protected_location_is_checked_there(server, minter):
 @pytest.mark.parametrize("value", ["app.example", "https://app.example/", "https://app.example/mcp",
                                    "https://user@app.example", "https://app.example?x=1", "* https://app.example",
                                    "https://app.example *"])
+@pytest.mark.slow
 def test_allowed_origins_refuses_what_is_not_an_origin(tmp_path, mcp_auth_so, value):
     from test_config import configtest, location
     r = configtest(tmp_path, mcp_auth_so, location("MCPAuthIssuer https://idp.example",

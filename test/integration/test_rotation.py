@@ -18,9 +18,9 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import AUDIENCE, HTTPSServer, Minter, SigningKey, _IdPHandler, es256_key
+from harness.httpd import mcp_location as location
+from conftest import HTTPSServer, Minter, SigningKey, es256_key
 
-AUDIENCE_CONF = f"MCPAuthAudience {AUDIENCE}"
 PID_RE = re.compile(r"\[pid (\d+)")
 JWKS_DELAY = 1.5
 COOLDOWN = 6
@@ -29,30 +29,14 @@ COOLDOWN = 6
 HTTP_TIMEOUT = 15
 
 
-class _SlowIdPHandler(_IdPHandler):
-    """The conftest IdP handler, answering paths in ``server.owner.delays`` late."""
-
-    def do_GET(self):
-        delay = getattr(self.server.owner, "delays", {}).get(self.path.split("?", 1)[0], 0)
-        if delay:
-            time.sleep(delay)
-        super().do_GET()
-
-
 @pytest.fixture
 def slow_idp(tls):
     srv = HTTPSServer(tls)
     srv.delays = {}
-    srv._httpd.RequestHandlerClass = _SlowIdPHandler
     try:
         yield srv
     finally:
         srv.stop()
-
-
-def location(issuer, jwks_uri):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer} jwks_uri={jwks_uri}",
-                      AUDIENCE_CONF, "Require valid-user"])
 
 
 def burst(port, tokens, timeout=30):
@@ -82,6 +66,7 @@ def burst(port, tokens, timeout=30):
     return status
 
 
+@pytest.mark.slow
 def test_rotation_under_concurrency_refuses_no_valid_token(slow_idp, start_httpd, keys):
     issuer = "https://idp.rotation.example"
     current = es256_key("k0")
@@ -134,6 +119,7 @@ def test_rotation_under_concurrency_refuses_no_valid_token(slow_idp, start_httpd
     assert len(pids_seen) >= 2, f"all verifications in one child: {pids_seen}"
 
 
+@pytest.mark.slow
 def test_forged_kid_inside_the_cooldown_neither_fetches_nor_waits(slow_idp, start_httpd, keys):
     """The neighbour: with no fetch in flight, a forged kid inside the
     cooldown is refused at once and costs the IdP nothing."""

@@ -29,14 +29,14 @@ Each attack sits beside its legitimate neighbour:
 import hashlib
 import json
 import os
-import re
 import time
 from pathlib import Path
 
 import pytest
 
-import test_config
+from harness.httpd import configtest_output as configtest, mcp_location
 from conftest import AUDIENCE, ISSUER, _make_world_readable
+from harness.asserts import assert_ok, bearer, challenge_params as challenge
 
 # The backend: records every request it gets (one JSON line: path, method,
 # body SHA-256 length, MCP_AUTH_SCOPE) and answers with its environment.
@@ -49,21 +49,18 @@ with open(os.environ["SI_RECORD"], "a") as f:
     f.write(json.dumps(rec) + "\n")
 out = sys.stdout.buffer
 out.write(b"Content-Type: text/plain\r\n\r\n")
-for k in ("REMOTE_USER", "MCP_AUTH_SCOPE"):
+for k in ("REMOTE_USER", "AUTH_TYPE", "MCP_AUTH_SCOPE"):
     out.write(("%s=%s\n" % (k, os.environ.get(k, ""))).encode())
 out.write(("SHA256=%s\nSCRIPT_OK=1\n" % hashlib.sha256(data).hexdigest()).encode())
 out.flush()
 """
 
-_PARAM = r'[a-z_]+="[^"\\]*"'
-CHALLENGE_RE = re.compile(rf"^Bearer ({_PARAM}(, {_PARAM})*)$")
 
 CHAIN = 400  # scopes in the deep hierarchy of /sd-deep
 
 
 def protected(*lines, jwks):
-    return "\n".join(["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {ISSUER} jwks_uri={jwks}",
-                      f"MCPAuthAudience {AUDIENCE}", *lines])
+    return mcp_location(jwks_uri=jwks, lines=lines, require=None)
 
 
 def deep_chain():
@@ -141,10 +138,6 @@ def server(httpd_factory, jwks_server, mcp_auth_so, backend):
 # helpers
 # ---------------------------------------------------------------------------
 
-def bearer(token):
-    return [("Authorization", f"Bearer {token}")]
-
-
 def records(record: Path):
     return [json.loads(l) for l in record.read_text().splitlines() if l.strip()]
 
@@ -157,22 +150,6 @@ def call(name, id_=1):
 def post(server, token, body, path):
     hdrs = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")]
     return server.request("POST", path, hdrs + bearer(token), body)
-
-
-def challenge(resp) -> dict:
-    vals = resp.header_all("WWW-Authenticate")
-    assert len(vals) == 1, (vals, resp)
-    m = CHALLENGE_RE.match(vals[0])
-    assert m, vals[0]
-    return dict(re.findall(r'([a-z_]+)="([^"\\]*)"', m.group(1)))
-
-
-def assert_ok(resp):
-    assert resp.status == 200, resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == "alice", env
-    return env
 
 
 def assert_refused(resp, record, before, *, needs, never=()):
@@ -195,6 +172,7 @@ def assert_refused(resp, record, before, *, needs, never=()):
 # Require mcp-scope and tool scopes see the implied scopes
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_broad_scope_satisfies_require_mcp_scope(server, minter, backend):
     _, record = backend
     before = len(records(record))
@@ -238,6 +216,7 @@ def test_tool_call_without_the_broad_scope_is_refused_naming_the_narrow_scope(se
 
 @pytest.mark.parametrize("variant", ["Notes:Admin", "NOTES:ADMIN", "notes:Admin", "notes:admin2", "notes:adm",
                                      "notes:admin\u017f"])
+@pytest.mark.slow
 def test_case_and_spelling_variants_of_the_broad_scope_imply_nothing(server, minter, backend, variant):
     _, record = backend
     before = len(records(record))
@@ -257,6 +236,7 @@ def test_implication_does_not_run_backwards(server, minter, backend):
     assert_ok(server.get("/si/admin", minter.token(scope="notes:admin")))
 
 
+@pytest.mark.slow
 def test_transitive(server, minter, backend):
     _, record = backend
     # a:admin -> a:write -> a:read: the location's Require and the tool's scope
@@ -271,6 +251,7 @@ def test_transitive(server, minter, backend):
                    needs=["a:write"], never=["a:admin"])
 
 
+@pytest.mark.slow
 def test_expansion_is_per_location_not_cached_with_the_token(server, minter, backend):
     """The verified token is cached once for both locations (same issuer and
     audience); the hierarchy of /si/notes must not leak into /si/plain."""
@@ -286,6 +267,7 @@ def test_expansion_is_per_location_not_cached_with_the_token(server, minter, bac
     assert_ok(post(server, minter.token(scope="notes:read notes:delete"), call("delete_notes"), "/si/plain"))
 
 
+@pytest.mark.slow
 def test_backend_sees_the_tokens_own_scopes(server, minter, backend):
     _, record = backend
     env = assert_ok(server.get("/si/notes", minter.token(scope="notes:admin mcp:tools")))
@@ -299,6 +281,7 @@ def test_backend_sees_the_tokens_own_scopes(server, minter, backend):
 # nested sections
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_server_level_rules_reach_every_location(server, minter, backend):
     _, record = backend
     assert_ok(server.get("/si/top", minter.token(scope="top:admin")))
@@ -310,6 +293,7 @@ def test_server_level_rules_reach_every_location(server, minter, backend):
     assert_refused(server.get("/si/top", minter.token(scope="notes:admin")), record, before,
                    needs=["top:read"], never=["top:admin"])
 
+@pytest.mark.slow
 def test_nested_child_adds_and_inherits(server, minter, backend):
     _, record = backend
     # the child needs p:read (parent's entry) and r:read (the child's own)
@@ -324,6 +308,7 @@ def test_nested_child_adds_and_inherits(server, minter, backend):
     assert_ok(server.get("/si/nest", minter.token(scope="p:admin")))
 
 
+@pytest.mark.slow
 def test_nested_child_replaces_only_its_entry(server, minter, backend):
     _, record = backend
     tok = minter.token(scope="p:admin q:admin")
@@ -345,6 +330,7 @@ def test_nested_child_replaces_only_its_entry(server, minter, backend):
 # cost: precomputed at configuration time
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_deep_hierarchy_costs_requests_nothing_measurable(server, minter):
     """400 chained lines (80,000 implications in the closure), built at
     startup. 60 requests whose token reaches the Require through the whole
@@ -381,12 +367,6 @@ def test_deep_hierarchy_costs_requests_nothing_measurable(server, minter):
 # ---------------------------------------------------------------------------
 # configtest: cycles, mistakes
 # ---------------------------------------------------------------------------
-
-def configtest(tmp_path: Path, so: Path, body: str):
-    """apache2 -t of body (test_config's harness): (rc, output, conf path)."""
-    r = test_config.configtest(tmp_path, so, body)
-    return r.returncode, r.stdout + r.stderr, tmp_path / "httpd.conf"
-
 
 def section(path, *lines, protect=True):
     head = ["AuthType mcp-jwt", "MCPAuthIssuer https://idp.example"] if protect else []
@@ -436,6 +416,7 @@ CYCLE_TEXT = {
 
 
 @pytest.mark.parametrize("case", sorted(CYCLES))
+@pytest.mark.slow
 def test_cycle_fails_configtest_naming_directive_cycle_and_lines(tmp_path, mcp_auth_so, case):
     rc, out, conf = configtest(tmp_path, mcp_auth_so, "\n".join(CYCLES[case]))
     assert rc != 0, f"{case}: configtest passed:\n{out}"
@@ -466,6 +447,7 @@ NOT_CYCLES = {
 
 
 @pytest.mark.parametrize("case", sorted(NOT_CYCLES))
+@pytest.mark.slow
 def test_hierarchy_without_cycle_passes_configtest(tmp_path, mcp_auth_so, case):
     rc, out, _ = configtest(tmp_path, mcp_auth_so, "\n".join(NOT_CYCLES[case]))
     assert rc == 0, f"{case}:\n{out}"

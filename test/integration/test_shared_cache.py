@@ -17,7 +17,6 @@ import http.client
 import os
 import re
 import secrets
-import ssl
 import subprocess
 import threading
 import time
@@ -28,15 +27,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from harness.asserts import assert_ok
+from harness.procs import children_of
+from harness.httpd import mcp_location as location
 from conftest import (
     APACHE2,
-    AUDIENCE,
     HTTPSServer,
     Minter,
     SigningKey,
-    _IdPHandler,
     es256_key,
-    _TLSThreadingServer,
     free_port,
     json_bytes,
     wait_for_port,
@@ -54,16 +53,6 @@ PID_RE = re.compile(r"\[pid (\d+)")
 
 def server_conf(*lines) -> str:
     return "\n".join([TRACE, "MCPAuthHTTPTimeout 3", *lines])
-
-
-def location(issuer, jwks_uri=None, extra="") -> str:
-    src = f" jwks_uri={jwks_uri}" if jwks_uri else ""
-    parts = ["AuthType mcp-jwt", 'AuthName "mcp"', f"MCPAuthIssuer {issuer}{src}",
-             f"MCPAuthAudience {AUDIENCE}"]
-    if extra:
-        parts.append(extra.strip("\n"))
-    parts.append("Require valid-user")
-    return "\n".join(parts)
 
 
 def jwks_of(*keys) -> dict:
@@ -90,25 +79,6 @@ def idp(tls):
         yield srv
     finally:
         srv.stop()
-
-
-class HTTPSServerOnPort(HTTPSServer):
-    """The conftest IdP, but on a port chosen in advance (the "IdP comes back")."""
-
-    def __init__(self, tls_files, port):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(tls_files.cert_pem), str(tls_files.key_pem))
-        self.tls = tls_files
-        self.routes = {}
-        self.counts = {}
-        self._lock = threading.Lock()
-        self._httpd = _TLSThreadingServer(("127.0.0.1", port), _IdPHandler)
-        self._httpd.ssl_context = ctx
-        self._httpd.owner = self
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.1}, name="https-idp-port", daemon=True)
-        self._thread.start()
 
 
 class Client:
@@ -213,13 +183,6 @@ def run_load(port, jobs, *, clients=8, keepalive=True, timeout=120):
     return res
 
 
-def assert_ok(resp, user="alice"):
-    assert resp.status == 200, resp
-    env = resp.cgi_env()
-    assert env.get("SCRIPT_OK") == "1", resp
-    assert env.get("REMOTE_USER") == user, resp
-
-
 def assert_401(resp):
     assert resp.status == 401, resp
     assert 'error="invalid_token"' in (resp.header("WWW-Authenticate") or ""), resp
@@ -241,6 +204,7 @@ def wait_until_ok(h, path, mint, timeout=6.0):
 # 1. discovery + JWKS fetched once for all children
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_discovery_and_jwks_fetched_once_under_concurrent_load(idp, start_httpd, keys):
     issuer = idp.url("/t1")
     oidc, jwks_path = "/t1/.well-known/openid-configuration", "/t1/keys"
@@ -264,6 +228,7 @@ def test_discovery_and_jwks_fetched_once_under_concurrent_load(idp, start_httpd,
         "all requests were served by one child; the test did not exercise sharing"
 
 
+@pytest.mark.slow
 def test_rfc8414_path_inserted_discovery_fallback(idp, start_httpd, keys):
     issuer = idp.url("/tenants/acme")
     oidc = "/tenants/acme/.well-known/openid-configuration"           # not served: 404
@@ -287,6 +252,7 @@ def test_rfc8414_path_inserted_discovery_fallback(idp, start_httpd, keys):
     assert idp.count(appended) == 0 and idp.count("/wrong/jwks") == 0, idp.counts
 
 
+@pytest.mark.slow
 def test_discovery_document_for_another_issuer_is_refused(idp, start_httpd, keys):
     """The discovery document must name the configured issuer exactly (here it
     adds a trailing slash): its jwks_uri is never used."""
@@ -307,6 +273,7 @@ def test_discovery_document_for_another_issuer_is_refused(idp, start_httpd, keys
 # 2. the verified-token cache is shared by all children
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_verified_token_cache_is_shared_between_children(idp, start_httpd, keys):
     key = es256_key("shared")
     idp.set("/jwks", jwks_of(key))
@@ -336,6 +303,7 @@ def test_verified_token_cache_is_shared_between_children(idp, start_httpd, keys)
 # 3. a flood of unknown kids costs at most one forced refetch
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_forged_kid_flood_is_rate_limited(idp, start_httpd, keys):
     key = es256_key("real")
     attacker = ec.generate_private_key(ec.SECP256R1())
@@ -381,6 +349,7 @@ def test_forged_kid_flood_is_rate_limited(idp, start_httpd, keys):
 # 4. key rotation: new key picked up, removed key stops working (even cached)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_key_rotation_and_removed_key_invalidates_cached_verdict(idp, start_httpd, keys):
     key1, key2, unknown = es256_key("k1"), es256_key("k2"), es256_key("never-published")
     idp.set("/jwks", jwks_of(key1))
@@ -429,6 +398,7 @@ def test_key_rotation_and_removed_key_invalidates_cached_verdict(idp, start_http
 # 5. IdP down: stale keys after warm-up; 503 + recovery on a cold start
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_idp_down_after_warmup_uses_last_good_keys(idp, start_httpd, keys):
     key = es256_key("stale")
     idp.set("/jwks", jwks_of(key))
@@ -459,6 +429,7 @@ def test_idp_down_after_warmup_uses_last_good_keys(idp, start_httpd, keys):
         f"a failed fetch must not be retried within the cooldown: {idp.count('/jwks') - before} attempts"
 
 
+@pytest.mark.slow
 def test_cold_start_idp_500_then_recovers(idp, start_httpd, keys):
     key = es256_key("cold")
     idp.set("/jwks", '{"error":"down"}', status=500)
@@ -479,6 +450,7 @@ def test_cold_start_idp_500_then_recovers(idp, start_httpd, keys):
     assert resp.status == 200, f"not recovered after {took:.1f} s: {resp!r}\n{tail(h.log_since(mark))}"
 
 
+@pytest.mark.slow
 def test_cold_start_idp_not_listening_then_recovers(tls, start_httpd, keys):
     key = es256_key("port")
     port = free_port()
@@ -494,7 +466,7 @@ def test_cold_start_idp_not_listening_then_recovers(tls, start_httpd, keys):
     log = h.wait_for_log("JWKS fetch failed", since=mark)
     assert any(jwks_uri in l for l in lines_with(log, "JWKS fetch failed")), tail(log)
 
-    srv = HTTPSServerOnPort(tls, port)
+    srv = HTTPSServer(tls, port=port, name="https-idp-port")
     try:
         srv.set("/jwks.json", jwks_of(key))
         resp, took = wait_until_ok(h, "/mcp", lambda: m.token("ES256", key=key), timeout=6)
@@ -551,6 +523,7 @@ def big_jwks():
     return signing, body
 
 
+@pytest.mark.slow
 def test_big_jwks_with_x5c_chains(idp, start_httpd, keys, big_jwks):
     signing, body = big_jwks
     print(f"\n[big-jwks] {len(body)} bytes")
@@ -568,6 +541,7 @@ def test_big_jwks_with_x5c_chains(idp, start_httpd, keys, big_jwks):
     assert idp.count("/big/jwks") == 1, idp.count("/big/jwks")
 
 
+@pytest.mark.slow
 def test_jwks_larger_than_max_size_is_refused(idp, start_httpd, keys, big_jwks):
     signing, body = big_jwks
     assert len(body) > 16384
@@ -591,6 +565,7 @@ def test_jwks_larger_than_max_size_is_refused(idp, start_httpd, keys, big_jwks):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mutex", [None, "sysvsem"], ids=["default-mutex", "sysvsem"])
+@pytest.mark.slow
 def test_graceful_restart_under_load_keeps_serving_and_keeps_cache(idp, start_httpd, keys, mutex):
     """The load goes to a static file protected by the module (DocumentRoot's
     index.txt): mod_cgid's daemon is restarted on every graceful restart and
@@ -692,6 +667,7 @@ def test_graceful_restart_under_load_keeps_serving_and_keeps_cache(idp, start_ht
 
 @pytest.mark.parametrize("mutex", [None, "sysvsem", "flock", "fcntl"],
                          ids=["default-mutex", "sysvsem", "flock", "fcntl"])
+@pytest.mark.slow
 def test_request_finishing_in_old_generation_child_after_graceful(idp, start_httpd, keys, mutex):
     """A graceful restart lets old children finish what they have: a request
     whose headers were still arriving when the restart happened is served by
@@ -739,6 +715,7 @@ def test_request_finishing_in_old_generation_child_after_graceful(idp, start_htt
     assert data.endswith(b"ok\n"), data[-200:]
 
 
+@pytest.mark.slow
 def test_graceful_restarts_do_not_accumulate_mutexes(idp, start_httpd, keys):
     """With `Mutex sysvsem mcp-auth-shm` the semaphores are visible: however
     the module ties its mutex to configuration generations, graceful restarts
@@ -779,6 +756,7 @@ def test_graceful_restarts_do_not_accumulate_mutexes(idp, start_httpd, keys):
 # 8. a cached verdict does not outlive exp
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cached_token_expires(idp, start_httpd, keys):
     key = es256_key("exp")
     idp.set("/jwks", jwks_of(key))
@@ -827,18 +805,7 @@ def ipc_snapshot():
 
 def httpd_pids(h):
     """The httpd parent and its direct children (workers, cgid daemon)."""
-    pids = {h.pid}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == h.pid:
-            pids.add(int(d))
-    return pids
+    return {h.pid, *children_of(h.pid)}
 
 
 def sems_of(pids):
@@ -878,6 +845,7 @@ def owned_ipc(h, pids=None):
 
 
 @pytest.mark.parametrize("mutex", [None, "sysvsem"], ids=["default-mutex", "sysvsem"])
+@pytest.mark.slow
 def test_no_ipc_objects_left_after_stop(idp, start_httpd, keys, mutex):
     key = es256_key("ipc")
     idp.set("/jwks", jwks_of(key))
@@ -913,6 +881,7 @@ def test_no_ipc_objects_left_after_stop(idp, start_httpd, keys, mutex):
     assert not leftovers, f"files left in the runtime dir after stop: {leftovers}"
 
 
+@pytest.mark.slow
 def test_stop_and_start_begins_with_an_empty_cache(idp, start_httpd, keys):
     """Shared content may survive a graceful restart, never a stop: the next
     start fetches the JWKS again and verifies the token again."""
@@ -939,6 +908,7 @@ def test_stop_and_start_begins_with_an_empty_cache(idp, start_httpd, keys):
 # 10. cache pressure never fails a request
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_full_token_cache_still_serves(idp, start_httpd, keys):
     key = es256_key("full")
     idp.set("/jwks", jwks_of(key))
@@ -955,6 +925,7 @@ def test_full_token_cache_still_serves(idp, start_httpd, keys):
     assert len(lines_with(log, "raise MCPAuthCacheEntries")) <= 8, "the warning is not rate-limited"
 
 
+@pytest.mark.slow
 def test_token_too_big_for_a_cache_slot_is_never_in_the_shared_cache(idp, start_httpd, keys):
     """Claims larger than MCPAuthCacheEntrySize never reach the shared cache
     (no overflow, no truncated entry) and never fail a request: each child
@@ -994,6 +965,7 @@ def test_token_too_big_for_a_cache_slot_is_never_in_the_shared_cache(idp, start_
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mechanism", ["sysvsem", "flock", "fcntl"])
+@pytest.mark.slow
 def test_mutex_mechanisms(idp, start_httpd, keys, mechanism):
     key = es256_key(mechanism)
     idp.set("/jwks", jwks_of(key))

@@ -1,2 +1,3 @@
+# SPDX-License-Identifier: Apache-2.0
 # Plain `make`, `make test`, `make demo` work too.
 include apxs.mk

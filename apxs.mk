@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # mod_mcp_auth build. apxs supplies httpd's compiler flags and install
 # location; the engine in src/ is compiled once per flavour into build/ and
 # linked into the module, the mcp-auth-token CLI and the unit tests.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_mcp_auth: Apache httpd as the OAuth resource server in front of MCP
  * servers. This file is the table of contents: directives, per-directory
  * configuration, and the hooks that hand each request to src/. */

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Introspection misses per second, and the connections they cost.
 
     bench/introspect_misses.py                     # build/mod_mcp_auth.so, 10 s per run

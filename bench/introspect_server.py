@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Tiny RFC 7662 introspection endpoint for bench/run case 5 (stdlib only).
 
     introspect_server.py PORT TOKEN [CERT KEY]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Key material and tokens for bench/run.
 
 Writes into OUTDIR:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Markdown report for bench/run (reads the work directory named by BENCH_W).
 
 Inputs written by bench/run: results.tsv (one line per timed wrk run),

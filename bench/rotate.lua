@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- wrk script for bench/run: send a different bearer token with each request,
 -- from the file named by $TOKFILE (one token per line).
 --

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Memory of each httpd child, for bench/run (one TSV line per child).
 
 Usage: rss.py LABEL PARENT_PID SEGMENT_BYTES

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Starts or stops the demo httpd (make -f apxs.mk demo / demo-stop).
 set -e
 cd "$(dirname "$0")/.."

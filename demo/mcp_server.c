@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The demo's MCP server: a CGI program speaking MCP's JSON-RPC over the
  * streamable HTTP transport (plain JSON answers, no SSE), with three tools.
  * `whoami` reports the identity mod_mcp_auth handed over. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "b64url.h"
 
 /* 0..63 for the alphabet, 64 for everything else. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Strict base64url (RFC 4648 section 5) as JWS requires it: no padding,
  * no whitespace, no characters outside the alphabet, and the unused low
  * bits of the last character must be zero (one encoding per value). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 6750 section 2.1: the bearer token from an Authorization header
  * value (or a configured raw-token header). Strict syntax; two merged
  * Authorization headers or two token sources are a malformed request. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client-facing side of a refusal: HTTP status, the one Bearer
  * challenge (RFC 6750 3, RFC 9728 5.1) and the small JSON error body. */
 #ifndef MCP_CHALLENGE_H

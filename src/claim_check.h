@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Registered-claim validation (RFC 7519 4.1, RFC 9068): exp, nbf, iat
  * with clock skew, audience with RFC 8707 canonical-URI comparison, and
  * the claims a location requires to be present. */

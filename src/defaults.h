@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Every default of the module's directives, once: the directive handlers
  * and accessors (src/httpd/conf.c), the policy builder, the CLI and the
  * directive help strings read them from here, and test_docs.py checks that

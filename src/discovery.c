@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* OIDC / RFC 8414 discovery of an issuer's metadata: the URLs tried, the
  * fetch of the document into the keyring's shared discovery slot, and the
  * check that an https issuer's document sends us nowhere in clear text.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* OIDC / RFC 8414 discovery for a keyring's issuer: where the document is,
  * and its members (jwks_uri, introspection_endpoint), fetched into the
  * shared store when due. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Failure values and logging callbacks shared by the whole engine.
  * A refusal travels from the engine to the HTTP layer as one mcp_fail_t
  * (kind + fixed reason + optional log-only detail); logging goes through

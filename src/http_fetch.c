@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "http_fetch.h"
 
 #include <apr_file_io.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Outbound HTTP to the IdP (JWKS, discovery, introspection) through
  * libcurl: bounded time and size, TLS verified by default, http/https
  * only, no signals (threaded MPMs). curl_global_init is the caller's, once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "idp_health.h"
 
 #include <apr_shm.h>

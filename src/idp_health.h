@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-endpoint failure state, shared by every process of a generation: a
  * small circuit breaker in front of each IdP URL. After a timeout, a
  * connection failure or a 5xx, calls to that URL are refused at once for a

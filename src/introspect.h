@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 7662 token introspection for opaque tokens: the client call (POST
  * form or GET parameter, client_secret_basic/post/none), the strict check
  * of the answer, and a shared cache in which one process asks the IdP while

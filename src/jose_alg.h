@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The table of JWS algorithms (RFC 7518, RFC 8037) this engine knows:
  * names, the key type and curve each needs, digest and signature sizes.
  * Digests are fetched once per process by mcp_jose_init(). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* jansson glue with the engine's rules: duplicate members rejected, values
  * owned by an APR pool (decref'd by a pool cleanup), compact output. */
 #ifndef MCP_JSON_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MCP JSON-RPC body inspection for per-tool scopes (SPEC 6): which tools
  * does a request body call? The module must see the same message every
  * backend parser sees, so the body is read by a strict RFC 8259 parser of

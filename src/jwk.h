@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWK and JWKS (RFC 7517/7518/8037) to OpenSSL public keys.
  * Only signature-verification keys survive parsing: RSA >= 2048 bits,
  * EC P-256/384/521 on the curve, OKP Ed25519; oct only where asked for. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signing side, for mcp-auth-token and the tests: key generation, public
  * JWK export, and compact JWS creation for every supported algorithm
  * (ECDSA signatures converted from DER to the raw R||S JWS form). */

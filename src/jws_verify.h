@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signature verification for every supported JWS algorithm with OpenSSL 3
  * EVP: RSA PKCS#1 v1.5 and PSS (MGF1 = hash, salt = hash length), ECDSA
  * with raw R||S signatures, Ed25519, and HMAC compared in constant time. */

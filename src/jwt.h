@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Compact JWS (RFC 7515) split and decode with the JWT BCP's header rules
  * (RFC 8725): exactly three parts, strict base64url, a JSON object header
  * without duplicates, a known "alg" (never "none"), no "crit", no "b64". */

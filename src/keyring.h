@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-issuer signing keys: where they come from (jwks_file, jwks_uri, or
  * OIDC / RFC 8414 discovery: discovery.h), when to refetch (TTL,
  * unknown-kid cooldown), the last good set kept while the IdP is down. The fetched documents live

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What keyring.c and discovery.c share and nobody else sees: the keyring
  * itself (discovery reads its issuer, settings and discovery document slot)
  * and the store policy of its documents. Not for other engine files: they

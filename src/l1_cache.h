@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A small per-process cache in front of the shared one: the whole token
  * and the location's rules are compared byte for byte, so a hit needs no
  * SHA-256, no global lock and no decoding -- just a copy of the verdict. */

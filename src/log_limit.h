@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A per-process rate limit for refusal log lines, and the per-reason
  * counts behind it. One line per rejected token lets any client write the
  * error log as fast as it can send requests; here the first refusal of

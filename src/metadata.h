@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 9728 OAuth 2.0 Protected Resource Metadata: the JSON document an
  * MCP client fetches (from the challenge's resource_metadata URL) to learn
  * which authorization servers and scopes this resource accepts. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "policy_memo.h"
 
 #include <apr_thread_mutex.h>

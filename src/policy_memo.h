@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A small per-process memo of policy fingerprints: the configuration a
  * request runs under is made of objects that live, unchanged, for the whole
  * configuration generation, so the SHA-256 over their content need not be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Identity for the backend: claim values encoded for headers and the
  * environment, and the scrubbing of client-sent headers that could
  * impersonate them (case and '-'/'_' variants, which CGI maps together). */

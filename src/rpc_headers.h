@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MCP 2026-07-28 mirrors parts of a JSON-RPC request into HTTP headers
  * (`Mcp-Method`, `Mcp-Name`) so that proxies can route on them. Anything
  * that routes or decides on a header while the backend executes the body

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Scope hierarchy (MCPAuthScopeImplies, MCP 2026-07-28 "a broader scope
  * implies narrower ones"): the implication rules of one configuration
  * section and their transitive closure (one bitset per scope), built while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading claims for authorization: claim paths ($.a.b), the token's
  * scopes (space-delimited string or JSON array, scope then scp), scope-set
  * arithmetic, and value matching for Require mcp-claim. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The engine's SHA-256: digests of documents and answers, and the 32-byte
  * keys that name cache and store entries. One home for the EVP calls. */
 #ifndef MCP_SHA256_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The shared store: a fixed layout in shared memory (no pointers inside)
  * with small entries (verified tokens, introspection results) in a
  * set-associative LRU table and large document slots (JWKS, discovery). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* "This process is stopping": set by the HTTP layer when httpd tells the
  * child to stop, read by every loop that waits for the IdP or for another
  * process (a transfer in flight, a wait for a fetch or an answer), so a

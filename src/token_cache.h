@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Verified-token cache: SHA-256 of the location's policy fingerprint and
  * the token -> the verified claims, in the shared store, bounded by the
  * token's exp and by the JWKS generation that verified it. */

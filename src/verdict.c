@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "verdict.h"
 
 #include <apr_strings.h>

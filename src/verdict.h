@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An accepted token reduced to what requests need: time claims, the user
  * name, subject, issuer, scopes and the compact claims. Computed once per
  * token and cached, so a cache hit parses no JSON at all. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One call verifies a compact JWT: size, JOSE header, allowed algorithm,
  * token type, issuer, key selection (kid, type, curve), signature, then the
  * claims. Shared by the module and mcp-auth-token so both judge alike. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The version of mod_mcp_auth and of the libraries it runs with: the
  * module's startup line and `mcp-auth-token --version` say the same. */
 #ifndef MCP_VERSION_H

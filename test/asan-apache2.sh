@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # APACHE2 for `make test-asan`: the stock /usr/sbin/apache2 with the ASan
 # runtime preloaded, so the ASan + UBSan build of mod_mcp_auth.so can load.
 # Reports go to files MCP_ASAN_LOG_DIR/asan.<pid> (children run as another

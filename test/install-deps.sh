@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages named as arguments when any is missing
 # (as root through apt-get; otherwise says what to install and fails).
 missing=""

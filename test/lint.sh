@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make lint: the SPDX line, clang-format, cppcheck, clang-tidy. Every step
 # runs, prints its findings, their count and its time; the exit status is
 # non-zero when any step found something.

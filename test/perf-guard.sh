@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # test/perf-guard.sh - CI's speed regression guard, no network, no peers:
 # the instructions (callgrind Ir) that one repeated, cached token costs per
 # request above serving the same static file without auth, compared with the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The client and the arithmetic of test/perf-guard.sh (python3 stdlib only).
 
 Drives an httpd -X that runs under callgrind with --dump-before=ap_get_loadavg:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make test: unit tests, then integration tests against a real httpd; ends
 # with one summary line "total: N passed, N failed" and exits non-zero when
 # anything failed. Output is shown as it comes (tee); each runner's own exit

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make test-asan: the unit tests and the integration suite against the
 # ASan + UBSan build (build/asan): httpd runs through test/asan-apache2.sh,
 # the CLI and unit binaries carry the runtime themselves. Every report goes

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs the cmocka unit-test binaries given as arguments; prints each one's
 # output and a line "unit: N passed, N failed". Exit status 1 on any failure.
 passed=0; failed=0

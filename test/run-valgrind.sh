@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make valgrind: every unit-test binary, and the CLI on the JOSE test vectors
 # and on keygen / sign / verify round trips for every algorithm, under
 # valgrind memcheck. Any memory error or definitely lost block fails.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Proves that the README's test command fails when a test fails: in a
 # scratch copy of the tree (never the real suite), `make -f apxs.mk test`
 # runs three times -- with a deliberately failing unit test, with a

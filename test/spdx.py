@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The SPDX licence line of every source file: `check` lists the files
 without it (exit 1 if any), `fix` adds it where it is missing (idempotent).
 

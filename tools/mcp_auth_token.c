@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mcp-auth-token: the module's engine on the command line. `verify` tells
  * an administrator why a token is (not) accepted, in the module's words;
  * `keygen` and `sign` make keys and tokens for local tests and the demo. */

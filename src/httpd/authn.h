@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The authentication step of one request: take the bearer token, verify
  * it under the location's policy (through the verified-token cache), and
  * name the user -- or answer the refusal. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Authorization for MCP: the `Require mcp-scope` and `Require mcp-claim`
  * providers, the Origin check and CORS (their refusals: refusal.c). */
 #ifndef MCP_AUTHZ_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The configuration as httpd creates and merges it, and the one place that
  * knows what "unset" is: per-directory values stay unset (MCP_UNSET, NULL
  * or a *_set flag) so a nested section inherits what it does not override,

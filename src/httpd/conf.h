@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The module's configuration as httpd holds it: per-directory settings,
  * the server-wide settings and the registry of trusted issuers. Shared by
  * the glue (mod_mcp_auth.c), the directive handlers and the request steps,

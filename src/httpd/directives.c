@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Directive handlers: every configuration mistake is refused here, at
  * configtest time, with a message that names the directive. */
 #include "conf.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hands the verified identity to the backend: request headers for a proxied
  * MCP server, subprocess environment for CGI and httpd expressions; and
  * removes what a client could have sent to impersonate it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one home of the module's refusals: what each sends (status, Bearer
  * challenge, JSON error page, one log line) and the request state it
  * moves. Only this file writes mcp_request_t.state; httpd reaches it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Every refusal of the module: its status, Bearer challenge, JSON error
  * page and one log line, and the request state they move (the diagram is
  * in refusal.c). Each refusal returns its status for httpd's error path, so

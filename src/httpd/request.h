@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What one request learned about its token, shared by authentication,
  * the Require providers, tool scopes and the error responses. */
 #ifndef MCP_REQUEST_H

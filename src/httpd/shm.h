@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* httpd side of the shared store: two slotmem instances from
  * mod_slotmem_shm (entries and documents) and the global mutex that the
  * stock `Mutex mcp-auth-shm` directive configures. */

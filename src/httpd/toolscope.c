@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <stddef.h> /* before APR: APR_OFFSETOF then uses offsetof */
 
 #include "toolscope.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MCPAuthToolScope: reads a POST body in the fixups phase, finds the MCP
  * tools/call requests in it, demands their scopes, and hands the body on
  * byte-for-byte to the backend (mod_proxy, CGI) through an input filter. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "well_known.h"
 
 #include <apr_strings.h>

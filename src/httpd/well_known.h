@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Serves the RFC 9728 document of every location with AuthType mcp-jwt at
  * /.well-known/oauth-protected-resource<location> (and at the root when a
  * virtual host protects exactly one location), without a token and with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Strict base64url: the input decoded must re-encode to exactly the input
  * (one spelling per value: no padding, no junk, zero unused bits), and the
  * input as bytes must survive encode + decode unchanged. */

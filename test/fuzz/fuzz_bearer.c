@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 6750 bearer extraction. The input up to its first NUL is the
  * Authorization value, the rest (when there is a NUL) the MCPAuthTokenHeader
  * value. A token found is a non-empty b64token that ends its header value,

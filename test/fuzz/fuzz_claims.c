@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Registered-claim rules. The input as JSON goes through mcp_claims_check
  * under several policies (audiences, required claims, skew, exp optional);
  * an accepted claim set must really satisfy the policy. The input split at

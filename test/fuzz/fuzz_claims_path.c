@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Claim paths, scopes and Require mcp-claim matching. Input:
  * "<path>\0<wanted values, space-separated>\0<claims JSON>". A path and its
  * "$."-prefixed spelling name the same value; a token's scopes are a set of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the libFuzzer targets: one-time APR/OpenSSL setup, a fresh pool
  * with its own allocator per input (destroying it returns every byte to
  * malloc, so LeakSanitizer sees what an input leaked), NUL-terminated

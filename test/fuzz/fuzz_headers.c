@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What reaches HTTP headers and the environment: the Bearer challenge and
  * error body (challenge.c) and claim values / names for the backend
  * (propagate.c). Input: "<realm>\0<scope>\0<claims JSON>". Nothing built

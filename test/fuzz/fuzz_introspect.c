@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 7662 answer checking: the input as JSON is an introspection answer.
  * An accepted answer has "active": true, names a configured issuer when it
  * names one at all (and *issuer_index points at it), is not expired when it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MCP JSON-RPC body reading for MCPAuthToolScope (SPEC 6). Properties:
  * 1. the parse-error verdict agrees with an independent RFC 8259 validator
  *    written here (recursive, strict UTF-8, no lone surrogate escapes);

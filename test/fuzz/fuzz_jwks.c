@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWKS parsing: any document either fails with a reason or yields only
  * usable verification keys (RSA 2048..16384 bits, EC on a supported curve,
  * Ed25519; never "oct"), each fitting its own "alg". Every key is then used

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Compact JWS parsing and the JOSE header rules of RFC 8725: whatever the
  * bytes, a token that parses has three canonical base64url parts, a JSON
  * object header with a known "alg" (never "none"), no "crit", no "b64"

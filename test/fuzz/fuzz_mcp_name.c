@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Mcp-Name / Mcp-Method against a body (MCP 2026-07-28). Input: header
  * value, NUL, JSON-RPC body. Invariants: an accepted `=?base64?X?=` value
  * is exactly the canonical padded encoding of what it decodes to; an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The allocator behind fuzz_pool.h. Its header gives the prototype; the
  * redirect it defines touches nothing here (no apr_palloc below). */
 #include "fuzz_pool.h"

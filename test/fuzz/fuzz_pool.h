@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Force-included (-include) into every translation unit of the fuzz build:
  * apr_palloc (and apr_pcalloc, a macro over it) become one exact-size
  * malloc each, freed by a pool cleanup, so ASan sees every pool buffer's

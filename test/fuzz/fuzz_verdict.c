@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Cached verdicts (verdict.c): what a cache hit reuses instead of the
  * token. Input: "<user claim>\0<scope claim>\0<claims JSON>" (empty names
  * mean the defaults). A verdict made from claims survives encode + decode

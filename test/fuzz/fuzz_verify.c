@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The whole verifier (mcp_verify_jwt) against a fixed key set made once in
  * LLVMFuzzerInitialize: an ES256 key (kid "es"), an RS256 key (kid "rs"), a
  * P-256 key with neither kid nor alg, and a 64-byte HMAC secret.

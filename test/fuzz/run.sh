@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make fuzz: runs each libFuzzer target for SECONDS on a copy of its seed
 # corpus (test/fuzz/corpus/<target>), prints executions per target, and
 # fails when any target crashed, leaked, timed out or ran out of memory.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures wiring the integration harness (test/integration/harness/) into pytest.
 
 Build outputs (override with environment variables):

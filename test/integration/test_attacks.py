@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Attack battery against mod_mcp_auth in a real httpd.
 
 Every hostile token must end in 401 invalid_token (or httpd's / the module's

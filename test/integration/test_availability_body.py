@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Availability of tool-scope body checks (issue 15 items 2, 9, 14-claims).
 
 Written as the attacks, each with the bound it must stay within, beside the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Availability, issue 15 items 11, 12 and 14 (part): what a flood of bad
 tokens may cost the error log, and configurations that could only ever
 answer 500 (or ask for an absurd shared segment) refused at configtest.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Availability against a slow, hung or merely remote IdP (issue 15, items 3, 4
 and 13): what an unauthenticated caller, a hung IdP and an operator's stop
 may cost the server, each bounded.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 15, items 1, 4 (introspection) and 5: the introspection cache under
 large answers, a flood of random opaque tokens and a hung endpoint.
 

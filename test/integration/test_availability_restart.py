@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 15 (availability), items 6, 7, 8, 10 and parts of 14: what a
 graceful restart, a configuration change, a crash or an IdP that is not up
 yet at boot costs the valid callers.  Each test is the operator action (or

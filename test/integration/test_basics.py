@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Project basics: the version the module and the CLI report.
 
 One startup line per configuration generation (a start reads the

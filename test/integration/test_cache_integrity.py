@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Verdict caches never carry a verdict from one policy to another (issue 10,
 item 3).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mcp-auth-token: keygen / sign / verify, cross-checked against PyJWT and
 against tokens minted by the test suite's own JWS code."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every member of the per-directory configuration (mcp_dir_conf_t in
 src/httpd/conf.h) is merged (mcp_merge_dir_conf in src/httpd/conf.c): a
 member left out of the merge is silently lost by every nested section and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration: `apache2 -t` accepts the reference configuration and
 refuses every mistake with a message that names the directive; the README,
 conf/mcp_auth.conf and the module's command table list the same directives."""

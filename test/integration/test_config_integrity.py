@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration integrity (issue 10, items 1, 4, 6 and parts of 12 and 8)
 against a real httpd: every decision rests on configuration the client
 cannot steer.

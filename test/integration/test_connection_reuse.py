@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Introspection misses (and JWKS/discovery fetches) reuse keep-alive
 connections to the IdP (issue 12, "Cached introspection").
 

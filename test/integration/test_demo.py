@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The demo (SPEC section 9): ``make -f apxs.mk demo`` from the repository root.
 
 The demo always listens on 127.0.0.1:8080; it runs in a private

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Files a local user can plant (issue 10 item 12).
 
 * ``mcp-auth-token keygen`` creates its files with O_CREAT|O_EXCL|O_NOFOLLOW

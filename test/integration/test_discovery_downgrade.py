@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Discovery downgrade (SPEC 7, issue 10 item 8).
 
 An https issuer's discovery document that names an ``http://`` jwks_uri or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Documentation says what the code does: the defaults in README's directive
 tables, in the help strings httpd prints (`apache2 -L`) and in the values
 conf/mcp_auth.conf writes out are those of src/defaults.h; and README and

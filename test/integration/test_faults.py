@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """IdP faults and load against a real httpd (event MPM, several children).
 
 Part 1 -- the IdP misbehaves.  A fault-injecting HTTPS "IdP" of our own

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The harness's after-test check (harness/checks.py) finds what it must:
 a child crash line and an issued token in an error log.  Each test plants
 the line, asks the check directly, and so also consumes it (the autouse

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Identity for the backend (SPEC section 4) against a real httpd.
 
 Two backends behind one httpd:

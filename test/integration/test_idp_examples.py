@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Golden token shapes: each IdP example of conf/idp-examples/, loaded into a
 real httpd, against tokens shaped like the ones that IdP documents (claims
 and JOSE headers), signed by a local key.

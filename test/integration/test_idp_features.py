@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Module features the IdPs need (issue 16, points 1-4; SPEC section 2)
 against a real httpd. Each attack sits beside its legitimate neighbour:
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Opaque tokens through RFC 7662 introspection (MCPAuthIntrospection).
 
 Two IdPs:

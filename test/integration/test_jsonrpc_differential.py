@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Differential test of MCPAuthToolScope's body reading (SPEC 6, issue 10 item 2).
 
 Three real backends, each decoding JSON-RPC the way a typical server in its

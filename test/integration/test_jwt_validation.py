@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mod_mcp_auth JWT validation against a real httpd and an HTTPS JWKS endpoint.
 
 One httpd (event MPM, 3 children, CGI backend) with several <Location>s is

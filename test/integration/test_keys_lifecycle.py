@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What survives a graceful restart and what must not (SPEC 7, issue 10
 item 12):
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """README's "Layout" section matches the tree: every top-level folder is in
 its map and every folder the map names exists; every engine file (src/) and
 every glue file (src/httpd/) is named in its text; the engine never includes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Engine log lines name their own file and line (issue 13, section 3).
 
 The engine (src/*.c) logs through a callback of the httpd glue. With

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MCP authorization 2026-07-28 against a real httpd: the challenges name
 exactly what the operation needs, and the Mcp-Method / Mcp-Name headers a
 2026-07-28 client mirrors from the body are checked against it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The MCP authorization surface of mod_mcp_auth against a real httpd.
 
 Tokens are minted by the harness (conftest.Minter) and verified against the

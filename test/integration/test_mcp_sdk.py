@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mod_mcp_auth between real MCP peers.
 
 * test/mcp/idp.mjs     -- oidc-provider 9: the authorization server

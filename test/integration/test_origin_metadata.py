@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Origin validation, CORS on the module's own answers, and the RFC 9728
 document built from configuration only (issue 11 items 4 and 5, the
 offline_access part of item 2), against a real httpd with mod_proxy in front

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Refusal states (src/httpd/refusal.c, its diagram) that no other file pins.
 
 Each refusal sets its own error text, so an administrator's ``ErrorDocument``

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lasting refusals are remembered per child (issue 12, "rejections never
 cost more than an accepted distinct token").
 

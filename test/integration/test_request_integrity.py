@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request integrity (issue 10, items 5, 7, 9 and two of 12) against a real
 httpd: what the backend gets is what the module decided on.
 

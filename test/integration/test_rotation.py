@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Key rotation under concurrency (SPEC 7, issue 10 item 10).
 
 When the IdP starts signing with a new key, every child of httpd sees the

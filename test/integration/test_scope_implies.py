@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Scope hierarchy (issue 11 item 1; SPEC section 2, MCPAuthScopeImplies)
 against a real httpd: "a broader scope implies narrower ones" (MCP
 2026-07-28).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Server-wide directives live in httpd's server configuration, and all of
 them are process-wide (one shared-memory store, keyrings shared by every
 virtual host, one log limiter per process): written inside <VirtualHost>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared-memory features of mod_mcp_auth against a real httpd (event MPM,
 3+ children): one JWKS / discovery copy per issuer for all children, the
 shared verified-token cache, the unknown-kid refetch cooldown, stale keys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Unit test files follow the engine's source files one to one (issue 13,
 section 3): test/unit/test_<name>.c tests src/<name>.c, and every engine
 source has its file. A new engine file without unit tests, or a test file

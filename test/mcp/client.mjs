@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // An MCP client for the mod_mcp_auth tests: @modelcontextprotocol/sdk Client +
 // StreamableHTTPClientTransport with the SDK's own OAuth machinery, using the
 // SDK's ClientCredentialsProvider (client_credentials grant). The flow is the

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // A real OAuth 2.x authorization server for the mod_mcp_auth tests, built on
 // oidc-provider v9. Loopback only, plain http (the issuer is http://HOST:PORT).
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Differential-test backend (test/integration/test_jsonrpc_differential.py):
 // a stateless MCP SDK streamable-HTTP server, one McpServer + transport per
 // request, JSON responses. The SDK decodes the body itself (JSON.parse, zod)

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // The MCP backend for the mod_mcp_auth tests: a streamable-HTTP MCP server
 // (@modelcontextprotocol/sdk McpServer + StreamableHTTPServerTransport) with
 // stateful sessions (Mcp-Session-Id) and SSE, meant to sit behind httpd's

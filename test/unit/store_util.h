@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the tests of the shared store and of the caches and keyring built on
  * it share: fixed times, entry keys from names, a document policy. */
 #ifndef MCP_TEST_STORE_UTIL_H

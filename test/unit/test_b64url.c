@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Strict base64url (RFC 4648 section 5, JWS profile: no padding, no
  * whitespace, canonical trailing bits). */
 #include "test_util.h"

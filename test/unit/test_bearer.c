@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bearer.c: the extraction rules (test_bearer_extract), and
  * mcp_bearer_extract against a plain byte-by-byte reference (the rules of
  * RFC 6750 2.1 as the module had them before its scan was vectorised and

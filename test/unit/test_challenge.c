@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* challenge.c: the client-facing WWW-Authenticate challenge (one Bearer
  * challenge, nothing log-only in it, quoting) and the error body. */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Registered-claim checks (exp/nbf/iat with skew, required claims,
  * audience) and RFC 8707 audience comparison. */
 #include "test_util.h"

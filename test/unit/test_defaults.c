@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* defaults.h: the defaults written out for administrators (help strings,
  * README) are the ones the code applies. */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* discovery.c: the discovery URLs of an issuer (OIDC, then RFC 8414), and
  * the members read from the shared copy of the discovery document -- an
  * https issuer's document never sends us to clear text (SPEC 7). The

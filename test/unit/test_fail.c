@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fail.c: the failure value, log lines stamped with the file and line of
  * the engine code that wrote them (the glue hands them to httpd for
  * ErrorLogFormat %F), and printable copies for log lines. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http_fetch.c, the parts that need no IdP (the transfers themselves are
  * exercised against real servers by test_introspect.c and the integration
  * suite): form encoding, the lease and wait arithmetic every caller of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-endpoint failure table (idp_health.c) and the bounds of an
  * outbound call (http_fetch.c): backoff doubling and ceiling, one probe
  * after a backoff, concurrent failures counted once, reset on an answer;

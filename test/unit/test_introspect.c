@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 7662 introspection: the strict check of an answer
  * (mcp_introspect_check), the failure of an unreachable endpoint, the
  * request the module sends (through a loopback HTTP server started inside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* jose_alg.c: the table of JWS algorithms -- exact names both ways, the
  * key type, curve and sizes each algorithm needs. */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* json_util.c: strict parsing (duplicate members, NUL in strings, trailing
  * text refused), values tied to a pool, compact text, string members. */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The strict JSON-RPC reader behind MCPAuthToolScope (SPEC 6): each attack
  * body of issue 10 item 2 is refused with the right JSON-RPC code, beside
  * the legitimate neighbour that must still be read, with its tool calls. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWK / JWKS parsing: which keys survive, and only their public part. */
 #include "test_util.h"
 

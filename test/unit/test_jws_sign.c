@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* jws_sign.c, the signing half (CLI and tests): key generation per
  * algorithm, the public JWK (never a private member), and the compact JWS
  * -- ECDSA in the raw R||S form of RFC 7518 3.4, HMAC only with a secret.

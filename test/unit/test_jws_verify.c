@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWS signature verification for every algorithm, its failure modes, the
  * ECDSA raw-to-DER conversion, and published RFC test vectors. */
 #include "test_util.h"

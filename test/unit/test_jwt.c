@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Compact JWS split/decode and the JOSE header rules (RFC 7515, RFC 8725). */
 #include "test_util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* keyring.c: keys from a jwks_file and their rotation, a refresh within
  * the cooldown served by another process's fetch, a missing source, and a
  * store without its lock (one fetch per cooldown). */

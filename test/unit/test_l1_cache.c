@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* l1_cache.c: the per-process copy of verdicts -- compared on token, rules,
  * time and keys, and dead with the revocation epoch it was made under. */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log_limit: the first refusal of each reason per interval is logged, the
  * rest counted and reported once the interval is over; counts never lost. */
 #include "test_util.h"

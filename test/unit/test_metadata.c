@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metadata.c: the RFC 9728 protected resource metadata document -- the
  * resource, each authorization server once, scopes only when there are
  * some, bearer tokens in the header only. */

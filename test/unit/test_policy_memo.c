@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* policy_memo.c: a memo answers only for its key (memo_answers_only_its_key).
  * The policy memo's per-thread last hit (looked at before the lock): it
  * answers only for the memo and the entries it was read from -- never

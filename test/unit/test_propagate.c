@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* propagate.c: claim values as header and environment text (never a
  * control character), environment names, and the scrubbing of client
  * headers that could pose as the identity (case and '-'/'_' variants). */

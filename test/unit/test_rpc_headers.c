@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Mcp-Method / Mcp-Name against the body (MCP 2026-07-28, SPEC 6) and the
  * strict standard base64 of the `=?base64?...?=` form. */
 #include "test_util.h"

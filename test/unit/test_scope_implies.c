@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Scope hierarchy (scope_implies.c): closure, transitivity, cycles (a self
  * cycle, two scopes, a long chain closed at its end), merge of nested
  * sections (union, a child entry replaces the parent's, one side shared),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scopes.c: the scopes of a token (every scope claim, one union), the
  * name a client should request, and mcp_scope_split.
  *

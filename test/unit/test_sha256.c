@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sha256.c: the digest is SHA-256 (FIPS 180-2 vectors), and a key over
  * parts is the digest of the parts laid end to end -- so the keys the
  * store already holds keep their bytes. */

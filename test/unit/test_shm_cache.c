@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* shm_cache.c: the shared store (entries + documents) with explicit
  * clocks. The caches and the keyring built on it have their own files
  * (test_token_cache.c, test_l1_cache.c, test_verdict.c, test_keyring.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* stopping.c: the process-wide "stopping" deadline. One process, one
  * story, told in order: not stopping; a graceful stop holds for its grace
  * and then says stopping unless the server is restarting gracefully; a

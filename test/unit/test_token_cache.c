@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* token_cache.c. The policy fingerprint that keys both verdict-cache levels (issue 10,
  * item 3): every member of every struct that describes a location's policy
  * changes it when flipped alone, content (never addresses) decides, and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared helpers for the cmocka unit tests: one APR pool per test, test
  * vectors, token minting with the engine's own signer, one-key JWK sets
  * built from freshly generated keys, and base64url tampering. Everything

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* verdict.c: the flat binary form of a verdict kept in the shared cache
  * (any bytes kept, damaged values refused) and the cap of a lifetime at a
  * NumericDate (range-checked before any conversion); how long a verdict

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* verifier.c: mcp_verify_jwt end to end with fixed key sets (no network).
  * Bearer extraction is in test_bearer.c, the challenge in test_challenge.c. */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* version.c: the line names the program, MCP_AUTH_VERSION and the versions
  * of the libraries loaded in this process (not the headers built with). */
 #include "test_util.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The integration test harness of mod_mcp_auth (httpd's test/pyhttpd is the model).
 
 Everything runs on 127.0.0.1 with dynamically chosen ports and stops by itself.

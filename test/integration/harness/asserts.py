@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Assertions shared by the suites, each in its strictest form.
 
 The Bearer challenge grammar is the one the module emits (RFC 6750 section 3

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """After every test: no httpd child crashed and no token reached an error log
 (what httpd's own test suite does with env.check_error_log()).
 

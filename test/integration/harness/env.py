@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where things are: the repository, httpd, the build outputs; small process and port helpers."""
 
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """httpd: the configuration (event MPM, mod_cgid, a CGI that prints
 REMOTE_USER / AUTH_TYPE), ``apache2 -k start``/``stop``, raw requests, the error log."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Node.js peers in test/mcp (the oidc-provider IdP, the MCP SDK clients and
 servers): the tool chain, ``npm ci`` when the dependencies are missing, and
 one way to start a script and wait for its JSON ready line."""

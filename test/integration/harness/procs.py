@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Processes under /proc: an httpd's children, their memory and CPU time."""
 
 import os

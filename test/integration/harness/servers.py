@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Servers the tests run beside httpd: one threaded server base (plain or
 TLS, quiet, a thread of its own) and on it the HTTPS IdP serving JWKS
 documents and counting requests per path."""

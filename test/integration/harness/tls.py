@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A throw-away CA and a server certificate for IP:127.0.0.1 (the HTTPS IdP's)."""
 
 import datetime

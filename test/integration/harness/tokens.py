@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Keys and tokens: JWS compact serialisation built by hand (own base64url, own
 JSON, signing with python3-cryptography) so a test can forge anything:
 arbitrary headers, ``alg: none``, broken base64url, raw non-JSON bytes, DER

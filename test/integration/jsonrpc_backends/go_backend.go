@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Differential-test backend: a JSON-RPC server the way a typical Go MCP
 // server decodes a body (stdlib only): json.Unmarshal into structs with
 // `json:"method"` tags. encoding/json matches member names

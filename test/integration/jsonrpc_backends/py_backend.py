@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Differential-test backend: a JSON-RPC server the way a typical Python
 MCP server decodes a body (stdlib only): ``json.loads`` on the bytes (which
 also takes a BOM, UTF-16/32, NaN, duplicate keys -- the last wins), then

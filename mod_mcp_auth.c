@@ -37,14 +37,14 @@
  * identity they yield, or where the token goes -- server configuration
  * files only; in .htaccess httpd answers "not allowed here". */
 #define DIR_CMD(kind, name, fn, help) kind(name, fn, NULL, OR_AUTHCFG, help)
-#define DIR_STR(name, field, help)                                                                                   \
+#define DIR_STR(name, field, help)                                                                                     \
     AP_INIT_TAKE1(name, mcp_cmd_dir_string, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), OR_AUTHCFG, help)
 #define TRUST_CMD(kind, name, fn, help) kind(name, fn, NULL, ACCESS_CONF | RSRC_CONF, help)
-#define TRUST_STR(name, field, help)                                                                                 \
+#define TRUST_STR(name, field, help)                                                                                   \
     AP_INIT_TAKE1(name, mcp_cmd_dir_string, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), ACCESS_CONF | RSRC_CONF, help)
-#define DIR_FLAG(name, field, help)                                                                                  \
+#define DIR_FLAG(name, field, help)                                                                                    \
     AP_INIT_FLAG(name, mcp_cmd_dir_flag, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), OR_AUTHCFG, help)
-#define TRUST_FLAG(name, field, help)                                                                                \
+#define TRUST_FLAG(name, field, help)                                                                                  \
     AP_INIT_FLAG(name, mcp_cmd_dir_flag, (void *)APR_OFFSETOF(mcp_dir_conf_t, field), ACCESS_CONF | RSRC_CONF, help)
 #define SRV_CMD(kind, name, fn, help) kind(name, fn, NULL, RSRC_CONF, help)
 #define SRV_NUM(name, num, help) AP_INIT_TAKE1(name, mcp_cmd_server_number, (void *)&(num), RSRC_CONF, help)
@@ -283,8 +283,7 @@ static int late_checks(request_rec *r)
     conf = dir_conf(r);
     if (done && strcmp(done, conf_id(id, conf)) == 0)
         return DECLINED;
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "configuration changed after the fixups: checking %s again",
-                  r->uri);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "configuration changed after the fixups: checking %s again", r->uri);
     scrub_identity(r);
     if (!mcp_is_preflight(r, conf) && (rc = mcp_authenticate(r, conf)) != OK)
         return rc;
@@ -459,8 +458,8 @@ static void register_hooks(apr_pool_t *p)
      * error filter above); the body read for tool scopes, replayed. */
     ap_register_output_filter(MCP_JSON_ERROR_FILTER, mcp_refusal_json_error_filter, NULL, AP_FTYPE_RESOURCE);
     ap_register_output_filter(MCP_CORS_ERROR_FILTER, mcp_authz_cors_error_filter, NULL, AP_FTYPE_CONTENT_SET + 5);
-    mcp_toolscope_kept_body_handle = ap_register_input_filter(MCP_KEPT_BODY_FILTER, mcp_toolscope_kept_body_filter,
-                                                              NULL, AP_FTYPE_RESOURCE);
+    mcp_toolscope_kept_body_handle =
+        ap_register_input_filter(MCP_KEPT_BODY_FILTER, mcp_toolscope_kept_body_filter, NULL, AP_FTYPE_RESOURCE);
 }
 
 /* clang-format off */

@@ -74,14 +74,15 @@ static json_t *handle(json_t *msg)
         result = json_object();
     }
     else if (method && strcmp(method, "tools/list") == 0) {
-        result = json_pack("{s:[o,o,o]}", "tools", tool("whoami", "Who does httpd say I am?"),
-                           tool("read_notes", "Read the notes"), tool("delete_notes", "Delete all notes (notes:delete)"));
+        result =
+            json_pack("{s:[o,o,o]}", "tools", tool("whoami", "Who does httpd say I am?"),
+                      tool("read_notes", "Read the notes"), tool("delete_notes", "Delete all notes (notes:delete)"));
     }
     else if (method && strcmp(method, "tools/call") == 0) {
         result = call_tool(json_string_value(json_object_get(json_object_get(msg, "params"), "name")));
         if (!result)
-            return json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id, "error", "code", -32602,
-                             "message", "Unknown tool");
+            return json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id, "error", "code", -32602, "message",
+                             "Unknown tool");
     }
     if (!result)
         return json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id, "error", "code", -32601, "message",

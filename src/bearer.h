@@ -12,7 +12,6 @@
 /* authorization: the Authorization header value or NULL; alt: the
  * MCPAuthTokenHeader value or NULL. On success *token points into one of
  * them. MCP_FAIL_NO_TOKEN when neither carries a bearer token. */
-int mcp_bearer_extract(const char *authorization, const char *alt, const char **token, size_t *len,
-                       mcp_fail_t *fail);
+int mcp_bearer_extract(const char *authorization, const char *alt, const char **token, size_t *len, mcp_fail_t *fail);
 
 #endif

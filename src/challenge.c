@@ -91,11 +91,11 @@ const char *mcp_challenge_header(apr_pool_t *p, const mcp_fail_t *fail, const mc
                 h = apr_pstrcat(p, h, sep, "scope=", mcp_quote(p, c->scope), NULL);
             return h;
         }
-        return apr_pstrcat(p, h, sep, "error=\"", code, "\", error_description=\"", description(p, fail->reason),
-                           "\"", NULL);
+        return apr_pstrcat(p, h, sep, "error=\"", code, "\", error_description=\"", description(p, fail->reason), "\"",
+                           NULL);
     case MCP_FAIL_INVALID_REQUEST:
-        return apr_pstrcat(p, h, " error=\"invalid_request\", error_description=\"", description(p, fail->reason),
-                           "\"", NULL);
+        return apr_pstrcat(p, h, " error=\"invalid_request\", error_description=\"", description(p, fail->reason), "\"",
+                           NULL);
     case MCP_FAIL_INSUFFICIENT_SCOPE:
         h = apr_pstrcat(p, h, " error=\"insufficient_scope\"", NULL);
         if (c->scope)
@@ -117,9 +117,9 @@ const char *mcp_error_body(apr_pool_t *p, const mcp_fail_t *fail)
 
     if (code)
         json_object_set_new(o, "error", json_string(code));
-    json_object_set_new(o, "error_description",
-                        json_string(fail->kind == MCP_FAIL_NO_TOKEN ? "A bearer token is required"
-                                                                    : description(p, fail->reason)));
+    json_object_set_new(
+        o, "error_description",
+        json_string(fail->kind == MCP_FAIL_NO_TOKEN ? "A bearer token is required" : description(p, fail->reason)));
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     copy = apr_pstrcat(p, s ? s : "{}", "\n", NULL);

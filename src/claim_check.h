@@ -13,11 +13,11 @@
 typedef struct {
     const char *const *audiences; /* accepted audiences; n_audiences 0: aud not checked */
     int n_audiences;
-    const char *const *required;  /* claims that must be present (exp always is) */
+    const char *const *required; /* claims that must be present (exp always is) */
     int n_required;
-    long long skew;               /* seconds of leeway for exp, nbf, iat */
-    long long now;                /* seconds since the epoch */
-    int exp_optional;             /* introspection results may lack exp */
+    long long skew;   /* seconds of leeway for exp, nbf, iat */
+    long long now;    /* seconds since the epoch */
+    int exp_optional; /* introspection results may lack exp */
 } mcp_claim_policy_t;
 
 int mcp_claims_check(apr_pool_t *p, const json_t *claims, const mcp_claim_policy_t *pol, mcp_fail_t *fail);

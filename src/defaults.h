@@ -12,15 +12,15 @@
 /* MCPAuthAlgorithms: the names of MCP_ALG_MASK_DEFAULT (jose_alg.h), in
  * the words an administrator writes (test/unit/test_defaults.c: the same set). */
 #define MCP_DEFAULT_ALGORITHMS "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA" /* MCPAuthAlgorithms */
-#define MCP_DEFAULT_CLOCK_SKEW 30            /* MCPAuthClockSkew, seconds */
-#define MCP_DEFAULT_MAX_TOKEN_SIZE 16384     /* MCPAuthMaxTokenSize, bytes */
-#define MCP_DEFAULT_REQUIRED_CLAIM "sub"     /* MCPAuthRequiredClaims (exp is always required) */
-#define MCP_DEFAULT_REMOTE_USER_CLAIM "sub"  /* MCPAuthRemoteUserClaim */
-#define MCP_DEFAULT_RESOURCE_METADATA 1      /* MCPAuthResourceMetadata On */
-#define MCP_DEFAULT_PASS_TOKEN 0             /* MCPAuthPassToken Off */
-#define MCP_DEFAULT_FORWARD_TOKEN 1          /* MCPAuthForwardToken On */
+#define MCP_DEFAULT_CLOCK_SKEW 30               /* MCPAuthClockSkew, seconds */
+#define MCP_DEFAULT_MAX_TOKEN_SIZE 16384        /* MCPAuthMaxTokenSize, bytes */
+#define MCP_DEFAULT_REQUIRED_CLAIM "sub"        /* MCPAuthRequiredClaims (exp is always required) */
+#define MCP_DEFAULT_REMOTE_USER_CLAIM "sub"     /* MCPAuthRemoteUserClaim */
+#define MCP_DEFAULT_RESOURCE_METADATA 1         /* MCPAuthResourceMetadata On */
+#define MCP_DEFAULT_PASS_TOKEN 0                /* MCPAuthPassToken Off */
+#define MCP_DEFAULT_FORWARD_TOKEN 1             /* MCPAuthForwardToken On */
 #define MCP_DEFAULT_INTROSPECTION_PARAM "token" /* MCPAuthIntrospection param= */
-#define MCP_DEFAULT_INTROSPECTION_CACHE 300  /* MCPAuthIntrospection cache=, seconds */
+#define MCP_DEFAULT_INTROSPECTION_CACHE 300     /* MCPAuthIntrospection cache=, seconds */
 
 /* Server-wide directives. */
 #define MCP_DEFAULT_CACHE_ENTRIES 4096       /* MCPAuthCacheEntries */

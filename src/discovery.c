@@ -25,8 +25,8 @@ void mcp_discovery_urls(apr_pool_t *p, const char *issuer, const char **oidc, co
     if (!path || (size_t)(path - issuer) >= len)
         *rfc8414 = apr_psprintf(p, "%.*s/.well-known/oauth-authorization-server", (int)len, issuer);
     else
-        *rfc8414 = apr_psprintf(p, "%.*s/.well-known/oauth-authorization-server%.*s", (int)(path - issuer),
-                                issuer, (int)(len - (size_t)(path - issuer)), path);
+        *rfc8414 = apr_psprintf(p, "%.*s/.well-known/oauth-authorization-server%.*s", (int)(path - issuer), issuer,
+                                (int)(len - (size_t)(path - issuer)), path);
 }
 
 /* One discovery document: must name this issuer exactly. */
@@ -49,8 +49,7 @@ static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, si
     }
     iss = mcp_json_str(doc, "issuer");
     if (!iss || strcmp(iss, kr->issuer) != 0) {
-        *err = apr_psprintf(p, "document issuer %s does not equal the configured issuer",
-                            mcp_printable(p, iss, 200));
+        *err = apr_psprintf(p, "document issuer %s does not equal the configured issuer", mcp_printable(p, iss, 200));
         return NULL;
     }
     *len = resp.len;
@@ -66,8 +65,8 @@ static const char *secure_member(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log
         return value;
     if (strcmp(member, "jwks_uri") != 0 && strcmp(member, "introspection_endpoint") != 0)
         return value;
-    mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed: insecure %s %s in the discovery document of issuer %s",
-             member, mcp_printable(p, value, 256), mcp_printable(p, kr->issuer, 256));
+    mcp_logf(log, p, MCP_LOG_ERR, "Discovery failed: insecure %s %s in the discovery document of issuer %s", member,
+             mcp_printable(p, value, 256), mcp_printable(p, kr->issuer, 256));
     return NULL;
 }
 

@@ -108,7 +108,7 @@ static struct {
     handles_t *idle;
     int in_use, max_calls, server_calls, open;
     apr_time_t last_progress; /* last checkout or checkin under the cap */
-    pid_t pid; /* handles never cross a fork: only their process uses them */
+    pid_t pid;                /* handles never cross a fork: only their process uses them */
     mcp_idp_health_t *health;
 } proc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, 0, 0, NULL};
 
@@ -282,8 +282,7 @@ static void note_retry(apr_interval_time_t wait)
 static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, const char *form,
                          const char *authorization, int document, mcp_http_resp_t *resp, const char **err);
 
-int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp,
-                 const char **err)
+int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp, const char **err)
 {
     return mcp_http_call(p, url, o, NULL, NULL, 1, resp, err);
 }
@@ -399,8 +398,8 @@ static int endpoint_failure(CURLcode rc)
 /* Records the outcome in the shared table. A timeout counts only when the
  * call had most of MCPAuthHTTPTimeout: one cut short by the request's
  * spent budget says nothing about the endpoint. */
-static void note_outcome(const char *url, CURLcode rc, long status, apr_interval_time_t limit,
-                         apr_interval_time_t full, apr_time_t started)
+static void note_outcome(const char *url, CURLcode rc, long status, apr_interval_time_t limit, apr_interval_time_t full,
+                         apr_time_t started)
 {
     mcp_idp_health_t *health = proc.health;
     int failed;
@@ -451,8 +450,7 @@ static apr_time_t queue_until(apr_time_t now, apr_interval_time_t limit)
 
 /* A place among the server's calls to url, waiting for one until `until`
  * at most (other processes free them: polled). 0: taken. */
-static int enter_server_cap(const char *url, apr_time_t until, apr_interval_time_t stale_after,
-                            mcp_idp_lease_t *lease)
+static int enter_server_cap(const char *url, apr_time_t until, apr_interval_time_t stale_after, mcp_idp_lease_t *lease)
 {
     for (;;) {
         apr_time_t now = apr_time_now();
@@ -488,15 +486,13 @@ static const char *admit(apr_pool_t *p, const char *url, const mcp_http_opts_t *
         note_retry(APR_USEC_PER_SEC);
         return apr_psprintf(p, "not asked: %d calls to the IdP already under way in this process", proc.max_calls);
     }
-    if (proc.health && !*own && !document &&
-        enter_server_cap(url, queue_until(now, limit), held, lease)) {
+    if (proc.health && !*own && !document && enter_server_cap(url, queue_until(now, limit), held, lease)) {
         checkin(*h, *own);
         *h = NULL;
         note_retry(APR_USEC_PER_SEC);
         return apr_psprintf(p, "not asked: %d calls to it already under way in the server", proc.server_calls);
     }
-    if (proc.health && !*own &&
-        mcp_idp_health_admit(proc.health, url, now, held, &wait)) {
+    if (proc.health && !*own && mcp_idp_health_admit(proc.health, url, now, held, &wait)) {
         mcp_idp_health_leave(proc.health, lease);
         checkin(*h, *own);
         *h = NULL;

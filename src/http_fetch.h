@@ -22,15 +22,15 @@
 #include "idp_health.h"
 
 typedef struct {
-    long timeout_s;       /* connect + total */
-    int ssl_verify;       /* verify peer and host name */
-    const char *ca_file;  /* NULL: system store */
-    size_t max_size;      /* larger bodies are an error */
+    long timeout_s;      /* connect + total */
+    int ssl_verify;      /* verify peer and host name */
+    const char *ca_file; /* NULL: system store */
+    size_t max_size;     /* larger bodies are an error */
 } mcp_http_opts_t;
 
 typedef struct {
     long status;
-    char *body;           /* NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t len;
 } mcp_http_resp_t;
 
@@ -40,8 +40,7 @@ typedef struct {
  * left, stopping). Documents are fetched once for all processes (the
  * store's lease), so they may use a small reserve above the cap that
  * per-token calls cannot take. */
-int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp,
-                 const char **err);
+int mcp_http_get(apr_pool_t *p, const char *url, const mcp_http_opts_t *o, mcp_http_resp_t *resp, const char **err);
 
 /* A per-token call (introspection): POST an
  * application/x-www-form-urlencoded body (form != NULL) or GET (form ==

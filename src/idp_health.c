@@ -11,10 +11,10 @@
 #define SLOTS 64
 
 typedef struct {
-    uint64_t key;          /* hash of the endpoint; 0: free */
-    int64_t until;         /* calls are refused before this (apr_time_t) */
-    int64_t last_failure;  /* when the last failure was recorded */
-    uint32_t failures;     /* consecutive, since the last answer */
+    uint64_t key;         /* hash of the endpoint; 0: free */
+    int64_t until;        /* calls are refused before this (apr_time_t) */
+    int64_t last_failure; /* when the last failure was recorded */
+    uint32_t failures;    /* consecutive, since the last answer */
     uint32_t unused;
     int64_t lease[MCP_IDP_MAX_LEASES]; /* start of a call under way; 0: free */
 } slot_t;
@@ -25,8 +25,7 @@ struct mcp_idp_health {
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
-#define CAS(x, expect, v) \
-    __atomic_compare_exchange_n(&(x), &(expect), (v), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+#define CAS(x, expect, v) __atomic_compare_exchange_n(&(x), &(expect), (v), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
 mcp_idp_health_t *mcp_idp_health_create(apr_pool_t *pool)
 {
@@ -113,8 +112,7 @@ int mcp_idp_health_admit(mcp_idp_health_t *h, const char *url, apr_time_t now, a
     return -1;
 }
 
-apr_interval_time_t mcp_idp_health_failed(mcp_idp_health_t *h, const char *url, apr_time_t started,
-                                          apr_time_t now)
+apr_interval_time_t mcp_idp_health_failed(mcp_idp_health_t *h, const char *url, apr_time_t started, apr_time_t now)
 {
     slot_t *s;
     uint32_t n;
@@ -149,8 +147,8 @@ void mcp_idp_health_ok(mcp_idp_health_t *h, const char *url)
     STORE(s->until, 0);
 }
 
-int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time_t now,
-                         apr_interval_time_t stale_after, mcp_idp_lease_t *lease)
+int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time_t now, apr_interval_time_t stale_after,
+                         mcp_idp_lease_t *lease)
 {
     slot_t *s;
     int i;

@@ -37,8 +37,7 @@ int mcp_idp_health_admit(mcp_idp_health_t *h, const char *url, apr_time_t now, a
  * Returns the backoff now in force. A call that was already under way when
  * an earlier failure was recorded does not double the backoff again (many
  * hung calls ending together are one failure of the endpoint). */
-apr_interval_time_t mcp_idp_health_failed(mcp_idp_health_t *h, const char *url, apr_time_t started,
-                                          apr_time_t now);
+apr_interval_time_t mcp_idp_health_failed(mcp_idp_health_t *h, const char *url, apr_time_t started, apr_time_t now);
 
 /* The endpoint answered: no backoff any more. */
 void mcp_idp_health_ok(mcp_idp_health_t *h, const char *url);
@@ -57,8 +56,8 @@ typedef struct {
 /* 0: *lease taken (or untracked). -1: max (at most MCP_IDP_MAX_LEASES)
  * calls to url are under way; places older than stale_after (a process
  * that died in a call) are taken over. */
-int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time_t now,
-                         apr_interval_time_t stale_after, mcp_idp_lease_t *lease);
+int mcp_idp_health_enter(mcp_idp_health_t *h, const char *url, int max, apr_time_t now, apr_interval_time_t stale_after,
+                         mcp_idp_lease_t *lease);
 void mcp_idp_health_leave(mcp_idp_health_t *h, const mcp_idp_lease_t *lease);
 
 /* When the most recent of the calls under way to url started (0: none):

@@ -110,8 +110,7 @@ static int ask(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, c
         form = apr_pstrcat(p, param, "=", tok, "&token_type_hint=access_token", NULL);
         if (c->auth == MCP_AUTH_POST)
             form = apr_pstrcat(p, form, "&client_id=", mcp_form_encode(p, c->client_id ? c->client_id : ""),
-                               "&client_secret=", mcp_form_encode(p, c->client_secret ? c->client_secret : ""),
-                               NULL);
+                               "&client_secret=", mcp_form_encode(p, c->client_secret ? c->client_secret : ""), NULL);
         else if (c->auth == MCP_AUTH_NONE && c->client_id)
             form = apr_pstrcat(p, form, "&client_id=", mcp_form_encode(p, c->client_id), NULL);
     }
@@ -188,8 +187,8 @@ static void remove_parts(mcp_store_t *st, const unsigned char key[32], uint32_t 
 
 /* The parts first, the head last (it replaces the "being asked" mark):
  * a reader that finds the head finds every part, or a hash mismatch. */
-static int store_split(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_time_t expires,
-                       unsigned flags, const char *text, size_t len, int *evicted)
+static int store_split(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_time_t expires, unsigned flags,
+                       const char *text, size_t len, int *evicted)
 {
     size_t chunk = mcp_store_entry_capacity(st);
     mcp_entry_key_t head = {key, KIND_HEAD, expires, -1, 0};
@@ -224,8 +223,8 @@ static int store_split(mcp_store_t *st, const unsigned char key[32], apr_time_t 
 }
 
 /* All or nothing: every part there, the length and the hash right. */
-static char *read_split(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p,
-                        const char *value, size_t vlen, size_t *len)
+static char *read_split(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, const char *value,
+                        size_t vlen, size_t *len)
 {
     unsigned char pk[32], hash[32];
     split_head h;
@@ -354,8 +353,8 @@ static apr_time_t last_too_large;
 /* The answer could not be stored: a short "ask directly" mark replaces
  * the "being asked" one at once, so nobody waits for an answer that will
  * never be there; every request for the token asks the IdP itself. */
-static void not_cacheable(mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char key[32],
-                          apr_time_t now, size_t len, const mcp_log_t *log, apr_pool_t *p)
+static void not_cacheable(mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char key[32], apr_time_t now,
+                          size_t len, const mcp_log_t *log, apr_pool_t *p)
 {
     apr_interval_time_t ttl = c->cache < MCP_INTROSPECT_NEGATIVE_TTL ? c->cache : MCP_INTROSPECT_NEGATIVE_TTL;
     mcp_entry_key_t direct = {key, KIND_DIRECT, now + ttl, -1, 0};

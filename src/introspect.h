@@ -17,7 +17,7 @@
 typedef enum { MCP_AUTH_BASIC = 0, MCP_AUTH_POST, MCP_AUTH_NONE } mcp_client_auth;
 
 typedef struct {
-    const char *url;           /* NULL: discovered (introspection_endpoint) */
+    const char *url; /* NULL: discovered (introspection_endpoint) */
     mcp_client_auth auth;
     const char *client_id;
     const char *client_secret; /* never logged */

@@ -85,11 +85,8 @@ static const struct {
     const char *name;
     size_t coord_len;
 } crv_table[] = {
-    [MCP_CRV_NONE] = {"", 0},
-    [MCP_CRV_P256] = {"P-256", 32},
-    [MCP_CRV_P384] = {"P-384", 48},
-    [MCP_CRV_P521] = {"P-521", 66},
-    [MCP_CRV_ED25519] = {"Ed25519", 32},
+    [MCP_CRV_NONE] = {"", 0},       [MCP_CRV_P256] = {"P-256", 32},      [MCP_CRV_P384] = {"P-384", 48},
+    [MCP_CRV_P521] = {"P-521", 66}, [MCP_CRV_ED25519] = {"Ed25519", 32},
 };
 
 size_t mcp_crv_coord_len(mcp_crv crv)

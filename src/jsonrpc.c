@@ -25,10 +25,10 @@ static const char *const MEMBERS[] = {"jsonrpc", "id", "method", "params", "name
 #define NMEMBERS (sizeof(MEMBERS) / sizeof(MEMBERS[0]))
 
 typedef struct {
-    const char *method, *name, *uri; /* string values, NULL otherwise */
+    const char *method, *name, *uri;      /* string values, NULL otherwise */
     size_t method_len, name_len, uri_len; /* their decoded lengths (an escaped NUL included) */
-    const char *id;                  /* raw text of a string or number id */
-    int ids;                         /* members that are or fold to "id" */
+    const char *id;                       /* raw text of a string or number id */
+    int ids;                              /* members that are or fold to "id" */
 } message_t;
 
 /* The member names of one message or params object seen so far (for the
@@ -49,8 +49,8 @@ typedef struct {
     size_t len, pos;
     char stack[MCP_RPC_MAX_DEPTH];
     size_t depth;
-    int messages;        /* in the batch so far */
-    members_t seen[2];   /* the open message / params object */
+    int messages;      /* in the batch so far */
+    members_t seen[2]; /* the open message / params object */
     message_t msg;
     mcp_rpc_body_t *out;
 } parser_t;
@@ -392,8 +392,8 @@ static int push(parser_t *P, char frame)
 {
     if (P->depth == MCP_RPC_MAX_DEPTH) {
         P->out->code = MCP_RPC_INVALID_REQUEST;
-        P->out->cause = apr_psprintf(P->p, "JSON nested deeper than %d at byte %" APR_SIZE_T_FMT,
-                                     MCP_RPC_MAX_DEPTH, P->pos);
+        P->out->cause =
+            apr_psprintf(P->p, "JSON nested deeper than %d at byte %" APR_SIZE_T_FMT, MCP_RPC_MAX_DEPTH, P->pos);
         return -1;
     }
     P->stack[P->depth++] = frame;
@@ -403,8 +403,8 @@ static int push(parser_t *P, char frame)
 static int begin_message(parser_t *P)
 {
     if (P->depth > 0 && ++P->messages > MCP_RPC_MAX_MESSAGES)
-        return too_much(P, MCP_RPC_TOO_MANY, apr_psprintf(P->p, "more than %d messages in a batch",
-                                                          MCP_RPC_MAX_MESSAGES));
+        return too_much(P, MCP_RPC_TOO_MANY,
+                        apr_psprintf(P->p, "more than %d messages in a batch", MCP_RPC_MAX_MESSAGES));
     apr_pool_clear(P->scratch);
     memset(&P->msg, 0, sizeof(P->msg));
     P->seen[0].n = 0;

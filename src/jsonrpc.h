@@ -21,9 +21,9 @@
 
 /* Limits (SPEC 6), far above what MCP messages reach and low enough that
  * reading an adversarial body keeps no state per element. */
-#define MCP_RPC_MAX_DEPTH 128    /* nesting of arrays and objects, the whole body -> -32600 */
+#define MCP_RPC_MAX_DEPTH 128     /* nesting of arrays and objects, the whole body -> -32600 */
 #define MCP_RPC_MAX_MESSAGES 1024 /* messages in one batch -> 413 */
-#define MCP_RPC_MAX_MEMBERS 256  /* members of one message or of its params object -> 413 */
+#define MCP_RPC_MAX_MEMBERS 256   /* members of one message or of its params object -> 413 */
 
 typedef struct {
     int code;          /* 0, MCP_RPC_PARSE_ERROR, MCP_RPC_INVALID_REQUEST or MCP_RPC_TOO_MANY */

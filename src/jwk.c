@@ -39,8 +39,9 @@ static int b64_member(apr_pool_t *p, const json_t *obj, const char *name, unsign
  * are factorable: refused like short keys. */
 static int rsa_has_roca_fingerprint(const BIGNUM *n)
 {
-    static const unsigned primes[] = {3,  5,  7,  11, 13, 17, 19, 23, 29, 31, 37, 41, 43,  47,  53,  59,  61,  67,  71,
-                                      73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167};
+    static const unsigned primes[] = {3,   5,   7,   11,  13,  17,  19,  23,  29,  31,  37,  41,  43,
+                                      47,  53,  59,  61,  67,  71,  73,  79,  83,  89,  97,  101, 103,
+                                      107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167};
     size_t i;
 
     for (i = 0; i < sizeof(primes) / sizeof(primes[0]); i++) {
@@ -140,8 +141,7 @@ static int ec_from_jwk(apr_pool_t *p, const json_t *obj, mcp_jwk_t *k, const cha
         return fail_why(why, "EC key with unsupported crv");
     clen = mcp_crv_coord_len(k->crv);
     /* RFC 7518 6.2.1.2: coordinates are full-length octet strings. */
-    if (b64_member(p, obj, "x", &x, &xlen) || b64_member(p, obj, "y", &y, &ylen) || xlen != clen ||
-        ylen != clen)
+    if (b64_member(p, obj, "x", &x, &xlen) || b64_member(p, obj, "y", &y, &ylen) || xlen != clen || ylen != clen)
         return fail_why(why, "EC key with bad x/y");
     pub[0] = 0x04;
     memcpy(pub + 1, x, clen);

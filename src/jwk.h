@@ -12,12 +12,12 @@
 #include "jose_alg.h"
 
 typedef struct {
-    const char *kid;     /* NULL when the JWK has none */
+    const char *kid; /* NULL when the JWK has none */
     mcp_kty kty;
-    mcp_crv crv;         /* EC and OKP */
-    mcp_alg alg;         /* JWK "alg", MCP_ALG_UNKNOWN when absent */
-    int bits;            /* RSA modulus size, curve size otherwise */
-    EVP_PKEY *pkey;      /* RSA, EC, OKP; freed with the pool */
+    mcp_crv crv;                 /* EC and OKP */
+    mcp_alg alg;                 /* JWK "alg", MCP_ALG_UNKNOWN when absent */
+    int bits;                    /* RSA modulus size, curve size otherwise */
+    EVP_PKEY *pkey;              /* RSA, EC, OKP; freed with the pool */
     const unsigned char *secret; /* oct */
     size_t secret_len;
 } mcp_jwk_t;
@@ -25,7 +25,7 @@ typedef struct {
 typedef struct {
     mcp_jwk_t **keys;
     int nkeys;
-    int skipped;            /* members of "keys" that were not usable */
+    int skipped;             /* members of "keys" that were not usable */
     const char *skip_reason; /* why the first skipped one was left out */
 } mcp_jwks_t;
 

@@ -107,8 +107,7 @@ static int der_to_raw(const unsigned char *der, size_t derlen, size_t clen, unsi
     return ok ? 0 : -1;
 }
 
-static int sign_evp(mcp_alg alg, EVP_PKEY *pkey, const char *msg, size_t msglen, unsigned char *sig,
-                    size_t *siglen)
+static int sign_evp(mcp_alg alg, EVP_PKEY *pkey, const char *msg, size_t msglen, unsigned char *sig, size_t *siglen)
 {
     EVP_MD_CTX *mctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;

@@ -62,8 +62,8 @@ static int verify_hmac(mcp_alg alg, const mcp_jwk_t *key, const unsigned char *m
 
     if (siglen != want || !md)
         return 0;
-    if (!EVP_Q_mac(NULL, "HMAC", NULL, EVP_MD_get0_name(md), NULL, key->secret, key->secret_len, msg, msglen,
-                   mac, sizeof(mac), &maclen) ||
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, EVP_MD_get0_name(md), NULL, key->secret, key->secret_len, msg, msglen, mac,
+                   sizeof(mac), &maclen) ||
         maclen != want)
         return 0;
     return CRYPTO_memcmp(mac, sig, want) == 0;
@@ -128,8 +128,8 @@ done:
     return ok;
 }
 
-int mcp_jws_verify(mcp_alg alg, const mcp_jwk_t *key, const unsigned char *msg, size_t msglen,
-                   const unsigned char *sig, size_t siglen)
+int mcp_jws_verify(mcp_alg alg, const mcp_jwk_t *key, const unsigned char *msg, size_t msglen, const unsigned char *sig,
+                   size_t siglen)
 {
     if (!mcp_jwk_fits_alg(key, alg))
         return 0;

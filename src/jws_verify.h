@@ -11,8 +11,8 @@
 
 /* 1 when sig is a valid signature by key over msg with alg, 0 otherwise.
  * The caller has checked mcp_jwk_fits_alg(key, alg). */
-int mcp_jws_verify(mcp_alg alg, const mcp_jwk_t *key, const unsigned char *msg, size_t msglen,
-                   const unsigned char *sig, size_t siglen);
+int mcp_jws_verify(mcp_alg alg, const mcp_jwk_t *key, const unsigned char *msg, size_t msglen, const unsigned char *sig,
+                   size_t siglen);
 
 /* ECDSA: raw R||S (2 * coord bytes) to a DER SEQUENCE in out (bounded by
  * outsize). Returns the DER length, or 0 when it does not fit. */

@@ -14,11 +14,11 @@
 typedef struct {
     const char *signing_input; /* "header.payload", not NUL-terminated */
     size_t signing_input_len;
-    json_t *header;            /* owned by the pool */
+    json_t *header; /* owned by the pool */
     mcp_alg alg;
-    const char *kid;           /* NULL when absent */
-    const char *typ;           /* NULL when absent */
-    unsigned char *payload;    /* decoded, NUL-terminated */
+    const char *kid;        /* NULL when absent */
+    const char *typ;        /* NULL when absent */
+    unsigned char *payload; /* decoded, NUL-terminated */
     size_t payload_len;
     unsigned char *sig;
     size_t sig_len;

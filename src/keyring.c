@@ -13,7 +13,7 @@ struct mcp_keyset {
     apr_pool_t *pool; /* owns jwks and every EVP_PKEY in it */
     mcp_jwks_t *jwks;
     uint64_t generation;
-    int refs;         /* guarded by the keyring's lock */
+    int refs; /* guarded by the keyring's lock */
 };
 
 const mcp_jwks_t *mcp_keyset_jwks(const mcp_keyset_t *ks)
@@ -34,8 +34,8 @@ static void slot_name(unsigned char out[32], const char *what, const char *issue
     mcp_sha256_key(out, parts, 3);
 }
 
-mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri,
-                                  const char *jwks_file, const mcp_fetch_settings_t *settings)
+mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri, const char *jwks_file,
+                                  const mcp_fetch_settings_t *settings)
 {
     mcp_keyring_t *kr = apr_pcalloc(pconf, sizeof(*kr));
     kr->issuer = issuer;
@@ -81,8 +81,8 @@ mcp_doc_policy_t mcp_keyring_doc_policy(const mcp_fetch_settings_t *s)
 
 /* Fetches the JWKS text and checks it holds usable keys before it may
  * replace the shared copy (a broken answer never evicts good keys). */
-static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where,
-                        size_t *len, const char **err)
+static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where, size_t *len,
+                        const char **err)
 {
     mcp_http_resp_t resp;
     mcp_jwks_t *set;
@@ -202,8 +202,8 @@ static int private_keys_locked(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t
     return 0;
 }
 
-static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
-                        const char **where, const char **err)
+static int private_keys(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out, const char **where,
+                        const char **err)
 {
     int rc;
     apr_thread_mutex_lock(kr->private_fetch);
@@ -228,8 +228,7 @@ static int parsed_keys(mcp_keyring_t *kr, uint64_t generation, mcp_keyset_t **ou
 }
 
 /* This process's parsed keys for the shared generation, parsing on change. */
-static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, const mcp_log_t *log,
-                      mcp_keyset_t **out)
+static int local_keys(mcp_keyring_t *kr, uint64_t generation, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out)
 {
     mcp_keyset_t *ks;
     char *text;
@@ -251,8 +250,8 @@ apr_time_t mcp_keyring_wait_deadline(const mcp_keyring_t *kr)
     return mcp_http_wait_end(&kr->settings->http, apr_time_now());
 }
 
-int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
-                        mcp_keyset_t **out, mcp_fail_t *fail)
+int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
+                        mcp_fail_t *fail)
 {
     return mcp_keyring_acquire_until(kr, refresh, mcp_keyring_wait_deadline(kr), p, log, out, fail);
 }

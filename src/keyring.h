@@ -32,8 +32,8 @@ uint64_t mcp_keyset_generation(const mcp_keyset_t *ks);
 
 /* issuer may be NULL for a bare jwks_uri/jwks_file (CLI). settings is read
  * when keys are fetched, so it may be completed after creation. */
-mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri,
-                                  const char *jwks_file, const mcp_fetch_settings_t *settings);
+mcp_keyring_t *mcp_keyring_create(apr_pool_t *pconf, const char *issuer, const char *jwks_uri, const char *jwks_file,
+                                  const mcp_fetch_settings_t *settings);
 
 /* Where the documents live: two document slots of the store (JWKS and
  * discovery). Call before the first acquire. */
@@ -49,8 +49,8 @@ int mcp_keyring_jwks_doc(const mcp_keyring_t *kr);
 /* Current keys, fetched if due. refresh != 0: the caller saw an unknown
  * kid; refetch unless an attempt was made within the cooldown.
  * Fails with MCP_FAIL_UNAVAILABLE when no usable keys exist. */
-int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log,
-                        mcp_keyset_t **out, mcp_fail_t *fail);
+int mcp_keyring_acquire(mcp_keyring_t *kr, int refresh, apr_pool_t *p, const mcp_log_t *log, mcp_keyset_t **out,
+                        mcp_fail_t *fail);
 /* A jwks_file keyring: re-reads the file into the shared copy (SPEC 7: at
  * every start and graceful restart, since shared memory survives those).
  * Other sources: nothing to do. 0 ok, -1 unreadable or unusable file. */

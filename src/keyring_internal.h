@@ -12,7 +12,7 @@
 
 struct mcp_keyring {
     const char *issuer;
-    const char *jwks_uri;  /* configured; NULL means discover */
+    const char *jwks_uri; /* configured; NULL means discover */
     const char *jwks_file;
     const mcp_fetch_settings_t *settings;
     unsigned char jwks_key[32], disc_key[32]; /* names of our document slots */

@@ -13,7 +13,7 @@ typedef struct {
     size_t cap; /* bytes of data[] */
     size_t ctx_len, token_len, strings_len;
     mcp_l1_deps_t deps;
-    mcp_verdict_t v;      /* string members point into this block */
+    mcp_verdict_t v; /* string members point into this block */
     char data[];
 } entry;
 
@@ -141,8 +141,8 @@ static void fill(entry *e, const void *ctx, size_t ctx_len, const char *token, s
     e->v.claims = place(&at, v->claims);
 }
 
-void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len,
-                const mcp_l1_deps_t *deps, const mcp_verdict_t *v)
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, const mcp_l1_deps_t *deps,
+                const mcp_verdict_t *v)
 {
     size_t strings = strlen(v->user) + strlen(v->scope) + strlen(v->claims) + (v->sub ? strlen(v->sub) : 0) +
                      (v->iss ? strlen(v->iss) : 0) + 5;

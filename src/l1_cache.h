@@ -34,7 +34,7 @@ typedef struct {
 int mcp_l1_get(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, apr_time_t now,
                mcp_store_t *st, apr_pool_t *p, mcp_verdict_t *out);
 
-void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len,
-                const mcp_l1_deps_t *deps, const mcp_verdict_t *v);
+void mcp_l1_put(mcp_l1_t *c, const void *ctx, size_t ctx_len, const char *token, size_t len, const mcp_l1_deps_t *deps,
+                const mcp_verdict_t *v);
 
 #endif

@@ -13,17 +13,17 @@
 #include <apr_time.h>
 #include <pthread.h>
 
-#define MCP_LOG_LIMIT_KINDS 64     /* distinct reasons; the last slot takes every further one */
-#define MCP_LOG_LIMIT_REASON 64    /* bytes kept of a reason, with its NUL */
+#define MCP_LOG_LIMIT_KINDS 64  /* distinct reasons; the last slot takes every further one */
+#define MCP_LOG_LIMIT_REASON 64 /* bytes kept of a reason, with its NUL */
 #define MCP_LOG_LIMIT_OTHER "(other reasons)"
 
 typedef struct {
     char reason[MCP_LOG_LIMIT_REASON];
-    int level;                 /* level of its lines (MCP_LOG_*), as first seen */
-    apr_uint64_t total;        /* refusals of this reason, logged or not */
-    apr_uint64_t suppressed;   /* of them, not logged */
-    apr_time_t window_start;   /* the current interval began with a logged line */
-    apr_uint64_t pending;      /* suppressed since window_start, not yet reported */
+    int level;               /* level of its lines (MCP_LOG_*), as first seen */
+    apr_uint64_t total;      /* refusals of this reason, logged or not */
+    apr_uint64_t suppressed; /* of them, not logged */
+    apr_time_t window_start; /* the current interval began with a logged line */
+    apr_uint64_t pending;    /* suppressed since window_start, not yet reported */
 } mcp_log_kind_t;
 
 typedef struct {

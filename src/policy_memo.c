@@ -109,8 +109,7 @@ int mcp_policy_memo_get(mcp_policy_memo_t *m, const void *key, size_t len, unsig
     return hit ? 0 : -1;
 }
 
-void mcp_policy_memo_put(mcp_policy_memo_t *m, const void *key, size_t len,
-                         const unsigned char fp[MCP_FINGERPRINT_LEN])
+void mcp_policy_memo_put(mcp_policy_memo_t *m, const void *key, size_t len, const unsigned char fp[MCP_FINGERPRINT_LEN])
 {
     entry *e, *old;
     unsigned slot;

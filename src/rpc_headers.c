@@ -27,7 +27,8 @@ int mcp_rpc_header_value(apr_pool_t *p, const char *value, const char **out, siz
         return -1;
     /* The markers are case-sensitive; a plain value that merely looks like
      * one had to be encoded by the client, so this reading is the only one. */
-    if (n >= open + close && strncmp(value, SENTINEL_OPEN, open) == 0 && strcmp(value + n - close, SENTINEL_CLOSE) == 0) {
+    if (n >= open + close && strncmp(value, SENTINEL_OPEN, open) == 0 &&
+        strcmp(value + n - close, SENTINEL_CLOSE) == 0) {
         if (mcp_b64_decode(p, value + open, n - open - close, &dec, outlen) != 0)
             return -1;
         *out = (const char *)dec;

@@ -114,7 +114,7 @@ static const char *cycle_text(mcp_scope_implies_t *si, int from)
 {
     apr_pool_t *p = si->pool;
     int n = si->nodes->nelts, head, i, cur = -1;
-    int *prev = apr_palloc(p, n * sizeof(int));            /* index before it; -1: not reached */
+    int *prev = apr_palloc(p, n * sizeof(int));           /* index before it; -1: not reached */
     const edge_t **via = apr_palloc(p, n * sizeof(*via)); /* the edge it was first reached by */
     int *queue = apr_palloc(p, n * sizeof(int));
     int tail = 0;
@@ -147,8 +147,8 @@ static const char *cycle_text(mcp_scope_implies_t *si, int from)
     steps = apr_array_make(p, 8, sizeof(const char *));
     APR_ARRAY_PUSH(steps, const char *) = apr_pstrcat(p, " -> ", NODE(si, from)->name, " (", last->where, ")", NULL);
     for (; cur != from; cur = prev[cur])
-        APR_ARRAY_PUSH(steps, const char *) = apr_pstrcat(p, " -> ", NODE(si, cur)->name, " (", via[cur]->where, ")",
-                                                          NULL);
+        APR_ARRAY_PUSH(steps, const char *) =
+            apr_pstrcat(p, " -> ", NODE(si, cur)->name, " (", via[cur]->where, ")", NULL);
     for (i = 0; i < steps->nelts / 2; i++) {
         const char *t = APR_ARRAY_IDX(steps, i, const char *);
         APR_ARRAY_IDX(steps, i, const char *) = APR_ARRAY_IDX(steps, steps->nelts - 1 - i, const char *);

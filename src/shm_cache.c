@@ -75,7 +75,7 @@ struct mcp_store {
     unsigned n_docs;
     size_t doc_size;
     mcp_store_lock_t lock;
-    uint64_t *epoch; /* revocation epoch, NULL: none */
+    uint64_t *epoch;    /* revocation epoch, NULL: none */
     unsigned n_entries; /* MCPAuthCacheEntries, for warnings */
     /* This process's counts (atomic: threaded MPMs), and what the last
      * eviction notice had already reported. */
@@ -89,8 +89,8 @@ struct mcp_store {
 
 #define MCP_SMALL_CELL 512
 
-mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size,
-                              void **doc_ptrs, unsigned n_docs, size_t doc_size, mcp_store_lock_t lock)
+mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size, void **doc_ptrs,
+                              unsigned n_docs, size_t doc_size, mcp_store_lock_t lock)
 {
     mcp_store_t *st = apr_pcalloc(p, sizeof(*st));
     unsigned split = 0, per = (unsigned)(entry_size / MCP_SMALL_CELL), i, j;
@@ -230,8 +230,7 @@ static const table *table_for(const mcp_store_t *st, size_t len)
     return NULL;
 }
 
-int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
-                  size_t *len)
+int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value, size_t *len)
 {
     mcp_entry_meta_t meta;
     return mcp_store_get_meta(st, k, now, p, value, len, &meta);
@@ -393,8 +392,8 @@ static unsigned transient_ways(const table *t)
  * a live ordinary one: a free slot while fewer than transient_ways() of
  * the set are transient, else the least recently used transient one, else
  * nothing. Every eviction and refusal is counted. Caller holds the lock. */
-static entry_hdr *room_in(mcp_store_t *st, const table *t, const unsigned char *key, apr_time_t now,
-                          unsigned flags, int *evicted)
+static entry_hdr *room_in(mcp_store_t *st, const table *t, const unsigned char *key, apr_time_t now, unsigned flags,
+                          int *evicted)
 {
     unsigned start = first_slot(t, key), w, n_transient = 0;
     entry_hdr *free_slot = NULL, *old_transient = NULL, *old_ordinary = NULL, *victim;
@@ -555,8 +554,7 @@ unsigned mcp_store_entries(const mcp_store_t *st)
     return st ? st->n_entries : 0;
 }
 
-int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval,
-                              mcp_store_stats_t *since)
+int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval, mcp_store_stats_t *since)
 {
     apr_time_t last;
     mcp_store_stats_t cur, old;
@@ -791,8 +789,7 @@ void mcp_store_doc_wait(mcp_store_t *st, int doc, const unsigned char *key, apr_
     }
 }
 
-int mcp_store_doc_peek(mcp_store_t *st, int doc, const unsigned char *key, uint64_t *generation,
-                       apr_time_t *fetched_at)
+int mcp_store_doc_peek(mcp_store_t *st, int doc, const unsigned char *key, uint64_t *generation, apr_time_t *fetched_at)
 {
     doc_hdr *d = readable(st) ? doc_at(st, doc) : NULL;
     if (!d || memcmp(d->key, key, 32) != 0)

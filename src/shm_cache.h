@@ -29,8 +29,8 @@ typedef struct mcp_store mcp_store_t;
 #define MCP_STORE_WAYS 8    /* an entry lives in one of 8 consecutive slots */
 
 /* entry_ptrs[i] / doc_ptrs[i]: where slot i is mapped in this process. */
-mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size,
-                              void **doc_ptrs, unsigned n_docs, size_t doc_size, mcp_store_lock_t lock);
+mcp_store_t *mcp_store_create(apr_pool_t *p, void **entry_ptrs, unsigned n_entries, size_t entry_size, void **doc_ptrs,
+                              unsigned n_docs, size_t doc_size, mcp_store_lock_t lock);
 
 /* A private store in plain memory (CLI, unit tests): thread lock only. */
 mcp_store_t *mcp_store_create_local(apr_pool_t *p, unsigned n_entries, size_t entry_size, unsigned n_docs,
@@ -52,8 +52,7 @@ typedef struct {
 } mcp_entry_key_t;
 
 /* Copies the value into a pool buffer. 0 on a live hit, -1 otherwise. */
-int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value,
-                  size_t *len);
+int mcp_store_get(mcp_store_t *st, const mcp_entry_key_t *k, apr_time_t now, apr_pool_t *p, char **value, size_t *len);
 
 /* What an entry was stored with, read under the same lock as its value. */
 typedef struct {
@@ -119,8 +118,7 @@ unsigned mcp_store_entries(const mcp_store_t *st);
  * something was evicted or refused since the last notice; *since gets the
  * counts since then (the caller logs one warning naming
  * MCPAuthCacheEntries). */
-int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval,
-                              mcp_store_stats_t *since);
+int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval, mcp_store_stats_t *since);
 
 /* Stores the value only when no live entry of any kind has this key: the
  * building block of "one caller does the work, the others wait".

@@ -24,11 +24,44 @@
  * are collected in a buffer and hashed in a few large updates (hot path). */
 
 enum {
-    T_USER_CLAIM = 1, T_SCOPE_CLAIM, T_ALG_MASK, T_HMAC, T_HMAC_KID, T_HMAC_ALG, T_HMAC_SECRET, T_TYP, T_MAX_SIZE,
-    T_JWS_ONLY, T_AUDIENCES, T_AUDIENCE, T_REQUIRED, T_REQUIRED_ONE, T_SKEW, T_EXP_OPTIONAL, T_ISSUERS, T_ISSUER,
-    T_ISS_INTROSPECTION, T_ISS_JWKS_URI, T_ISS_JWKS_FILE, T_ISS_JWKS_FILE_SHA256, T_ISS_RING, T_ISS_DISCOVERY_OIDC,
-    T_ISS_DISCOVERY_RFC8414, T_ISS_KEYS, T_ISS_KEY, T_INTRO, T_INTRO_URL, T_INTRO_AUTH, T_INTRO_CLIENT_ID,
-    T_INTRO_SECRET, T_INTRO_GET, T_INTRO_PARAM, T_INTRO_CACHE, T_ISS_ALIASES, T_ISS_ALIAS, T_END
+    T_USER_CLAIM = 1,
+    T_SCOPE_CLAIM,
+    T_ALG_MASK,
+    T_HMAC,
+    T_HMAC_KID,
+    T_HMAC_ALG,
+    T_HMAC_SECRET,
+    T_TYP,
+    T_MAX_SIZE,
+    T_JWS_ONLY,
+    T_AUDIENCES,
+    T_AUDIENCE,
+    T_REQUIRED,
+    T_REQUIRED_ONE,
+    T_SKEW,
+    T_EXP_OPTIONAL,
+    T_ISSUERS,
+    T_ISSUER,
+    T_ISS_INTROSPECTION,
+    T_ISS_JWKS_URI,
+    T_ISS_JWKS_FILE,
+    T_ISS_JWKS_FILE_SHA256,
+    T_ISS_RING,
+    T_ISS_DISCOVERY_OIDC,
+    T_ISS_DISCOVERY_RFC8414,
+    T_ISS_KEYS,
+    T_ISS_KEY,
+    T_INTRO,
+    T_INTRO_URL,
+    T_INTRO_AUTH,
+    T_INTRO_CLIENT_ID,
+    T_INTRO_SECRET,
+    T_INTRO_GET,
+    T_INTRO_PARAM,
+    T_INTRO_CACHE,
+    T_ISS_ALIASES,
+    T_ISS_ALIAS,
+    T_END
 };
 
 typedef struct {
@@ -200,8 +233,8 @@ void mcp_token_cache_key(const unsigned char fp[MCP_FINGERPRINT_LEN], const char
     mcp_sha256_key(key, parts, 2);
 }
 
-int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p,
-                        mcp_verdict_t *out, mcp_entry_meta_t *meta)
+int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, mcp_verdict_t *out,
+                        mcp_entry_meta_t *meta)
 {
     mcp_entry_key_t k = {key, KIND_JWT_VERDICT, 0, -1, 0};
     mcp_entry_meta_t m;

@@ -39,8 +39,8 @@ void mcp_token_cache_key(const unsigned char fp[MCP_FINGERPRINT_LEN], const char
  * meta (may be NULL): the entry's expiry and the JWKS generation it was
  * stored under, read together with the verdict -- what a per-process copy
  * must carry. */
-int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p,
-                        mcp_verdict_t *out, mcp_entry_meta_t *meta);
+int mcp_token_cache_get(mcp_store_t *st, const unsigned char key[32], apr_time_t now, apr_pool_t *p, mcp_verdict_t *out,
+                        mcp_entry_meta_t *meta);
 
 /* Keeps a verdict for at most ttl and never past exp, and only while the
  * JWKS generation that verified it (key_doc, key_generation) is current.

@@ -28,8 +28,8 @@ static int time_claim(const json_t *claims, const char *name, double *out)
     return 1;
 }
 
-int mcp_verdict_from_claims(apr_pool_t *p, const json_t *claims, int issuer_index, mcp_alg alg,
-                            const char *user_claim, const char *scope_claim, mcp_verdict_t *v)
+int mcp_verdict_from_claims(apr_pool_t *p, const json_t *claims, int issuer_index, mcp_alg alg, const char *user_claim,
+                            const char *scope_claim, mcp_verdict_t *v)
 {
     static const char *const fallback[] = {"sub", "client_id", "username"};
     int i, unsafe;
@@ -110,9 +110,9 @@ const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *le
     h.version = VERDICT_WIRE_VERSION;
     h.issuer_index = v->issuer_index;
     h.alg = (int32_t)v->alg;
-    h.has_exp = (uint8_t)!!v->has_exp;
-    h.has_nbf = (uint8_t)!!v->has_nbf;
-    h.has_iat = (uint8_t)!!v->has_iat;
+    h.has_exp = (uint8_t) !!v->has_exp;
+    h.has_nbf = (uint8_t) !!v->has_nbf;
+    h.has_iat = (uint8_t) !!v->has_iat;
     h.has_sub = v->sub != NULL;
     h.has_iss = v->iss != NULL;
     h.exp = v->exp;

@@ -14,19 +14,19 @@
 
 typedef struct {
     int issuer_index;
-    mcp_alg alg;             /* MCP_ALG_UNKNOWN for introspection answers */
+    mcp_alg alg; /* MCP_ALG_UNKNOWN for introspection answers */
     int has_exp, has_nbf, has_iat;
     double exp, nbf, iat;
-    const char *user;        /* REMOTE_USER ("" when no claim names one) */
-    const char *sub, *iss;   /* NULL when absent or not fit for a header */
-    const char *scope;       /* granted scopes, space-delimited ("" for none) */
-    const char *claims;      /* all claims, compact JSON */
+    const char *user;      /* REMOTE_USER ("" when no claim names one) */
+    const char *sub, *iss; /* NULL when absent or not fit for a header */
+    const char *scope;     /* granted scopes, space-delimited ("" for none) */
+    const char *claims;    /* all claims, compact JSON */
 } mcp_verdict_t;
 
 /* user_claim: MCPAuthRemoteUserClaim (NULL: sub); then sub, client_id,
  * username. scope_claim: MCPAuthScopeClaim (NULL: scope, then scp). */
-int mcp_verdict_from_claims(apr_pool_t *p, const json_t *claims, int issuer_index, mcp_alg alg,
-                            const char *user_claim, const char *scope_claim, mcp_verdict_t *v);
+int mcp_verdict_from_claims(apr_pool_t *p, const json_t *claims, int issuer_index, mcp_alg alg, const char *user_claim,
+                            const char *scope_claim, mcp_verdict_t *v);
 
 /* exp / nbf / iat against now with the skew (exp optional for
  * introspection answers): the checks that must run on every cache hit. */

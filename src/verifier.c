@@ -38,8 +38,8 @@ static keys_result try_keys(const mcp_jwks_t *set, const mcp_jws_t *jws)
         if (!mcp_jwk_fits_alg(set->keys[i], jws->alg))
             continue;
         fitting++;
-        if (mcp_jws_verify(jws->alg, set->keys[i], (const unsigned char *)jws->signing_input,
-                           jws->signing_input_len, jws->sig, jws->sig_len))
+        if (mcp_jws_verify(jws->alg, set->keys[i], (const unsigned char *)jws->signing_input, jws->signing_input_len,
+                           jws->sig, jws->sig_len))
             return KEYS_VERIFIED;
     }
     return fitting ? KEYS_BAD_SIGNATURE : KEYS_NO_MATCH;
@@ -67,8 +67,8 @@ static int keys_fail(apr_pool_t *p, keys_result r, const mcp_jws_t *jws, const c
 
 /* The issuer's fetched keys (*r), refetched once when none has the kid.
  * -1 when no keys can be had (fail set). */
-static int try_fetched_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti, const mcp_jws_t *jws,
-                            const mcp_log_t *log, mcp_verified_t *out, keys_result *r, mcp_fail_t *fail)
+static int try_fetched_keys(apr_pool_t *p, const mcp_trusted_issuer_t *ti, const mcp_jws_t *jws, const mcp_log_t *log,
+                            mcp_verified_t *out, keys_result *r, mcp_fail_t *fail)
 {
     mcp_keyset_t *ks;
     /* Waiting for another process's fetch is bounded once for the request. */
@@ -144,8 +144,8 @@ static int find_issuer(apr_pool_t *p, const mcp_verify_policy_t *pol, const json
                                                      : "(missing or not a string)"));
 }
 
-int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol,
-                   const mcp_log_t *log, mcp_verified_t *out, mcp_fail_t *fail)
+int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol, const mcp_log_t *log,
+                   mcp_verified_t *out, mcp_fail_t *fail)
 {
     mcp_jws_t jws;
     json_t *claims = NULL;
@@ -154,13 +154,12 @@ int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verif
     memset(out, 0, sizeof(*out));
     out->key_doc = -1;
     if (pol->max_token_size && len > pol->max_token_size)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
-                        apr_psprintf(p, "%lu bytes, limit %lu", (unsigned long)len,
-                                     (unsigned long)pol->max_token_size));
+        return mcp_fail(
+            fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
+            apr_psprintf(p, "%lu bytes, limit %lu", (unsigned long)len, (unsigned long)pol->max_token_size));
     if (mcp_jws_parse(p, token, len, &jws, fail))
         return -1;
-    if (!(pol->alg_mask & MCP_ALG_BIT(jws.alg)) ||
-        (mcp_alg_kty(jws.alg) == MCP_KTY_OCT && !pol->hmac_key))
+    if (!(pol->alg_mask & MCP_ALG_BIT(jws.alg)) || (mcp_alg_kty(jws.alg) == MCP_KTY_OCT && !pol->hmac_key))
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Algorithm not allowed",
                         apr_psprintf(p, "alg %s", mcp_alg_name(jws.alg)));
     if (pol->token_type && !mcp_typ_matches(pol->token_type, jws.typ))
@@ -179,8 +178,8 @@ int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verif
         if (!mcp_jwk_fits_alg(pol->hmac_key, jws.alg))
             return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Algorithm not allowed",
                             apr_psprintf(p, "the HMAC secret is too short for %s", mcp_alg_name(jws.alg)));
-        if (!mcp_jws_verify(jws.alg, pol->hmac_key, (const unsigned char *)jws.signing_input,
-                            jws.signing_input_len, jws.sig, jws.sig_len)) {
+        if (!mcp_jws_verify(jws.alg, pol->hmac_key, (const unsigned char *)jws.signing_input, jws.signing_input_len,
+                            jws.sig, jws.sig_len)) {
             out->refusal_lasts = 1;
             return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Invalid signature",
                             apr_psprintf(p, "alg %s (shared secret)", mcp_alg_name(jws.alg)));

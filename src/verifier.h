@@ -15,9 +15,9 @@
 #include "fail.h"
 
 typedef struct {
-    const char *issuer;          /* exact "iss"; NULL accepts any (CLI without --issuer) */
-    mcp_keyring_t *ring;         /* fetched keys, or */
-    const mcp_jwks_t *keys;      /* a fixed key set (CLI --jwk / --jwks FILE) */
+    const char *issuer;                 /* exact "iss"; NULL accepts any (CLI without --issuer) */
+    mcp_keyring_t *ring;                /* fetched keys, or */
+    const mcp_jwks_t *keys;             /* a fixed key set (CLI --jwk / --jwks FILE) */
     const char *introspection_endpoint; /* configured; NULL: from discovery */
     /* Where the ring's keys come from, for the verdict caches' policy
      * fingerprint (the ring itself is shared by every location with the
@@ -37,17 +37,17 @@ int mcp_issuer_matches(const mcp_trusted_issuer_t *ti, const char *iss);
 typedef struct {
     const mcp_trusted_issuer_t *issuers;
     int n_issuers;
-    unsigned alg_mask;           /* MCP_ALG_BIT(...) of allowed algorithms */
-    const mcp_jwk_t *hmac_key;   /* MCPAuthHMACSecret; HS* needs it */
-    const char *token_type;      /* required "typ", or NULL */
+    unsigned alg_mask;         /* MCP_ALG_BIT(...) of allowed algorithms */
+    const mcp_jwk_t *hmac_key; /* MCPAuthHMACSecret; HS* needs it */
+    const char *token_type;    /* required "typ", or NULL */
     size_t max_token_size;
     mcp_claim_policy_t claims;
-    int jws_only;                /* signature and header only (CLI --jws-only) */
+    int jws_only; /* signature and header only (CLI --jws-only) */
 } mcp_verify_policy_t;
 
 typedef struct {
     json_t *header;
-    json_t *claims;              /* NULL with jws_only */
+    json_t *claims; /* NULL with jws_only */
     mcp_alg alg;
     int issuer_index;
     /* The shared JWKS document and generation whose key verified the token
@@ -64,7 +64,7 @@ typedef struct {
     int refusal_lasts;
 } mcp_verified_t;
 
-int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol,
-                   const mcp_log_t *log, mcp_verified_t *out, mcp_fail_t *fail);
+int mcp_verify_jwt(apr_pool_t *p, const char *token, size_t len, const mcp_verify_policy_t *pol, const mcp_log_t *log,
+                   mcp_verified_t *out, mcp_fail_t *fail);
 
 #endif

@@ -172,8 +172,7 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
         settings.http.ca_file = ca_file;
         settings.http.max_size = 1 << 20;
         ti.ring = mcp_keyring_create(p, NULL, jwks, NULL, &settings);
-        mcp_keyring_attach(ti.ring, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + settings.http.max_size), 0,
-                           1);
+        mcp_keyring_attach(ti.ring, mcp_store_create_local(p, 0, 0, 2, MCP_DOC_HEADER + settings.http.max_size), 0, 1);
     }
     else if (jwks) {
         char *text = read_all(p, jwks, 1 << 20);
@@ -216,8 +215,7 @@ static int cmd_verify(apr_pool_t *p, int argc, char **argv)
         if (text)
             json_object_set_new(out, "payload", text);
         else
-            json_object_set_new(out, "payload_b64url",
-                                json_string(mcp_b64url_encode(p, jws.payload, jws.payload_len)));
+            json_object_set_new(out, "payload_b64url", json_string(mcp_b64url_encode(p, jws.payload, jws.payload_len)));
         claims = mcp_json_parse(p, (const char *)jws.payload, jws.payload_len);
         if (json_is_object(claims))
             json_object_set(out, "claims", claims);

@@ -132,9 +132,8 @@ static void remember_refusal(const unsigned char *fp, const char *token, size_t 
  * token compared, no hashing of the token, no global lock) and the shared
  * one (SHA-256 of fingerprint and token). Every hit re-checks the time
  * claims. */
-static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol,
-                         const char *token, size_t len, const mcp_log_t *log, mcp_verdict_t *verdict,
-                         json_t **claims, mcp_fail_t *fail)
+static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_verify_policy_t *pol, const char *token,
+                         size_t len, const mcp_log_t *log, mcp_verdict_t *verdict, json_t **claims, mcp_fail_t *fail)
 {
     mcp_store_t *store = mcp_shm_store();
     unsigned char fp[MCP_FINGERPRINT_LEN], key[32];
@@ -179,15 +178,15 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
             remember_refusal(fp, token, len, &v, fail, r->request_time);
         return -1;
     }
-    if (mcp_verdict_from_claims(r->pool, v.claims, v.issuer_index, v.alg, conf->remote_user_claim,
-                                conf->scope_claim, verdict))
+    if (mcp_verdict_from_claims(r->pool, v.claims, v.issuer_index, v.alg, conf->remote_user_claim, conf->scope_claim,
+                                verdict))
         return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Malformed token", "claims cannot be serialized");
     *claims = v.claims;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "signature verified (%s)%s", mcp_alg_name(v.alg),
                   use_cache ? ", verdict cached" : "");
     if (use_cache) {
-        if (mcp_token_cache_put(store, key, r->request_time, mcp_srv_conf(r->server)->token_ttl, r->pool, verdict, v.key_doc,
-                                v.key_generation, &evicted) == 0 &&
+        if (mcp_token_cache_put(store, key, r->request_time, mcp_srv_conf(r->server)->token_ttl, r->pool, verdict,
+                                v.key_doc, v.key_generation, &evicted) == 0 &&
             evicted)
             mcp_shm_note_eviction(r);
         deps.expires = keep_until(verdict, r->request_time);
@@ -269,8 +268,8 @@ static const char *introspection_url(request_rec *r, const mcp_dir_conf_t *conf,
 
 /* Opaque tokens (not a compact JWS): RFC 7662 introspection. 0: accepted;
  * -1: *fail says why. */
-static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol,
-                               const char *token, size_t len, const mcp_log_t *log, mcp_fail_t *fail)
+static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_verify_policy_t *pol, const char *token,
+                               size_t len, const mcp_log_t *log, mcp_fail_t *fail)
 {
     mcp_store_t *store = mcp_shm_store();
     unsigned char fp[MCP_FINGERPRINT_LEN];
@@ -307,8 +306,8 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
             return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");
         }
     }
-    if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url, &mcp_srv_conf(r->server)->fetch.http, token,
-                       len, log, &result, &valid_until, fail))
+    if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url,
+                       &mcp_srv_conf(r->server)->fetch.http, token, len, log, &result, &valid_until, fail))
         return -1;
     if (mcp_introspect_check(r->pool, result, pol, &idx, fail))
         return -1;
@@ -316,9 +315,8 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
                                 conf->scope_claim, verdict))
         return mcp_fail(fail, MCP_FAIL_UNAVAILABLE, "Introspection failed", "the answer cannot be serialized");
     if (ctx && valid_until > 0) {
-        deps.expires = r->request_time + (conf->introspection->cache < INTROSPECTION_L1_TTL
-                                              ? conf->introspection->cache
-                                              : INTROSPECTION_L1_TTL);
+        deps.expires = r->request_time + (conf->introspection->cache < INTROSPECTION_L1_TTL ? conf->introspection->cache
+                                                                                            : INTROSPECTION_L1_TTL);
         if (valid_until < deps.expires)
             deps.expires = valid_until;
         deps.expires = mcp_verdict_keep_until(verdict, deps.expires);
@@ -340,14 +338,14 @@ static int authenticate(request_rec *r, const mcp_dir_conf_t *conf, mcp_fail_t *
     int parts;
 
     if (mcp_bearer_extract(apr_table_get(r->headers_in, "Authorization"),
-                           conf->token_header ? apr_table_get(r->headers_in, conf->token_header) : NULL, &token,
-                           &len, fail))
+                           conf->token_header ? apr_table_get(r->headers_in, conf->token_header) : NULL, &token, &len,
+                           fail))
         return -1;
     build_policy(r, conf, &pol);
     if (len > pol.max_token_size)
-        return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
-                        apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len,
-                                     (unsigned long)pol.max_token_size));
+        return mcp_fail(
+            fail, MCP_FAIL_INVALID_TOKEN, "Token too large",
+            apr_psprintf(r->pool, "%lu bytes, limit %lu", (unsigned long)len, (unsigned long)pol.max_token_size));
     /* The token's shape decides: a compact JWS is verified here, anything
      * else but a JWE is an opaque token for the introspection endpoint. */
     parts = mcp_compact_parts(token, len);

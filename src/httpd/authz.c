@@ -19,10 +19,10 @@
 APLOG_USE_MODULE(mcp_auth);
 
 typedef struct {
-    const char *path;            /* mcp-claim only */
+    const char *path; /* mcp-claim only */
     const char **values;
     int n;
-    int negated;                 /* under `Require not` or <RequireNone>: refuses by granting */
+    int negated; /* under `Require not` or <RequireNone>: refuses by granting */
 } require_args;
 
 /* Whether the Require line being parsed grants by refusing: `Require not
@@ -52,9 +52,10 @@ static void warn_offline_access(cmd_parms *cmd, const require_args *a)
     int i;
     for (i = 0; i < a->n; i++)
         if (strcmp(a->values[i], "offline_access") == 0 && cmd->directive)
-            mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
-                                                   "Require mcp-scope offline_access (%s:%d): " MCP_OFFLINE_ACCESS_UNASKED,
-                                                   cmd->directive->filename, cmd->directive->line_num));
+            mcp_cmd_note_warning(cmd,
+                                 apr_psprintf(cmd->temp_pool,
+                                              "Require mcp-scope offline_access (%s:%d): " MCP_OFFLINE_ACCESS_UNASKED,
+                                              cmd->directive->filename, cmd->directive->line_num));
 }
 
 /* Arguments are parsed once, at configuration time. */
@@ -176,8 +177,7 @@ const char *mcp_origin_canonical(apr_pool_t *p, const char *origin, int allow_pa
     const char *port = NULL;
 
     if (!origin || apr_uri_parse(p, origin, &u) != APR_SUCCESS || !u.scheme || !*u.scheme || !u.hostname ||
-        !*u.hostname || u.user || u.password || u.query || u.fragment ||
-        (!allow_path && u.path && *u.path))
+        !*u.hostname || u.user || u.password || u.query || u.fragment || (!allow_path && u.path && *u.path))
         return NULL;
     scheme = apr_pstrdup(p, u.scheme);
     host = apr_pstrdup(p, u.hostname);

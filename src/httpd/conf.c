@@ -33,8 +33,7 @@ void *mcp_create_dir_conf(apr_pool_t *p, char *dir)
 /* Claim exports merge as a union: a child entry replaces only the parent's
  * entry for the same name (headers case-insensitively; env names are
  * already upper-cased), so a nested section never drops the parent's. */
-static apr_array_header_t *merge_exports(apr_pool_t *p, const apr_array_header_t *base,
-                                         const apr_array_header_t *add)
+static apr_array_header_t *merge_exports(apr_pool_t *p, const apr_array_header_t *base, const apr_array_header_t *add)
 {
     apr_array_header_t *out;
     int i, j;
@@ -80,8 +79,7 @@ static apr_array_header_t *merge_tool_scopes(apr_pool_t *p, const apr_array_head
 
 /* Required claims from .htaccess add to the inherited ones (the default
  * sub included); elsewhere a section's list replaces its parent's. */
-static apr_array_header_t *merge_required_claims(apr_pool_t *p, const mcp_dir_conf_t *base,
-                                                 const mcp_dir_conf_t *add)
+static apr_array_header_t *merge_required_claims(apr_pool_t *p, const mcp_dir_conf_t *base, const mcp_dir_conf_t *add)
 {
     apr_array_header_t *out;
     if (!add->required_claims || !add->required_claims_add)
@@ -151,8 +149,8 @@ void *mcp_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->scope_request_prefix = MERGE(scope_request_prefix, NULL);
     /* One side's closure is shared; a pair check_config merged comes from
      * its memo; only other pairs (rare) build a merged closure here. */
-    c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 0, p,
-                                                                           base->scope_implies, add->scope_implies, NULL);
+    c->scope_implies = (mcp_scope_implies_t *)mcp_scope_implies_merge_memo(
+        mcp_gen.implies_merged, 0, p, base->scope_implies, add->scope_implies, NULL);
     return c;
 }
 

@@ -25,8 +25,8 @@
  * a *_set flag so a nested section inherits what it does not override;
  * outside conf.c and the directive handlers, read through the accessors. */
 typedef struct {
-    apr_array_header_t *issuers;         /* mcp_trusted_issuer_t */
-    apr_array_header_t *audiences;       /* const char * */
+    apr_array_header_t *issuers;   /* mcp_trusted_issuer_t */
+    apr_array_header_t *audiences; /* const char * */
     const char *resource;
     unsigned alg_mask;
     int alg_set;
@@ -37,33 +37,33 @@ typedef struct {
     const char *token_header;
     const char *remote_user_claim;
     long max_token_size;
-    const char *location;                /* <Location> path the directives were written in */
-    const char *scope_claim;             /* MCPAuthScopeClaim: its claims joined by spaces (a list in one
-                                          * string, so the fingerprint and memo cover it whole); NULL: scope then scp */
-    apr_array_header_t *scopes_supported; /* const char * */
-    int resource_metadata;               /* MCP_UNSET, 0 Off, 1 On */
-    apr_array_header_t *tool_scopes;     /* mcp_tool_scope_t */
-    apr_array_header_t *claim_headers;   /* mcp_claim_export_t */
-    apr_array_header_t *claim_envs;      /* mcp_claim_export_t */
-    int pass_token;                      /* MCP_UNSET, 0 Off, 1 On */
-    int forward_token;                   /* MCP_UNSET, 0 Off, 1 On */
+    const char *location;                       /* <Location> path the directives were written in */
+    const char *scope_claim;                    /* MCPAuthScopeClaim: its claims joined by spaces (a list in one
+                                                 * string, so the fingerprint and memo cover it whole); NULL: scope then scp */
+    apr_array_header_t *scopes_supported;       /* const char * */
+    int resource_metadata;                      /* MCP_UNSET, 0 Off, 1 On */
+    apr_array_header_t *tool_scopes;            /* mcp_tool_scope_t */
+    apr_array_header_t *claim_headers;          /* mcp_claim_export_t */
+    apr_array_header_t *claim_envs;             /* mcp_claim_export_t */
+    int pass_token;                             /* MCP_UNSET, 0 Off, 1 On */
+    int forward_token;                          /* MCP_UNSET, 0 Off, 1 On */
     const mcp_introspect_conf_t *introspection; /* MCPAuthIntrospection */
-    int from_htaccess;                   /* a directive of ours came from .htaccess: request-pool data */
-    int required_claims_add;             /* set in .htaccess: adds to the inherited list, never replaces */
-    apr_array_header_t *allowed_origins; /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
-    mcp_scope_implies_t *scope_implies;  /* MCPAuthScopeImplies with its closure; NULL: none (never from .htaccess) */
-    const char *scope_request_prefix;    /* MCPAuthScopeRequestPrefix; NULL: scopes spelled as configured */
+    int from_htaccess;                          /* a directive of ours came from .htaccess: request-pool data */
+    int required_claims_add;                    /* set in .htaccess: adds to the inherited list, never replaces */
+    apr_array_header_t *allowed_origins;        /* MCPAuthAllowedOrigins: canonical origins, or just "*"; NULL: own */
+    mcp_scope_implies_t *scope_implies; /* MCPAuthScopeImplies with its closure; NULL: none (never from .htaccess) */
+    const char *scope_request_prefix;   /* MCPAuthScopeRequestPrefix; NULL: scopes spelled as configured */
 } mcp_dir_conf_t;
 
 typedef struct {
-    const char *name;                    /* header name, or env name (upper-cased) */
-    const char *expr;                    /* $, $.a, $.a.b */
+    const char *name; /* header name, or env name (upper-cased) */
+    const char *expr; /* $, $.a, $.a.b */
 } mcp_claim_export_t;
 
 typedef struct {
     const char *tool;
-    apr_array_header_t *scopes;          /* const char * */
-    int narrow_only;                     /* from .htaccess: adds scopes, never replaces an inherited entry */
+    apr_array_header_t *scopes; /* const char * */
+    int narrow_only;            /* from .htaccess: adds scopes, never replaces an inherited entry */
 } mcp_tool_scope_t;
 
 /* One configuration section (or a server's top level) holding our
@@ -71,16 +71,16 @@ typedef struct {
  * sections (HMAC length, usable ServerName) and never at request time. */
 typedef struct {
     server_rec *server;
-    const char *kind;                    /* "<Location", "<Directory", ...; NULL: the server's top level */
-    const char *path;                    /* prefix path for <Location>/<Directory>, NULL otherwise */
+    const char *kind; /* "<Location", "<Directory", ...; NULL: the server's top level */
+    const char *path; /* prefix path for <Location>/<Directory>, NULL otherwise */
     const mcp_dir_conf_t *conf;
-    const char *where;                   /* file:line of the first directive */
-    const char *where_alg;               /* MCPAuthAlgorithms */
-    const char *where_secret;            /* MCPAuthHMACSecret */
-    const char *where_audience;          /* MCPAuthAudience (startup warnings) */
-    const char *where_user_claim;        /* MCPAuthRemoteUserClaim */
-    const char *where_max_token;         /* MCPAuthMaxTokenSize */
-    const ap_directive_t *section;       /* the section's own directive; NULL: top level */
+    const char *where;             /* file:line of the first directive */
+    const char *where_alg;         /* MCPAuthAlgorithms */
+    const char *where_secret;      /* MCPAuthHMACSecret */
+    const char *where_audience;    /* MCPAuthAudience (startup warnings) */
+    const char *where_user_claim;  /* MCPAuthRemoteUserClaim */
+    const char *where_max_token;   /* MCPAuthMaxTokenSize */
+    const ap_directive_t *section; /* the section's own directive; NULL: top level */
 } mcp_section_t;
 
 /* Server-wide settings (httpd's server config: create_server_conf and
@@ -91,10 +91,10 @@ typedef struct {
  * server's values. Holds values, never "unset": the defaults are filled in
  * when it is created. */
 typedef struct {
-    mcp_fetch_settings_t fetch;          /* JWKS TTL, cooldown, max stale; HTTP timeout, TLS, max size */
-    unsigned cache_entries;              /* MCPAuthCacheEntries */
-    apr_size_t cache_entry_size;         /* MCPAuthCacheEntrySize */
-    apr_interval_time_t token_ttl;       /* MCPAuthTokenCacheTTL; 0 disables */
+    mcp_fetch_settings_t fetch;               /* JWKS TTL, cooldown, max stale; HTTP timeout, TLS, max size */
+    unsigned cache_entries;                   /* MCPAuthCacheEntries */
+    apr_size_t cache_entry_size;              /* MCPAuthCacheEntrySize */
+    apr_interval_time_t token_ttl;            /* MCPAuthTokenCacheTTL; 0 disables */
     apr_interval_time_t refusal_log_interval; /* MCPAuthRefusalLogInterval; 0 logs every refusal */
 } mcp_server_conf_t;
 
@@ -106,14 +106,14 @@ typedef struct {
  * the configuration as a whole, across servers and sections, which neither
  * a server nor a directory configuration can hold. */
 typedef struct {
-    apr_array_header_t *issuer_defs;     /* mcp_issuer_def_t, one per distinct issuer + key source */
-    int any_hmac_secret;                 /* some section has MCPAuthHMACSecret */
-    const char *hmac_without_secret;     /* "file:line" of a section allowing HS* without a secret */
-    apr_hash_t *locations;               /* server_rec * -> apr_array_header_t of <Location> paths */
-    apr_hash_t *identity_headers;        /* server_rec * -> apr_array_header_t of MCPAuthClaimHeader names */
-    apr_array_header_t *sections;        /* mcp_section_t * */
-    apr_hash_t *section_of;              /* mcp_dir_conf_t * -> mcp_section_t * */
-    apr_array_header_t *warnings;        /* const char *: startup warnings found while reading */
+    apr_array_header_t *issuer_defs;          /* mcp_issuer_def_t, one per distinct issuer + key source */
+    int any_hmac_secret;                      /* some section has MCPAuthHMACSecret */
+    const char *hmac_without_secret;          /* "file:line" of a section allowing HS* without a secret */
+    apr_hash_t *locations;                    /* server_rec * -> apr_array_header_t of <Location> paths */
+    apr_hash_t *identity_headers;             /* server_rec * -> apr_array_header_t of MCPAuthClaimHeader names */
+    apr_array_header_t *sections;             /* mcp_section_t * */
+    apr_hash_t *section_of;                   /* mcp_dir_conf_t * -> mcp_section_t * */
+    apr_array_header_t *warnings;             /* const char *: startup warnings found while reading */
     mcp_scope_implies_memo_t *implies_merged; /* MCPAuthScopeImplies of nested sections, merged by check_config */
     apr_pool_t *pconf;
 } mcp_config_gen_t;
@@ -177,10 +177,10 @@ const char *mcp_cmd_claim_env(cmd_parms *cmd, void *dconf, const char *name, con
  * may be (the command table's cmd->info, so one handler reads them all). */
 typedef enum { MCP_NUM_SECONDS, MCP_NUM_LONG, MCP_NUM_SIZE, MCP_NUM_UNSIGNED } mcp_num_kind_t;
 typedef struct {
-    apr_size_t offset;                   /* APR_OFFSETOF(mcp_server_conf_t, ...) */
-    mcp_num_kind_t kind;                 /* the field's type; SECONDS: apr_interval_time_t */
+    apr_size_t offset;   /* APR_OFFSETOF(mcp_server_conf_t, ...) */
+    mcp_num_kind_t kind; /* the field's type; SECONDS: apr_interval_time_t */
     long min, max;
-    const char *range;                   /* "seconds from 1 to 300", for the refusal */
+    const char *range; /* "seconds from 1 to 300", for the refusal */
 } mcp_srv_number_t;
 const char *mcp_cmd_server_number(cmd_parms *cmd, void *dconf, const char *arg);
 const char *mcp_cmd_ssl_verify(cmd_parms *cmd, void *dconf, int on);

@@ -47,9 +47,9 @@ static const char *where(cmd_parms *cmd);
 /* Is d a per-directory section (its settings merge per request)? */
 static int is_dir_section(const ap_directive_t *d)
 {
-    static const char *const kinds[] = {"<Location",  "<LocationMatch", "<Directory", "<DirectoryMatch",
-                                        "<Files",     "<FilesMatch",    "<If",        "<ElseIf",
-                                        "<Else",      "<Proxy",         "<ProxyMatch", NULL};
+    static const char *const kinds[] = {"<Location", "<LocationMatch", "<Directory",  "<DirectoryMatch",
+                                        "<Files",    "<FilesMatch",    "<If",         "<ElseIf",
+                                        "<Else",     "<Proxy",         "<ProxyMatch", NULL};
     int i;
     for (i = 0; kinds[i]; i++)
         if (strcasecmp(d->directive, kinds[i]) == 0)
@@ -178,15 +178,15 @@ static mcp_keyring_t *ring_for(cmd_parms *cmd, mcp_issuer_def_t *def)
     int i;
     /* One keyring per issuer and key source, shared by every location. */
     for (i = 0; i < mcp_gen.issuer_defs->nelts; i++) {
-        if (strcmp(defs[i].issuer, def->issuer) == 0 && !apr_strnatcmp(defs[i].jwks_uri ? defs[i].jwks_uri : "",
-                                                                      def->jwks_uri ? def->jwks_uri : "") &&
+        if (strcmp(defs[i].issuer, def->issuer) == 0 &&
+            !apr_strnatcmp(defs[i].jwks_uri ? defs[i].jwks_uri : "", def->jwks_uri ? def->jwks_uri : "") &&
             !apr_strnatcmp(defs[i].jwks_file ? defs[i].jwks_file : "", def->jwks_file ? def->jwks_file : ""))
             return defs[i].ring;
     }
     /* The main server's settings, read when keys are fetched: those written
      * after this line count too. */
-    def->ring = mcp_keyring_create(mcp_gen.pconf, def->issuer, def->jwks_uri, def->jwks_file,
-                                   &mcp_srv_conf_main()->fetch);
+    def->ring =
+        mcp_keyring_create(mcp_gen.pconf, def->issuer, def->jwks_uri, def->jwks_file, &mcp_srv_conf_main()->fetch);
     *(mcp_issuer_def_t *)apr_array_push(mcp_gen.issuer_defs) = *def;
     (void)cmd;
     return def->ring;
@@ -314,10 +314,11 @@ const char *mcp_cmd_audience(cmd_parms *cmd, void *dconf, const char *arg)
     if (rec && !rec->where_audience)
         rec->where_audience = apr_pstrdup(mcp_gen.pconf, where(cmd));
     if (strcmp(arg, "*") == 0)
-        mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
-                                       "MCPAuthAudience * at %s: the audience is not checked, tokens issued for "
-                                       "any other resource of the same issuer are accepted here",
-                                       where(cmd)));
+        mcp_cmd_note_warning(cmd,
+                             apr_psprintf(cmd->temp_pool,
+                                          "MCPAuthAudience * at %s: the audience is not checked, tokens issued for "
+                                          "any other resource of the same issuer are accepted here",
+                                          where(cmd)));
     if (!conf->audiences)
         conf->audiences = apr_array_make(cmd->pool, 2, sizeof(const char *));
     /* "*" alone: tokens without an audience (AWS Cognito access tokens). */
@@ -392,8 +393,7 @@ const char *mcp_cmd_hmac_secret(cmd_parms *cmd, void *dconf, const char *arg)
     mcp_gen.any_hmac_secret = 1;
     /* Shorter than the shortest HMAC output is useless for every HS alg. */
     if (len < 32)
-        return apr_psprintf(cmd->pool, "MCPAuthHMACSecret is %lu bytes: HS256 needs at least 32",
-                            (unsigned long)len);
+        return apr_psprintf(cmd->pool, "MCPAuthHMACSecret is %lu bytes: HS256 needs at least 32", (unsigned long)len);
     return hmac_fits(cmd, conf);
 }
 
@@ -507,10 +507,11 @@ const char *mcp_cmd_scopes_supported(cmd_parms *cmd, void *dconf, const char *ar
     /* MCP 2026-07-28: refresh tokens are the client's and the AS's business,
      * not a resource requirement -- never advertised, never challenged for. */
     if (strcmp(arg, "offline_access") == 0) {
-        mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
-                                       "MCPAuthScopesSupported at %s: offline_access dropped (a resource does not "
-                                       "ask for refresh tokens: it is never in scopes_supported or a challenge)",
-                                       where(cmd)));
+        mcp_cmd_note_warning(cmd,
+                             apr_psprintf(cmd->temp_pool,
+                                          "MCPAuthScopesSupported at %s: offline_access dropped (a resource does not "
+                                          "ask for refresh tokens: it is never in scopes_supported or a challenge)",
+                                          where(cmd)));
         return NULL;
     }
     APR_ARRAY_PUSH(conf->scopes_supported, const char *) = arg;
@@ -537,9 +538,10 @@ const char *mcp_cmd_tool_scope(cmd_parms *cmd, void *dconf, const char *args)
     while (*(word = ap_getword_conf(cmd->pool, &args))) {
         APR_ARRAY_PUSH(ts->scopes, const char *) = word;
         if (strcmp(word, "offline_access") == 0)
-            mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
-                                           "MCPAuthToolScope %s offline_access (%s:%d): " MCP_OFFLINE_ACCESS_UNASKED,
-                                           ts->tool, cmd->directive->filename, cmd->directive->line_num));
+            mcp_cmd_note_warning(cmd,
+                                 apr_psprintf(cmd->temp_pool,
+                                              "MCPAuthToolScope %s offline_access (%s:%d): " MCP_OFFLINE_ACCESS_UNASKED,
+                                              ts->tool, cmd->directive->filename, cmd->directive->line_num));
     }
     if (ts->scopes->nelts == 0)
         return apr_psprintf(cmd->pool, "MCPAuthToolScope %s: name at least one scope", ts->tool);
@@ -567,8 +569,10 @@ const char *mcp_cmd_scope_implies(cmd_parms *cmd, void *dconf, const char *args)
     for (i = -1; i < implied->nelts; i++) {
         word = i < 0 ? scope : APR_ARRAY_IDX(implied, i, const char *);
         if (!mcp_scope_token_ok(word))
-            return apr_psprintf(cmd->pool, "MCPAuthScopeImplies: \"%s\" is not a scope (RFC 6749 3.3: printable "
-                                "ASCII, no space, quote or backslash)", word);
+            return apr_psprintf(cmd->pool,
+                                "MCPAuthScopeImplies: \"%s\" is not a scope (RFC 6749 3.3: printable "
+                                "ASCII, no space, quote or backslash)",
+                                word);
     }
     if (!conf->scope_implies)
         conf->scope_implies = mcp_scope_implies_make(cmd->pool);
@@ -642,9 +646,9 @@ const char *mcp_cmd_introspection(cmd_parms *cmd, void *dconf, const char *args)
     note_section(cmd, conf);
     if (c->url && strncasecmp(c->url, "http://", 7) == 0)
         mcp_cmd_note_warning(cmd, apr_psprintf(cmd->temp_pool,
-                                       "MCPAuthIntrospection at %s: %s uses plain http: tokens and the client "
-                                       "secret travel in clear text and answers can be forged",
-                                       where(cmd), c->url));
+                                               "MCPAuthIntrospection at %s: %s uses plain http: tokens and the client "
+                                               "secret travel in clear text and answers can be forged",
+                                               where(cmd), c->url));
     conf->introspection = c;
     return NULL;
 }
@@ -684,8 +688,8 @@ static const char *claim_export(cmd_parms *cmd, mcp_dir_conf_t *conf, apr_array_
     const char *c;
 
     if (!valid_claim_expr(expr))
-        return apr_psprintf(cmd->pool, "%s %s: %s is not a claim expression ($, $.name or $.a.b)", cmd->cmd->name,
-                            name, expr);
+        return apr_psprintf(cmd->pool, "%s %s: %s is not a claim expression ($, $.name or $.a.b)", cmd->cmd->name, name,
+                            expr);
     for (c = name; *c; c++)
         if (!(apr_isalnum(*c) || *c == '-' || *c == '_'))
             return apr_psprintf(cmd->pool, "%s: %s is not a valid %s name", cmd->cmd->name, name,
@@ -695,8 +699,10 @@ static const char *claim_export(cmd_parms *cmd, mcp_dir_conf_t *conf, apr_array_
     /* HTTP_* is where CGI puts request headers: a claim there could pass
      * for a header the client sent, or a client header for a claim. */
     if (is_env && strncmp(mcp_env_name(cmd->temp_pool, name), "HTTP_", 5) == 0)
-        return apr_psprintf(cmd->pool, "%s: %s cannot be used: names starting with HTTP_ are request headers "
-                            "for CGI", cmd->cmd->name, name);
+        return apr_psprintf(cmd->pool,
+                            "%s: %s cannot be used: names starting with HTTP_ are request headers "
+                            "for CGI",
+                            cmd->cmd->name, name);
     note_section(cmd, conf);
     if (!*list)
         *list = apr_array_make(cmd->pool, 4, sizeof(mcp_claim_export_t));
@@ -910,11 +916,10 @@ static const char *fold_implies(apr_pool_t *p, const apr_array_header_t *chain)
     for (i = 0; i < chain->nelts && !cycle; i++) {
         const mcp_section_t *a = APR_ARRAY_IDX(chain, i, const mcp_section_t *);
         if (a->kind && strcasecmp(a->kind, "<Location") == 0)
-            locations = mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, locations,
-                                                     a->conf->scope_implies, &cycle);
+            locations =
+                mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, locations, a->conf->scope_implies, &cycle);
         else
-            base = mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, base, a->conf->scope_implies,
-                                                &cycle);
+            base = mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, base, a->conf->scope_implies, &cycle);
     }
     if (!cycle && locations)
         mcp_scope_implies_merge_memo(mcp_gen.implies_merged, 1, p, base, locations, &cycle);
@@ -942,7 +947,8 @@ static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
     for (i = 1; i < chain->nelts; i++) {
         int j;
         for (j = i; j > 0 && implies_order(&APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *),
-                                           &APR_ARRAY_IDX(chain, j, const mcp_section_t *)) > 0; j--) {
+                                           &APR_ARRAY_IDX(chain, j, const mcp_section_t *)) > 0;
+             j--) {
             const mcp_section_t *t = APR_ARRAY_IDX(chain, j, const mcp_section_t *);
             APR_ARRAY_IDX(chain, j, const mcp_section_t *) = APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *);
             APR_ARRAY_IDX(chain, j - 1, const mcp_section_t *) = t;
@@ -955,7 +961,6 @@ static const char *check_implies_merge(apr_pool_t *p, const mcp_section_t *b)
                         "the cycle %s: a scope must not imply itself",
                         b->where, cycle);
 }
-
 
 /* Was ServerName written for this server (the main server: outside every
  * <VirtualHost>)? httpd fills in a guessed name otherwise, which must not
@@ -1006,9 +1011,9 @@ static const char *check_resource_sources(apr_pool_t *p)
                                 "no ServerName: set ServerName (e.g. ServerName https://mcp.example.com) or "
                                 "MCPAuthResource -- the resource URI is never taken from the request's Host header",
                                 here.where,
-                                s->is_virtual ? apr_psprintf(p, "<VirtualHost> at %s:%u", s->defn_name,
-                                                             s->defn_line_number)
-                                              : "the main server",
+                                s->is_virtual
+                                    ? apr_psprintf(p, "<VirtualHost> at %s:%u", s->defn_name, s->defn_line_number)
+                                    : "the main server",
                                 s->is_virtual ? "that virtual host" : "the main server");
         }
     }
@@ -1289,13 +1294,13 @@ static const char *audience_warning(apr_pool_t *p, const mcp_section_t *b)
         if (!strstr(aud, "://") || mcp_audience_equal(aud, r->conf->resource))
             return NULL;
     }
-    return apr_psprintf(p,
-                        "MCPAuthAudience at %s does not contain the resource %s (MCPAuthResource of the section at %s): "
-                        "tokens a "
-                        "client obtains for this resource (aud = resource, RFC 8707) are refused here, tokens for "
-                        "%s are accepted; add the resource to MCPAuthAudience",
-                        a->where_audience ? a->where_audience : a->where, r->conf->resource, r->where,
-                        apr_array_pstrcat(p, auds, ' '));
+    return apr_psprintf(
+        p,
+        "MCPAuthAudience at %s does not contain the resource %s (MCPAuthResource of the section at %s): "
+        "tokens a "
+        "client obtains for this resource (aud = resource, RFC 8707) are refused here, tokens for "
+        "%s are accepted; add the resource to MCPAuthAudience",
+        a->where_audience ? a->where_audience : a->where, r->conf->resource, r->where, apr_array_pstrcat(p, auds, ' '));
 }
 
 /* A token must fit the request header line it arrives in: httpd refuses a

@@ -211,7 +211,7 @@ static void set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
 static int render(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fail)
 {
     int status = mcp_fail_status(fail->kind);
-    int level = fail->kind == MCP_FAIL_NO_TOKEN                                            ? APLOG_DEBUG
+    int level = fail->kind == MCP_FAIL_NO_TOKEN                                       ? APLOG_DEBUG
                 : fail->kind == MCP_FAIL_UNAVAILABLE || fail->kind == MCP_FAIL_CONFIG ? APLOG_ERR
                                                                                       : APLOG_WARNING;
 

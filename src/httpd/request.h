@@ -15,27 +15,27 @@
  * refusal.c (its header comment draws them). The states from
  * MCP_REQ_VERIFIED on all have an accepted token. */
 typedef enum {
-    MCP_REQ_NEW = 0,          /* no token accepted or refused yet (a CORS preflight stays here) */
-    MCP_REQ_REFUSED_ORIGIN,   /* 403: Origin not allowed, before authentication */
-    MCP_REQ_REFUSED_AUTHN,    /* 401, 400, 500 or 503: authentication refused, .fail says why */
-    MCP_REQ_VERIFIED,         /* a token was accepted */
-    MCP_REQ_DENIED_BY_RULE,   /* a Require mcp-scope / mcp-claim refused it (a RequireAny sibling may still grant) */
-    MCP_REQ_DENIED,           /* the whole Require tree refused it: mod_authz_core's 401 is on its way */
-    MCP_REQ_REFUSED_SCOPE,    /* 403 insufficient_scope: a Require refusal stepped up, or a tool's scopes */
-    MCP_REQ_REFUSED_RPC       /* 400: the JSON-RPC body or Mcp-Method/Mcp-Name (no challenge) */
+    MCP_REQ_NEW = 0,        /* no token accepted or refused yet (a CORS preflight stays here) */
+    MCP_REQ_REFUSED_ORIGIN, /* 403: Origin not allowed, before authentication */
+    MCP_REQ_REFUSED_AUTHN,  /* 401, 400, 500 or 503: authentication refused, .fail says why */
+    MCP_REQ_VERIFIED,       /* a token was accepted */
+    MCP_REQ_DENIED_BY_RULE, /* a Require mcp-scope / mcp-claim refused it (a RequireAny sibling may still grant) */
+    MCP_REQ_DENIED,         /* the whole Require tree refused it: mod_authz_core's 401 is on its way */
+    MCP_REQ_REFUSED_SCOPE,  /* 403 insufficient_scope: a Require refusal stepped up, or a tool's scopes */
+    MCP_REQ_REFUSED_RPC     /* 400: the JSON-RPC body or Mcp-Method/Mcp-Name (no challenge) */
 } mcp_req_state_t;
 
 typedef struct {
-    mcp_req_state_t state;          /* refusal.c's transitions only */
-    mcp_fail_t fail;                /* why authentication refused (MCP_REQ_REFUSED_AUTHN) */
-    const mcp_verdict_t *verdict;   /* what is known of it (cached form) */
-    json_t *claims;                 /* parsed only when a rule needs a claim */
-    apr_array_header_t *granted;    /* the token's scopes */
-    apr_array_header_t *missing;    /* scopes a Require rule wanted */
+    mcp_req_state_t state;            /* refusal.c's transitions only */
+    mcp_fail_t fail;                  /* why authentication refused (MCP_REQ_REFUSED_AUTHN) */
+    const mcp_verdict_t *verdict;     /* what is known of it (cached form) */
+    json_t *claims;                   /* parsed only when a rule needs a claim */
+    apr_array_header_t *granted;      /* the token's scopes */
+    apr_array_header_t *missing;      /* scopes a Require rule wanted */
     apr_array_header_t *tool_missing; /* scopes the body's tools/call need and the token lacks (or NULL) */
-    apr_array_header_t *hint;       /* scopes the Require mcp-scope rules named before authentication */
-    const void *kept_body;          /* toolscope.c: the body as read, for this request's internal redirects */
-    const void *inspection;         /* toolscope.c: what reading and parsing that body found */
+    apr_array_header_t *hint;         /* scopes the Require mcp-scope rules named before authentication */
+    const void *kept_body;            /* toolscope.c: the body as read, for this request's internal redirects */
+    const void *inspection;           /* toolscope.c: what reading and parsing that body found */
 } mcp_request_t;
 
 /* The state of r, created on first use; NULL from mcp_request_peek when

@@ -163,7 +163,8 @@ static const char *the_mutex(retained_t *kept, apr_pool_t *pconf, server_rec *s)
             return apr_psprintf(pconf, "cannot create the %s mutex (error %d)", MCP_MUTEX_TYPE, rv);
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      "The changed Mutex line for %s does not take effect: the new lock cannot be created; "
-                     "the previous lock (%s) stays in use", MCP_MUTEX_TYPE, apr_global_mutex_name(kept->mutex));
+                     "the previous lock (%s) stays in use",
+                     MCP_MUTEX_TYPE, apr_global_mutex_name(kept->mutex));
         return NULL;
     }
     if (kept->mutex)
@@ -222,8 +223,8 @@ static const char *doc_segment(retained_t *kept, unsigned n_docs, apr_size_t doc
         return err;
     }
     if (old) {
-        mcp_store_t *tmp = mcp_store_create(pconf, NULL, 0, 0, slot_ptrs(pconf, kept->docs, n_docs, doc_size),
-                                            n_docs, doc_size, (mcp_store_lock_t){global_lock, global_unlock, NULL, NULL});
+        mcp_store_t *tmp = mcp_store_create(pconf, NULL, 0, 0, slot_ptrs(pconf, kept->docs, n_docs, doc_size), n_docs,
+                                            doc_size, (mcp_store_lock_t){global_lock, global_unlock, NULL, NULL});
         unsigned carried;
         mcp_store_doc_place(tmp, keys, n_keys, placed);
         carried = mcp_store_doc_import(tmp, slot_ptrs(pconf, old, kept->n_docs, kept->doc_size), kept->n_docs,
@@ -264,8 +265,8 @@ static uint64_t *epoch_word(const ap_slotmem_provider_t *sm, apr_pool_t *pconf)
 {
     ap_slotmem_instance_t *inst;
     void *ptr;
-    if (sm->create(&inst, "mcp_auth_epoch", 64, 1, 0, pconf) != APR_SUCCESS ||
-        sm->dptr(inst, 0, &ptr) != APR_SUCCESS || (uintptr_t)ptr % sizeof(uint64_t) != 0)
+    if (sm->create(&inst, "mcp_auth_epoch", 64, 1, 0, pconf) != APR_SUCCESS || sm->dptr(inst, 0, &ptr) != APR_SUCCESS ||
+        (uintptr_t)ptr % sizeof(uint64_t) != 0)
         return NULL;
     return ptr;
 }
@@ -295,8 +296,7 @@ static void reload_jwks_files(apr_pool_t *pconf, server_rec *s)
 
 const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    const ap_slotmem_provider_t *sm =
-        ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm", AP_SLOTMEM_PROVIDER_VERSION);
+    const ap_slotmem_provider_t *sm = ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm", AP_SLOTMEM_PROVIDER_VERSION);
     mcp_issuer_def_t *defs = (mcp_issuer_def_t *)mcp_gen.issuer_defs->elts;
     unsigned n_issuers = (unsigned)mcp_gen.issuer_defs->nelts, n_docs = n_issuers * 2;
     apr_size_t doc_size = APR_ALIGN(MCP_DOC_HEADER + mcp_srv_conf(s)->fetch.http.max_size, 64);

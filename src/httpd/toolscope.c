@@ -31,7 +31,7 @@ ap_filter_rec_t *mcp_toolscope_kept_body_handle;
 typedef struct {
     char *flat;
     apr_size_t len;
-    int method_number;           /* a redirect to an ErrorDocument is a GET: no body */
+    int method_number; /* a redirect to an ErrorDocument is a GET: no body */
 } kept_body_t;
 
 /* One replay: each request of the chain reads the whole body from 0. */
@@ -47,8 +47,8 @@ typedef struct {
 static apr_status_t copy_range(request_rec *r, const kept_body_t *kb, apr_off_t offset, apr_off_t n,
                                apr_bucket_brigade *b)
 {
-    APR_BRIGADE_INSERT_TAIL(b, apr_bucket_pool_create(kb->flat + offset, (apr_size_t)n, r->pool,
-                                                      r->connection->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(
+        b, apr_bucket_pool_create(kb->flat + offset, (apr_size_t)n, r->pool, r->connection->bucket_alloc));
     return APR_SUCCESS;
 }
 
@@ -62,8 +62,7 @@ apr_status_t mcp_toolscope_kept_body_filter(ap_filter_t *f, apr_bucket_brigade *
     apr_off_t left;
     apr_status_t rv;
 
-    if (!ctx || ctx->eos_sent ||
-        (mode != AP_MODE_READBYTES && mode != AP_MODE_GETLINE && mode != AP_MODE_SPECULATIVE))
+    if (!ctx || ctx->eos_sent || (mode != AP_MODE_READBYTES && mode != AP_MODE_GETLINE && mode != AP_MODE_SPECULATIVE))
         return ap_get_brigade(f->next, b, mode, block, readbytes);
     left = (apr_off_t)ctx->kb->len - ctx->offset;
     if (mode == AP_MODE_GETLINE)
@@ -298,8 +297,8 @@ static apr_array_header_t *tool_requirements(apr_pool_t *p, const mcp_dir_conf_t
 
 /* What reading and parsing the body found, once per request. */
 typedef struct {
-    int status;          /* OK, or the refusal status of reading it (413, 415, 400...) */
-    mcp_rpc_body_t rpc;  /* the parse (rpc.code 0: valid) when status is OK */
+    int status;         /* OK, or the refusal status of reading it (413, 415, 400...) */
+    mcp_rpc_body_t rpc; /* the parse (rpc.code 0: valid) when status is OK */
 } inspection_t;
 
 /* MCP 2026-07-28 clients mirror the method and name into headers. */

@@ -131,8 +131,9 @@ int mcp_metadata_handler(request_rec *r, int lookup_uri)
     issuers = apr_palloc(r->pool, sizeof(char *) * (conf->issuers ? conf->issuers->nelts + 1 : 1));
     for (i = 0; conf->issuers && i < conf->issuers->nelts; i++)
         issuers[i] = APR_ARRAY_IDX(conf->issuers, i, mcp_trusted_issuer_t).issuer;
-    doc = mcp_metadata_document(r->pool, mcp_resource_uri(r, conf), issuers, conf->issuers ? conf->issuers->nelts : 0,
-                                requestable_scopes(r, conf), conf->scopes_supported ? conf->scopes_supported->nelts : 0);
+    doc =
+        mcp_metadata_document(r->pool, mcp_resource_uri(r, conf), issuers, conf->issuers ? conf->issuers->nelts : 0,
+                              requestable_scopes(r, conf), conf->scopes_supported ? conf->scopes_supported->nelts : 0);
     cors(r, conf);
     ap_destroy_sub_req(sub);
     apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=3600");

@@ -13,8 +13,7 @@ static const char *const AUDS[] = {"https://mcp.example.com/mcp", "api://default
 static const char *const REQUIRED[] = {"sub", "client_id"};
 #define NOW 1700000000LL
 
-static mcp_trusted_issuer_t issuers[2] = {{.issuer = "https://issuer.example/"},
-                                          {.issuer = "https://other.example"}};
+static mcp_trusted_issuer_t issuers[2] = {{.issuer = "https://issuer.example/"}, {.issuer = "https://other.example"}};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -6,7 +6,7 @@
 
 #include "shm_cache.h"
 
-#define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
+#define SEC(n) ((apr_time_t)(n)*APR_USEC_PER_SEC)
 #define T0 SEC(1700000000)
 
 static inline unsigned char *key_of(apr_pool_t *p, const char *name)

@@ -16,8 +16,7 @@
 
 static int ref_char(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (c && strchr("-._~+/", c));
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("-._~+/", c));
 }
 
 static int ref_token_len(const char *s, size_t *len)
@@ -36,8 +35,7 @@ static int ref_token_len(const char *s, size_t *len)
     return 0;
 }
 
-static int ref_extract(const char *authorization, const char *alt, const char **token, size_t *len,
-                       mcp_fail_t *fail)
+static int ref_extract(const char *authorization, const char *alt, const char **token, size_t *len, mcp_fail_t *fail)
 {
     const char *found = NULL;
     size_t found_len = 0;
@@ -164,11 +162,25 @@ static void test_padding(void **state)
 static void test_comma_precedence(void **state)
 {
     static const char *const authz[] = {
-        "Bearer abc, Bearer def", "Bearer abc,def",       "Bearer ,abc",     "Bearer abc ,",
-        "Basic a,b",              "Bearer abc, Basic dXN", "bearer\tabc,",    "Bearer abc=,",
-        "Bearer a\"b,c",          "Bearer a b,c",          "Bearer ,",        ",",
-        "Bearer abc",             "Bearer abc=",           "Bearer",          "Bearer   ",
-        "Bearerabc,def",          "Token a,b",             NULL,
+        "Bearer abc, Bearer def",
+        "Bearer abc,def",
+        "Bearer ,abc",
+        "Bearer abc ,",
+        "Basic a,b",
+        "Bearer abc, Basic dXN",
+        "bearer\tabc,",
+        "Bearer abc=,",
+        "Bearer a\"b,c",
+        "Bearer a b,c",
+        "Bearer ,",
+        ",",
+        "Bearer abc",
+        "Bearer abc=",
+        "Bearer",
+        "Bearer   ",
+        "Bearerabc,def",
+        "Token a,b",
+        NULL,
     };
     static const char *const alt[] = {NULL, "a,b", " ,", "abc", "abc=", "a b", ",", "", "  "};
     size_t i, j;
@@ -190,13 +202,13 @@ static void test_memo_never_vouches_for_other_bytes(void **state)
     same(NULL, a);
     memcpy(b, a, sizeof(b));
     b[39] = '"';
-    same(NULL, b);   /* same length, last byte bad */
+    same(NULL, b); /* same length, last byte bad */
     b[39] = '\0';
-    same(NULL, b);   /* a prefix */
+    same(NULL, b); /* a prefix */
     memcpy(b, a, 40);
     b[40] = '*';
     b[41] = '\0';
-    same(NULL, b);   /* longer by a bad byte */
+    same(NULL, b); /* longer by a bad byte */
     b[0] = ' ';
     same(NULL, b + 0); /* leading blank in the configured header: skipped */
 }
@@ -278,10 +290,8 @@ static void test_bearer_extract(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_every_byte_everywhere),
-        TU_TEST(test_padding),
-        TU_TEST(test_comma_precedence),
-        TU_TEST(test_memo_never_vouches_for_other_bytes),
+        TU_TEST(test_every_byte_everywhere), TU_TEST(test_padding),
+        TU_TEST(test_comma_precedence),      TU_TEST(test_memo_never_vouches_for_other_bytes),
         TU_TEST(test_bearer_extract),
     };
     tu_global_init();

@@ -75,10 +75,10 @@ static void https_endpoints_and_http_issuers_pass(void **state)
     apr_pool_t *p = TU_POOL(state);
     seen_t seen = {0};
     mcp_log_t log = {remember, &seen};
-    mcp_keyring_t *tls = discovered_ring(p, "https://idp.example",
-                                         "{\"issuer\":\"https://idp.example\",\"jwks_uri\":\"https://idp.example/jwks\"}");
-    mcp_keyring_t *clear = discovered_ring(p, "http://idp.test",
-                                           "{\"issuer\":\"http://idp.test\",\"jwks_uri\":\"http://idp.test/jwks\"}");
+    mcp_keyring_t *tls = discovered_ring(
+        p, "https://idp.example", "{\"issuer\":\"https://idp.example\",\"jwks_uri\":\"https://idp.example/jwks\"}");
+    mcp_keyring_t *clear =
+        discovered_ring(p, "http://idp.test", "{\"issuer\":\"http://idp.test\",\"jwks_uri\":\"http://idp.test/jwks\"}");
 
     assert_string_equal(mcp_keyring_discovered(tls, p, &log, "jwks_uri"), "https://idp.example/jwks");
     /* A clear-text issuer was configured so: nothing to downgrade. */

@@ -62,22 +62,22 @@ static int check(apr_pool_t *p, const mcp_verify_policy_t *pol, const char *json
     return rc;
 }
 
-#define ACCEPT(json, want_idx)                                                                                        \
-    do {                                                                                                              \
-        int idx_;                                                                                                     \
-        const char *why_;                                                                                             \
-        if (check(p, &pol, json, &idx_, &why_) != 0)                                                                  \
-            fail_msg("%s refused: %s", json, why_);                                                                   \
-        assert_int_equal(idx_, want_idx);                                                                             \
+#define ACCEPT(json, want_idx)                                                                                         \
+    do {                                                                                                               \
+        int idx_;                                                                                                      \
+        const char *why_;                                                                                              \
+        if (check(p, &pol, json, &idx_, &why_) != 0)                                                                   \
+            fail_msg("%s refused: %s", json, why_);                                                                    \
+        assert_int_equal(idx_, want_idx);                                                                              \
     } while (0)
 
-#define REFUSE(json, want_reason)                                                                                     \
-    do {                                                                                                              \
-        int idx_;                                                                                                     \
-        const char *why_;                                                                                             \
-        if (check(p, &pol, json, &idx_, &why_) == 0)                                                                  \
-            fail_msg("%s accepted, expected %s", json, want_reason);                                                  \
-        assert_string_equal(why_, want_reason);                                                                       \
+#define REFUSE(json, want_reason)                                                                                      \
+    do {                                                                                                               \
+        int idx_;                                                                                                      \
+        const char *why_;                                                                                              \
+        if (check(p, &pol, json, &idx_, &why_) == 0)                                                                   \
+            fail_msg("%s accepted, expected %s", json, want_reason);                                                   \
+        assert_string_equal(why_, want_reason);                                                                        \
     } while (0)
 
 static void check_active(void **state)
@@ -145,7 +145,7 @@ static void check_audience(void **state)
     ACCEPT("{\"active\":true,\"aud\":\"https://rs.example/mcp\"}", -1);
     ACCEPT("{\"active\":true,\"aud\":[\"https://x.example\",\"https://rs.example/mcp\"]}", -1);
     ACCEPT("{\"active\":true,\"aud\":\"HTTPS://RS.EXAMPLE:443/mcp/\"}", -1); /* RFC 8707 canonical form */
-    ACCEPT("{\"active\":true}", -1);                                           /* absent: not checked */
+    ACCEPT("{\"active\":true}", -1);                                         /* absent: not checked */
     REFUSE("{\"active\":true,\"aud\":\"https://rs.example/other\"}", "Invalid audience");
     REFUSE("{\"active\":true,\"aud\":[\"https://x.example\"]}", "Invalid audience");
     REFUSE("{\"active\":true,\"aud\":[]}", "Invalid audience");
@@ -255,8 +255,8 @@ static void *lb_loop(void *arg)
             if (delay)
                 usleep((useconds_t)delay * 1000);
             snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                     status, ctype, strlen(body));
+                     "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+                     ctype, strlen(body));
             if (send(c, head, strlen(head), MSG_NOSIGNAL) > 0)
                 send(c, body, strlen(body), MSG_NOSIGNAL);
         }
@@ -506,7 +506,8 @@ static void request_post_and_none(void **state)
     assert_true(tu_contains(body, "token=tok1"));
     assert_true(tu_contains(body, "token_type_hint=access_token"));
     assert_true(tu_contains(body, "client_id=rs-post"));
-    if (!tu_contains(body, "client_secret=post-S3cret%21%26%3Dx") && !tu_contains(body, "client_secret=post-S3cret!%26%3Dx"))
+    if (!tu_contains(body, "client_secret=post-S3cret%21%26%3Dx") &&
+        !tu_contains(body, "client_secret=post-S3cret!%26%3Dx"))
         fail_msg("client_secret not form-encoded in %s", body);
     assert_int_equal(tu_count(body, "&"), 3); /* exactly four fields */
 
@@ -735,8 +736,9 @@ static void shared_expiry_reported_and_inactive_moves_epoch(void **state)
 
 static void extreme_time_values_in_answers(void **state)
 {
-    static const char *const values[] = {"-1e300", "1e300", "-9.3e18", "9.3e18", "-1", "0", "1.7976931348623157e308",
-                                         "-1.7976931348623157e308", "4.9e-324"};
+    static const char *const values[] = {
+        "-1e300",  "1e300", "-9.3e18", "9.3e18", "-1", "0", "1.7976931348623157e308", "-1.7976931348623157e308",
+        "4.9e-324"};
     apr_pool_t *p = TU_POOL(state);
     mcp_store_t *st = mcp_store_create_local(p, 64, 1024, 0, 0);
     lb_t *s = lb_start(p);

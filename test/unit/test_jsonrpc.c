@@ -324,8 +324,9 @@ static void test_more_members_than_the_limit_is_too_many(void **state)
     assert_code(p, apr_pstrcat(p, "{\"method\":\"tools/call\"", m, ",", params, "},\"m252\":1}", NULL),
                 MCP_RPC_INVALID_REQUEST);
     /* other objects (arguments) have no member limit */
-    assert_calls(p, apr_pstrcat(p, "{\"method\":\"tools/call\",", params, ",\"arguments\":{\"a\":0", pm, pm,
-                                "}}}", NULL), 1, del);
+    assert_calls(p,
+                 apr_pstrcat(p, "{\"method\":\"tools/call\",", params, ",\"arguments\":{\"a\":0", pm, pm, "}}}", NULL),
+                 1, del);
 }
 
 /* Resident bytes of this process: APR pools take their blocks with mmap
@@ -426,8 +427,19 @@ static void test_memory_per_body_is_bounded(void **state)
 static void test_name_key_matches_name_equal(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    static const char *const names[] = {"delete_notes", "DELETE_NOTES", "delete_note\xc5\xbf", ("\xe2\x84\xaa" "ey"),
-                                        "key", "kex", "delete_notes ", "", "\xc5", "\xc5\xbf", "s", "\xff"};
+    static const char *const names[] = {"delete_notes",
+                                        "DELETE_NOTES",
+                                        "delete_note\xc5\xbf",
+                                        ("\xe2\x84\xaa"
+                                         "ey"),
+                                        "key",
+                                        "kex",
+                                        "delete_notes ",
+                                        "",
+                                        "\xc5",
+                                        "\xc5\xbf",
+                                        "s",
+                                        "\xff"};
     size_t i, j;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -507,13 +519,20 @@ static void test_escaped_nul_in_a_name_counts_up_to_the_nul(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_many_case_variants_of_name),      TU_TEST(test_decoy_method_and_params),
-        TU_TEST(test_unicode_folds_onto_member_names), TU_TEST(test_duplicates_after_unescaping),
-        TU_TEST(test_big_numbers_are_numbers),         TU_TEST(test_not_exactly_one_json_value),
+        TU_TEST(test_many_case_variants_of_name),
+        TU_TEST(test_decoy_method_and_params),
+        TU_TEST(test_unicode_folds_onto_member_names),
+        TU_TEST(test_duplicates_after_unescaping),
+        TU_TEST(test_big_numbers_are_numbers),
+        TU_TEST(test_not_exactly_one_json_value),
         TU_TEST(test_nesting_deeper_than_the_limit_is_invalid),
-        TU_TEST(test_more_messages_than_the_limit_is_too_many), TU_TEST(test_more_members_than_the_limit_is_too_many),
-        TU_TEST(test_name_key_matches_name_equal), TU_TEST(test_memory_per_body_is_bounded),         TU_TEST(test_tools_call_needs_a_string_name),
-        TU_TEST(test_plain_calls_and_batches),         TU_TEST(test_escaped_nul_in_a_name_counts_up_to_the_nul),
+        TU_TEST(test_more_messages_than_the_limit_is_too_many),
+        TU_TEST(test_more_members_than_the_limit_is_too_many),
+        TU_TEST(test_name_key_matches_name_equal),
+        TU_TEST(test_memory_per_body_is_bounded),
+        TU_TEST(test_tools_call_needs_a_string_name),
+        TU_TEST(test_plain_calls_and_batches),
+        TU_TEST(test_escaped_nul_in_a_name_counts_up_to_the_nul),
     };
     apr_initialize();
     return cmocka_run_group_tests_name("jsonrpc", tests, NULL, NULL);

@@ -24,9 +24,9 @@ static void l1_cache_compares_token_rules_time_and_keys(void **state)
     mcp_store_doc_finish(st, 0, dk, T0, "one", 3);
     gen = mcp_store_doc_generation(st, 0);
     deps.dep_generation = gen;
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"scope\":\"x y\"}"), 0,
-                                             MCP_ALG_RS256, NULL, NULL, &v),
-                     0);
+    assert_int_equal(
+        mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"scope\":\"x y\"}"), 0, MCP_ALG_RS256, NULL, NULL, &v),
+        0);
     mcp_l1_put(c, "rules", 5, "aaa.bbb.ccc", 11, &deps, &v);
     assert_int_equal(mcp_l1_get(c, "rules", 5, "aaa.bbb.ccc", 11, T0 + SEC(1), st, p, &got), 0);
     assert_string_equal(got.user, "bob");
@@ -60,9 +60,9 @@ static void l1_copy_dies_with_the_revocation_epoch(void **state)
     mcp_verdict_t v, got;
     uint64_t e0, e1;
 
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"active\":true}"), 0,
-                                             MCP_ALG_UNKNOWN, NULL, NULL, &v),
-                     0);
+    assert_int_equal(
+        mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"bob\",\"active\":true}"), 0, MCP_ALG_UNKNOWN, NULL, NULL, &v),
+        0);
     assert_int_equal(mcp_store_epoch(st, &e0), 0);
     deps.epoch = e0;
     mcp_l1_put(c, "rules", 5, "opaque-token", 12, &deps, &v);

@@ -8,8 +8,7 @@
 #define SEC APR_USEC_PER_SEC
 #define T0 ((apr_time_t)1000 * SEC)
 
-static int admit(mcp_log_limit_t *t, const char *reason, int level, apr_time_t now, mcp_log_summary_t *due,
-                 int *n_due)
+static int admit(mcp_log_limit_t *t, const char *reason, int level, apr_time_t now, mcp_log_summary_t *due, int *n_due)
 {
     return mcp_log_limit_admit(t, reason, level, now, due, MCP_LOG_LIMIT_KINDS, n_due);
 }

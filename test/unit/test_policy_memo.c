@@ -136,10 +136,8 @@ static void memo_answers_only_its_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_put_forgets_the_last_hit),
-        TU_TEST(test_new_memo_same_address),
-        TU_TEST(test_long_keys_from_the_slots),
-        TU_TEST(test_threads_keep_their_own),
+        TU_TEST(test_put_forgets_the_last_hit), TU_TEST(test_new_memo_same_address),
+        TU_TEST(test_long_keys_from_the_slots), TU_TEST(test_threads_keep_their_own),
         TU_TEST(memo_answers_only_its_key),
     };
     tu_global_init();

@@ -60,10 +60,10 @@ static void test_mismatches(void **state)
 static void test_missing_or_orphan_headers(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
-    assert_non_null(check(p, CALL("\"x\""), "tools/call", NULL));  /* name required beside method */
-    assert_non_null(check(p, CALL("\"x\""), NULL, "x"));            /* method required */
-    assert_non_null(check(p, LIST, "tools/list", "x"));             /* nothing to mirror */
-    assert_non_null(check(p, NULL, "tools/call", "x"));             /* no body */
+    assert_non_null(check(p, CALL("\"x\""), "tools/call", NULL));        /* name required beside method */
+    assert_non_null(check(p, CALL("\"x\""), NULL, "x"));                 /* method required */
+    assert_non_null(check(p, LIST, "tools/list", "x"));                  /* nothing to mirror */
+    assert_non_null(check(p, NULL, "tools/call", "x"));                  /* no body */
     assert_non_null(check(p, "[" CALL("\"x\"") "]", "tools/call", "x")); /* a batch */
     assert_non_null(check(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":5}", "5", NULL));
 }
@@ -84,8 +84,9 @@ static void test_escaped_nul_compared_in_full(void **state)
     assert_non_null(check(p, CALL("\"read\\u0000x\""), "tools/call", "read"));
     /* "read\0x" base64: cmVhZAB4 */
     assert_null(check(p, CALL("\"read\\u0000x\""), "tools/call", "=?base64?cmVhZAB4?="));
-    assert_non_null(check(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\\u0000x\","
-                             "\"params\":{\"name\":\"a\"}}",
+    assert_non_null(check(p,
+                          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\\u0000x\","
+                          "\"params\":{\"name\":\"a\"}}",
                           "tools/call", "a"));
 }
 
@@ -100,7 +101,9 @@ static void test_base64_form(void **state)
     assert_non_null(check(p, CALL("\"=?base64?YQ==?=\""), "tools/call", "=?base64?YQ==?="));
     assert_null(check(p, CALL("\"a\""), "tools/call", "=?base64?YQ==?="));
     /* the empty value */
-    assert_null(check(p, CALL("\"\""), "tools/call", "=?base64?" "?="));
+    assert_null(check(p, CALL("\"\""), "tools/call",
+                      "=?base64?"
+                      "?="));
     /* markers are case-sensitive: this is a plain value, and not the name */
     assert_non_null(check(p, CALL("\"a\""), "tools/call", "=?BASE64?YQ==?="));
 }
@@ -144,11 +147,11 @@ static void test_standard_base64_strict(void **state)
     assert_int_equal(out[0], 0xfb);
     assert_int_equal(mcp_b64_decode(p, "", 0, &out, &len), 0);
     assert_int_equal(len, 0);
-    assert_int_equal(mcp_b64_decode(p, "Zm9vYg", 6, &out, &len), -1);    /* unpadded */
-    assert_int_equal(mcp_b64_decode(p, "Zm9vYg=", 7, &out, &len), -1);   /* short padding */
-    assert_int_equal(mcp_b64_decode(p, "Zm9vY===", 8, &out, &len), -1);  /* too much padding */
-    assert_int_equal(mcp_b64_decode(p, "Zm9vYh==", 8, &out, &len), -1);  /* unused bits */
-    assert_int_equal(mcp_b64_decode(p, "-_-_", 4, &out, &len), -1);      /* url alphabet */
+    assert_int_equal(mcp_b64_decode(p, "Zm9vYg", 6, &out, &len), -1);   /* unpadded */
+    assert_int_equal(mcp_b64_decode(p, "Zm9vYg=", 7, &out, &len), -1);  /* short padding */
+    assert_int_equal(mcp_b64_decode(p, "Zm9vY===", 8, &out, &len), -1); /* too much padding */
+    assert_int_equal(mcp_b64_decode(p, "Zm9vYh==", 8, &out, &len), -1); /* unused bits */
+    assert_int_equal(mcp_b64_decode(p, "-_-_", 4, &out, &len), -1);     /* url alphabet */
     assert_int_equal(mcp_b64_decode(p, "====", 4, &out, &len), -1);
     /* the url-safe decoder keeps refusing the standard alphabet */
     assert_int_equal(mcp_b64url_decode(p, "+/+/", 4, &out, &len), -1);

@@ -82,8 +82,7 @@ static void test_token_scopes_union(void **state)
     assert_non_null(c);
     assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp roles")), "a b r1");
     assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "scp")), "a b");
-    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "roles $.realm_access.roles missing")),
-                        "b r1 k1");
+    assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, "roles $.realm_access.roles missing")), "b r1 k1");
     assert_string_equal(mcp_scope_join(p, mcp_token_scopes(p, c, NULL)), "s1");
     json_decref(c);
 }
@@ -172,12 +171,8 @@ static void test_scope_set_and_short_form(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TU_TEST(test_every_short_string),
-        TU_TEST(test_typical),
-        TU_TEST(test_token_scopes_union),
-        TU_TEST(test_scope_request_prefix),
-        TU_TEST(test_claim_path),
-        TU_TEST(test_claim_matches),
+        TU_TEST(test_every_short_string),       TU_TEST(test_typical),    TU_TEST(test_token_scopes_union),
+        TU_TEST(test_scope_request_prefix),     TU_TEST(test_claim_path), TU_TEST(test_claim_matches),
         TU_TEST(test_scope_set_and_short_form),
     };
     tu_global_init();

@@ -124,18 +124,24 @@ typedef void (*flip_fn)(fixture_t *f);
 typedef struct {
     const char *name;
     size_t off, size, align;
-    flip_fn flip;       /* NULL: not in the fingerprint, for the reason below */
+    flip_fn flip; /* NULL: not in the fingerprint, for the reason below */
     const char *reason;
 } member_t;
 
 #define MEMBER(T, m) #m, offsetof(T, m), sizeof(((T *)0)->m), _Alignof(__typeof__(((T *)0)->m))
-#define FLIP(T, m) {MEMBER(T, m), flip_##T##_##m, NULL}
-#define NOT_IN(T, m, why) {MEMBER(T, m), NULL, why}
+#define FLIP(T, m)                                                                                                     \
+    {                                                                                                                  \
+        MEMBER(T, m), flip_##T##_##m, NULL                                                                             \
+    }
+#define NOT_IN(T, m, why)                                                                                              \
+    {                                                                                                                  \
+        MEMBER(T, m), NULL, why                                                                                        \
+    }
 
-#define DEF_FLIP(T, m, stmt)                                                                                          \
-    static void flip_##T##_##m(fixture_t *f)                                                                          \
-    {                                                                                                                 \
-        stmt;                                                                                                         \
+#define DEF_FLIP(T, m, stmt)                                                                                           \
+    static void flip_##T##_##m(fixture_t *f)                                                                           \
+    {                                                                                                                  \
+        stmt;                                                                                                          \
     }
 
 /* mcp_cache_policy_t */
@@ -155,17 +161,18 @@ static const member_t CACHE_POLICY[] = {
 DEF_FLIP(mcp_verify_policy_t, issuers, f->pol.issuers = f->other_issuers)
 DEF_FLIP(mcp_verify_policy_t, n_issuers, f->pol.n_issuers = 1)
 DEF_FLIP(mcp_verify_policy_t, alg_mask, f->pol.alg_mask = MCP_ALG_BIT(MCP_ALG_ES256))
-DEF_FLIP(mcp_verify_policy_t, hmac_key, f->pol.hmac_key = secret_key(f->p, "hmac-secret-B-0123456789abcdef0123456789abcdef"))
+DEF_FLIP(mcp_verify_policy_t, hmac_key,
+         f->pol.hmac_key = secret_key(f->p, "hmac-secret-B-0123456789abcdef0123456789abcdef"))
 DEF_FLIP(mcp_verify_policy_t, token_type, f->pol.token_type = "application/at+jwt")
 DEF_FLIP(mcp_verify_policy_t, max_token_size, f->pol.max_token_size = 16385)
 DEF_FLIP(mcp_verify_policy_t, claims, f->pol.claims.skew = 0) /* nested: each member in its own table */
 DEF_FLIP(mcp_verify_policy_t, jws_only, f->pol.jws_only = 1)
 
 static const member_t VERIFY_POLICY[] = {
-    FLIP(mcp_verify_policy_t, issuers),        FLIP(mcp_verify_policy_t, n_issuers),
-    FLIP(mcp_verify_policy_t, alg_mask),       FLIP(mcp_verify_policy_t, hmac_key),
-    FLIP(mcp_verify_policy_t, token_type),     FLIP(mcp_verify_policy_t, max_token_size),
-    FLIP(mcp_verify_policy_t, claims),         FLIP(mcp_verify_policy_t, jws_only),
+    FLIP(mcp_verify_policy_t, issuers),    FLIP(mcp_verify_policy_t, n_issuers),
+    FLIP(mcp_verify_policy_t, alg_mask),   FLIP(mcp_verify_policy_t, hmac_key),
+    FLIP(mcp_verify_policy_t, token_type), FLIP(mcp_verify_policy_t, max_token_size),
+    FLIP(mcp_verify_policy_t, claims),     FLIP(mcp_verify_policy_t, jws_only),
 };
 
 /* mcp_claim_policy_t */
@@ -220,9 +227,9 @@ DEF_FLIP(mcp_introspect_conf_t, param, f->intro.param = "access_token")
 DEF_FLIP(mcp_introspect_conf_t, cache, f->intro.cache = apr_time_from_sec(5))
 
 static const member_t INTROSPECT_CONF[] = {
-    FLIP(mcp_introspect_conf_t, url),     FLIP(mcp_introspect_conf_t, auth),
+    FLIP(mcp_introspect_conf_t, url),       FLIP(mcp_introspect_conf_t, auth),
     FLIP(mcp_introspect_conf_t, client_id), FLIP(mcp_introspect_conf_t, client_secret),
-    FLIP(mcp_introspect_conf_t, use_get), FLIP(mcp_introspect_conf_t, param),
+    FLIP(mcp_introspect_conf_t, use_get),   FLIP(mcp_introspect_conf_t, param),
     FLIP(mcp_introspect_conf_t, cache),
 };
 
@@ -232,7 +239,10 @@ typedef struct {
     size_t n, size, align;
 } table_t;
 
-#define TABLE(T, header, arr) {#T, header, arr, sizeof(arr) / sizeof(arr[0]), sizeof(T), _Alignof(T)}
+#define TABLE(T, header, arr)                                                                                          \
+    {                                                                                                                  \
+#T, header, arr, sizeof(arr) / sizeof(arr[0]), sizeof(T), _Alignof(T)                                          \
+    }
 
 static const table_t TABLES[] = {
     TABLE(mcp_cache_policy_t, "token_cache.h", CACHE_POLICY),
@@ -566,7 +576,8 @@ static void cost_per_request(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
     enum { N = 100000 };
-    static const char token[] = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
+    static const char token[] =
+        "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
     unsigned char fp[MCP_FINGERPRINT_LEN], key[32];
     apr_pool_t *scratch;
     fixture_t f;
@@ -600,7 +611,8 @@ static void token_cache_roundtrip_and_exp_bound(void **state)
     mcp_verdict_t v, got;
     int ev;
 
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"alice\",\"exp\":1700000005,\"scp\":[\"a\",\"b\"]}"),
+    assert_int_equal(mcp_verdict_from_claims(p,
+                                             tu_json(p, "{\"sub\":\"alice\",\"exp\":1700000005,\"scp\":[\"a\",\"b\"]}"),
                                              1, MCP_ALG_ES256, NULL, NULL, &v),
                      0);
     mcp_entry_meta_t meta;
@@ -680,9 +692,9 @@ static void shared_hit_carries_its_stored_generation(void **state)
     mcp_store_doc_begin(st, 0, dk, T0, &POLICY, 0, &m);
     mcp_store_doc_finish(st, 0, dk, T0, "keys-1", 6);
     g1 = mcp_store_doc_generation(st, 0);
-    assert_int_equal(mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"al\",\"exp\":1700000100}"), 0,
-                                             MCP_ALG_ES256, NULL, NULL, &v),
-                     0);
+    assert_int_equal(
+        mcp_verdict_from_claims(p, tu_json(p, "{\"sub\":\"al\",\"exp\":1700000100}"), 0, MCP_ALG_ES256, NULL, NULL, &v),
+        0);
     mcp_token_cache_key(fp, "x.y.z", 5, key);
     assert_int_equal(mcp_token_cache_put(st, key, T0, SEC(300), p, &v, 0, g1, &ev), 0);
     assert_int_equal(mcp_token_cache_get(st, key, T0 + SEC(1), p, &got, &meta), 0);

@@ -194,8 +194,8 @@ static void test_refusal_lasts(void **state)
     assert_int_equal(out.refusal_lasts, 1);
     assert_int_equal(run(p, &e,
                          mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "a1", NULL),
-                              tu_fmt(p, "{\"iss\":\"%s\",\"sub\":\"a\",\"aud\":\"%s\",\"exp\":%lld}", ISS_A,
-                                     AUDIENCE, e.now - 3600)),
+                              tu_fmt(p, "{\"iss\":\"%s\",\"sub\":\"a\",\"aud\":\"%s\",\"exp\":%lld}", ISS_A, AUDIENCE,
+                                     e.now - 3600)),
                          &out, &fail),
                      -1);
     assert_string_equal(fail.reason, "Token expired");
@@ -209,7 +209,8 @@ static void test_refusal_lasts(void **state)
     assert_string_equal(fail.reason, "Token not yet valid");
     assert_int_equal(out.refusal_lasts, 0);
     /* An unknown kid: a refresh may bring the key. */
-    assert_int_equal(run(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "nope", NULL), claims(p, &e, ISS_A)),
+    assert_int_equal(run(p, &e,
+                         mint(p, MCP_ALG_RS256, G.rsa_a, hdr(p, MCP_ALG_RS256, "nope", NULL), claims(p, &e, ISS_A)),
                          &out, &fail),
                      -1);
     assert_int_equal(out.refusal_lasts, 0);
@@ -300,9 +301,9 @@ static void test_issuer_alias(void **state)
     assert_verified(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, ISS_A)), &out);
     assert_refused(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, "idp-a.example.com/")), "Invalid issuer");
     assert_refused(p, &e, mint(p, MCP_ALG_RS256, G.rsa_a, h, claims(p, &e, "IDP-A.example.com")), "Invalid issuer");
-    assert_refused(p, &e,
-                   mint(p, MCP_ALG_RS256, G.rsa_b, hdr(p, MCP_ALG_RS256, "b1", NULL), claims(p, &e, "idp-a.example.com")),
-                   "Unknown key id");
+    assert_refused(
+        p, &e, mint(p, MCP_ALG_RS256, G.rsa_b, hdr(p, MCP_ALG_RS256, "b1", NULL), claims(p, &e, "idp-a.example.com")),
+        "Unknown key id");
 }
 
 static void test_issuer_selects_keys(void **state)

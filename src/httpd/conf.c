@@ -12,7 +12,7 @@
 #include "jose_alg.h"
 
 /* An unset number or flag of mcp_dir_conf_t. */
-#define MCP_UNSET -1
+#define MCP_UNSET (-1)
 
 /* ---- per-directory configuration: create and merge ---------------- */
 

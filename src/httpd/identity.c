@@ -167,7 +167,7 @@ void mcp_identity_redirected(request_rec *r, const mcp_dir_conf_t *conf)
         return;
     for (p = r->prev; p && !(from = mcp_request_peek(p)); p = p->prev)
         ;
-    if (!mcp_request_verified(from))
+    if (!p || !mcp_request_verified(from))
         return;
     /* The token's state, not the earlier request's refusals or body. */
     st = apr_pmemdup(r->pool, from, sizeof(*st));

@@ -193,7 +193,7 @@ static void set_challenge(request_rec *r, const mcp_dir_conf_t *conf)
     if (st && st->state == MCP_REQ_REFUSED_AUTHN) {
         fail = st->fail;
     }
-    else if (mcp_request_verified(st)) {
+    else if (st && mcp_request_verified(st)) {
         fail.kind = MCP_FAIL_INSUFFICIENT_SCOPE;
         fail.reason = "Insufficient scope";
         c.scope = step_up_scopes(r, conf, st);

@@ -32,6 +32,18 @@ def crash_lines(text: str) -> list:
     return [line for line in text.splitlines() if CRASH_RE.search(line)]
 
 
+def before_first_crash(text: str, n: int = 15) -> list:
+    """The n lines before the first crash line: a child's last words
+    (glibc's "double free", OpenSSL's assertion) are written to the error
+    log just before the parent reports the signal, and the log itself is
+    gone with the test's temporary directory."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if CRASH_RE.search(line):
+            return lines[max(0, i - n):i]
+    return []
+
+
 MARKERS = {
     "token_in_log": "token_in_log(reason): the test puts a token-like string into an error log on purpose",
     "child_crash_expected": "child_crash_expected(reason): the test makes an httpd child die of a signal on purpose",
@@ -72,7 +84,8 @@ def problems(item=None) -> list:
         if not allow_crash:
             crashes = crash_lines(text)
             if crashes:
-                out.append(f"{h.error_log}: child crash lines: {crashes[:5]}")
+                context = "\n    ".join(before_first_crash(text))
+                out.append(f"{h.error_log}: child crash lines: {crashes[:5]}\n  before the first:\n    {context}")
         if not allow_token:
             leaked = ISSUED.leaked(text)
             if leaked:

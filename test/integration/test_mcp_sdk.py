@@ -503,15 +503,23 @@ def test_get_sse_stream_opens_through_httpd(stack):
 
 def test_sdk_fetched_the_modules_metadata_document(node, stack):
     doc_path = f"{WK}/mcp"
+
+    def count():
+        return sum(1 for line in stack.access_lines() if f'"GET {doc_path} HTTP/1.1" 200 ' in line)
+
+    start = count()
     served = stack.httpd.get(doc_path)
     assert served.status == 200, served
     want = {"resource": stack.url, "authorization_servers": [stack.issuer],
             "scopes_supported": ALL_SCOPES.split(), "bearer_methods_supported": ["header"]}
     assert served.json() == want
-
-    def count():
-        return sum(1 for line in stack.access_lines() if f'"GET {doc_path} HTTP/1.1" 200 ' in line)
-
+    # httpd writes the access log line after the response: wait for this
+    # GET's own line before counting the SDK's (under ASan it came late and
+    # was counted as one of the SDK's fetches).
+    deadline = time.monotonic() + 3
+    while count() == start and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count() == start + 1
     before = count()
     run = run_client(node, stack, "ping", client="full", scope="mcp:tools")
     assert run.rc == 0, run

@@ -153,6 +153,11 @@ int mcp_verdict_decode(apr_pool_t *p, const char *text, size_t len, mcp_verdict_
     memcpy(&h, text, sizeof(h));
     if (h.version != VERDICT_WIRE_VERSION || h.issuer_index < 0 || h.alg < MCP_ALG_UNKNOWN || h.alg >= MCP_ALG_COUNT)
         return -1;
+    /* The encoder writes each flag as 0 or 1: any other byte is damage,
+     * refused like the rest (a flag of 2 would read as true here and as 1
+     * after a re-encode: the fuzzer's round trip found it). */
+    if ((h.has_exp | h.has_nbf | h.has_iat | h.has_sub | h.has_iss) > 1)
+        return -1;
     /* Every string ends with its NUL exactly where its length says, and
      * the last one ends the value: nothing is read outside it. */
     for (i = 0; i < 5; i++) {

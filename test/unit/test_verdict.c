@@ -86,6 +86,36 @@ static void verdict_decoding_refuses_damaged_values(void **state)
     assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
 }
 
+/* A flag is 0 or 1 as the encoder writes it; a 2 (damage) is refused, not
+ * read as true and re-encoded as 1 (libFuzzer's verdict round trip). */
+static void verdict_decoding_refuses_a_flag_that_is_not_0_or_1(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verdict_t v, back;
+    const char *without, *with;
+    char *copy;
+    size_t len, len2, i, flag = 0, found = 0;
+
+    memset(&v, 0, sizeof(v));
+    v.user = v.scope = v.claims = "x";
+    without = mcp_verdict_encode(p, &v, &len);
+    v.has_exp = 1;
+    with = mcp_verdict_encode(p, &v, &len2);
+    assert_int_equal(len, len2);
+    /* The one byte that says "has exp" (exp itself is 0 in both). */
+    for (i = 0; i < len; i++)
+        if (without[i] != with[i]) {
+            flag = i;
+            found++;
+        }
+    assert_int_equal(found, 1);
+    assert_int_equal(mcp_verdict_decode(p, with, len, &back), 0);
+    assert_true(back.has_exp == 1);
+    copy = apr_pmemdup(p, with, len);
+    copy[flag] = 2;
+    assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
+}
+
 /* Item 12: exp / iat / nbf are IdP numbers of any size. Every conversion to
  * apr_time_t is range-checked first (under UBSan an unchecked one aborts). */
 static void time_cap_is_range_checked(void **state)
@@ -130,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TU_TEST(verdict_encoding_keeps_any_bytes),
         TU_TEST(verdict_decoding_refuses_damaged_values),
+        TU_TEST(verdict_decoding_refuses_a_flag_that_is_not_0_or_1),
         TU_TEST(time_cap_is_range_checked),
         TU_TEST(keep_until_never_past_exp),
     };

@@ -60,8 +60,6 @@
 
 APLOG_USE_MODULE(mcp_auth);
 
-#define JSON_ERROR_FILTER MCP_JSON_ERROR_FILTER
-
 /* ---- the log line ---------------------------------------------------- */
 
 /* Summary lines of refusals the limit held back. Not about this request:
@@ -361,7 +359,7 @@ static void error_response(request_rec *r, const mcp_dir_conf_t *conf)
     int status = r->status;
 
     if (answered(r, st)) {
-        ap_add_output_filter(JSON_ERROR_FILTER, NULL, r, r->connection);
+        ap_add_output_filter(MCP_JSON_ERROR_FILTER, NULL, r, r->connection);
         return;
     }
     if (!st || !((status == HTTP_UNAUTHORIZED && st->state == MCP_REQ_DENIED) ||
@@ -374,7 +372,7 @@ static void error_response(request_rec *r, const mcp_dir_conf_t *conf)
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     /* The error page text for the status the error was raised with. */
     ap_custom_response(r, status, mcp_error_body(r->pool, &fail));
-    ap_add_output_filter(JSON_ERROR_FILTER, NULL, r, r->connection);
+    ap_add_output_filter(MCP_JSON_ERROR_FILTER, NULL, r, r->connection);
     mcp_log_refusal(r, APLOG_WARNING, "Insufficient scope", "Insufficient scope: user %s, missing %s (%s %s)",
                     mcp_printable(r->pool, r->user, 128),
                     st->missing->nelts ? mcp_printable(r->pool, mcp_scope_join(r->pool, st->missing), 256)

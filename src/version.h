@@ -7,7 +7,7 @@
 #include <apr_pools.h>
 
 /* One step per landed issue (ChangeLog). */
-#define MCP_AUTH_VERSION "0.13.0"
+#define MCP_AUTH_VERSION "0.14.0"
 
 /* "mod_mcp_auth/0.13.0 (OpenSSL 3.0.x ..., libcurl/7.88.1, jansson/2.14)":
  * the versions of the libraries loaded in this process, which may differ

@@ -71,6 +71,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ "$(id -u)" != 0 ]; then
+  say "needs root (apt-get install, a2enmod, /etc/apache2); run it as root on a machine you may change"
+  exit 1
+fi
 if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed"; then
   say "$PKG is installed on this machine already; not touching it (purge it to run this check)"
   exit 1

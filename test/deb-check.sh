@@ -95,6 +95,13 @@ check "the module is in httpd's module directory" test -f /usr/lib/apache2/modul
 check "mcp_auth.load declares slotmem_shm" grep -q '^# Depends: slotmem_shm$' /etc/apache2/mods-available/mcp_auth.load
 check "mcp-auth-token is in /usr/bin" test -x /usr/bin/mcp-auth-token
 check "mcp-auth-token has a manual page" test -f /usr/share/man/man1/mcp-auth-token.1.gz
+# The package enables the module at install, as Debian's module packages
+# do (dh_apache2). Disable it -- and slotmem_shm, unless the machine had it
+# before -- so that a2enmod itself must enable both.
+check "the package enabled mcp_auth at install" test -L /etc/apache2/mods-enabled/mcp_auth.load
+a2dismod -q mcp_auth >/dev/null
+if ! echo "$BEFORE_ENABLED" | grep -qx slotmem_shm; then a2dismod -q -f slotmem_shm >/dev/null; fi
+check "a2dismod disabled it" test ! -e /etc/apache2/mods-enabled/mcp_auth.load
 a2enmod -q mcp_auth
 check "a2enmod enabled mcp_auth" test -L /etc/apache2/mods-enabled/mcp_auth.load
 check "a2enmod enabled slotmem_shm with it" test -L /etc/apache2/mods-enabled/slotmem_shm.load

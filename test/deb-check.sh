@@ -32,6 +32,15 @@ check() { # check NAME COMMAND...: one verdict line per check
   if "${@:2}"; then say "ok   $1"; else say "FAIL $1"; FAILED=1; fi
 }
 
+# apache2 -k start|stop as apache2ctl runs it: a clean environment with the
+# copied tree's envvars (pid file, run, lock and log folders in $WORK).
+instance() {
+  # shellcheck disable=SC2016 # expanded by the inner shell, after envvars
+  (cd "$WORK" && env -i PATH="$PATH" APACHE_CONFDIR="$WORK/apache2" \
+    sh -c '. "$APACHE_CONFDIR/envvars" && /usr/sbin/apache2 -d "$APACHE_CONFDIR" -k "$1"' instance "$1")
+}
+enabled_modules() { find /etc/apache2/mods-enabled -name '*.load' -printf '%f\n' | sed 's/\.load$//' | sort; }
+
 # What "as it found it" means: the enabled modules and a2enmod's own records.
 module_state() {
   { ls -1 /etc/apache2/mods-enabled; find /var/lib/apache2 -path '*/module/*' -o -path '*/conf/*' | sort; } 2>/dev/null
@@ -41,15 +50,14 @@ cleanup() {
   local rc=$?
   set +e
   if [ -n "$WORK" ] && [ -f "$WORK/run/apache2.pid" ]; then
-    (cd "$WORK" && env -i PATH="$PATH" APACHE_CONFDIR="$WORK/apache2" \
-      sh -c '. "$APACHE_CONFDIR/envvars" && /usr/sbin/apache2 -d "$APACHE_CONFDIR" -k stop') >/dev/null 2>&1
+    instance stop >/dev/null 2>&1
     for _ in $(seq 50); do [ -f "$WORK/run/apache2.pid" ] || break; sleep 0.1; done
   fi
   if [ "$INSTALLED" = 1 ]; then
     $APT purge "$PKG" >/dev/null 2>&1 || say "FAIL apt-get purge $PKG"
     # Modules a2enmod enabled as dependencies (slotmem_shm) outlive the
     # package: disable and forget those that were not enabled before.
-    for m in $(comm -13 <(echo "$BEFORE_ENABLED") <(ls -1 /etc/apache2/mods-enabled | sed -n 's/\.load$//p' | sort)); do
+    for m in $(comm -13 <(echo "$BEFORE_ENABLED") <(enabled_modules)); do
       a2dismod -q -f -m -p "$m" >/dev/null 2>&1
     done
     # ... and a2dismod's record folders (disabled_by_*) that were not there.
@@ -80,7 +88,7 @@ if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok install
   exit 1
 fi
 BEFORE_STATE=$(module_state)
-BEFORE_ENABLED=$(ls -1 /etc/apache2/mods-enabled | sed -n 's/\.load$//p' | sort)
+BEFORE_ENABLED=$(enabled_modules)
 
 # ---- lintian: errors fail, the rest is shown ------------------------------
 say "lintian $(basename "$CHANGES")"
@@ -152,11 +160,7 @@ cat > "$C/sites-available/deb-check.conf" <<EOF
 EOF
 ln -s ../sites-available/deb-check.conf "$C/sites-enabled/deb-check.conf"
 
-start_instance() {
-  (cd "$WORK" && env -i PATH="$PATH" APACHE_CONFDIR="$C" \
-    sh -c '. "$APACHE_CONFDIR/envvars" && /usr/sbin/apache2 -d "$APACHE_CONFDIR" -k start')
-}
-check "the instance starts from the Debian tree" start_instance
+check "the instance starts from the Debian tree" instance start
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 check "mod_mcp_auth is loaded (startup line)" grep -q "mod_mcp_auth/" "$WORK/log/error.log"
 

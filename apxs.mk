@@ -10,6 +10,7 @@
 #   make -f apxs.mk check-fast unit tests + the fast integration tests (not slow, no Node.js), for the edit-test loop
 #   make -f apxs.mk demo       start a protected demo endpoint on 127.0.0.1:8080
 #   make -f apxs.mk install    install the module (apxs -i) and conf/mcp_auth.load
+#   make -f apxs.mk deb        the Debian package in build/deb/ (see the end of this file)
 
 APXS      ?= $(shell command -v apxs 2>/dev/null || command -v apxs2 2>/dev/null || echo apxs)
 CC        ?= cc
@@ -29,8 +30,11 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wmis
              -Wundef
 TEST_WARN := -Wno-unused-parameter
 CFLAGS    ?= -O2 -g
+# CPPFLAGS and LDFLAGS: empty unless given (the Debian build passes dpkg-buildflags' hardening).
+CPPFLAGS  ?=
+LDFLAGS   ?=
 SAN       ?=
-ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
+ALL_CFLAGS = -std=gnu11 -fPIC -D_REENTRANT -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) -I$(HTTPD_INC) $(APR_INC) -Isrc
 
 # The lists come from the folders: src/ is the engine (no httpd headers;
 # the module, the CLI, unit tests and fuzzers link it), src/httpd/ the glue
@@ -71,10 +75,10 @@ $(BUILD)/obj/tools/%.o: tools/%.c src/*.h
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/mod_mcp_auth.so: $(MODULE_O)
-	$(CC) -shared $(SAN) -o $@ $(MODULE_O) $(LIBS)
+	$(CC) -shared $(SAN) $(LDFLAGS) -o $@ $(MODULE_O) $(LIBS)
 
 $(BUILD)/mcp-auth-token: $(CLI_O)
-	$(CC) $(SAN) -o $@ $(CLI_O) $(APR_LIBS) $(LIBS)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $(CLI_O) $(APR_LIBS) $(LIBS)
 
 $(BUILD)/mcp-demo-server: demo/mcp_server.c
 	@mkdir -p $(dir $@)
@@ -261,3 +265,42 @@ lint-run:
 
 spdx:
 	@$(PYTHON) test/spdx.py fix
+
+# ==== Debian package ======================================================
+#   make -f apxs.mk deb        libapache2-mod-mcp-auth_<version>_<arch>.deb (+ .changes, .buildinfo, -dbgsym)
+#                              in build/deb/, built by dpkg-buildpackage from debian/ (README "Installing the package")
+#   make -f apxs.mk deb-check  deb, then lintian, install, a2enmod and 401/200 from an instance with the
+#                              Debian config tree (test/deb-check.sh); purges the package at the end
+# dpkg-buildpackage writes next to the source tree, so it runs in a copy of
+# the tree under build/deb/src/: nothing is written outside the repository.
+DEB_PKGS    := dpkg-dev debhelper lintian curl $(BUILD_PKGS) libapr1-dev libaprutil1-dev libcmocka-dev
+DEB_OUT     := $(BUILD)/deb
+DEB_VERSION  = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+DEB_SRC      = $(DEB_OUT)/src/libapache2-mod-mcp-auth-$(DEB_VERSION)
+
+.PHONY: deb deb-deps deb-check
+
+deb-deps:
+	@sh test/install-deps.sh $(DEB_PKGS)
+
+deb: deb-deps
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_SRC)
+	tar -c --exclude=./build --exclude=./.git --exclude=./test/node_modules --exclude=__pycache__ . | tar -x -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	mv $(DEB_OUT)/src/*_$(DEB_VERSION)_* $(DEB_OUT)/
+	rm -rf $(DEB_OUT)/src
+	@ls -1 $(DEB_OUT)
+
+# The Debian conf for mods-available: conf/mcp_auth.conf with its example
+# <Location /mcp> commented out, so that enabling the module protects
+# nothing until the administrator says what (test_packaging.py checks it).
+$(BUILD)/debian/mcp_auth.conf: conf/mcp_auth.conf
+	@mkdir -p $(dir $@)
+	sed -e '/^<Location \/mcp>/,/^<\/Location>/{/^[[:space:]]*#/!{/^[[:space:]]*$$/!s/^/#/;};}' \
+	    -e '/^#<Location \/mcp>/i\
+# Debian: the example location below is commented out (one "#" more than\
+# its own comments), so enabling the module protects nothing by itself.\
+# Copy it into your virtual host, or remove one "#" per line here.' $< > $@
+
+deb-check: deb
+	@bash test/deb-check.sh $(DEB_OUT)

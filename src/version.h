@@ -7,9 +7,9 @@
 #include <apr_pools.h>
 
 /* One step per landed issue (ChangeLog). */
-#define MCP_AUTH_VERSION "0.13.0"
+#define MCP_AUTH_VERSION "0.14.0"
 
-/* "mod_mcp_auth/0.13.0 (OpenSSL 3.0.x ..., libcurl/7.88.1, jansson/2.14)":
+/* "mod_mcp_auth/0.14.0 (OpenSSL 3.0.x ..., libcurl/7.88.1, jansson/2.14)":
  * the versions of the libraries loaded in this process, which may differ
  * from the headers it was built with. */
 const char *mcp_version_line(apr_pool_t *p, const char *program);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "shm_cache.h"
+#include "metrics.h"
 
 #include "sha256.h"
 #include "stopping.h"
@@ -429,9 +430,11 @@ static entry_hdr *room_in(mcp_store_t *st, const table *t, const unsigned char *
     }
     if (victim->flags & MCP_ENTRY_TRANSIENT) {
         count(&st->stats.evicted_transient);
+        mcp_metric_add(MCP_M_CACHE_EVICTION, 1);
     }
     else {
         count(&st->stats.evicted_live);
+        mcp_metric_add(MCP_M_CACHE_EVICTION, 1);
         *evicted = 1;
     }
     return victim;

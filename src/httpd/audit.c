@@ -53,8 +53,22 @@ static int outcome_of(const mcp_request_t *st, int status, mcp_reason *why)
     }
 }
 
-/* One audit field: a note for %{NAME}n and a variable for %{NAME}e. */
+/* One audit field: a note for %{NAME}n and a variable for %{NAME}e, on
+ * the request and on the final one of its internal redirects (an
+ * ErrorDocument): mod_log_config reads %{..}n and %{..}e from the final
+ * request, %<{..}n and CustomLog's env= condition from the first. */
+static void put_one(request_rec *r, const char *name, const char *value, int env);
 static void put(request_rec *r, const char *name, const char *value, int env)
+{
+    request_rec *last = r;
+    while (last->next)
+        last = last->next;
+    put_one(r, name, value, env);
+    if (last != r)
+        put_one(last, name, value, env);
+}
+
+static void put_one(request_rec *r, const char *name, const char *value, int env)
 {
     if (!value)
         return;
@@ -115,20 +129,19 @@ static const char *scopes_required(request_rec *r, const mcp_request_t *st)
  * a verified token, still encoded: a sub may hold any character. The
  * environment already has MCP_AUTH_SUB, _ISS and _SCOPE from identity.c
  * (raw, for the backend): only the notes are set for them here. */
-static void audit_token(request_rec *r, request_rec *last, mcp_request_t *st)
+static void audit_token(request_rec *r, mcp_request_t *st)
 {
     const mcp_verdict_t *v = st->verdict;
-    put(last, "MCP_AUTH_SUB", mcp_audit_value(r->pool, v->sub, NULL), 0);
-    put(last, "MCP_AUTH_ISS", mcp_audit_value(r->pool, v->iss, NULL), 0);
+    put(r, "MCP_AUTH_SUB", mcp_audit_value(r->pool, v->sub, NULL), 0);
+    put(r, "MCP_AUTH_ISS", mcp_audit_value(r->pool, v->iss, NULL), 0);
     if (v->scope && *v->scope)
-        put(last, "MCP_AUTH_SCOPE", mcp_audit_value(r->pool, v->scope, NULL), 0);
-    put(last, "MCP_AUTH_CLIENT_ID", mcp_audit_value(r->pool, client_id(r, st), NULL), 1);
+        put(r, "MCP_AUTH_SCOPE", mcp_audit_value(r->pool, v->scope, NULL), 0);
+    put(r, "MCP_AUTH_CLIENT_ID", mcp_audit_value(r->pool, client_id(r, st), NULL), 1);
 }
 
 int mcp_audit_log_transaction(request_rec *r)
 {
     mcp_request_t *st;
-    request_rec *last = r;
     mcp_reason why;
     int outcome;
 
@@ -138,18 +151,14 @@ int mcp_audit_log_transaction(request_rec *r)
     if (outcome < 0)
         return DECLINED;
     mcp_metric_request((mcp_outcome)outcome, why);
-    /* mod_log_config reads %{..}n and %{..}e from the final request of an
-     * internal redirect (ErrorDocument). */
-    while (last->next)
-        last = last->next;
-    put(last, "MCP_AUTH_DECISION", outcome == MCP_OUTCOME_ACCEPTED ? "allow" : "deny", 1);
+    put(r, "MCP_AUTH_DECISION", outcome == MCP_OUTCOME_ACCEPTED ? "allow" : "deny", 1);
     if (outcome != MCP_OUTCOME_ACCEPTED)
-        put(last, "MCP_AUTH_REASON", mcp_reason_slug(why), 1);
+        put(r, "MCP_AUTH_REASON", mcp_reason_slug(why), 1);
     if (!st)
         return DECLINED;
     if (mcp_request_verified(st) && st->verdict)
-        audit_token(r, last, st);
-    put(last, "MCP_AUTH_TOOL", tool_names(r, st), 1);
-    put(last, "MCP_AUTH_SCOPE_REQUIRED", mcp_audit_value(r->pool, scopes_required(r, st), NULL), 1);
+        audit_token(r, st);
+    put(r, "MCP_AUTH_TOOL", tool_names(r, st), 1);
+    put(r, "MCP_AUTH_SCOPE_REQUIRED", mcp_audit_value(r->pool, scopes_required(r, st), NULL), 1);
     return DECLINED;
 }

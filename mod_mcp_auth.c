@@ -298,6 +298,7 @@ static int first_handler(request_rec *r)
     int rc = late_checks(r);
     if (rc != DECLINED && rc != OK)
         return rc;
+    mcp_audit_count(r); /* accepted: counted before the backend answers */
     return mcp_authz_preflight_answer(r);
 }
 

@@ -10,6 +10,9 @@
 static const apr_interval_time_t bucket_le[] = {5000,   10000,   25000,   50000,   100000,
                                                 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 #define N_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
+/* The same bounds as the exposition writes them (le="0.05"). */
+static const char *const bucket_label[N_BUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                                                    "0.5",   "1",    "2.5",   "5",    "10"};
 
 /* Bumped whenever the layout below changes meaning: a graceful restart
  * into another module version must not read old counters under new names. */
@@ -261,7 +264,7 @@ static void render_histogram(apr_array_header_t *out, apr_pool_t *p)
             cum += load(&blk->bucket[k][i]);
             APR_ARRAY_PUSH(out, const char *) =
                 apr_psprintf(p, "%s_bucket{kind=\"%s\",le=\"%s\"} %" APR_UINT64_T_FMT "\n", name, kind_names[k],
-                             i < N_BUCKETS ? secs(p, (uint64_t)bucket_le[i]) : "+Inf", cum);
+                             i < N_BUCKETS ? bucket_label[i] : "+Inf", cum);
         }
         APR_ARRAY_PUSH(out, const char *) =
             apr_psprintf(p, "%s_sum{kind=\"%s\"} %s\n%s_count{kind=\"%s\"} %" APR_UINT64_T_FMT "\n", name,

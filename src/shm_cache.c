@@ -557,6 +557,19 @@ unsigned mcp_store_entries(const mcp_store_t *st)
     return st ? st->n_entries : 0;
 }
 
+static unsigned live_in(const mcp_store_t *st, const table *t, apr_time_t now)
+{
+    unsigned i, n = 0;
+    for (i = 0; i < t->n; i++)
+        n += live(st, t->slots[i], now) != 0;
+    return n;
+}
+
+unsigned mcp_store_live_entries(const mcp_store_t *st, apr_time_t now)
+{
+    return st ? live_in(st, &st->small, now) + live_in(st, &st->large, now) : 0;
+}
+
 int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval, mcp_store_stats_t *since)
 {
     apr_time_t last;

@@ -139,6 +139,39 @@ static void audit_token(request_rec *r, mcp_request_t *st)
     put(r, "MCP_AUTH_CLIENT_ID", mcp_audit_value(r->pool, client_id(r, st), NULL), 1);
 }
 
+/* The request's outcome into the counters, once. */
+static void count(mcp_request_t *st, int outcome, mcp_reason why)
+{
+    if (st && st->counted)
+        return;
+    if (st)
+        st->counted = 1;
+    mcp_metric_request((mcp_outcome)outcome, why);
+}
+
+void mcp_audit_count(request_rec *r)
+{
+    mcp_request_t *st;
+    mcp_reason why;
+    int outcome;
+
+    if (r->main || !(st = mcp_request_peek(r)) || st->counted)
+        return;
+    outcome = outcome_of(st, r->status, &why);
+    if (outcome >= 0)
+        count(st, outcome, why);
+}
+
+static int counted_in_chain(request_rec *r)
+{
+    for (; r; r = r->next) {
+        const mcp_request_t *st = mcp_request_peek(r);
+        if (st && st->counted)
+            return 1;
+    }
+    return 0;
+}
+
 int mcp_audit_log_transaction(request_rec *r)
 {
     mcp_request_t *st;
@@ -150,7 +183,11 @@ int mcp_audit_log_transaction(request_rec *r)
     outcome = outcome_of(st, r->status, &why);
     if (outcome < 0)
         return DECLINED;
-    mcp_metric_request((mcp_outcome)outcome, why);
+    /* Counted at the decision already, unless an ErrorDocument redirect
+     * took the request past those points. An internal redirect's request
+     * (its copy of the token's state) may have been counted instead. */
+    if (!counted_in_chain(r))
+        count(st, outcome, why);
     put(r, "MCP_AUTH_DECISION", outcome == MCP_OUTCOME_ACCEPTED ? "allow" : "deny", 1);
     if (outcome != MCP_OUTCOME_ACCEPTED)
         put(r, "MCP_AUTH_REASON", mcp_reason_slug(why), 1);

@@ -4,6 +4,7 @@
 #include <apr_optional_hooks.h>
 #include <http_config.h>
 #include <http_protocol.h>
+#include <http_request.h>
 #include <mod_status.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@ static void gauges(mcp_metrics_gauges_t *g)
     if (!st)
         return;
     g->have_store = 1;
-    g->entries = mcp_store_entries(st);
+    g->entries = mcp_store_live_entries(st, apr_time_now());
     g->capacity = (unsigned)mcp_srv_conf(ap_server_conf)->cache_entries;
 }
 
@@ -31,7 +32,8 @@ int mcp_metrics_handler(request_rec *r)
 
     if (!r->handler || strcmp(r->handler, MCP_METRICS_HANDLER) != 0)
         return DECLINED;
-    r->allowed = (AP_METHOD_BIT << M_GET);
+    /* The Allow header of the 405 (httpd adds HEAD to GET). */
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
     if (r->method_number != M_GET)
         return HTTP_METHOD_NOT_ALLOWED; /* HEAD is a GET to httpd: it answers it without the body */
     gauges(&g);

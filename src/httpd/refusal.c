@@ -51,6 +51,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "audit.h"
 #include "authn.h"
 #include "authz.h"
 #include "challenge.h"
@@ -224,6 +225,7 @@ static int render(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *
         apr_table_setn(r->err_headers_out, "Retry-After", retry > 0 ? apr_ltoa(r->pool, retry) : "30");
     }
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    mcp_audit_count(r);
     if (r->main)
         return status; /* a subrequest's refusal is the main request's to answer */
     /* The error page's text; the error filter makes it application/json. */
@@ -268,6 +270,7 @@ int mcp_refuse_jsonrpc(request_rec *r, int code, const char *id, const char *cau
     /* Not an authorization failure: no challenge, whatever ran before. */
     apr_table_unset(r->err_headers_out, "WWW-Authenticate");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    mcp_audit_count(r);
     if (r->main)
         return HTTP_BAD_REQUEST;
     /* The error page's text; the error filter makes it application/json. */
@@ -287,6 +290,7 @@ int mcp_refuse_origin(request_rec *r)
         /* No challenge: no token can make this origin acceptable. */
         mcp_request(r)->reason = MCP_R_ORIGIN;
         enter(mcp_request(r), MCP_REQ_REFUSED_ORIGIN);
+        mcp_audit_count(r);
         apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
         ap_custom_response(r, HTTP_FORBIDDEN,
                            "{\"error\":\"access_denied\",\"error_description\":\"Origin not allowed\"}\n");
@@ -393,6 +397,11 @@ void mcp_refusal_insert_error_filter(request_rec *r)
         return;
     conf = mcp_dir_conf(r);
     error_response(r, conf);
+    /* Every error of ours is counted by now; httpd's own refusal (Require
+     * ip, all denied) before any token is counted here. */
+    if (!r->main && (r->status == HTTP_FORBIDDEN || r->status == HTTP_UNAUTHORIZED))
+        mcp_request(r);
+    mcp_audit_count(r);
     /* A preflight passes only by our 204: a refused one gets no grant. */
     if (!mcp_is_preflight(r, conf))
         mcp_authz_cors_error(r, conf);

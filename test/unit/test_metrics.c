@@ -142,13 +142,13 @@ static void test_render_is_prometheus_text(void **state)
     assert_non_null(strstr(text, "# TYPE mcp_auth_outbound_request_duration_seconds histogram\n"));
     /* cumulative: 0.03 s is under 0.05, 0.7 s under 1, 60 s only in +Inf */
     assert_non_null(
-        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"0.025000\"} 0\n"));
+        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"0.025\"} 0\n"));
     assert_non_null(
-        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"0.050000\"} 1\n"));
+        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"0.05\"} 1\n"));
     assert_non_null(
-        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"1.000000\"} 2\n"));
+        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"1\"} 2\n"));
     assert_non_null(
-        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"10.000000\"} 2\n"));
+        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"10\"} 2\n"));
     assert_non_null(
         strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(text, "mcp_auth_outbound_request_duration_seconds_sum{kind=\"document\"} 60.730000\n"));

@@ -192,8 +192,7 @@ int mcp_audit_log_transaction(request_rec *r)
     /* A refusal's reason word; a refusal without one (no token) by its
      * outcome's name. */
     if (outcome != MCP_OUTCOME_ACCEPTED)
-        put(r, "MCP_AUTH_REASON", why != MCP_R_NONE ? mcp_reason_slug(why) : mcp_outcome_name((mcp_outcome)outcome),
-            1);
+        put(r, "MCP_AUTH_REASON", why != MCP_R_NONE ? mcp_reason_slug(why) : mcp_outcome_name((mcp_outcome)outcome), 1);
     if (!st)
         return DECLINED;
     if (mcp_request_verified(st) && st->verdict)

@@ -91,8 +91,8 @@ static void test_reason_mapping(void **state)
  * its own: the list is read from the sources themselves. */
 static void test_every_fail_reason_in_the_sources_is_mapped(void **state)
 {
-    const char *files[] = {"bearer.c", "verifier.c", "jwt.c", "claim_check.c", "introspect.c", "keyring.c",
-                           "httpd/authn.c"};
+    const char *files[] = {"bearer.c",     "verifier.c", "jwt.c",        "claim_check.c",
+                           "introspect.c", "keyring.c",  "httpd/authn.c"};
     char path[512], line[4096];
     size_t i;
     int found = 0;
@@ -145,10 +145,8 @@ static void test_render_is_prometheus_text(void **state)
         strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"0.025\"} 0\n"));
     assert_non_null(
         strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"0.05\"} 1\n"));
-    assert_non_null(
-        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"1\"} 2\n"));
-    assert_non_null(
-        strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"10\"} 2\n"));
+    assert_non_null(strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"1\"} 2\n"));
+    assert_non_null(strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"10\"} 2\n"));
     assert_non_null(
         strstr(text, "mcp_auth_outbound_request_duration_seconds_bucket{kind=\"document\",le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(text, "mcp_auth_outbound_request_duration_seconds_sum{kind=\"document\"} 60.730000\n"));

@@ -570,6 +570,11 @@ unsigned mcp_store_live_entries(const mcp_store_t *st, apr_time_t now)
     return st ? live_in(st, &st->small, now) + live_in(st, &st->large, now) : 0;
 }
 
+unsigned mcp_store_slots(const mcp_store_t *st)
+{
+    return st ? st->small.n + st->large.n : 0;
+}
+
 int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval, mcp_store_stats_t *since)
 {
     apr_time_t last;

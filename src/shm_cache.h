@@ -118,6 +118,10 @@ unsigned mcp_store_entries(const mcp_store_t *st);
  * figure of the moment, never used for a decision. */
 unsigned mcp_store_live_entries(const mcp_store_t *st, apr_time_t now);
 
+/* How many entries the table holds at most (small cells and whole slots:
+ * more than MCPAuthCacheEntries when verdicts are small). */
+unsigned mcp_store_slots(const mcp_store_t *st);
+
 /* Rate-limited notice: 1 at most once per interval per process, when
  * something was evicted or refused since the last notice; *since gets the
  * counts since then (the caller logs one warning naming

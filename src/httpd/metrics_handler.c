@@ -10,8 +10,6 @@
 
 #include "metrics.h"
 #include "shm.h"
-#include "conf.h"
-#include <http_main.h>
 
 /* The gauges read now from this generation's shared store. */
 static void gauges(mcp_metrics_gauges_t *g)
@@ -22,7 +20,7 @@ static void gauges(mcp_metrics_gauges_t *g)
         return;
     g->have_store = 1;
     g->entries = mcp_store_live_entries(st, apr_time_now());
-    g->capacity = (unsigned)mcp_srv_conf(ap_server_conf)->cache_entries;
+    g->capacity = mcp_store_slots(st);
 }
 
 int mcp_metrics_handler(request_rec *r)

@@ -262,3 +262,19 @@ def test_mod_status_shows_the_figures(start_httpd, jwks_server, minter):
     assert page.status == 200
     assert "<h2>mod_mcp_auth</h2>" in page.text
     assert "<tr><td>MCPAuthRequests_accepted</td><td>3</td></tr>" in page.text
+
+
+def test_evictions_are_counted_when_the_cache_is_full(start_httpd, jwks_server, minter):
+    """A flood of distinct tokens through a small shared cache: live entries
+    pushed out are counted, and the gauge stays within what the cache holds."""
+    h = start_httpd({"/mcp": mcp_location(jwks_uri=jwks_server.jwks_uri)},
+                    METRICS_CONF + "\nMCPAuthCacheEntries 32", modules=[HOST])
+    assert h.get("/mcp", minter.token()).status == 200
+    before = scrape(h)
+    assert value(before, "mcp_auth_cache_evictions_total") == 0
+    for _ in range(400):
+        assert h.get("/mcp", minter.token()).status == 200
+    after = scrape(h)
+    assert value(after, "mcp_auth_cache_evictions_total") > 0
+    assert 0 < value(after, "mcp_auth_cache_entries") <= value(after, "mcp_auth_cache_capacity")
+    assert requests(after, "accepted", "none") == 401

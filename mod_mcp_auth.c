@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "jose_alg.h"
+#include "audit.h"
 #include "authn.h"
 #include "authz.h"
 #include "identity.h"
@@ -24,6 +25,7 @@
 #include "well_known.h"
 #include "refusal.h"
 #include "request.h"
+#include "metrics_handler.h"
 #include "shm.h"
 #include "toolscope.h"
 #include "stopping.h"
@@ -296,6 +298,7 @@ static int first_handler(request_rec *r)
     int rc = late_checks(r);
     if (rc != DECLINED && rc != OK)
         return rc;
+    mcp_audit_count(r); /* accepted: counted before the backend answers */
     return mcp_authz_preflight_answer(r);
 }
 
@@ -449,6 +452,11 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_fixups(before_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(first_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_insert_filter(mcp_toolscope_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    /* SPEC 10: the metrics handler, mod_status's page, and the per-request
+     * count and audit record, before mod_log_config writes the lines. */
+    ap_hook_handler(mcp_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(mcp_audit_log_transaction, NULL, NULL, APR_HOOK_FIRST);
+    mcp_metrics_register_status();
     /* Require mcp-scope <scope>... and Require mcp-claim <$.path> <value>... */
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "mcp-scope", AUTHZ_PROVIDER_VERSION, &mcp_authz_scope_provider,
                               AP_AUTH_INTERNAL_PER_CONF);

@@ -4,6 +4,7 @@
  * check that an https issuer's document sends us nowhere in clear text.
  * The keyring asks for jwks_uri here; introspection for its endpoint. */
 #include "discovery.h"
+#include "metrics.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -30,7 +31,7 @@ void mcp_discovery_urls(apr_pool_t *p, const char *issuer, const char **oidc, co
 }
 
 /* One discovery document: must name this issuer exactly. */
-static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, size_t *len, const char **err)
+static char *try_discovery_once(mcp_keyring_t *kr, apr_pool_t *p, const char *url, size_t *len, const char **err)
 {
     mcp_http_resp_t resp;
     json_t *doc;
@@ -54,6 +55,14 @@ static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, si
     }
     *len = resp.len;
     return resp.body;
+}
+
+/* try_discovery_once, counted (metrics.h). */
+static char *try_discovery(mcp_keyring_t *kr, apr_pool_t *p, const char *url, size_t *len, const char **err)
+{
+    char *text = try_discovery_once(kr, p, url, len, err);
+    mcp_metric_add(text ? MCP_M_DISCOVERY_FETCH_OK : MCP_M_DISCOVERY_FETCH_FAILED, 1);
+    return text;
 }
 
 /* SPEC 7: an https issuer's discovery document cannot send us to clear

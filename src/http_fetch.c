@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "http_fetch.h"
+#include "metrics.h"
 
 #include <apr_file_io.h>
 #include <apr_strings.h>
@@ -533,6 +534,7 @@ static int mcp_http_call(apr_pool_t *p, const char *url, const mcp_http_opts_t *
     mcp_idp_health_leave(proc.health, &lease);
     curl_slist_free_all(hdrs);
     note_outcome(url, rc, status, limit, apr_time_from_sec(o->timeout_s), started);
+    mcp_metric_observe(document ? MCP_CALL_DOCUMENT : MCP_CALL_INTROSPECTION, apr_time_now() - started);
     if (stopped) {
         *err = "given up: the server is stopping";
         return -1;

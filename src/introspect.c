@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "introspect.h"
+#include "metrics.h"
 
 #include <apr_base64.h>
 #include <apr_strings.h>
@@ -95,7 +96,7 @@ static int unavailable(apr_pool_t *p, mcp_fail_t *fail, const char *url, const c
 }
 
 /* One call to the endpoint. */
-static int ask(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, const mcp_http_opts_t *http,
+static int ask_once(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, const mcp_http_opts_t *http,
                const char *token, size_t len, json_t **result, mcp_fail_t *fail)
 {
     const char *tok = mcp_form_encode(p, apr_pstrmemdup(p, token, len)), *param = c->param ? c->param : "token";
@@ -148,6 +149,15 @@ static int ask(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, c
         return unavailable(p, fail, url, "the answer is not a JSON object");
     *result = doc;
     return 0;
+}
+
+/* ask_once, counted (metrics.h): ok is any answer, inactive included. */
+static int ask(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, const mcp_http_opts_t *http,
+               const char *token, size_t len, json_t **result, mcp_fail_t *fail)
+{
+    int rc = ask_once(p, c, url, http, token, len, result, fail);
+    mcp_metric_add(rc ? MCP_M_INTROSPECTION_FAILED : MCP_M_INTROSPECTION_OK, 1);
+    return rc;
 }
 
 static apr_time_t keep_until(const mcp_introspect_conf_t *c, const json_t *result, apr_time_t now)
@@ -456,8 +466,10 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         /* The asker's mark outlives its one call: a crashed asker delays
          * the next ones, never blocks them. */
         pending.expires = now + mcp_http_lease(http, 1);
-        if (seen == SEEN_ANSWER)
+        if (seen == SEEN_ANSWER) {
+            mcp_metric_add(MCP_M_CACHE_SHM_HIT, 1);
             return 0;
+        }
         if (seen == SEEN_DIRECT)
             break;
         if (seen == SEEN_PENDING)
@@ -482,6 +494,7 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         apr_sleep(POLL);
         now = apr_time_now();
     }
+    mcp_metric_add(MCP_M_CACHE_MISS, 1);
     now = apr_time_now();
     if (ask_within(p, c, url, http, token, len, budget_end, result, fail)) {
         if (claimed)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "keyring.h"
+#include "metrics.h"
 
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -81,7 +82,7 @@ mcp_doc_policy_t mcp_keyring_doc_policy(const mcp_fetch_settings_t *s)
 
 /* Fetches the JWKS text and checks it holds usable keys before it may
  * replace the shared copy (a broken answer never evicts good keys). */
-static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where, size_t *len,
+static char *fetch_jwks_text(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where, size_t *len,
                         const char **err)
 {
     mcp_http_resp_t resp;
@@ -123,6 +124,16 @@ static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, 
     }
     *len = resp.len;
     return resp.body;
+}
+
+/* fetch_jwks_text, counted (metrics.h) when the keys come from the IdP. */
+static char *fetch_jwks(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where, size_t *len,
+                        const char **err)
+{
+    char *text = fetch_jwks_text(kr, p, log, where, len, err);
+    if (!kr->jwks_file)
+        mcp_metric_add(text ? MCP_M_JWKS_FETCH_OK : MCP_M_JWKS_FETCH_FAILED, 1);
+    return text;
 }
 
 static void keyset_unref_locked(mcp_keyset_t *ks)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "shm_cache.h"
+#include "metrics.h"
 
 #include "sha256.h"
 #include "stopping.h"
@@ -429,9 +430,11 @@ static entry_hdr *room_in(mcp_store_t *st, const table *t, const unsigned char *
     }
     if (victim->flags & MCP_ENTRY_TRANSIENT) {
         count(&st->stats.evicted_transient);
+        mcp_metric_add(MCP_M_CACHE_EVICTION, 1);
     }
     else {
         count(&st->stats.evicted_live);
+        mcp_metric_add(MCP_M_CACHE_EVICTION, 1);
         *evicted = 1;
     }
     return victim;
@@ -552,6 +555,24 @@ void mcp_store_stats(mcp_store_t *st, mcp_store_stats_t *out)
 unsigned mcp_store_entries(const mcp_store_t *st)
 {
     return st ? st->n_entries : 0;
+}
+
+static unsigned live_in(const mcp_store_t *st, const table *t, apr_time_t now)
+{
+    unsigned i, n = 0;
+    for (i = 0; i < t->n; i++)
+        n += live(st, t->slots[i], now) != 0;
+    return n;
+}
+
+unsigned mcp_store_live_entries(const mcp_store_t *st, apr_time_t now)
+{
+    return st ? live_in(st, &st->small, now) + live_in(st, &st->large, now) : 0;
+}
+
+unsigned mcp_store_slots(const mcp_store_t *st)
+{
+    return st ? st->small.n + st->large.n : 0;
 }
 
 int mcp_store_eviction_notice(mcp_store_t *st, apr_time_t now, apr_interval_time_t interval, mcp_store_stats_t *since)

@@ -114,6 +114,14 @@ void mcp_store_stats(mcp_store_t *st, mcp_store_stats_t *out);
 /* MCPAuthCacheEntries as the store was created with (for warnings). */
 unsigned mcp_store_entries(const mcp_store_t *st);
 
+/* Live entries now (a gauge for the metrics): read without the lock, so a
+ * figure of the moment, never used for a decision. */
+unsigned mcp_store_live_entries(const mcp_store_t *st, apr_time_t now);
+
+/* How many entries the table holds at most (small cells and whole slots:
+ * more than MCPAuthCacheEntries when verdicts are small). */
+unsigned mcp_store_slots(const mcp_store_t *st);
+
 /* Rate-limited notice: 1 at most once per interval per process, when
  * something was evicted or refused since the last notice; *since gets the
  * counts since then (the caller logs one warning naming

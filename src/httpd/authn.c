@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "authn.h"
+#include "metrics.h"
 
 #include <apr_strings.h>
 #include <http_core.h>
@@ -146,6 +147,7 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
     if (use_cache) {
         policy_fingerprint(r, conf, pol, fp);
         if (mcp_l1_get(mcp_shm_l1(), fp, sizeof(fp), token, len, r->request_time, store, r->pool, verdict) == 0) {
+            mcp_metric_add(MCP_M_CACHE_L1_HIT, 1);
             if (verdict->issuer_index < 0)
                 return mcp_fail(fail, MCP_FAIL_INVALID_TOKEN, verdict->claims,
                                 "the same token was refused moments ago (remembered until the keys change)");
@@ -159,6 +161,7 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
             verdict->issuer_index < pol->n_issuers) {
             if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 0, fail) == 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "verified-token cache hit");
+                mcp_metric_add(MCP_M_CACHE_SHM_HIT, 1);
                 /* The copy carries what the shared entry was stored with
                  * (expiry, JWKS generation), read with it under one lock. */
                 deps.expires = keep_until(verdict, r->request_time);
@@ -173,6 +176,8 @@ static int verify_cached(request_rec *r, const mcp_dir_conf_t *conf, const mcp_v
             return -1;
         }
     }
+    if (use_cache)
+        mcp_metric_add(MCP_M_CACHE_MISS, 1);
     if (mcp_verify_jwt(r->pool, token, len, pol, log, &v, fail)) {
         if (use_cache && v.refusal_lasts)
             remember_refusal(fp, token, len, &v, fail, r->request_time);
@@ -301,6 +306,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
         /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a binary key of ctx_len bytes, not a string */
         memcpy(ctx + sizeof(fp), url, ulen);
         if (mcp_l1_get(mcp_shm_l1(), ctx, ctx_len, token, len, apr_time_now(), store, r->pool, verdict) == 0) {
+            mcp_metric_add(MCP_M_CACHE_L1_HIT, 1);
             if (mcp_verdict_time_check(r->pool, verdict, pol->claims.now, pol->claims.skew, 1, fail))
                 return -1;
             return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");

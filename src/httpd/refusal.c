@@ -51,6 +51,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "audit.h"
 #include "authn.h"
 #include "authz.h"
 #include "challenge.h"
@@ -224,6 +225,7 @@ static int render(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *
         apr_table_setn(r->err_headers_out, "Retry-After", retry > 0 ? apr_ltoa(r->pool, retry) : "30");
     }
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    mcp_audit_count(r);
     if (r->main)
         return status; /* a subrequest's refusal is the main request's to answer */
     /* The error page's text; the error filter makes it application/json. */
@@ -235,6 +237,7 @@ int mcp_refuse(request_rec *r, const mcp_dir_conf_t *conf, const mcp_fail_t *fai
 {
     mcp_request_t *st = mcp_request(r);
     st->fail = *fail;
+    st->reason = mcp_reason_of(fail->reason);
     enter(st, MCP_REQ_REFUSED_AUTHN);
     return render(r, conf, fail);
 }
@@ -249,6 +252,7 @@ int mcp_refuse_tool_scope(request_rec *r, const mcp_dir_conf_t *conf, mcp_reques
     mcp_fail(&fail, MCP_FAIL_INSUFFICIENT_SCOPE, "Insufficient scope",
              apr_psprintf(r->pool, "user %s calls a tool that needs %s", mcp_printable(r->pool, r->user, 128),
                           mcp_printable(r->pool, mcp_scope_join(r->pool, st->tool_missing), 256)));
+    st->reason = MCP_R_TOOL_SCOPE;
     enter(st, MCP_REQ_REFUSED_SCOPE);
     return render(r, conf, &fail);
 }
@@ -261,10 +265,12 @@ int mcp_refuse_jsonrpc(request_rec *r, int code, const char *id, const char *cau
 
     mcp_log_refusal(r, APLOG_WARNING, reason, "%s (%d %s): %s (%s %s)", reason, code, message,
                     cause ? cause : "(no cause)", r->method, mcp_printable(r->pool, r->uri, 256));
+    st->reason = code == -32020 ? MCP_R_HEADER_MISMATCH : MCP_R_JSONRPC;
     enter(st, MCP_REQ_REFUSED_RPC);
     /* Not an authorization failure: no challenge, whatever ran before. */
     apr_table_unset(r->err_headers_out, "WWW-Authenticate");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    mcp_audit_count(r);
     if (r->main)
         return HTTP_BAD_REQUEST;
     /* The error page's text; the error filter makes it application/json. */
@@ -282,7 +288,9 @@ int mcp_refuse_origin(request_rec *r)
                     mcp_printable(r->pool, r->uri, 256));
     if (!r->main) {
         /* No challenge: no token can make this origin acceptable. */
+        mcp_request(r)->reason = MCP_R_ORIGIN;
         enter(mcp_request(r), MCP_REQ_REFUSED_ORIGIN);
+        mcp_audit_count(r);
         apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
         ap_custom_response(r, HTTP_FORBIDDEN,
                            "{\"error\":\"access_denied\",\"error_description\":\"Origin not allowed\"}\n");
@@ -365,6 +373,7 @@ static void error_response(request_rec *r, const mcp_dir_conf_t *conf)
     if (!st || !((status == HTTP_UNAUTHORIZED && st->state == MCP_REQ_DENIED) ||
                  (status == HTTP_FORBIDDEN && st->state == MCP_REQ_DENIED_BY_RULE)))
         return;
+    st->reason = MCP_R_STEP_UP;
     enter(st, MCP_REQ_REFUSED_SCOPE);
     r->status = HTTP_FORBIDDEN;
     r->status_line = NULL;
@@ -388,6 +397,11 @@ void mcp_refusal_insert_error_filter(request_rec *r)
         return;
     conf = mcp_dir_conf(r);
     error_response(r, conf);
+    /* Every error of ours is counted by now; httpd's own refusal (Require
+     * ip, all denied) before any token is counted here. */
+    if (!r->main && (r->status == HTTP_FORBIDDEN || r->status == HTTP_UNAUTHORIZED))
+        mcp_request(r);
+    mcp_audit_count(r);
     /* A preflight passes only by our 204: a refused one gets no grant. */
     if (!mcp_is_preflight(r, conf))
         mcp_authz_cors_error(r, conf);

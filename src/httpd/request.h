@@ -9,6 +9,7 @@
 
 #include "conf.h"
 #include "fail.h"
+#include "metrics.h"
 #include "verdict.h"
 
 /* Where a request stands: one value, written only by the transitions in
@@ -28,6 +29,8 @@ typedef enum {
 typedef struct {
     mcp_req_state_t state;            /* refusal.c's transitions only */
     mcp_fail_t fail;                  /* why authentication refused (MCP_REQ_REFUSED_AUTHN) */
+    mcp_reason reason;                /* why the request was refused (refusal.c; metrics and audit) */
+    int counted;                      /* its outcome is in the metrics (audit.c: once per request) */
     const mcp_verdict_t *verdict;     /* what is known of it (cached form) */
     json_t *claims;                   /* parsed only when a rule needs a claim */
     apr_array_header_t *granted;      /* the token's scopes */

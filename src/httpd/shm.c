@@ -13,6 +13,7 @@
 #include <util_mutex.h>
 
 #include "conf.h"
+#include "metrics.h"
 
 APLOG_USE_MODULE(mcp_auth);
 
@@ -36,6 +37,16 @@ typedef struct {
     unsigned n_entries, n_docs;
     apr_size_t entry_size, doc_size;
 } retained_t;
+
+/* The counters (metrics.h) in retained data of their own: a module of
+ * another version with another retained_t still finds them, and the
+ * block's own layout word says whether they can be read on. A graceful
+ * restart keeps them; a full restart (stop and start) makes them anew. */
+#define METRICS_RETAINED "mcp_auth_metrics_retained"
+typedef struct {
+    apr_shm_t *shm;
+    apr_size_t size;
+} metrics_retained_t;
 
 static apr_global_mutex_t *shm_mutex;
 static volatile uint64_t *owner_word;
@@ -294,6 +305,28 @@ static void reload_jwks_files(apr_pool_t *pconf, server_rec *s)
     apr_pool_destroy(tmp);
 }
 
+/* The counters' block: made once, kept across graceful restarts, and
+ * attached here in the parent so every child inherits it. */
+static const char *metrics_segment(apr_pool_t *pconf, server_rec *s)
+{
+    metrics_retained_t *kept = ap_retained_data_get(METRICS_RETAINED);
+    apr_size_t size = APR_ALIGN(mcp_metrics_block_size(), 64);
+    const char *err;
+
+    if (!kept)
+        kept = ap_retained_data_create(METRICS_RETAINED, sizeof(*kept));
+    if (!kept->shm || kept->size != size) {
+        apr_shm_t *old = kept->shm;
+        if ((err = segment(&kept->shm, size, s, pconf)) != NULL)
+            return err;
+        if (old)
+            apr_shm_destroy(old);
+        kept->size = size;
+    }
+    mcp_metrics_attach(apr_shm_baseaddr_get(kept->shm));
+    return NULL;
+}
+
 const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const ap_slotmem_provider_t *sm = ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm", AP_SLOTMEM_PROVIDER_VERSION);
@@ -320,6 +353,8 @@ const char *mcp_shm_post_config(apr_pool_t *pconf, server_rec *s)
     if (!sm)
         return "mod_mcp_auth needs mod_slotmem_shm for its shared cache: "
                "LoadModule slotmem_shm_module modules/mod_slotmem_shm.so (Debian: a2enmod slotmem_shm)";
+    if ((err = metrics_segment(pconf, s)) != NULL)
+        return err;
     if (!(kept = ap_retained_data_get(RETAINED)))
         kept = ap_retained_data_create(RETAINED, sizeof(*kept));
     if (!kept->ctl && (err = segment(&kept->ctl, 64, s, pconf)) != NULL)

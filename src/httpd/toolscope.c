@@ -357,6 +357,12 @@ void mcp_toolscope_inspect(request_rec *r, const mcp_dir_conf_t *conf)
         st->tool_missing = tool_requirements(r->pool, conf, in->rpc.tool_calls, st->granted);
 }
 
+const apr_array_header_t *mcp_toolscope_called(const mcp_request_t *st)
+{
+    const inspection_t *in = st ? st->inspection : NULL;
+    return in && in->status == OK && in->rpc.code == 0 ? in->rpc.tool_calls : NULL;
+}
+
 int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf)
 {
     mcp_request_t *st = mcp_request_peek(r);

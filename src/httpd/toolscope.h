@@ -9,6 +9,7 @@
 #include <util_filter.h>
 
 #include "conf.h"
+#include "request.h"
 
 #define MCP_TOOL_BODY_LIMIT (1024 * 1024)
 
@@ -32,5 +33,9 @@ void mcp_toolscope_inspect(request_rec *r, const mcp_dir_conf_t *conf);
 /* DECLINED to go on, or the status of the refusal (400/403/413/415): the
  * body's JSON-RPC, Mcp-Method/Mcp-Name against it, then tool scopes. */
 int mcp_toolscope_check(request_rec *r, const mcp_dir_conf_t *conf);
+
+/* The tools/call names the body held (NULL: the body was not read or not
+ * valid JSON-RPC), for the audit log. */
+const apr_array_header_t *mcp_toolscope_called(const mcp_request_t *st);
 
 #endif

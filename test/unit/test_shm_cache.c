@@ -20,6 +20,30 @@ static mcp_entry_key_t ekey(const unsigned char *k, apr_time_t expires)
     return e;
 }
 
+/* The metrics gauge: entries live now, neither expired nor removed ones
+ * (a large value, in a whole slot, counts too). */
+static void live_entries_counts_what_a_lookup_would_find(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_store_t *st = mcp_store_create_local(p, 64, 2048, 0, 0);
+    mcp_entry_key_t a = ekey(key_of(p, "a"), T0 + SEC(10)), b = ekey(key_of(p, "b"), T0 + SEC(20));
+    mcp_entry_key_t c = ekey(key_of(p, "c"), T0 + SEC(20));
+    char big[1500];
+    int ev;
+
+    memset(big, 'x', sizeof(big));
+    assert_int_equal(mcp_store_live_entries(st, T0), 0);
+    assert_int_equal(mcp_store_put(st, &a, T0, "1", 1, &ev), 0);
+    assert_int_equal(mcp_store_put(st, &b, T0, "2", 1, &ev), 0);
+    assert_int_equal(mcp_store_put(st, &c, T0, big, sizeof(big), &ev), 0);
+    assert_int_equal(mcp_store_live_entries(st, T0 + SEC(1)), 3);
+    assert_int_equal(mcp_store_live_entries(st, T0 + SEC(15)), 2); /* a expired */
+    mcp_store_remove(st, b.key);
+    assert_int_equal(mcp_store_live_entries(st, T0 + SEC(15)), 1);
+    assert_int_equal(mcp_store_live_entries(NULL, T0), 0);
+    assert_true(mcp_store_slots(st) >= 64);
+}
+
 static void entry_roundtrip(void **state)
 {
     apr_pool_t *p = TU_POOL(state);
@@ -879,6 +903,7 @@ int main(void)
         TU_TEST(doc_place_finds_documents_by_key),
         TU_TEST(doc_import_carries_documents_to_a_new_layout),
         TU_TEST(doc_adopt_drops_leases_of_retired_processes),
+        TU_TEST(live_entries_counts_what_a_lookup_would_find),
         /* Last: the stopping flag stays set for the rest of the process. */
         TU_TEST(doc_wait_notices_stopping),
     };

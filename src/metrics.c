@@ -356,6 +356,16 @@ static int log_safe(unsigned char c, const char *also)
     return keep[c] && !(also && strchr(also, c));
 }
 
+int mcp_audit_clean(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (!u)
+        return 1;
+    while (keep[*u])
+        u++;
+    return *u == '\0';
+}
+
 const char *mcp_audit_value(apr_pool_t *p, const char *s, const char *also)
 {
     const unsigned char *u = (const unsigned char *)s;

@@ -140,4 +140,8 @@ char *mcp_metrics_render_status(apr_pool_t *p, const mcp_metrics_gauges_t *g, in
  * also: more characters to encode (a list's separator), or NULL. */
 const char *mcp_audit_value(apr_pool_t *p, const char *s, const char *also);
 
+/* 1 when mcp_audit_value(p, s, NULL) would return s itself (NULL counts as
+ * clean): verdicts remember it, so a cache hit logs without a scan. */
+int mcp_audit_clean(const char *s);
+
 #endif

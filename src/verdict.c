@@ -9,6 +9,7 @@
 #include "claim_check.h"
 #include "scopes.h"
 #include "json_util.h"
+#include "metrics.h"
 #include "propagate.h"
 
 /* A claim fit to be REMOTE_USER: it ends up in headers and logs, so a value
@@ -50,6 +51,14 @@ int mcp_verdict_from_claims(apr_pool_t *p, const json_t *claims, int issuer_inde
     v->scope = mcp_scope_join(p, mcp_token_scopes(p, claims, scope_claim));
     if (!v->scope)
         v->scope = "";
+    v->client_id = json_string_value(json_object_get(claims, "client_id"));
+    if (!v->client_id)
+        v->client_id = json_string_value(json_object_get(claims, "azp"));
+    if (v->client_id)
+        v->client_id = apr_pstrdup(p, v->client_id);
+    /* Once per token, so that a cache hit's audit record needs no scan. */
+    v->log_clean = mcp_audit_clean(v->sub) && mcp_audit_clean(v->iss) && mcp_audit_clean(v->scope) &&
+                   mcp_audit_clean(v->client_id);
     v->claims = mcp_json_compact(p, claims);
     return v->claims ? 0 : -1;
 }
@@ -81,26 +90,26 @@ apr_time_t mcp_time_cap(apr_time_t until, double seconds)
     return t < until ? t : until;
 }
 
-/* The stored form: a fixed binary head, then the five strings, each with
+/* The stored form: a fixed binary head, then the six strings, each with
  * its NUL. Decoding copies nothing: the strings are used where they lie
  * (the caller's buffer), so a shared-cache hit costs one copy of the
  * entry and no parsing of numbers. The head's layout is versioned: a
  * graceful restart may hand entries written by another build to this one
  * (the cache kind changes with the version too). */
-#define VERDICT_WIRE_VERSION 3u
+#define VERDICT_WIRE_VERSION 4u
+#define NFIELDS 6
 
 typedef struct {
     uint32_t version;
     int32_t issuer_index, alg;
-    uint8_t has_exp, has_nbf, has_iat, has_sub, has_iss, pad[3];
+    uint8_t has_exp, has_nbf, has_iat, has_sub, has_iss, has_client_id, log_clean, pad;
     double exp, nbf, iat;
-    uint32_t len[5]; /* user, sub, iss, scope, claims: bytes without the NUL */
-    uint32_t pad2;
+    uint32_t len[NFIELDS]; /* user, sub, iss, scope, claims, client_id: bytes without the NUL */
 } wire_head;
 
 const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *len)
 {
-    const char *field[5];
+    const char *field[NFIELDS];
     wire_head h;
     size_t total = sizeof(h);
     char *out, *at;
@@ -115,6 +124,8 @@ const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *le
     h.has_iat = (uint8_t) !!v->has_iat;
     h.has_sub = v->sub != NULL;
     h.has_iss = v->iss != NULL;
+    h.has_client_id = v->client_id != NULL;
+    h.log_clean = (uint8_t) !!v->log_clean;
     h.exp = v->exp;
     h.nbf = v->nbf;
     h.iat = v->iat;
@@ -123,7 +134,8 @@ const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *le
     field[2] = v->iss ? v->iss : "";
     field[3] = v->scope;
     field[4] = v->claims;
-    for (i = 0; i < 5; i++) {
+    field[5] = v->client_id ? v->client_id : "";
+    for (i = 0; i < NFIELDS; i++) {
         size_t n = strlen(field[i]);
         if (n >= UINT32_MAX)
             return NULL;
@@ -133,7 +145,7 @@ const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *le
     at = out = apr_palloc(p, total);
     memcpy(at, &h, sizeof(h));
     at += sizeof(h);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < NFIELDS; i++) {
         memcpy(at, field[i], h.len[i] + 1);
         at += h.len[i] + 1;
     }
@@ -143,7 +155,7 @@ const char *mcp_verdict_encode(apr_pool_t *p, const mcp_verdict_t *v, size_t *le
 
 int mcp_verdict_decode(apr_pool_t *p, const char *text, size_t len, mcp_verdict_t *v)
 {
-    const char *field[5], *cur = text + sizeof(wire_head), *end = text + len;
+    const char *field[NFIELDS], *cur = text + sizeof(wire_head), *end = text + len;
     wire_head h;
     int i;
 
@@ -156,11 +168,11 @@ int mcp_verdict_decode(apr_pool_t *p, const char *text, size_t len, mcp_verdict_
     /* The encoder writes each flag as 0 or 1: any other byte is damage,
      * refused like the rest (a flag of 2 would read as true here and as 1
      * after a re-encode: the fuzzer's round trip found it). */
-    if ((h.has_exp | h.has_nbf | h.has_iat | h.has_sub | h.has_iss) > 1)
+    if ((h.has_exp | h.has_nbf | h.has_iat | h.has_sub | h.has_iss | h.has_client_id | h.log_clean) > 1)
         return -1;
     /* Every string ends with its NUL exactly where its length says, and
      * the last one ends the value: nothing is read outside it. */
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < NFIELDS; i++) {
         if ((size_t)(end - cur) <= h.len[i] || cur[h.len[i]] != '\0' || memchr(cur, '\0', h.len[i]))
             return -1;
         field[i] = cur;
@@ -182,5 +194,7 @@ int mcp_verdict_decode(apr_pool_t *p, const char *text, size_t len, mcp_verdict_
     v->iss = h.has_iss ? field[2] : NULL;
     v->scope = field[3];
     v->claims = field[4];
+    v->client_id = h.has_client_id ? field[5] : NULL;
+    v->log_clean = h.log_clean;
     return 0;
 }

@@ -21,6 +21,8 @@ typedef struct {
     const char *sub, *iss; /* NULL when absent or not fit for a header */
     const char *scope;     /* granted scopes, space-delimited ("" for none) */
     const char *claims;    /* all claims, compact JSON */
+    const char *client_id; /* client_id, else azp (strings only); NULL when neither */
+    int log_clean;         /* sub, iss, scope and client_id are audit values as they are (mcp_audit_clean) */
 } mcp_verdict_t;
 
 /* user_claim: MCPAuthRemoteUserClaim (NULL: sub); then sub, client_id,

@@ -80,24 +80,6 @@ static void put_one(request_rec *r, const char *name, const char *value, int env
         apr_table_addn(r->subprocess_env, name, value);
 }
 
-/* The client the token was issued to (RFC 9068 client_id, OIDC azp):
- * parsed claims only when the compact text holds one of the names, so a
- * token without them costs two scans and no JSON parse. */
-static const char *client_id(request_rec *r, mcp_request_t *st)
-{
-    const char *text = st->verdict ? st->verdict->claims : NULL;
-    json_t *claims, *v;
-
-    if (!st->claims && (!text || (!strstr(text, "\"client_id\"") && !strstr(text, "\"azp\""))))
-        return NULL;
-    if (!(claims = mcp_request_claims(r, st)))
-        return NULL;
-    v = json_object_get(claims, "client_id");
-    if (!json_is_string(v))
-        v = json_object_get(claims, "azp");
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static const char *tool_names(request_rec *r, const mcp_request_t *st)
 {
     const apr_array_header_t *called = mcp_toolscope_called(st);
@@ -127,16 +109,23 @@ static const char *scopes_required(request_rec *r, const mcp_request_t *st)
 
 /* What the token said, for a request that had one accepted. Values from
  * a verified token, still encoded: a sub may hold any character. The
+ * verdict knows whether they need encoding (checked once per token), so
+ * a cache hit's record is four table entries and no scan. The
  * environment already has MCP_AUTH_SUB, _ISS and _SCOPE from identity.c
  * (raw, for the backend): only the notes are set for them here. */
-static void audit_token(request_rec *r, mcp_request_t *st)
+static const char *audit_field(request_rec *r, const mcp_verdict_t *v, const char *s)
+{
+    return v->log_clean ? s : mcp_audit_value(r->pool, s, NULL);
+}
+
+static void audit_token(request_rec *r, const mcp_request_t *st)
 {
     const mcp_verdict_t *v = st->verdict;
-    put(r, "MCP_AUTH_SUB", mcp_audit_value(r->pool, v->sub, NULL), 0);
-    put(r, "MCP_AUTH_ISS", mcp_audit_value(r->pool, v->iss, NULL), 0);
+    put(r, "MCP_AUTH_SUB", audit_field(r, v, v->sub), 0);
+    put(r, "MCP_AUTH_ISS", audit_field(r, v, v->iss), 0);
     if (v->scope && *v->scope)
-        put(r, "MCP_AUTH_SCOPE", mcp_audit_value(r->pool, v->scope, NULL), 0);
-    put(r, "MCP_AUTH_CLIENT_ID", mcp_audit_value(r->pool, client_id(r, st), NULL), 1);
+        put(r, "MCP_AUTH_SCOPE", audit_field(r, v, v->scope), 0);
+    put(r, "MCP_AUTH_CLIENT_ID", audit_field(r, v, v->client_id), 1);
 }
 
 /* The request's outcome into the counters, once. */

@@ -56,8 +56,9 @@ void mcp_identity_scrub(request_rec *r, const mcp_dir_conf_t *conf)
 
 /* A variable for the backend's environment, left out (with a log line
  * naming it, never its value) when no exec could carry it: the other
- * variables still reach the CGI. */
-static void set_env(request_rec *r, apr_table_t *env, const char *name, const char *value, int copy)
+ * variables still reach the CGI. value lives in the request's pool (or
+ * longer) and is never changed: the table keeps the pointer, no copy. */
+static void set_env(request_rec *r, apr_table_t *env, const char *name, const char *value)
 {
     size_t len;
 
@@ -72,10 +73,7 @@ static void set_env(request_rec *r, apr_table_t *env, const char *name, const ch
         apr_table_unset(env, name);
         return;
     }
-    if (copy)
-        apr_table_set(env, name, value);
-    else
-        apr_table_setn(env, name, value);
+    apr_table_setn(env, name, value);
 }
 
 /* One claim into a table; a value with control characters is never set. */
@@ -89,7 +87,7 @@ static void export_claim(request_rec *r, apr_table_t *t, const char *what, const
                       "Claim %s holds control characters: %s %s not set (header injection refused)",
                       mcp_printable(r->pool, expr, 64), what, name);
     if (text && t == r->subprocess_env)
-        set_env(r, t, name, text, 1);
+        set_env(r, t, name, text);
     else if (text)
         apr_table_set(t, name, text);
 }
@@ -111,21 +109,21 @@ void mcp_identity_export(request_rec *r, const mcp_dir_conf_t *conf, const char 
     int i;
 
     /* The fixed set comes ready-made from the verdict: no JSON on a hit. */
-    set_env(r, env, "REMOTE_USER", r->user, 1);
+    set_env(r, env, "REMOTE_USER", r->user);
     apr_table_setn(env, "AUTH_TYPE", MCP_AUTH_TYPE);
     if (v->sub)
-        set_env(r, env, "MCP_AUTH_SUB", v->sub, 0);
+        set_env(r, env, "MCP_AUTH_SUB", v->sub);
     if (v->iss)
-        set_env(r, env, "MCP_AUTH_ISS", v->iss, 0);
-    set_env(r, env, "MCP_AUTH_SCOPE", v->scope, 0);
-    set_env(r, env, "MCP_AUTH_CLAIMS", v->claims, 0);
+        set_env(r, env, "MCP_AUTH_ISS", v->iss);
+    set_env(r, env, "MCP_AUTH_SCOPE", v->scope);
+    set_env(r, env, "MCP_AUTH_CLAIMS", v->claims);
     for (i = 0; conf->claim_envs && i < conf->claim_envs->nelts; i++) {
         const mcp_claim_export_t *ex = &APR_ARRAY_IDX(conf->claim_envs, i, mcp_claim_export_t);
         export_claim(r, env, "variable", ex->name, mcp_request_claims(r, st), ex->expr);
     }
     export_headers(r, conf, st);
     if (mcp_conf_pass_token(conf))
-        set_env(r, env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len), 0);
+        set_env(r, env, "MCP_AUTH_TOKEN", apr_pstrmemdup(r->pool, token, len));
 }
 
 void mcp_identity_forward(request_rec *r, const mcp_dir_conf_t *conf)

@@ -81,10 +81,23 @@ int mcp_request_verified(const mcp_request_t *st)
     return st && st->state >= MCP_REQ_VERIFIED;
 }
 
+/* Asked by most hooks of every request; ap_auth_type is an optional
+ * function's call and a compare each time. The answer depends on the
+ * per-directory configuration alone, which stays alive for the whole
+ * request: once a request has state, a yes is remembered for the
+ * configuration it was given for (a fast redirect brings another). */
 int mcp_is_ours(request_rec *r)
 {
-    const char *type = ap_auth_type(r);
-    return type && strcasecmp(type, MCP_AUTH_TYPE) == 0;
+    mcp_request_t *st = mcp_request_peek(r);
+    const char *type;
+    if (st && st->ours_for == r->per_dir_config)
+        return 1;
+    type = ap_auth_type(r);
+    if (!type || strcasecmp(type, MCP_AUTH_TYPE) != 0)
+        return 0;
+    if (st)
+        st->ours_for = r->per_dir_config;
+    return 1;
 }
 
 const mcp_dir_conf_t *mcp_dir_conf(request_rec *r)

@@ -31,6 +31,7 @@ typedef struct {
     mcp_fail_t fail;                  /* why authentication refused (MCP_REQ_REFUSED_AUTHN) */
     mcp_reason reason;                /* why the request was refused (refusal.c; metrics and audit) */
     int counted;                      /* its outcome is in the metrics (audit.c: once per request) */
+    const void *ours_for;             /* the per-directory configuration mcp_is_ours last said yes to */
     const mcp_verdict_t *verdict;     /* what is known of it (cached form) */
     json_t *claims;                   /* parsed only when a rule needs a claim */
     apr_array_header_t *granted;      /* the token's scopes */

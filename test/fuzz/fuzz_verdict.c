@@ -38,6 +38,7 @@ static void check_same(const mcp_verdict_t *a, const mcp_verdict_t *b)
     FZ_ASSERT(!a->has_iat || a->iat == b->iat);
     FZ_ASSERT(same_str(a->user, b->user) && same_str(a->sub, b->sub) && same_str(a->iss, b->iss));
     FZ_ASSERT(same_str(a->scope, b->scope) && same_str(a->claims, b->claims));
+    FZ_ASSERT(same_str(a->client_id, b->client_id) && a->log_clean == b->log_clean);
 }
 
 static void cap_bounds(double d)

@@ -13,6 +13,7 @@ backslashes, control bytes and non-ASCII, and when a verified subject does.
 """
 
 import json
+import time
 import re
 import urllib.parse
 
@@ -44,10 +45,21 @@ def post(h, token, payload):
                                               ("Accept", "application/json, text/event-stream")], body=body)
 
 
-def records(h):
+def log_lines(path, n, timeout=5.0):
+    """The log's lines once it has n: httpd writes a request's line after
+    its response, so the last one may still be on its way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text(encoding="ascii").splitlines() if path.exists() else []
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
+def records(h, n):
     path = h.root / "logs" / "mcp-audit.log"
     out = []
-    for line in path.read_text(encoding="ascii").splitlines():
+    for line in log_lines(path, n):
         out.append(json.loads(line))  # every line, strictly
     return out
 
@@ -73,7 +85,7 @@ def test_readme_logformat_writes_json_lines(start_httpd, jwks_server, minter):
     assert r.status == 200, r
     assert h.get("/mcp", minter.token(sub=odd_sub, azp="web\u00e9", scope="a b")).status == 200
 
-    recs = records(h)
+    recs = records(h, 6)
     assert len(recs) == 6, recs
     # httpd writes each line after its response: in any order. Sorted back
     # by what each request was.
@@ -116,5 +128,5 @@ def test_notes_and_env_reach_the_access_log(start_httpd, jwks_server, minter):
     assert h.get("/mcp", minter.token(aud="someone-else")).status == 401
     assert h.get("/index.txt").status in (200, 404)  # not ours: no record
     # httpd writes each line after its response: in any order.
-    lines = sorted((h.root / "logs" / "envs.log").read_text().splitlines())
+    lines = sorted(log_lines(h.root / "logs" / "envs.log", 3))
     assert lines == ["-|-|-|-|-", "allow|-|cli-9|bob|allow", "deny|invalid_audience|-|-|deny"], lines

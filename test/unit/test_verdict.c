@@ -116,6 +116,57 @@ static void verdict_decoding_refuses_a_flag_that_is_not_0_or_1(void **state)
     assert_int_equal(mcp_verdict_decode(p, copy, len, &back), -1);
 }
 
+/* The audit record's client (client_id, else azp; strings only) and
+ * whether sub, iss, scope and client are log-safe as they are: found once
+ * when the verdict is made, kept by the stored form. */
+static void verdict_knows_its_client_and_whether_it_logs_clean(void **state)
+{
+    apr_pool_t *p = TU_POOL(state);
+    mcp_verdict_t v, back;
+    const char *text;
+    size_t len;
+    json_t *c;
+
+    c = json_pack("{s:s, s:s, s:s, s:s, s:s}", "sub", "alice", "iss", "https://idp", "scope", "a b", "client_id",
+                  "app-1", "azp", "other");
+    assert_int_equal(mcp_verdict_from_claims(p, c, 0, MCP_ALG_RS256, NULL, NULL, &v), 0);
+    assert_string_equal(v.client_id, "app-1");
+    assert_true(v.log_clean);
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_string_equal(back.client_id, "app-1");
+    assert_true(back.log_clean);
+    json_decref(c);
+
+    /* azp when there is no client_id; a number is no client. */
+    c = json_pack("{s:s, s:i, s:s}", "sub", "alice", "client_id", 7, "azp", "web");
+    assert_int_equal(mcp_verdict_from_claims(p, c, 0, MCP_ALG_RS256, NULL, NULL, &v), 0);
+    assert_string_equal(v.client_id, "web");
+    json_decref(c);
+    c = json_pack("{s:s}", "sub", "al\xc3\xafce");
+    assert_int_equal(mcp_verdict_from_claims(p, c, 0, MCP_ALG_RS256, NULL, NULL, &v), 0);
+    assert_null(v.client_id);
+    assert_true(v.log_clean);
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_null(back.client_id);
+    json_decref(c);
+
+    /* Any field that would need encoding makes the whole record go
+     * through mcp_audit_value: a percent sign, a non-ASCII byte. */
+    c = json_pack("{s:s, s:s}", "sub", "alice", "client_id", "app%41");
+    assert_int_equal(mcp_verdict_from_claims(p, c, 0, MCP_ALG_RS256, NULL, NULL, &v), 0);
+    assert_false(v.log_clean);
+    text = mcp_verdict_encode(p, &v, &len);
+    assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
+    assert_false(back.log_clean);
+    json_decref(c);
+    c = json_pack("{s:s}", "sub", "al\xc3\xafce");
+    assert_int_equal(mcp_verdict_from_claims(p, c, 0, MCP_ALG_RS256, NULL, NULL, &v), 0);
+    assert_false(v.log_clean);
+    json_decref(c);
+}
+
 /* Item 12: exp / iat / nbf are IdP numbers of any size. Every conversion to
  * apr_time_t is range-checked first (under UBSan an unchecked one aborts). */
 static void time_cap_is_range_checked(void **state)
@@ -161,6 +212,7 @@ int main(void)
         TU_TEST(verdict_encoding_keeps_any_bytes),
         TU_TEST(verdict_decoding_refuses_damaged_values),
         TU_TEST(verdict_decoding_refuses_a_flag_that_is_not_0_or_1),
+        TU_TEST(verdict_knows_its_client_and_whether_it_logs_clean),
         TU_TEST(time_cap_is_range_checked),
         TU_TEST(keep_until_never_past_exp),
     };

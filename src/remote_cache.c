@@ -13,6 +13,9 @@
 
 static const unsigned char MAGIC[4] = {'M', 'C', 'R', '1'};
 
+/* Stack of a call's thread: the providers keep their buffers in pools. */
+#define CALL_STACK (256 * 1024)
+
 struct mcp_remote_s {
     mcp_remote_ops_t ops;
     apr_interval_time_t call_max, down_for;
@@ -206,6 +209,8 @@ static int call(mcp_remote_t *rc, call_t *c, apr_time_t now, apr_pool_t *p, cons
     c->refs = 2; /* this request's and the thread's */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* The provider's call needs little: a small stack is cheaper to map. */
+    pthread_attr_setstacksize(&attr, CALL_STACK);
     started = pthread_create(&t, &attr, run_call, c) == 0;
     pthread_attr_destroy(&attr);
     if (!started) {

@@ -24,8 +24,7 @@ struct mcp_remote_s {
     int in_flight;         /* atomic: calls whose thread has not returned */
 };
 
-mcp_remote_t *mcp_remote_create(const mcp_remote_ops_t *ops, apr_interval_time_t call_max,
-                                apr_interval_time_t down_for)
+mcp_remote_t *mcp_remote_create(const mcp_remote_ops_t *ops, apr_interval_time_t call_max, apr_interval_time_t down_for)
 {
     mcp_remote_t *rc = calloc(1, sizeof(*rc));
     if (!rc)

@@ -90,8 +90,7 @@ const char *mcp_shared_cache_post_config(apr_pool_t *pconf, server_rec *s)
     cfg.s = s;
     rv = cfg.provider->init(cfg.instance, CACHE_NAME, &hints, s, pconf);
     if (rv != APR_SUCCESS)
-        return apr_psprintf(pconf, "MCPAuthSharedCache %s: the provider could not be initialised (%pm)", cfg.spec,
-                            &rv);
+        return apr_psprintf(pconf, "MCPAuthSharedCache %s: the provider could not be initialised (%pm)", cfg.spec, &rv);
     apr_pool_cleanup_register(pconf, &cfg, destroy, apr_pool_cleanup_null);
     return NULL;
 }

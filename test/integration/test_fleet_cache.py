@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from harness.env import APACHE_MODULES_DIR, free_port, wait_for_port
+from harness.env import APACHE2, APACHE_MODULES_DIR, free_port, wait_for_port
 from harness.servers import Introspector
 from test_config import configtest
 from test_introspection import active, get
@@ -191,7 +191,7 @@ def cache_servers(tmp_path):
             c.stop()
 
 
-def start_node(httpd_factory, mcp_auth_so, idp, spec, kind, *, name, cache=300, extra=""):
+def start_node(httpd_factory, mcp_auth_so, idp, spec, kind, *, name, cache=300, extra="", mpm="event"):
     loc = "\n".join([
         "AuthType mcp-jwt", 'AuthName "mcp"',
         # The nodes of a fleet serve one resource (one ServerName behind the
@@ -201,7 +201,7 @@ def start_node(httpd_factory, mcp_auth_so, idp, spec, kind, *, name, cache=300, 
         "Require valid-user"])
     conf = "\n".join([f"MCPAuthHTTPTimeout {T}", f"MCPAuthSharedCache {spec}" if spec else "", extra])
     return httpd_factory.start({"/a": loc}, server_conf=conf, module_so=mcp_auth_so, name=name,
-                               modules=[PROVIDERS[kind]])
+                               modules=[PROVIDERS[kind]], mpm=mpm)
 
 
 @pytest.fixture
@@ -241,10 +241,10 @@ def spread(nodes, tokens, n, workers=16, timeout=30):
 # one IdP call for the fleet
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["redis", "memcache"])
-def test_one_introspection_call_for_1000_requests_over_two_nodes(cache_servers, nodes, idp, kind):
+@pytest.mark.parametrize("kind,mpm", [("redis", "event"), ("memcache", "event"), ("redis", "prefork")])
+def test_one_introspection_call_for_1000_requests_over_two_nodes(cache_servers, nodes, idp, kind, mpm):
     cache = cache_servers(kind)
-    a, b = nodes(cache.spec, kind)
+    a, b = nodes(cache.spec, kind, mpm=mpm)
     tok = token("fleet")
     idp.answer(tok, active("alice"))
     results = spread([a, b], [tok], 1000, workers=24)
@@ -293,6 +293,39 @@ def test_cache_0_asks_every_time_and_revocation_is_immediate(cache_servers, node
     assert get(a.port, "/a", tok).status == 401
     assert get(b.port, "/a", tok).status == 401
     assert idp.count(tok) == 22
+
+
+def test_graceful_restart_keeps_the_shared_level(cache_servers, nodes, idp):
+    """A graceful restart makes a new provider instance and new handles in
+    the new children: no request fails, and answers written before it are
+    still shared after it."""
+    cache = cache_servers("redis")
+    a, b = nodes(cache.spec, "redis")
+    toks = [token(f"gr{i}") for i in range(10)]
+    for t in toks:
+        idp.answer(t, active("jay"))
+    assert all(r[1] == 200 for r in spread([a], toks, 10, workers=2))
+    stop = threading.Event()
+    seen = []
+
+    def load():
+        while not stop.is_set():
+            seen.extend(spread([a, b], toks, 20, workers=4))
+
+    th = threading.Thread(target=load)
+    th.start()
+    time.sleep(0.3)
+    r = subprocess.run([APACHE2, "-f", str(b.conf), "-k", "graceful"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.5)
+    stop.set()
+    th.join()
+    assert seen and all(x[1] == 200 for x in seen), [x for x in seen if x[1] != 200][:5]
+    assert all(idp.count(t) == 1 for t in toks), [idp.count(t) for t in toks]
+    fresh = token("gr-after")
+    idp.answer(fresh, active("jay"))
+    assert get(a.port, "/a", fresh).status == 200 and get(b.port, "/a", fresh).status == 200
+    assert idp.count(fresh) == 1
 
 
 # ---------------------------------------------------------------------------

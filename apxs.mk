@@ -164,7 +164,7 @@ CLANG_WARN    := -include stddef.h -Wno-error=missing-field-initializers -Wno-er
 
 FUZZ_SECONDS  ?= 30
 FUZZ_BUILD    := $(BUILD)/fuzz
-FUZZ_TARGETS  := jws jwks claims verify introspect jsonrpc bearer b64url claims_path headers verdict mcp_name
+FUZZ_TARGETS  := jws jwks claims verify introspect jsonrpc bearer b64url claims_path headers verdict mcp_name remote
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # fuzz_pool.h turns every pool allocation of the engine into its own malloc
 # so ASan checks its bounds (pool blocks would hide overruns).

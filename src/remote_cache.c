@@ -200,9 +200,13 @@ static int call(mcp_remote_t *rc, call_t *c, apr_time_t now, apr_pool_t *p, cons
         mcp_metric_add(MCP_M_REMOTE_ERROR, 1);
         return MCP_REMOTE_ERROR; /* the request has no time left: not the server's fault */
     }
+    /* At the cap: this call is skipped, the level is not marked down (a
+     * burst of calls is not a failure; a silent server's calls time out
+     * and mark it down themselves). */
     if (__atomic_add_fetch(&rc->in_flight, 1, __ATOMIC_ACQ_REL) > MCP_REMOTE_MAX_IN_FLIGHT) {
         __atomic_sub_fetch(&rc->in_flight, 1, __ATOMIC_ACQ_REL);
-        return failed(rc, now, p, log, "too many calls have not returned (a server that accepts and never answers?)");
+        mcp_metric_add(MCP_M_REMOTE_ERROR, 1);
+        return MCP_REMOTE_ERROR;
     }
     c->rc = rc;
     c->refs = 2; /* this request's and the thread's */

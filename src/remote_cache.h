@@ -36,9 +36,10 @@
 /* How long the level is skipped after a failure. */
 #define MCP_REMOTE_DOWN_FOR apr_time_from_sec(5)
 #define MCP_REMOTE_LOG_INTERVAL apr_time_from_sec(60)
-/* Calls of this process still running (a silent server keeps them): at
- * this many, the level is skipped without starting another. */
-#define MCP_REMOTE_MAX_IN_FLIGHT 8
+/* Calls of this process under way at once (a silent server keeps them
+ * for good): at this many, a further call is skipped (the IdP is asked)
+ * without starting another. Room for a threaded child's burst. */
+#define MCP_REMOTE_MAX_IN_FLIGHT 32
 
 /* What the callbacks return. */
 enum { MCP_REMOTE_FOUND = 0, MCP_REMOTE_NOTFOUND = 1, MCP_REMOTE_ERROR = -1 };

@@ -379,7 +379,7 @@ def test_silent_cache_server_never_holds_a_request_past_the_timeout(nodes, idp, 
         assert slowest < T + 1.0, f"a request waited {slowest:.2f} s on a silent cache (MCPAuthHTTPTimeout {T})"
         assert silent.conns, "the provider never connected: the test proved nothing"
         # after a child's first failure the level is skipped there (down for
-        # 5 s; and at most 8 calls per child are left hanging): 20 new tokens
+        # 5 s; and at most 32 calls per child are under way): 20 new tokens
         # one after the other cost at most one more wait per child
         # (ServerLimit 4, +2 for a child whose 5 s end meanwhile), not one per
         # token. (Requests a child serves at once before its first call

@@ -177,6 +177,7 @@ static void test_calls_that_never_return_are_capped(void **state)
     t0 = apr_time_now();
     assert_int_equal(mcp_remote_get(rc, KEY, t0, p, &e, NULL), MCP_REMOTE_ERROR);
     assert_true(apr_time_now() - t0 < apr_time_from_msec(15)); /* refused at once, no thread started */
+    assert_false(mcp_remote_is_down(rc, apr_time_now()));     /* a full house is no failure */
     usleep(50 * 1000);
     assert_int_equal(store.calls, MCP_REMOTE_MAX_IN_FLIGHT);
     fake_release(&store);

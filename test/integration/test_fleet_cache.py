@@ -280,6 +280,27 @@ def test_a_token_refused_on_one_node_is_refused_on_the_other_without_asking(cach
     assert idp.count(good) == 1
 
 
+def test_a_shared_answer_lives_no_longer_than_cache_and_revocation_spreads(cache_servers, nodes, idp):
+    """cache=3: node A's positive answer serves node B within those 3 s (as
+    B's own cache would), never after them; once B has learnt the token was
+    revoked, A (its own copy expired) takes B's negative answer without
+    asking, and the positive answer never comes back."""
+    cache = cache_servers("redis")
+    a, b = nodes(cache.spec, "redis", cache=3)
+    tok = token("revoke")
+    idp.answer(tok, active("kim"))
+    assert get(a.port, "/a", tok).status == 200
+    assert get(b.port, "/a", tok).status == 200  # within cache=: from A's answer
+    assert idp.count(tok) == 1
+    idp.answer(tok, {"active": False})  # revoked
+    time.sleep(3.5)  # past cache= for every copy, the shared one included
+    assert get(b.port, "/a", tok).status == 401
+    assert idp.count(tok) == 2, "the shared positive answer outlived cache="
+    for _ in range(3):
+        assert get(a.port, "/a", tok).status == 401
+    assert idp.count(tok) == 2, "node A asked again instead of taking B's negative answer"
+
+
 def test_cache_0_asks_every_time_and_revocation_is_immediate(cache_servers, nodes, idp):
     cache = cache_servers("redis")
     a, b = nodes(cache.spec, "redis", cache=0)

@@ -35,6 +35,16 @@ mcp_remote_t *mcp_remote_create(const mcp_remote_ops_t *ops, apr_interval_time_t
     return rc;
 }
 
+int mcp_remote_free(mcp_remote_t *rc)
+{
+    if (!rc)
+        return 0;
+    if (__atomic_load_n(&rc->in_flight, __ATOMIC_ACQUIRE) != 0)
+        return -1;
+    free(rc);
+    return 0;
+}
+
 void mcp_remote_key(const char *label, const unsigned char local[32], unsigned char out[MCP_REMOTE_KEY_LEN])
 {
     mcp_bytes_t parts[2] = {{label, strlen(label) + 1}, {local, 32}};

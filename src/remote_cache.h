@@ -64,6 +64,11 @@ typedef struct mcp_remote_s mcp_remote_t;
 mcp_remote_t *mcp_remote_create(const mcp_remote_ops_t *ops, apr_interval_time_t call_max,
                                 apr_interval_time_t down_for);
 
+/* Frees the handle when no call of it is under way (0), else leaves it
+ * (-1): a call that never returned may still use it. Tests; a child keeps
+ * its handle until it exits. */
+int mcp_remote_free(mcp_remote_t *rc);
+
 /* A remote entry as read back. */
 typedef struct {
     uint32_t kind;

@@ -98,6 +98,7 @@ static void test_put_then_get_and_hostile_value_is_a_miss(void **state)
     assert_int_equal(mcp_metric_get(MCP_M_REMOTE_STORE) - stores, 1);
     assert_int_equal(mcp_metric_get(MCP_M_REMOTE_MISS) - misses, 2);
     assert_false(mcp_remote_is_down(rc, apr_time_now()));
+    assert_int_equal(mcp_remote_free(rc), 0); /* no call of it still under way */
 }
 
 static void test_slow_server_bounded_then_skipped_then_retried(void **state)
@@ -124,6 +125,7 @@ static void test_slow_server_bounded_then_skipped_then_retried(void **state)
     store.delay_ms = 0;
     assert_int_equal(mcp_remote_get(rc, KEY, apr_time_now(), p, &e, NULL), MCP_REMOTE_NOTFOUND); /* tried again */
     assert_int_equal(store.calls, calls + 1);
+    assert_int_equal(mcp_remote_free(rc), 0); /* no call of it still under way */
 }
 
 static void test_failing_server_is_an_error_and_marks_down(void **state)
@@ -141,6 +143,7 @@ static void test_failing_server_is_an_error_and_marks_down(void **state)
     assert_true(mcp_remote_is_down(rc, apr_time_now()));
     assert_int_equal(mcp_remote_get(rc, KEY, apr_time_now(), p, &e, NULL), MCP_REMOTE_ERROR);
     assert_int_equal(mcp_metric_get(MCP_M_REMOTE_ERROR) - errors, 2);
+    assert_int_equal(mcp_remote_free(rc), 0); /* no call of it still under way */
 }
 
 static void test_request_deadline_bounds_the_call(void **state)
@@ -157,7 +160,8 @@ static void test_request_deadline_bounds_the_call(void **state)
     assert_int_equal(mcp_remote_get(rc, KEY, t0, p, &e, NULL), MCP_REMOTE_ERROR);
     mcp_http_scope_end();
     assert_true(apr_time_now() - t0 < apr_time_from_msec(300));
-    usleep(600 * 1000); /* let the slow call end before store is reused */
+    usleep(600 * 1000);                       /* let the slow call end before store is reused */
+    assert_int_equal(mcp_remote_free(rc), 0); /* no call of it still under way */
 }
 
 static void test_calls_that_never_return_are_capped(void **state)
@@ -177,13 +181,14 @@ static void test_calls_that_never_return_are_capped(void **state)
     t0 = apr_time_now();
     assert_int_equal(mcp_remote_get(rc, KEY, t0, p, &e, NULL), MCP_REMOTE_ERROR);
     assert_true(apr_time_now() - t0 < apr_time_from_msec(15)); /* refused at once, no thread started */
-    assert_false(mcp_remote_is_down(rc, apr_time_now()));     /* a full house is no failure */
+    assert_false(mcp_remote_is_down(rc, apr_time_now()));      /* a full house is no failure */
     usleep(50 * 1000);
     assert_int_equal(store.calls, MCP_REMOTE_MAX_IN_FLIGHT);
     fake_release(&store);
     usleep(100 * 1000);
     store.silent = 0;
     assert_int_equal(mcp_remote_get(rc, KEY, apr_time_now(), p, &e, NULL), MCP_REMOTE_NOTFOUND); /* back */
+    assert_int_equal(mcp_remote_free(rc), 0); /* no call of it still under way */
 }
 
 int main(void)

@@ -3,6 +3,7 @@
 
 #include <ap_provider.h>
 #include <ap_socache.h>
+#include <apr_network_io.h>
 #include <apr_strings.h>
 #include <http_log.h>
 
@@ -37,6 +38,31 @@ static const char *module_hint(apr_pool_t *p, const char *name)
                         name, name);
 }
 
+/* redis and memcache read their HOST[:PORT][,HOST[:PORT]...] only in
+ * post_config (init): checked here too, so configtest refuses a typo. */
+static const char *check_servers(cmd_parms *cmd, const char *name, const char *args)
+{
+    char *list, *item, *last;
+
+    if (strcmp(name, "redis") != 0 && strcmp(name, "memcache") != 0)
+        return NULL;
+    if (!args || !*args)
+        return apr_psprintf(cmd->pool, "MCPAuthSharedCache %s: name the server(s): %s:HOST:PORT[,HOST:PORT...]", name,
+                            name);
+    list = apr_pstrdup(cmd->temp_pool, args);
+    for (item = apr_strtok(list, ",", &last); item; item = apr_strtok(NULL, ",", &last)) {
+        char *host = NULL, *scope = NULL;
+        apr_port_t port;
+        /* APR takes "host:notaport" for a host name: a colon outside
+         * brackets must be followed by a port. */
+        if (apr_parse_addr_port(&host, &scope, &port, item, cmd->temp_pool) != APR_SUCCESS || !host ||
+            (!port && item[0] != '[' && strchr(host, ':')))
+            return apr_psprintf(cmd->pool, "MCPAuthSharedCache %s: \"%s\" is not HOST[:PORT] (IPv6: [ADDR]:PORT)", name,
+                                item);
+    }
+    return NULL;
+}
+
 /* MCPAuthSharedCache provider[:args], as mod_ssl reads SSLSessionCache:
  * the provider is looked up and its instance created while the file is
  * read, so configtest refuses what it cannot use. */
@@ -64,6 +90,9 @@ const char *mcp_cmd_shared_cache(cmd_parms *cmd, void *dconf, const char *arg)
                             "global lock; the module's shared memory is that level already: name a provider shared "
                             "by the nodes (redis, memcache)",
                             name);
+    err = check_servers(cmd, name, colon ? colon + 1 : NULL);
+    if (err)
+        return err;
     err = provider->create(&cfg.instance, colon ? colon + 1 : NULL, cmd->temp_pool, cmd->pool);
     if (err)
         return apr_psprintf(cmd->pool, "MCPAuthSharedCache %s: %s", arg, err);

@@ -487,7 +487,9 @@ def test_configtest_names_the_directive_and_the_module_to_load(tmp_path, mcp_aut
         ("MCPAuthSharedCache redis:127.0.0.1:6379\n", ["MCPAuthSharedCache", "mod_socache_redis"]),
         ("MCPAuthSharedCache memcache:127.0.0.1:11211\n", ["MCPAuthSharedCache", "mod_socache_memcache"]),
         ("MCPAuthSharedCache nosuch:x\n", ["MCPAuthSharedCache", "nosuch"]),
-        (f"{redis}\nMCPAuthSharedCache redis\n", ["MCPAuthSharedCache", "server names required"]),
+        (f"{redis}\nMCPAuthSharedCache redis\n", ["MCPAuthSharedCache", "name the server"]),
+        (f"{redis}\nMCPAuthSharedCache redis:127.0.0.1:notaport\n", ["MCPAuthSharedCache", "is not HOST[:PORT]"]),
+        (f"{redis}\nMCPAuthSharedCache redis:127.0.0.1:6379,:6380\n", ["MCPAuthSharedCache", "is not HOST[:PORT]"]),
         (f"{shmcb}\nMCPAuthSharedCache shmcb\n", ["MCPAuthSharedCache", "local to one machine"]),
     ]:
         r = configtest(tmp_path, mcp_auth_so, body)

@@ -92,7 +92,7 @@ $(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(SIGNING_O)
 # ---- dependencies --------------------------------------------------------
 BUILD_PKGS := apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev pkg-config
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev python3-pytest python3-jwt python3-cryptography python3-requests \
-              curl openssl golang-go nodejs
+              curl openssl golang-go nodejs redis-server memcached
 
 # build-deps: what the module, the CLI and the demo need. deps: all the
 # tests need too -- the Debian packages (apt-get as root) and the Node peers
@@ -168,7 +168,7 @@ CLANG_WARN    := -include stddef.h -Wno-error=missing-field-initializers -Wno-er
 
 FUZZ_SECONDS  ?= 30
 FUZZ_BUILD    := $(BUILD)/fuzz
-FUZZ_TARGETS  := jws jwks claims verify introspect jsonrpc bearer b64url claims_path headers verdict mcp_name
+FUZZ_TARGETS  := jws jwks claims verify introspect jsonrpc bearer b64url claims_path headers verdict mcp_name remote
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # fuzz_pool.h turns every pool allocation of the engine into its own malloc
 # so ASan checks its bounds (pool blocks would hide overruns).

@@ -26,6 +26,7 @@
 #include "refusal.h"
 #include "request.h"
 #include "metrics_handler.h"
+#include "shared_cache.h"
 #include "shm.h"
 #include "toolscope.h"
 #include "stopping.h"
@@ -149,6 +150,9 @@ static const command_rec mcp_cmds[] = {
             "connect+total timeout in seconds for calls to the IdP" DEFAULT(MCP_DEFAULT_HTTP_TIMEOUT)),
     SRV_CMD(AP_INIT_FLAG, "MCPAuthSSLVerify", mcp_cmd_ssl_verify, "verify IdP TLS certificates (default On)"),
     SRV_CMD(AP_INIT_TAKE1, "MCPAuthCAFile", mcp_cmd_ca_file, "CA bundle for IdP TLS (default: system store)"),
+    SRV_CMD(AP_INIT_TAKE1, "MCPAuthSharedCache", mcp_cmd_shared_cache,
+            "<provider>[:<args>]: a cache shared by several httpd nodes through an httpd socache provider "
+            "(redis:HOST:PORT, memcache:HOST:PORT; default: none)"),
     SRV_NUM("MCPAuthRefusalLogInterval", refusal_log_interval,
             "seconds in which each process logs one refusal per reason and counts the rest; 0: all"
             DEFAULT(MCP_DEFAULT_REFUSAL_LOG_INTERVAL)),
@@ -308,6 +312,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     mcp_gen_reset(pconf);
     mcp_conf_pre_config(pconf);
+    mcp_shared_cache_pre_config();
     return mcp_shm_pre_config(pconf) == APR_SUCCESS ? OK : !OK;
 }
 
@@ -352,6 +357,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
         child_generation = ap_scoreboard_image->global->running_generation;
     mcp_shm_child_init(p, s);
     mcp_refusal_log_child_init(p, s);
+    mcp_shared_cache_child_init(p, s);
     /* Handles of this process only, freed with it (never across a fork). */
     mcp_http_child_init(p, outbound_cap(), server_outbound_cap(), idp_health);
 }
@@ -411,6 +417,11 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     (void)plog;
     (void)ptemp;
     err = mcp_shm_post_config(pconf, s);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    err = mcp_shared_cache_post_config(pconf, s);
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "%s", err);
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "claim_check.h"
+#include "introspect_remote.h"
 #include "json_util.h"
 #include "sha256.h"
 #include "stopping.h"
@@ -419,9 +420,15 @@ static int ask_within(apr_pool_t *p, const mcp_introspect_conf_t *c, const char 
 /* Stores the answer (split when large) or, when it cannot be stored,
  * leaves the "ask directly" mark. */
 static void keep_answer(mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char key[32], int claimed,
-                        const json_t *result, const mcp_log_t *log, apr_pool_t *p, apr_time_t *valid_until)
+                        const json_t *result, apr_time_t cap, const mcp_log_t *log, apr_pool_t *p,
+                        apr_time_t *valid_until)
 {
     apr_time_t now = apr_time_now(), expires = keep_until(c, result, now);
+
+    /* An answer from the fleet's cache lives no longer there than it does
+     * in the entry another node wrote. */
+    if (cap && cap < expires)
+        expires = cap;
     const char *text = mcp_json_compact(p, result);
     unsigned flags = json_is_true(json_object_get(result, "active")) ? 0 : MCP_ENTRY_TRANSIENT;
     int evicted;
@@ -438,10 +445,30 @@ static void keep_answer(mcp_store_t *st, const mcp_introspect_conf_t *c, const u
     warn_evictions(st, log, p, now);
 }
 
-int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char *policy_fp,
-                   const char *url, const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log,
-                   json_t **result, apr_time_t *valid_until, mcp_fail_t *fail)
+/* The fleet's cache, between this node's store and the IdP: 1 when it
+ * had the answer (kept here too), 0 when the IdP is to be asked (*mark:
+ * this node's "being asked" mark there). Another node's call is waited for
+ * at most half of MCPAuthHTTPTimeout, so the call of our own still fits. */
+static int from_fleet(mcp_remote_t *remote, mcp_store_t *st, const mcp_introspect_conf_t *c,
+                      const unsigned char key[32], int claimed, const mcp_http_opts_t *http, apr_time_t budget_end,
+                      const mcp_log_t *log, apr_pool_t *p, json_t **result, apr_time_t *valid_until, uint64_t *mark)
 {
+    apr_time_t now = apr_time_now(), wait_end = now + apr_time_from_sec(http->timeout_s) / 2, expires;
+
+    if (wait_end > budget_end)
+        wait_end = budget_end;
+    if (!mcp_introspect_remote_find(remote, key, wait_end, now + mcp_http_lease(http, 1), p, log, result, &expires,
+                                    mark))
+        return 0;
+    keep_answer(st, c, key, claimed, *result, expires, log, p, valid_until);
+    return 1;
+}
+
+int mcp_introspect(apr_pool_t *p, mcp_store_t *st, mcp_remote_t *remote, const mcp_introspect_conf_t *c,
+                   const unsigned char *policy_fp, const char *url, const mcp_http_opts_t *http, const char *token,
+                   size_t len, const mcp_log_t *log, json_t **result, apr_time_t *valid_until, mcp_fail_t *fail)
+{
+    uint64_t remote_mark = 0;
     unsigned char key[32];
     apr_time_t start = apr_time_now(), now = start, budget_end;
     mcp_entry_key_t pending = {key, KIND_PENDING, 0, -1, 0};
@@ -494,14 +521,21 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *
         apr_sleep(POLL);
         now = apr_time_now();
     }
+    if (remote && from_fleet(remote, st, c, key, claimed, http, budget_end, log, p, result, valid_until, &remote_mark)) {
+        note_answer(st, *result);
+        return 0;
+    }
     mcp_metric_add(MCP_M_CACHE_MISS, 1);
     now = apr_time_now();
     if (ask_within(p, c, url, http, token, len, budget_end, result, fail)) {
         if (claimed)
             mark_failed(st, key, mine.attempt, apr_time_now() - now >= apr_time_from_sec(http->timeout_s) / 2);
+        mcp_introspect_remote_failed(remote, key, remote_mark, p, log);
         return -1;
     }
-    keep_answer(st, c, key, claimed, *result, log, p, valid_until);
+    keep_answer(st, c, key, claimed, *result, 0, log, p, valid_until);
+    if (remote)
+        mcp_introspect_remote_keep(remote, key, *result, keep_until(c, *result, apr_time_now()), p, log);
     /* After the store: a process that reads the new epoch then finds the
      * negative answer, never the positive one it replaced. */
     note_answer(st, *result);

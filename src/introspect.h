@@ -11,6 +11,7 @@
 
 #include "http_fetch.h"
 #include "fail.h"
+#include "remote_cache.h"
 #include "shm_cache.h"
 #include "verifier.h"
 
@@ -35,10 +36,12 @@ typedef struct {
  * be NULL): the location's policy fingerprint, part of the cache key.
  * *valid_until: expiry of the shared entry the answer came from or was
  * stored in (0: not cached; no copy of it may be kept). An inactive answer
- * moves the store's revocation epoch (after it is stored). */
-int mcp_introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const unsigned char *policy_fp,
-                   const char *url, const mcp_http_opts_t *http, const char *token, size_t len, const mcp_log_t *log,
-                   json_t **result, apr_time_t *valid_until, mcp_fail_t *fail);
+ * moves the store's revocation epoch (after it is stored). remote (may be
+ * NULL): the fleet's cache (MCPAuthSharedCache), asked after st misses and
+ * before the IdP, written after the IdP answers; never with cache=0. */
+int mcp_introspect(apr_pool_t *p, mcp_store_t *st, mcp_remote_t *remote, const mcp_introspect_conf_t *c,
+                   const unsigned char *policy_fp, const char *url, const mcp_http_opts_t *http, const char *token,
+                   size_t len, const mcp_log_t *log, json_t **result, apr_time_t *valid_until, mcp_fail_t *fail);
 
 /* RFC 7662 2.2 under the location's rules: "active" must be true; exp (with
  * skew), iss (a configured issuer) and aud are checked when present, and the

@@ -18,6 +18,7 @@
 #include "identity.h"
 #include "refusal.h"
 #include "request.h"
+#include "shared_cache.h"
 #include "shm.h"
 #include "token_cache.h"
 
@@ -312,7 +313,7 @@ static int authenticate_opaque(request_rec *r, const mcp_dir_conf_t *conf, mcp_v
             return accept_token(r, conf, verdict, NULL, token, len, "introspection, cached");
         }
     }
-    if (mcp_introspect(r->pool, store, conf->introspection, cache ? fp : NULL, url,
+    if (mcp_introspect(r->pool, store, mcp_shared_cache(), conf->introspection, cache ? fp : NULL, url,
                        &mcp_srv_conf(r->server)->fetch.http, token, len, log, &result, &valid_until, fail))
         return -1;
     if (mcp_introspect_check(r->pool, result, pol, &idx, fail))

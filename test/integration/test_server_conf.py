@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from harness.env import APACHE_MODULES_DIR
 from test_config import command_table, configtest, location
 
 VALID = {
@@ -24,6 +25,12 @@ VALID = {
     "MCPAuthSSLVerify": "On",
     "MCPAuthCAFile": "/etc/hostname",
     "MCPAuthRefusalLogInterval": "1",
+    "MCPAuthSharedCache": "redis:127.0.0.1:6379",
+}
+
+# What a directive needs loaded before it (the socache provider's module).
+PRELUDE = {
+    "MCPAuthSharedCache": f'LoadModule socache_redis_module "{APACHE_MODULES_DIR / "mod_socache_redis.so"}"\n',
 }
 
 
@@ -36,10 +43,11 @@ def test_every_server_wide_directive_is_listed_here():
 
 @pytest.mark.parametrize("directive", sorted(VALID))
 def test_server_wide_directive_in_a_virtual_host_fails_configtest(tmp_path, mcp_auth_so, directive):
-    line = f"{directive} {VALID[directive]}"
+    line = PRELUDE.get(directive, "") + f"{directive} {VALID[directive]}"
     ok = configtest(tmp_path, mcp_auth_so, line + "\n" + location("MCPAuthIssuer https://idp.example"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    r = configtest(tmp_path, mcp_auth_so, f"<VirtualHost *:1>\n    {line}\n</VirtualHost>\n")
+    r = configtest(tmp_path, mcp_auth_so, PRELUDE.get(directive, "") +
+                   f"<VirtualHost *:1>\n    {directive} {VALID[directive]}\n</VirtualHost>\n")
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert directive in out and "VirtualHost" in out, out

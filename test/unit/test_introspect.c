@@ -364,7 +364,7 @@ static int introspect_until(apr_pool_t *p, mcp_store_t *st, const mcp_introspect
 {
     *result = NULL;
     memset(fail, 0, sizeof(*fail));
-    return mcp_introspect(p, st, c, NULL, url, &HTTP, token, strlen(token), NULL, result, valid_until, fail);
+    return mcp_introspect(p, st, NULL, c, NULL, url, &HTTP, token, strlen(token), NULL, result, valid_until, fail);
 }
 
 static int introspect(apr_pool_t *p, mcp_store_t *st, const mcp_introspect_conf_t *c, const char *url,

@@ -163,6 +163,16 @@ printf 'AUTH_TYPE=%s\\n' "$AUTH_TYPE"
 printf 'MCP_AUTH_SUB=%s\\n' "$MCP_AUTH_SUB"
 """
 
+# The CGI consumer of a kept body (mod_cgid reads it through the input
+# filters, as mod_proxy does): the SHA-256 and length of its stdin.
+ECHO_CGI = r"""#!/usr/bin/python3
+import hashlib, json, os, sys
+data = sys.stdin.buffer.read()
+out = json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "length": len(data),
+                  "remote_user": os.environ.get("REMOTE_USER")}).encode()
+sys.stdout.buffer.write(b"Content-Type: application/json\r\n\r\n" + out)
+"""
+
 TOOLS_LINES = ["MCPAuthToolScope delete_notes notes:delete"]
 FULL = "mcp:tools notes:delete"
 READER = "mcp:tools"
@@ -206,6 +216,7 @@ def _server_conf(family, tls, tls_port, cgi, tmp):
         'LogFormat "%P %H %m %U %>s cl=%{Content-Length}i te=%{Transfer-Encoding}i" mpmproto',
         f'CustomLog "{tmp}/proto.log" mpmproto',
         f'ScriptAliasMatch "^/whoami(/.*)?$" "{cgi}"',
+        f'ScriptAliasMatch "^/cgi-echo(/.*)?$" "{cgi.parent / "echo.cgi"}"',
         "ProxyTimeout 30",
     ]
     if family == "h2":
@@ -222,6 +233,7 @@ def _locations(jwks_uri, back):
                     'RequestHeader set X-Remote-User "expr=%{REMOTE_USER}"', f'ProxyPass "{back}/mcp"'),
         "/sse": loc(f'ProxyPass "{back}/sse"'),
         "/whoami": loc(require="Require valid-user"),
+        "/cgi-echo": loc(*TOOLS_LINES),
     }
 
 
@@ -245,6 +257,7 @@ class Servers:
         tmp = Path(tempfile.mkdtemp(prefix=f"mpm-{mpm}-{family}.", dir=self.tmp_root))
         os.chmod(tmp, 0o777)
         cgi = install_cgi(tmp / "cgi", WHOAMI_CGI, "whoami.cgi")
+        install_cgi(tmp / "cgi", ECHO_CGI, "echo.cgi")
         tls_port = free_port()
         modules = [("proxy_module", "mod_proxy.so"), ("proxy_http_module", "mod_proxy_http.so")]
         if family == "h2":
@@ -521,6 +534,29 @@ def test_tool_scope_body_replayed_byte_for_byte(cell, minter, received, kind, st
     # ... and allowed with the tool's scope, replayed unchanged too.
     r = cell.post("/mcp", minter.token(scope=FULL), forbidden, stream=stream)
     assert r.status == 200 and r.json()["sha256"] == hashlib.sha256(forbidden).hexdigest(), r
+    # The same bodies to a CGI (mod_cgid reads the replay as its stdin).
+    r = cell.post("/cgi-echo", reader, body, stream=stream)
+    assert r.status == 200 and r.json()["sha256"] == hashlib.sha256(body).hexdigest(), r
+    assert r.json()["remote_user"] == "alice", r
+    r = cell.post("/cgi-echo", reader, forbidden, stream=stream)
+    assert r.status == 403 and "notes:delete" in (r.header("WWW-Authenticate") or ""), r
+
+
+def test_tool_scope_body_over_the_limit_is_413(cell, minter, received):
+    """A tools/call over the 1 MiB the module reads: 413 whole, with or
+    without a Content-Length, and nothing of it reaches the backend; the
+    neighbour just under the limit passes byte for byte."""
+    reader = minter.token(scope=READER)
+    limit = 1024 * KIB
+    under = large_call("list_notes", limit - 16)
+    over = large_call("list_notes", limit + 64 * KIB)
+    for stream in (False, True):
+        before = received.count(over)
+        r = cell.refused_post("/mcp", reader, over, stream=stream)
+        assert r.status == 413, r
+        assert received.count(over) == before, "an unchecked body reached the backend"
+    r = cell.post("/mcp", reader, under, stream=True)
+    assert r.status == 200 and r.json()["sha256"] == hashlib.sha256(under).hexdigest(), r
 
 
 def forbid(body):

@@ -47,7 +47,7 @@ from harness.env import APACHE2, free_port, wait_for_port
 from harness.h2c import h2c_posts
 from harness.h2client import h2_request
 from harness.httpd import MPMS, install_cgi, mcp_location
-from harness.servers import QuietHandler, ThreadedServer
+from harness.servers import Introspector, QuietHandler, ThreadedServer
 
 CURL = "/usr/bin/curl"
 PROTOCOLS = ("http/1.1", "h2c", "h2")
@@ -224,11 +224,15 @@ def _server_conf(family, tls, tls_port, cgi, tmp):
     return "\n".join(lines)
 
 
-def _locations(jwks_uri, back):
+def _locations(jwks_uri, back, introspect_url):
     def loc(*lines, require="Require mcp-scope mcp:tools"):
         return mcp_location(jwks_uri=jwks_uri, lines=lines, require=require)
 
     return {
+        # Opaque tokens: the verdict of the IdP is shared by every child.
+        "/intro": mcp_location(jwks_uri=jwks_uri, audience=None, require="Require valid-user",
+                               lines=[f"MCPAuthIntrospection {introspect_url} auth=none",
+                                      'RequestHeader set X-Remote-User "expr=%{REMOTE_USER}"', f'ProxyPass "{back}/intro"']),
         "/mcp": loc(*TOOLS_LINES, "MCPAuthClaimHeader X-User-Sub $.sub",
                     'RequestHeader set X-Remote-User "expr=%{REMOTE_USER}"', f'ProxyPass "{back}/mcp"'),
         "/sse": loc(f'ProxyPass "{back}/sse"'),
@@ -240,8 +244,9 @@ def _locations(jwks_uri, back):
 class Servers:
     """One httpd at a time: the one of the cell being tested."""
 
-    def __init__(self, factory, mcp_auth_so, jwks_server, keys, backend, tls, tmp_root):
+    def __init__(self, factory, mcp_auth_so, jwks_server, keys, backend, tls, tmp_root, introspector):
         self.factory, self.so, self.idp, self.keys = factory, mcp_auth_so, jwks_server, keys
+        self.introspector = introspector
         self.backend, self.tls, self.tmp_root = backend, tls, tmp_root
         self.current = None
 
@@ -262,7 +267,7 @@ class Servers:
         modules = [("proxy_module", "mod_proxy.so"), ("proxy_http_module", "mod_proxy_http.so")]
         if family == "h2":
             modules += [("http2_module", "mod_http2.so"), ("ssl_module", "mod_ssl.so")]
-        h = self.factory.start(_locations(self.idp.url(jwks_path), back),
+        h = self.factory.start(_locations(self.idp.url(jwks_path), back, self.introspector.url("/introspect")),
                                server_conf=_server_conf(family, self.tls, tls_port, cgi, tmp),
                                module_so=self.so, name=f"mpm-{mpm}-{family}", mpm=mpm, modules=modules)
         h.proto_log = tmp / "proto.log"
@@ -279,8 +284,17 @@ class Servers:
 
 
 @pytest.fixture(scope="module")
-def servers(httpd_factory, mcp_auth_so, jwks_server, keys, backend, tls, tmp_root):
-    s = Servers(httpd_factory, mcp_auth_so, jwks_server, keys, backend, tls, tmp_root)
+def introspector():
+    intro = Introspector()
+    try:
+        yield intro
+    finally:
+        intro.stop()
+
+
+@pytest.fixture(scope="module")
+def servers(httpd_factory, mcp_auth_so, jwks_server, keys, backend, tls, tmp_root, introspector):
+    s = Servers(httpd_factory, mcp_auth_so, jwks_server, keys, backend, tls, tmp_root, introspector)
     try:
         yield s
     finally:
@@ -659,39 +673,54 @@ def test_sse_streams_through_proxy(cell, minter):
     assert tail[1] == "401" and not events, (tail, events)
 
 
-def test_shared_cache_across_children(cell, minter):
+def test_shared_cache_across_children(cell, minter, introspector):
     """MCPAuthCacheEntries at its default, requests from many clients at
-    once: whatever child (prefork: process) serves them, the keys were
-    fetched once for the whole server."""
+    once, whatever child (prefork: process) serves them: the keys were
+    fetched once for the whole server, and an opaque token was introspected
+    once -- the verdict is in shared memory, not in one child's."""
     path = cell.server.jwks_path
     idp_count = cell.server.idp_count
     token = minter.token(scope=READER)
+    opaque = "opaque-" + os.urandom(16).hex()
+    introspector.answer(opaque, {"active": True, "sub": "olga", "scope": READER,
+                                 "exp": int(time.time()) + 600})
+    revoked = "opaque-" + os.urandom(16).hex()
+    introspector.answer(revoked, {"active": False})
     assert cell.post("/mcp", token, tools_call("list_notes")).status == 200
+    assert cell.post("/intro", opaque, tools_call("list_notes")).status == 200
     fetched = idp_count(path)
     mark = len(proto_lines(cell.httpd))
-    statuses = []
+    results = []
     lock = threading.Lock()
 
     def client(i):
         for j in range(4):
-            t = token if j % 2 else minter.token(scope=READER, sub=f"u{i}-{j}")
-            s = cell.post("/mcp", t, tools_call("list_notes")).status
+            if j == 3:
+                r = cell.post("/intro", opaque, tools_call("list_notes"))
+                got = (r.status, r.json()["headers"].get("x-remote-user") if r.status == 200 else None)
+            else:
+                t = token if j % 2 else minter.token(scope=READER, sub=f"u{i}-{j}")
+                got = (cell.post("/mcp", t, tools_call("list_notes")).status, "")
             with lock:
-                statuses.append(s)
+                results.append(got)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert statuses == [200] * 24, statuses
+    assert sorted(results) == sorted([(200, "")] * 18 + [(200, "olga")] * 6), results
     lines = wait_proto_lines(cell.httpd, mark, 24)
     pids = {line.split()[0] for line in lines}
     print(f"\n[{cell.server.mpm} {cell.proto}] 24 requests served by {len(pids)} children; "
-          f"JWKS fetched {idp_count(path)} time(s)")
+          f"JWKS fetched {idp_count(path)} time(s), the opaque token introspected {introspector.count(opaque)}")
     assert idp_count(path) == fetched == 1, (fetched, idp_count(path))
+    assert introspector.count(opaque) == 1, introspector.count(opaque)
     if cell.server.mpm == "prefork":
         assert len(pids) >= 2, f"one process served everything: {pids} (the shared cache was not exercised)"
+    # The neighbour: an inactive opaque token is refused, whatever child asks.
+    r = cell.refused_post("/intro", revoked, tools_call("list_notes"))
+    assert r.status == 401 and 'error="invalid_token"' in (r.header("www-authenticate") or ""), r
 
 
 # ---------------------------------------------------------------------------

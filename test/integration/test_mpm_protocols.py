@@ -48,6 +48,7 @@ from harness.h2c import h2c_posts
 from harness.h2client import h2_request
 from harness.httpd import MPMS, install_cgi, mcp_location
 from harness.servers import Introspector, QuietHandler, ThreadedServer
+from harness.tokens import ISSUER
 
 CURL = "/usr/bin/curl"
 PROTOCOLS = ("http/1.1", "h2c", "h2")
@@ -218,6 +219,9 @@ def _server_conf(family, tls, tls_port, cgi, tmp):
         f'ScriptAliasMatch "^/whoami(/.*)?$" "{cgi}"',
         f'ScriptAliasMatch "^/cgi-echo(/.*)?$" "{cgi.parent / "echo.cgi"}"',
         "ProxyTimeout 30",
+        # Children come and go during the run (each attaches to the shared
+        # caches anew), as under an operator's recycling limit.
+        "MaxConnectionsPerChild 25",
     ]
     if family == "h2":
         lines.append(_h2_conf(tls, tls_port))
@@ -472,6 +476,14 @@ def test_challenge_401(cell, minter):
         assert 'resource_metadata="' in www and "/.well-known/oauth-protected-resource" in www, r
         assert (r.header("Content-Type") or "").startswith("application/json"), r
         assert "error" in r.json() or r.json(), r
+        # The client follows resource_metadata, over the same protocol: it
+        # names this resource as the client reached it (https on the TLS host).
+        url = re.search(r'resource_metadata="([^"]+)"', www).group(1)
+        base = cell.server.base(cell.proto)
+        assert url == f"{base}/.well-known/oauth-protected-resource{path}", (url, base)
+        meta = cell.request("GET", url[len(base):])
+        assert meta.status == 200 and meta.json()["resource"] == base + path, meta
+        assert ISSUER in meta.json()["authorization_servers"], meta
     # A large body the client sends anyway (it does not know yet that it
     # needs a token): refused before anything reads it, the answer intact.
     for stream in (False, True):
@@ -766,17 +778,27 @@ def test_graceful_restart_zero_failures(cell, minter):
         except AssertionError as e:
             inflight["r"] = repr(e)
 
+    stream = {}
+
+    def sse_across():
+        try:
+            stream["r"] = sse(cell, reader)
+        except AssertionError as e:
+            stream["r"] = repr(e)
+
     threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
     time.sleep(0.5)
     s = threading.Thread(target=slow)
     s.start()
-    time.sleep(0.4)  # the slow one is at the backend, inside an old-generation child
+    e = threading.Thread(target=sse_across)
+    e.start()
+    time.sleep(0.4)  # the slow one is at the backend, the stream open, in old-generation children
     graceful(cell.httpd)
     time.sleep(1.0)
     stop.set()
-    for t in threads + [s]:
+    for t in threads + [s, e]:
         t.join(60)
     print(f"\n[{cell.server.mpm} {cell.proto}] graceful restart: {len(done)} requests ok, "
           f"{len(failures)} failed")
@@ -784,6 +806,9 @@ def test_graceful_restart_zero_failures(cell, minter):
     assert len(done) >= 6, len(done)
     r = inflight.get("r")
     assert not isinstance(r, str) and r is not None and r.status == 200 and r.json()["sha256"] == digest, r
+    # The SSE stream open across the restart got all its events.
+    r = stream.get("r")
+    assert isinstance(r, tuple) and r[0] == [cell.want_version, "200"] and len(r[1]) == SSE_EVENTS, r
     # After it: the new generation answers all flows.
     assert cell.post("/mcp", reader, body).status == 200
     assert cell.post("/mcp", reader, body.replace(b"list_notes", b"delete_notes")).status == 403

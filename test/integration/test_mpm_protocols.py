@@ -61,7 +61,7 @@ MODULES = "/usr/lib/apache2/modules"
 
 KIB = 1024
 SSE_EVENTS = 3
-SSE_PAUSE = 0.7  # seconds between two events
+SSE_PAUSE = 0.5  # seconds between two events
 
 
 # ---------------------------------------------------------------------------
@@ -625,12 +625,14 @@ def test_concurrent_requests_multiplexed(cell, minter, received):
     refused = forbid(allowed)
     if cell.proto == "h2c":
         for content_length in (True, False):
-            before = received.count(allowed)
-            st = h2c_posts(cell.httpd, "/mcp", reader, allowed, 6, content_length=content_length)
-            assert sorted(st.values()) == [200] * 6, st
+            before, left = received.count(allowed), 6
+            while left:  # streams after a GOAWAY (a child recycled) again, on a new connection
+                st = h2c_posts(cell.httpd, "/mcp", reader, allowed, left, content_length=content_length)
+                assert set(st.values()) <= {200, "goaway"} and len(st) == left, st
+                left = list(st.values()).count("goaway")
             assert received.count(allowed) == before + 6, "the backend did not get every body intact"
             st = h2c_posts(cell.httpd, "/mcp", reader, refused, 6, content_length=content_length)
-            assert len(st) == 6 and 200 not in st.values() and "reset" not in st.values(), st
+            assert len(st) == 6 and set(st.values()) <= {None, "goaway"} and None in st.values(), st
             assert received.count(refused) == 0, "a refused call reached the backend"
         return
     small = tools_call("list_notes", args={"tag": tag.decode()})
@@ -706,8 +708,8 @@ def test_shared_cache_across_children(cell, minter, introspector):
     lock = threading.Lock()
 
     def client(i):
-        for j in range(4):
-            if j == 3:
+        for j in range(3):
+            if j == 2:
                 r = cell.post("/intro", opaque, tools_call("list_notes"))
                 got = (r.status, r.json()["headers"].get("x-remote-user") if r.status == 200 else None)
             else:
@@ -716,15 +718,15 @@ def test_shared_cache_across_children(cell, minter, introspector):
             with lock:
                 results.append(got)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(5)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results) == sorted([(200, "")] * 18 + [(200, "olga")] * 6), results
-    lines = wait_proto_lines(cell.httpd, mark, 24)
+    assert sorted(results) == sorted([(200, "")] * 10 + [(200, "olga")] * 5), results
+    lines = wait_proto_lines(cell.httpd, mark, 15)
     pids = {line.split()[0] for line in lines}
-    print(f"\n[{cell.server.mpm} {cell.proto}] 24 requests served by {len(pids)} children; "
+    print(f"\n[{cell.server.mpm} {cell.proto}] 15 requests served by {len(pids)} children; "
           f"JWKS fetched {idp_count(path)} time(s), the opaque token introspected {introspector.count(opaque)}")
     assert idp_count(path) == fetched == 1, (fetched, idp_count(path))
     assert introspector.count(opaque) == 1, introspector.count(opaque)
@@ -796,7 +798,7 @@ def test_graceful_restart_zero_failures(cell, minter):
     e.start()
     time.sleep(0.4)  # the slow one is at the backend, the stream open, in old-generation children
     graceful(cell.httpd)
-    time.sleep(1.0)
+    time.sleep(0.5)
     stop.set()
     for t in threads + [s, e]:
         t.join(60)

@@ -130,7 +130,16 @@ def h2c_posts(h, path, token, body, n, timeout=60, content_length=True):
                 statuses[sid] = "reset"
                 done.add(sid)
             elif ftype == 7:  # GOAWAY
-                raise ConnectionError(f"GOAWAY after {len(done)} streams: {statuses}")
+                # NO_ERROR: the child is leaving (a graceful restart, its
+                # MaxConnectionsPerChild); streams up to last_sid are still
+                # answered, the others were never processed ('goaway').
+                last_sid = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+                if int.from_bytes(payload[4:8], "big") != 0:
+                    raise ConnectionError(f"GOAWAY {payload[4:8].hex()} after {len(done)} streams: {statuses}")
+                for s in sids:
+                    if s > last_sid and s not in done:
+                        statuses[s] = "goaway"
+                        done.add(s)
         return statuses
     finally:
         sock.close()

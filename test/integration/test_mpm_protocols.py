@@ -5,26 +5,37 @@ Each flow runs in every cell of the matrix (MPM x protocol):
 
     event, worker, prefork   x   HTTP/1.1, h2c (prior knowledge), h2 (TLS, ALPN)
 
-with the real client for HTTP/2 (curl with nghttp2); every answer's protocol
-is asserted, so a silent fallback to HTTP/1.1 fails the cell.  The flows:
+but (prefork, h2): mod_http2 offers no h2 over TLS under prefork, with or
+without this module (test_prefork_h2_over_tls_is_refused_by_mod_http2_itself).
+The client is curl (with nghttp2 for HTTP/2); every answer's protocol is
+asserted, so a silent fallback to HTTP/1.1 fails the cell.  A request
+refused before its body is read goes over HTTP/2 through
+harness/h2client.py instead (Cell.refused_post: curl 7.88 drops such a
+response after mod_http2's RST_STREAM(NO_ERROR),
+test_refusal_before_the_body_then_rst_no_error).  The flows:
 
-* 401 challenge: status, ``WWW-Authenticate: Bearer`` with resource_metadata,
-  a JSON body;
+* 401 challenge: status, ``WWW-Authenticate: Bearer`` with resource_metadata
+  (followed: the metadata names the resource as reached), a JSON body, a
+  large body sent anyway;
 * 200 with identity: REMOTE_USER at a CGI, the exported header and the user
-  at a proxied backend;
+  at a proxied backend, a client's own identity header replaced;
 * 403 step-up: insufficient_scope naming the scope the location needs;
 * tool scopes with byte-for-byte replay: a JSON-RPC tools/call, a large one
-  (> 64 KiB), and one without Content-Length (chunked on HTTP/1.1, DATA
-  frames without content-length on h2), read by the module and received by
-  the backend unchanged (it answers the SHA-256 of what it got); the
-  forbidden tool refused 403 beside the allowed one;
+  (> 64 KiB), each with and without Content-Length (chunked on HTTP/1.1,
+  DATA frames without content-length on h2; the access log says which came),
+  read by the module and received unchanged by a proxied backend and by a
+  CGI (both answer the SHA-256 of what they got); the forbidden tool refused
+  403 beside the allowed one and never reaching the backend; over 1 MiB:
+  413; a dozen at once (over h2 streams of one connection);
 * SSE through mod_proxy: the first event reaches the client before the
-  stream ends;
-* the shared caches across children (MCPAuthCacheEntries at its default):
-  requests served by several children (prefork: several processes) fetch
-  the keys once;
+  backend sends the second;
+* the shared caches across children (MCPAuthCacheEntries at its default,
+  children recycled by MaxConnectionsPerChild): requests served by several
+  children (prefork: several processes) fetch the keys once and introspect
+  an opaque token once;
 * graceful restart (slow): zero failed requests while requests are in
-  flight, and the one in flight across the restart completes.
+  flight; the one at the backend across the restart completes, and an SSE
+  stream open across it gets all its events.
 
 httpd is started once per (MPM, family): "http1" (no mod_http2 loaded) and
 "h2" (mod_http2: h2c on the plain port, h2 on a TLS virtual host).
@@ -48,7 +59,7 @@ from harness.h2c import h2c_posts
 from harness.h2client import h2_request
 from harness.httpd import MPMS, install_cgi, mcp_location
 from harness.servers import Introspector, QuietHandler, ThreadedServer
-from harness.tokens import ISSUER
+from harness.tokens import ISSUED, ISSUER
 
 CURL = "/usr/bin/curl"
 PROTOCOLS = ("http/1.1", "h2c", "h2")
@@ -362,6 +373,7 @@ class Cell:
         else:
             args.append("--http1.1")
         if token is not None:
+            ISSUED.add(token)  # the after-test check looks for it in the logs
             args += ["-H", f"Authorization: Bearer {token}"]
         for k, v in headers:
             args += ["-H", f"{k}: {v}"]
@@ -401,6 +413,7 @@ class Cell:
             return self.post(path, token, body, stream=stream)
         hdrs = [("content-type", "application/json"), ("accept", "application/json, text/event-stream")]
         if token is not None:
+            ISSUED.add(token)
             hdrs.append(("authorization", f"Bearer {token}"))
         port = self.server.tls_port if self.proto == "h2" else self.httpd.port
         a = h2_request(port, "POST", path, hdrs, body, ca=self.server.ca if self.proto == "h2" else None,

@@ -30,6 +30,7 @@ class H2Answer:
     ended: bool = False  # the response's END_STREAM arrived
     reset: int = None  # RST_STREAM error code, if the server reset the stream
     sent: int = 0  # request body bytes sent
+    goaway: int = None  # last_stream_id of a GOAWAY (a child leaving), if one came: python3-h2 reads no frame after it
     frames: list = field(default_factory=list)  # event class names, in order
 
     def header(self, name):
@@ -92,7 +93,11 @@ def h2_request(port, method, path, headers=(), body=None, *, ca=None, content_le
                 continue
             if not data:
                 break
-            for ev in conn.receive_data(data):
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                break  # frames after the GOAWAY (the connection is closed for h2): what came is the answer
+            for ev in events:
                 ans.frames.append(type(ev).__name__)
                 if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
                     for k, v in ev.headers:
@@ -110,6 +115,7 @@ def h2_request(port, method, path, headers=(), body=None, *, ca=None, content_le
                     ans.reset = ev.error_code
                     ended_at = ended_at or time.monotonic()
                 elif isinstance(ev, h2.events.ConnectionTerminated):
+                    ans.goaway = ev.last_stream_id
                     ended_at = ended_at or time.monotonic()
             try:
                 sock.sendall(conn.data_to_send())

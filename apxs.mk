@@ -92,7 +92,7 @@ $(BUILD)/unit/%: test/unit/%.c test/unit/*.h $(ENGINE_O) $(SIGNING_O)
 # ---- dependencies --------------------------------------------------------
 BUILD_PKGS := apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev pkg-config
 TEST_PKGS  := $(BUILD_PKGS) libcmocka-dev python3-pytest python3-jwt python3-cryptography python3-requests \
-              curl openssl golang-go nodejs redis-server memcached
+              curl openssl golang-go nodejs redis-server memcached python3-h2
 
 # build-deps: what the module, the CLI and the demo need. deps: all the
 # tests need too -- the Debian packages (apt-get as root) and the Node peers

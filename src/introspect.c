@@ -98,7 +98,7 @@ static int unavailable(apr_pool_t *p, mcp_fail_t *fail, const char *url, const c
 
 /* One call to the endpoint. */
 static int ask_once(apr_pool_t *p, const mcp_introspect_conf_t *c, const char *url, const mcp_http_opts_t *http,
-               const char *token, size_t len, json_t **result, mcp_fail_t *fail)
+                    const char *token, size_t len, json_t **result, mcp_fail_t *fail)
 {
     const char *tok = mcp_form_encode(p, apr_pstrmemdup(p, token, len)), *param = c->param ? c->param : "token";
     const char *form = NULL, *authz = NULL, *target = url, *err;
@@ -521,7 +521,8 @@ int mcp_introspect(apr_pool_t *p, mcp_store_t *st, mcp_remote_t *remote, const m
         apr_sleep(POLL);
         now = apr_time_now();
     }
-    if (remote && from_fleet(remote, st, c, key, claimed, http, budget_end, log, p, result, valid_until, &remote_mark)) {
+    if (remote &&
+        from_fleet(remote, st, c, key, claimed, http, budget_end, log, p, result, valid_until, &remote_mark)) {
         note_answer(st, *result);
         return 0;
     }

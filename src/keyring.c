@@ -83,7 +83,7 @@ mcp_doc_policy_t mcp_keyring_doc_policy(const mcp_fetch_settings_t *s)
 /* Fetches the JWKS text and checks it holds usable keys before it may
  * replace the shared copy (a broken answer never evicts good keys). */
 static char *fetch_jwks_text(mcp_keyring_t *kr, apr_pool_t *p, const mcp_log_t *log, const char **where, size_t *len,
-                        const char **err)
+                             const char **err)
 {
     mcp_http_resp_t resp;
     mcp_jwks_t *set;

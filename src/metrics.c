@@ -294,8 +294,8 @@ char *mcp_metrics_render(apr_pool_t *p, const mcp_metrics_gauges_t *g)
     if (g && g->have_store) {
         help_type(out, p, "mcp_auth_cache_entries", "Live entries in the shared-memory cache now.", "gauge");
         APR_ARRAY_PUSH(out, const char *) = apr_psprintf(p, "mcp_auth_cache_entries %u\n", g->entries);
-        help_type(out, p, "mcp_auth_cache_capacity", "Entries the shared-memory cache can hold (small verdicts share slots).",
-                  "gauge");
+        help_type(out, p, "mcp_auth_cache_capacity",
+                  "Entries the shared-memory cache can hold (small verdicts share slots).", "gauge");
         APR_ARRAY_PUSH(out, const char *) = apr_psprintf(p, "mcp_auth_cache_capacity %u\n", g->capacity);
     }
     return apr_array_pstrcat(p, out, 0);

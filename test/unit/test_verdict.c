@@ -161,7 +161,9 @@ static void verdict_knows_its_client_and_whether_it_logs_clean(void **state)
     assert_int_equal(mcp_verdict_decode(p, text, len, &back), 0);
     assert_false(back.log_clean);
     json_decref(c);
-    c = json_pack("{s:s}", "sub", "al\xc3\xaf" "ce");
+    c = json_pack("{s:s}", "sub",
+                  "al\xc3\xaf"
+                  "ce");
     assert_int_equal(mcp_verdict_from_claims(p, c, 0, MCP_ALG_RS256, NULL, NULL, &v), 0);
     assert_false(v.log_clean);
     json_decref(c);

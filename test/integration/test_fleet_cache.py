@@ -28,6 +28,7 @@ import time
 import pytest
 
 from harness.env import APACHE2, APACHE_MODULES_DIR, free_port, wait_for_port
+from harness.prometheus import parse_prometheus, value
 from harness.servers import Introspector
 from test_config import configtest
 from test_introspection import active, get
@@ -200,7 +201,9 @@ def start_node(httpd_factory, mcp_auth_so, idp, spec, kind, *, name, cache=300, 
         f"MCPAuthIntrospection {idp.base_url}/introspect client_id=rs client_secret=rs-secret cache={cache}",
         "Require valid-user"])
     conf = "\n".join([f"MCPAuthHTTPTimeout {T}", f"MCPAuthSharedCache {spec}" if spec else "", extra])
-    return httpd_factory.start({"/a": loc}, server_conf=conf, module_so=mcp_auth_so, name=name,
+    # The server's counters (SPEC 10), to see which node asked and which
+    # took the answer from the shared level.
+    return httpd_factory.start({"/a": loc, "/metrics": "SetHandler mcp-auth-metrics"}, server_conf=conf, module_so=mcp_auth_so, name=name,
                                modules=[PROVIDERS[kind]], mpm=mpm)
 
 
@@ -221,6 +224,12 @@ def nodes(httpd_factory, mcp_auth_so, idp):
     finally:
         for h in started:
             h.stop()
+
+
+def scrape_at(h):
+    r = get(h.port, "/metrics", None)
+    assert r.status == 200, r
+    return parse_prometheus(r.body.decode())
 
 
 def spread(nodes, tokens, n, workers=16, timeout=30):
@@ -255,6 +264,14 @@ def test_one_introspection_call_for_1000_requests_over_two_nodes(cache_servers, 
     per_node = [sum(1 for r in results if r[0] == i) for i in (0, 1)]
     assert per_node == [500, 500], per_node
     assert idp.count(tok) == 1, f"{idp.count(tok)} introspection calls for one token on two nodes ({kind})"
+    # The nodes' own counters say the same: one call in the fleet, and the
+    # node that did not ask took the answer from the shared level.
+    seen = [scrape_at(h) for h in (a, b)]
+    calls = [value(m, "mcp_auth_introspection_calls_total", result="ok") for m in seen]
+    assert sorted(calls) == [0, 1], calls
+    other = seen[calls.index(0)]
+    assert value(other, "mcp_auth_cache_hits_total", level="remote") >= 1, other
+    assert sum(value(m, "mcp_auth_requests_total", outcome="accepted", reason="none") for m in seen) == 1000
 
     # the neighbour without a shared cache: two nodes, two calls (what the
     # shared level saves)

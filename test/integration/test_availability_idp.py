@@ -199,21 +199,31 @@ def test_random_opaque_tokens_over_https_cost_little_cpu_and_reuse_connections(s
     for _ in range(30):  # warm every child: connections and trust store
         assert get(h.port, "/o", opaque())[0] == 401
 
+    # CPU time is a measurement, and one round can be inflated by the rest
+    # of the machine (seen once in CI: 3.3 ms against ~1.25 ms in every
+    # rerun): the best of up to three rounds is held to the bound. What
+    # this guards against -- the CA bundle or a TLS session built per call
+    # -- makes every round slow. Every round's other checks must hold.
     n = 200
-    kids = children(h.pid)
-    before, accepts0, requests0 = cpu_ticks(kids), tls_idp.accepts, tls_idp.requests
-    statuses = [get(h.port, "/o", opaque())[0] for _ in range(n)]
-    after = cpu_ticks(children(h.pid))
-    ticks = sum(after[p] - before.get(p, 0) for p in after)
-    per_token_ms = ticks * 1000.0 / os.sysconf("SC_CLK_TCK") / n
-    accepts, calls = tls_idp.accepts - accepts0, tls_idp.requests - requests0
-    print(f"\n[https cpu] {n} random tokens: {per_token_ms:.2f} ms CPU each in httpd's children; "
-          f"IdP: {calls} calls over {accepts} new connections")
-    assert statuses == [401] * n, statuses
-    assert calls == n
     bound = 8.0 if SANITIZED else 2.0
-    assert per_token_ms < bound, f"{per_token_ms:.1f} ms of CPU per random token (bound {bound} ms)"
-    assert accepts <= 20, f"{accepts} new TLS connections for {n} calls: connections are not reused"
+    rounds = []
+    for _ in range(3):
+        kids = children(h.pid)
+        before, accepts0, requests0 = cpu_ticks(kids), tls_idp.accepts, tls_idp.requests
+        statuses = [get(h.port, "/o", opaque())[0] for _ in range(n)]
+        after = cpu_ticks(children(h.pid))
+        ticks = sum(after[p] - before.get(p, 0) for p in after)
+        per_token_ms = ticks * 1000.0 / os.sysconf("SC_CLK_TCK") / n
+        accepts, calls = tls_idp.accepts - accepts0, tls_idp.requests - requests0
+        print(f"\n[https cpu] {n} random tokens: {per_token_ms:.2f} ms CPU each in httpd's children; "
+              f"IdP: {calls} calls over {accepts} new connections")
+        assert statuses == [401] * n, statuses
+        assert calls == n
+        assert accepts <= 20, f"{accepts} new TLS connections for {n} calls: connections are not reused"
+        rounds.append(per_token_ms)
+        if per_token_ms < bound:
+            break
+    assert min(rounds) < bound, f"{rounds} ms of CPU per random token in each round (bound {bound} ms)"
 
 
 # ---------------------------------------------------------------------------

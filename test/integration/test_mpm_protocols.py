@@ -621,7 +621,15 @@ def parallel_curl(cell, plan):
             more, url = cell.curl_args("POST", "/mcp", token, [("Content-Type", "application/json")], 60)
             args += more[1:] + ["--data-binary", f"@{infile}", "-o", str(Path(d) / f"out{i}"),
                                 "-w", "%{urlnum} %{http_version} %{http_code} %{num_connects}\\n", url]
-        p = subprocess.run(args, capture_output=True, timeout=90)
+        # The cell's children are recycled (MaxConnectionsPerChild): once in
+        # CI a connection ended under curl with a stream open (exit 18, "not
+        # closed cleanly"; no child crashed). That is the recycling this
+        # server provokes, so the whole plan runs once more on a fresh
+        # connection -- every answer is still checked by the caller.
+        for _ in range(2):
+            p = subprocess.run(args, capture_output=True, timeout=90)
+            if p.returncode not in (16, 18, 92) or b"HTTP/2" not in p.stderr:
+                break
         assert p.returncode == 0, p.stderr.decode(errors="replace")
         rows = sorted((int(u), v, int(c), int(n)) for u, v, c, n in
                       (line.split() for line in p.stdout.decode().splitlines()))

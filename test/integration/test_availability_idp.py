@@ -199,13 +199,17 @@ def test_random_opaque_tokens_over_https_cost_little_cpu_and_reuse_connections(s
     for _ in range(30):  # warm every child: connections and trust store
         assert get(h.port, "/o", opaque())[0] == 401
 
-    # CPU time is a measurement, and one round can be inflated by the rest
-    # of the machine (seen once in CI: 3.3 ms against ~1.25 ms in every
-    # rerun): the best of up to three rounds is held to the bound. What
-    # this guards against -- the CA bundle or a TLS session built per call
-    # -- makes every round slow. Every round's other checks must hold.
+    # CPU time is a measurement, and the rest of the machine inflates it:
+    # ~1.25 ms per token alone, up to 3.3 ms in one CI round and
+    # [2.25, 3.75, 3.1] ms in all three rounds of another CI run. What this
+    # guards against is far above that: reading this ~140-certificate
+    # bundle costs ~20 ms of CPU on this machine (python3's ssl, same
+    # OpenSSL), so a trust store built per call costs every round ~20 ms
+    # more. A TLS connection per call (a handshake, ~1-2 ms) is caught by
+    # the connection count below, not by this bound. The best of up to
+    # three rounds is held to it; every round's other checks must hold.
     n = 200
-    bound = 8.0 if SANITIZED else 2.0
+    bound = 16.0 if SANITIZED else 6.0
     rounds = []
     for _ in range(3):
         kids = children(h.pid)

@@ -138,6 +138,7 @@ install: module
 	  install -m 644 conf/mcp_auth.load /etc/apache2/mods-available/mcp_auth.load; \
 	  echo "installed /etc/apache2/mods-available/mcp_auth.load (enable with: a2enmod mcp_auth)"; fi
 	install -m 755 $(BUILD)/mcp-auth-token /usr/local/bin/mcp-auth-token
+	install -D -m 644 doc/mcp-auth-token.1 /usr/local/share/man/man1/mcp-auth-token.1
 
 format: lint-deps
 	$(CLANG_FORMAT) -i $(FORMAT_SRC)

@@ -395,6 +395,20 @@ class Cell:
                 infile.write_bytes(body)
                 args += ["--data-binary", f"@{infile}"]
             p = subprocess.run(args + [url], input=stdin, capture_output=True, timeout=timeout + 10)
+            # Over HTTP/2, mod_http2 resets now and then a new connection
+            # that a child leaving at MaxConnectionsPerChild had taken
+            # (this server recycles its children on purpose): curl exits
+            # 55/56 ("Connection reset by peer") with no response byte. The
+            # same without this module (MaxConnectionsPerChild 1, no module:
+            # 17 of 121 fresh h2 connections reset, 14 of 120 with it, 0 of
+            # 120 over HTTP/1.1; with MaxConnectionsPerChild 0 and a graceful
+            # restart every second: 0 of 5,528), so such a request is sent
+            # once more on a new connection. A child that crashed still
+            # fails the test (harness/checks.py reads the error log).
+            if self.proto != "http/1.1" and p.returncode in (55, 56) and p.stdout == b"0 000":
+                print(f"\n[{self.proto}] {method} {path}: connection reset before any response "
+                      f"(curl {p.returncode}): sent again")
+                p = subprocess.run(args + [url], input=stdin, capture_output=True, timeout=timeout + 10)
             assert p.returncode == 0, (self.proto, path, p.returncode, p.stderr.decode(errors="replace"))
             version, code = p.stdout.decode().split()
             ans = Answer(int(code), version, _parse_headers(hfile.read_bytes()), bfile.read_bytes())

@@ -69,6 +69,9 @@ PROTOCOLS = ("http/1.1", "h2c", "h2")
 # knowledge is still served as HTTP/2 there, and is in the matrix.
 CELLS = [(mpm, proto) for mpm in MPMS for proto in PROTOCOLS if (mpm, proto) != ("prefork", "h2")]
 MODULES = "/usr/lib/apache2/modules"
+# Requests sent again after an h2 connection was reset before any response
+# byte (Cell.request): [(method, path, curl exit)].
+RESETS = []
 
 KIB = 1024
 SSE_EVENTS = 3
@@ -395,18 +398,25 @@ class Cell:
                 infile.write_bytes(body)
                 args += ["--data-binary", f"@{infile}"]
             p = subprocess.run(args + [url], input=stdin, capture_output=True, timeout=timeout + 10)
-            # Over HTTP/2, mod_http2 resets now and then a new connection
-            # that a child leaving at MaxConnectionsPerChild had taken
-            # (this server recycles its children on purpose): curl exits
-            # 55/56 ("Connection reset by peer") with no response byte. The
-            # same without this module (MaxConnectionsPerChild 1, no module:
-            # 17 of 121 fresh h2 connections reset, 14 of 120 with it, 0 of
-            # 120 over HTTP/1.1; with MaxConnectionsPerChild 0 and a graceful
-            # restart every second: 0 of 5,528), so such a request is sent
-            # once more on a new connection. A child that crashed still
-            # fails the test (harness/checks.py reads the error log).
-            if self.proto != "http/1.1" and p.returncode in (55, 56) and p.stdout == b"0 000":
-                print(f"\n[{self.proto}] {method} {path}: connection reset before any response "
+            # h2 over TLS, event MPM: a child that stops (MaxConnectionsPerChild,
+            # which this server sets on purpose, or a graceful signal) right
+            # after its listener accepted a connection leaves the session
+            # parked after the TLS handshake with nobody polling it, and exits
+            # with the client's request unread: the kernel resets it, no
+            # GOAWAY, no stream, no request hook ran (mpm_event:trace6 and
+            # http2:debug logs). curl exits 56 (or 55 from the sending side)
+            # with no response byte. httpd's own: forced with
+            # MaxConnectionsPerChild 1, 59 of 536 fresh h2 connections reset
+            # without this module loaded, 62 of 567 with it; 0 of 120 over
+            # HTTP/1.1 and 0 of 122 over h2c. Such a request is sent once more
+            # on a new connection and counted in RESETS; the graceful test
+            # checks its backend saw every body once. A crashed child still
+            # fails every test (harness/checks.py reads the error log).
+            if (self.proto == "h2" and p.stdout == b"0 000" and not (hfile.exists() and hfile.read_bytes())
+                    and ((p.returncode == 56 and b"Connection reset by peer" in p.stderr)
+                         or (p.returncode == 55 and (b"Broken pipe" in p.stderr or b"errno 107" in p.stderr)))):
+                RESETS.append((method, path, p.returncode))
+                print(f"\n[{self.proto}] {method} {path}: connection reset before any response byte "
                       f"(curl {p.returncode}): sent again")
                 p = subprocess.run(args + [url], input=stdin, capture_output=True, timeout=timeout + 10)
             assert p.returncode == 0, (self.proto, path, p.returncode, p.stderr.decode(errors="replace"))
@@ -791,26 +801,30 @@ def graceful(h):
 
 
 @pytest.mark.slow
-def test_graceful_restart_zero_failures(cell, minter):
+def test_graceful_restart_zero_failures(cell, minter, received):
     reader = minter.token(scope=READER)
     body = tools_call("list_notes", args={"x": "y" * 300})
     digest = hashlib.sha256(body).hexdigest()
     failures, done = [], []
     stop = threading.Event()
     lock = threading.Lock()
+    resets_before = len(RESETS)
 
     def load(i):
         n = 0
         while not stop.is_set():
             n += 1
+            # Each body its own: the backend must see each exactly once,
+            # also a request sent again after a reset (Cell.request).
+            mine = tools_call("list_notes", args={"x": "y" * 300, "n": f"{cell.server.mpm}-{cell.proto}-{i}-{n}"})
             try:
-                r = cell.post("/mcp", reader, body, stream=(n % 2 == 0))
-                ok = r.status == 200 and r.json()["sha256"] == digest
+                r = cell.post("/mcp", reader, mine, stream=(n % 2 == 0))
+                ok = r.status == 200 and r.json()["sha256"] == hashlib.sha256(mine).hexdigest()
                 res = None if ok else r
             except (AssertionError, subprocess.SubprocessError, ValueError) as e:
                 res = repr(e)
             with lock:
-                (failures.append(res) if res is not None else done.append(1))
+                (failures.append(res) if res is not None else done.append(mine))
 
     inflight = {}
 
@@ -842,10 +856,16 @@ def test_graceful_restart_zero_failures(cell, minter):
     stop.set()
     for t in threads + [s, e]:
         t.join(60)
+    resets = RESETS[resets_before:]
     print(f"\n[{cell.server.mpm} {cell.proto}] graceful restart: {len(done)} requests ok, "
-          f"{len(failures)} failed")
+          f"{len(failures)} failed, {len(resets)} sent again after a reset before any response byte")
     assert not failures, failures[:5]
     assert len(done) >= 6, len(done)
+    twice = [b for b in done if received.count(b) != 1]
+    assert not twice, f"{len(twice)} bodies not seen exactly once by the backend"
+    # ~1e-4 per request at this server's settings: more is not that race;
+    # and the slow request must have been in flight across the restart.
+    assert len(resets) <= 2 and not any("delay" in path for _, path, _ in resets), resets
     r = inflight.get("r")
     assert not isinstance(r, str) and r is not None and r.status == 200 and r.json()["sha256"] == digest, r
     # The SSE stream open across the restart got all its events.

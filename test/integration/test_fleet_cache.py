@@ -28,7 +28,7 @@ import time
 import pytest
 
 from harness.env import APACHE2, APACHE_MODULES_DIR, free_port, wait_for_port
-from harness.prometheus import parse_prometheus, value
+from harness.prometheus import scrape, value
 from harness.servers import Introspector
 from test_config import configtest
 from test_introspection import active, get
@@ -209,7 +209,7 @@ def start_node(httpd_factory, mcp_auth_so, idp, spec, kind, *, name, cache=300, 
                       f'<Location "{STATIC}">\n{loc}\n</Location>'])
     # The server's counters (SPEC 10), to see which node asked and which
     # took the answer from the shared level.
-    return httpd_factory.start({"/a": loc, "/metrics": "SetHandler mcp-auth-metrics"}, server_conf=conf,
+    return httpd_factory.start({"/a": loc, "/mcp-auth-metrics": "SetHandler mcp-auth-metrics"}, server_conf=conf,
                                module_so=mcp_auth_so, name=name,
                                modules=[PROVIDERS[kind]], mpm=mpm)
 
@@ -231,12 +231,6 @@ def nodes(httpd_factory, mcp_auth_so, idp):
     finally:
         for h in started:
             h.stop()
-
-
-def scrape_at(h):
-    r = get(h.port, "/metrics", None)
-    assert r.status == 200, r
-    return parse_prometheus(r.body.decode())
 
 
 def spread(nodes, tokens, n, workers=16, timeout=30, path="/a"):
@@ -273,7 +267,7 @@ def test_one_introspection_call_for_1000_requests_over_two_nodes(cache_servers, 
     assert idp.count(tok) == 1, f"{idp.count(tok)} introspection calls for one token on two nodes ({kind})"
     # The nodes' own counters say the same: one call in the fleet, and the
     # node that did not ask took the answer from the shared level.
-    seen = [scrape_at(h) for h in (a, b)]
+    seen = [scrape(h) for h in (a, b)]
     calls = [value(m, "mcp_auth_introspection_calls_total", result="ok") for m in seen]
     assert sorted(calls) == [0, 1], calls
     other = seen[calls.index(0)]
